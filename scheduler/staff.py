@@ -1,0 +1,137 @@
+"""Staff profiles (counselors, interpreters, admins) kept in Redis."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from enum import StrEnum
+
+import redis.asyncio as aioredis
+from pydantic import BaseModel, Field, field_validator
+
+from scheduler.errors import StaffExistsError, UnknownStaffError
+
+LANGUAGES = ("ko", "en", "ja", "zh", "ru")
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
+_KEY_PREFIX = "sb:staff:"
+_INDEX = "sb:staff-index"
+
+
+class StaffRole(StrEnum):
+    COUNSELOR = "counselor"
+    INTERPRETER = "interpreter"
+    ADMIN = "admin"
+
+
+class StaffMember(BaseModel):
+    username: str
+    display_name: str = Field(min_length=1, max_length=80)
+    role: StaffRole
+    languages: list[str] = Field(default_factory=lambda: ["ko"])
+    topics: list[str] = Field(default_factory=list)
+    timezone: str = "Asia/Seoul"
+
+    @field_validator("username")
+    @classmethod
+    def _username(cls, value: str) -> str:
+        if not _USERNAME.match(value):
+            raise ValueError(
+                "username must be 2-32 characters of lower-case letters, digits, '.', '_' or '-'"
+            )
+        return value
+
+    @field_validator("languages")
+    @classmethod
+    def _languages(cls, value: list[str]) -> list[str]:
+        unknown = [code for code in value if code not in LANGUAGES]
+        if unknown:
+            raise ValueError(
+                f"unknown language code(s) {', '.join(unknown)}; use {', '.join(LANGUAGES)}"
+            )
+        if not value:
+            raise ValueError("at least one language is needed")
+        return value
+
+
+class _StoredStaff(StaffMember):
+    password_hash: str
+
+
+def hash_password(password: str, *, salt: bytes | None = None) -> str:
+    """scrypt with a random salt; the result encodes its parameters."""
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
+    return f"scrypt$16384$8$1${salt.hex()}${digest.hex()}"
+
+
+def verify_password(password: str, encoded: str) -> bool:
+    try:
+        scheme, n, r, p, salt_hex, digest_hex = encoded.split("$")
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    digest = hashlib.scrypt(
+        password.encode(), salt=bytes.fromhex(salt_hex), n=int(n), r=int(r), p=int(p), dklen=32
+    )
+    return hmac.compare_digest(digest.hex(), digest_hex)
+
+
+class StaffStore:
+    """Staff accounts. Passwords are scrypt-hashed; hashes never leave this class."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self._redis = redis
+
+    async def add(self, member: StaffMember, password: str) -> StaffMember:
+        if len(password) < 8:
+            raise ValueError("password must be at least 8 characters")
+        stored = _StoredStaff(**member.model_dump(), password_hash=hash_password(password))
+        created = await self._redis.set(
+            _KEY_PREFIX + member.username, stored.model_dump_json(), nx=True
+        )
+        if not created:
+            raise StaffExistsError(f"staff member {member.username!r} already exists")
+        await self._redis.sadd(_INDEX, member.username)
+        return member
+
+    async def update(self, member: StaffMember) -> StaffMember:
+        raw = await self._redis.get(_KEY_PREFIX + member.username)
+        if raw is None:
+            raise UnknownStaffError(f"no staff member {member.username!r}")
+        old = _StoredStaff.model_validate_json(raw)
+        stored = _StoredStaff(**member.model_dump(), password_hash=old.password_hash)
+        await self._redis.set(_KEY_PREFIX + member.username, stored.model_dump_json())
+        return member
+
+    async def get(self, username: str) -> StaffMember | None:
+        raw = await self._redis.get(_KEY_PREFIX + username)
+        if raw is None:
+            return None
+        return StaffMember.model_validate(
+            _StoredStaff.model_validate_json(raw).model_dump(exclude={"password_hash"})
+        )
+
+    async def list(self) -> list[StaffMember]:
+        names = sorted(n.decode() if isinstance(n, bytes) else n for n in await self._redis.smembers(_INDEX))
+        members = [await self.get(name) for name in names]
+        return [m for m in members if m is not None]
+
+    async def authenticate(self, username: str, password: str) -> StaffMember | None:
+        raw = await self._redis.get(_KEY_PREFIX + username)
+        if raw is None:
+            # Spend the same time as a real check so usernames cannot be probed.
+            verify_password(password, hash_password("x" * 8, salt=b"0" * 16))
+            return None
+        stored = _StoredStaff.model_validate_json(raw)
+        if not verify_password(password, stored.password_hash):
+            return None
+        return StaffMember.model_validate(stored.model_dump(exclude={"password_hash"}))
+
+    async def remove(self, username: str) -> None:
+        deleted = await self._redis.delete(_KEY_PREFIX + username)
+        await self._redis.srem(_INDEX, username)
+        if not deleted:
+            raise UnknownStaffError(f"no staff member {username!r}")

