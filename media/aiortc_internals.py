@@ -1,0 +1,366 @@
+"""Every touch of aiortc's private attributes, in one place.
+
+Forwarding encoded media at the RTP level needs three things aiortc does not
+expose publicly:
+
+* on a receiver, the parsed RTP packets (after SRTP, RTX unwrapping and NACK
+  generation) *instead of* the jitter buffer and decoder thread;
+* on a sender, a way to put an already-packetized RTP packet on the wire with
+  the sender's SSRC, payload type, header extensions, retransmission history
+  and RTCP sender-report counters;
+* the negotiated codecs of a transceiver, and a hook on a sender's keyframe
+  request (aiortc only sets a flag that the pre-encoded path ignores).
+
+This module was written against aiortc 1.16 (``SUPPORTED_AIORTC``). Importing it
+under any other version raises, and ``tests/media/test_aiortc_internals.py``
+checks every attribute it relies on, so an aiortc upgrade fails loudly instead
+of silently decoding again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from importlib.metadata import version
+from typing import Any, Final, cast
+
+import aiortc
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc import clock as aiortc_clock
+from aiortc.codecs import is_rtx
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket, unwrap_rtx
+
+from media.errors import MediaError
+
+logger = logging.getLogger(__name__)
+
+#: The aiortc versions (inclusive lower, exclusive upper) this module was written for.
+SUPPORTED_AIORTC: Final = ((1, 16), (1, 17))
+
+
+class AiortcVersionError(MediaError):
+    """aiortc is not a version whose internals this module knows."""
+
+
+def _parse_version(text: str) -> tuple[int, int]:
+    major, minor = text.split(".")[:2]
+    return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
+
+
+def check_aiortc_version(installed: str | None = None) -> None:
+    """Raise unless the installed aiortc is inside ``SUPPORTED_AIORTC``."""
+    text = installed if installed is not None else version("aiortc")
+    low, high = SUPPORTED_AIORTC
+    if not (low <= _parse_version(text) < high):
+        raise AiortcVersionError(
+            f"media.aiortc_internals was written for aiortc >={low[0]}.{low[1]},"
+            f"<{high[0]}.{high[1]}, found {text}; re-check every private attribute "
+            "it uses before widening the range"
+        )
+
+
+check_aiortc_version()
+
+# Name-mangled private attributes used below, listed so a test can check them all.
+_RECEIVER_ATTRS: Final = (
+    "_RTCRtpReceiver__codecs",
+    "_RTCRtpReceiver__rtx_ssrc",
+    "_RTCRtpReceiver__remote_streams",
+    "_RTCRtpReceiver__nack_generator",
+    "_RTCRtpReceiver__remote_bitrate_estimator",
+    "_RTCRtpReceiver__active_ssrc",
+    "_handle_rtp_packet",
+    "_send_rtcp_nack",
+    "_send_rtcp_pli",
+)
+_SENDER_ATTRS: Final = (
+    "_RTCRtpSender__started",
+    "_RTCRtpSender__mid",
+    "_RTCRtpSender__rtp_header_extensions_map",
+    "_RTCRtpSender__rtp_history",
+    "_RTCRtpSender__ntp_timestamp",
+    "_RTCRtpSender__rtp_timestamp",
+    "_RTCRtpSender__octet_count",
+    "_RTCRtpSender__packet_count",
+    "_send_keyframe",
+    "_ssrc",
+)
+_TRANSCEIVER_ATTRS: Final = ("_codecs",)
+
+
+def missing_attributes(
+    receiver: RTCRtpReceiver, sender: RTCRtpSender, transceiver: RTCRtpTransceiver
+) -> list[str]:
+    """Names this module relies on that the given live objects lack (empty when fine)."""
+    missing = [f"RTCRtpReceiver.{a}" for a in _RECEIVER_ATTRS if not hasattr(receiver, a)]
+    missing += [f"RTCRtpSender.{a}" for a in _SENDER_ATTRS if not hasattr(sender, a)]
+    missing += [f"RTCRtpTransceiver.{a}" for a in _TRANSCEIVER_ATTRS if not hasattr(transceiver, a)]
+    for name in ("StreamStatistics", "NackGenerator"):
+        if not hasattr(aiortc.rtcrtpreceiver, name):
+            missing.append(f"aiortc.rtcrtpreceiver.{name}")
+    return missing
+
+
+#: Called with each received media packet (RTX already unwrapped) and its arrival in ms.
+PacketSink = Callable[[RtpPacket, int], Awaitable[None]]
+
+
+class ReceiveHook:
+    """Replaces a receiver's RTP path: statistics, RTX, NACK, REMB, then ``sink``.
+
+    The jitter buffer and the decoder thread never see a packet, so no decoder is
+    ever created for this receiver.
+    """
+
+    def __init__(self, receiver: RTCRtpReceiver, sink: PacketSink | None = None) -> None:
+        self._receiver = receiver
+        self.sink = sink
+        self.media_ssrc: int | None = None
+        r: Any = receiver
+        self._codecs: dict[int, RTCRtpCodecParameters] = r._RTCRtpReceiver__codecs
+        self._rtx_ssrc: dict[int, int] = r._RTCRtpReceiver__rtx_ssrc
+        self._streams: dict[int, Any] = r._RTCRtpReceiver__remote_streams
+        self._active: dict[int, Any] = r._RTCRtpReceiver__active_ssrc
+        self._nack: Any = r._RTCRtpReceiver__nack_generator
+        self._remb: Any = r._RTCRtpReceiver__remote_bitrate_estimator
+        self._original = r._handle_rtp_packet
+        r._handle_rtp_packet = self._handle_rtp_packet
+
+    def codec(self, payload_type: int) -> RTCRtpCodecParameters | None:
+        return self._codecs.get(payload_type)
+
+    def uninstall(self) -> None:
+        r: Any = self._receiver
+        r._handle_rtp_packet = self._original
+        self.sink = None
+
+    async def send_pli(self) -> bool:
+        """Ask the publisher for a keyframe on its primary (non-RTX) SSRC."""
+        if self.media_ssrc is None:
+            return False
+        r: Any = self._receiver
+        await r._send_rtcp_pli(self.media_ssrc)
+        return True
+
+    async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        receiver: Any = self._receiver
+        if not receiver._enabled:
+            return
+        if self._remb is not None and packet.extensions.abs_send_time is not None:
+            remb = self._remb.add(
+                abs_send_time=packet.extensions.abs_send_time,
+                arrival_time_ms=arrival_time_ms,
+                payload_size=len(packet.payload) + packet.padding_size,
+                ssrc=packet.ssrc,
+            )
+            if remb is not None:
+                await _send_remb(receiver, remb)
+        codec = self._codecs.get(packet.payload_type)
+        if codec is None:
+            return
+        stream = self._streams.get(packet.ssrc)
+        if stream is None:
+            stream = aiortc.rtcrtpreceiver.StreamStatistics(codec.clockRate)
+            self._streams[packet.ssrc] = stream
+            self._active[packet.ssrc] = aiortc_clock.current_datetime()
+        stream.add(packet)
+        if is_rtx(codec):
+            original_ssrc = self._rtx_ssrc.get(packet.ssrc)
+            apt = codec.parameters.get("apt")
+            if (
+                original_ssrc is None
+                or len(packet.payload) < 2
+                or not isinstance(apt, int)
+                or apt not in self._codecs
+            ):
+                return
+            packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
+        else:
+            self.media_ssrc = packet.ssrc
+        if not packet.payload:
+            return  # padding-only probe
+        if self._nack is not None and self._nack.add(packet):
+            await receiver._send_rtcp_nack(packet.ssrc, sorted(self._nack.missing))
+        sink = self.sink
+        if sink is not None:
+            await sink(packet, arrival_time_ms)
+
+
+async def _send_remb(receiver: Any, remb: tuple[int, list[int]]) -> None:
+    from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
+
+    rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc
+    if rtcp_ssrc is not None:
+        await receiver._send_rtcp(
+            RtcpPsfbPacket(
+                fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb)
+            )
+        )
+
+
+class _ParkedTrack(MediaStreamTrack):
+    """A track whose ``recv`` never yields: parks a sender's own RTP loop.
+
+    With no track, aiortc's sender polls every 20 ms; with this one it waits
+    without waking, and never creates an encoder.
+    """
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self._never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def recv(self) -> Any:
+        await asyncio.shield(self._never)
+        raise MediaStreamError  # pragma: no cover - the future never completes
+
+    def stop(self) -> None:
+        super().stop()
+
+
+@dataclass
+class _SendState:
+    payload_type: int
+    codec: RTCRtpCodecParameters
+    mid: str | None
+    extensions_map: Any
+    history: dict[int, RtpPacket]
+
+
+class OutboundRtp:
+    """Writes forwarded RTP packets through one ``RTCRtpSender``.
+
+    SSRC, payload type and header extensions are the sender's; the packet lands
+    in the sender's history so NACKs are answered (over RTX when negotiated),
+    and the sender-report counters advance as if aiortc had sent it.
+    """
+
+    def __init__(self, sender: RTCRtpSender, transceiver: RTCRtpTransceiver) -> None:
+        self.sender = sender
+        self._transceiver = transceiver
+        self._state: _SendState | None = None
+        if not isinstance(sender.track, _ParkedTrack):
+            sender.replaceTrack(_ParkedTrack(sender.kind))
+
+    @property
+    def ssrc(self) -> int:
+        return self.sender._ssrc
+
+    def negotiated_codec(self) -> RTCRtpCodecParameters | None:
+        """The sender's primary codec, once negotiation picked one."""
+        codecs: list[RTCRtpCodecParameters] = self._transceiver._codecs
+        return codecs[0] if codecs else None
+
+    def on_keyframe_request(self, callback: Callable[[], None] | None) -> None:
+        """Route the subscriber's PLI/FIR for this sender to ``callback``."""
+        s: Any = self.sender
+        s._send_keyframe = callback if callback is not None else (lambda: None)
+
+    def _ready(self) -> _SendState | None:
+        if self._state is not None:
+            return self._state
+        s: Any = self.sender
+        if not s._RTCRtpSender__started:
+            return None
+        codec = self.negotiated_codec()
+        if codec is None:
+            return None
+        if codec.payloadType is None:
+            return None
+        self._state = _SendState(
+            payload_type=codec.payloadType,
+            codec=codec,
+            mid=s._RTCRtpSender__mid,
+            extensions_map=s._RTCRtpSender__rtp_header_extensions_map,
+            history=s._RTCRtpSender__rtp_history,
+        )
+        return self._state
+
+    async def send(
+        self,
+        source: RtpPacket,
+        sequence_number: int,
+        timestamp: int,
+    ) -> bool:
+        """Send ``source``'s payload with the given outgoing numbering; False if not ready."""
+        state = self._ready()
+        if state is None:
+            return False
+        packet = RtpPacket(
+            payload_type=state.payload_type,
+            marker=source.marker,
+            sequence_number=sequence_number,
+            timestamp=timestamp,
+            ssrc=self.sender._ssrc,
+            payload=source.payload,
+        )
+        ntp = aiortc_clock.current_ntp_time()
+        packet.extensions.abs_send_time = (ntp >> 14) & 0x00FFFFFF
+        packet.extensions.mid = state.mid
+        packet.extensions.audio_level = source.extensions.audio_level
+        state.history[sequence_number % RTP_HISTORY_SIZE] = packet
+        try:
+            await self.sender.transport._send_rtp(packet.serialize(state.extensions_map))
+        except ConnectionError:
+            return False
+        s: Any = self.sender
+        s._RTCRtpSender__ntp_timestamp = ntp
+        s._RTCRtpSender__rtp_timestamp = timestamp
+        s._RTCRtpSender__octet_count += len(source.payload)
+        s._RTCRtpSender__packet_count += 1
+        return True
+
+
+def find_transceiver(
+    pcs: list[RTCPeerConnection], sender: RTCRtpSender
+) -> RTCRtpTransceiver | None:
+    for pc in pcs:
+        for transceiver in pc.getTransceivers():
+            if transceiver.sender is sender:
+                return transceiver
+    return None
+
+
+def negotiated_receive_codec(receiver: RTCRtpReceiver) -> RTCRtpCodecParameters | None:
+    """The primary (non-RTX) codec a receiver accepts, once negotiated."""
+    r: Any = receiver
+    codecs = cast(dict[int, RTCRtpCodecParameters], r._RTCRtpReceiver__codecs)
+    for codec in codecs.values():
+        if not is_rtx(codec):
+            return codec
+    return None
+
+
+def transceiver_for_receiver(
+    pc: RTCPeerConnection, receiver: RTCRtpReceiver
+) -> RTCRtpTransceiver | None:
+    for transceiver in pc.getTransceivers():
+        if transceiver.receiver is receiver:
+            return transceiver
+    return None
+
+
+def wrap_negotiation(pc: RTCPeerConnection, before: Callable[[RTCPeerConnection], None]) -> None:
+    """Run ``before(pc)`` ahead of every ``createOffer`` and ``setRemoteDescription``.
+
+    aiortc has no connection-wide codec preference; this lets the forwarder set
+    each transceiver's preferences right before codecs are negotiated.
+    """
+    p: Any = pc
+    create_offer = pc.createOffer
+    set_remote = pc.setRemoteDescription
+
+    async def _create_offer() -> Any:
+        before(pc)
+        return await create_offer()
+
+    async def _set_remote(description: Any) -> None:
+        before(pc)
+        await set_remote(description)
+
+    p.createOffer = _create_offer
+    p.setRemoteDescription = _set_remote

@@ -1,0 +1,323 @@
+"""Forwarding at the RTP-packet level: no decode, no re-encode, no jitter buffer.
+
+Like mediasoup's ``SimpleConsumer`` and Janus's VideoRoom, each received RTP
+packet is written to every subscriber's sender as soon as it arrives, with the
+subscriber's own SSRC, payload type, sequence numbers and timestamps (an offset
+per subscription, re-anchored at each keyframe after a (re)attach). A video
+subscription starts at a keyframe: packets before one are dropped while a
+rate-limited PLI asks the publisher for one. Sends are non-blocking UDP writes,
+so a slow subscriber cannot build a queue on the server; the browser's own
+NACK/PLI recovers loss.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from collections.abc import Callable
+from typing import Final
+
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtp import RtpPacket
+
+from media.aiortc_internals import (
+    OutboundRtp,
+    ReceiveHook,
+    find_transceiver,
+    wrap_negotiation,
+)
+from media.audio_tap import OpusAudioTap
+from media.codecs import RoomCodecs, apply_room_codecs, same_codec
+from media.errors import MediaError
+from media.forwarding import Publication
+from media.keyframes import DEFAULT_MIN_INTERVAL, KeyframeRequester, is_keyframe_start
+
+logger = logging.getLogger(__name__)
+
+#: Called for every packet of a publication (RTX unwrapped) with its codec name; must not block.
+PacketListener = Callable[[RtpPacket, str], None]
+
+_SEQ_MOD: Final = 1 << 16
+_TS_MOD: Final = 1 << 32
+
+
+class _Source:
+    """One publication as received: its hook, subscriptions, listeners, keyframe control."""
+
+    def __init__(self, publication: Publication, hook: ReceiveHook, min_interval: float) -> None:
+        self.publication = publication
+        self.hook = hook
+        self.codec_name: str | None = None
+        self.clock_rate = 90_000 if publication.kind == "video" else 48_000
+        self.subscriptions: list[_Subscription] = []
+        self.listeners: list[PacketListener] = []
+        self.requester: KeyframeRequester | None = None
+        if publication.kind == "video":
+            self.requester = KeyframeRequester(
+                hook.send_pli, name=publication.id, min_interval=min_interval
+            )
+        hook.sink = self.on_packet
+
+    def request_keyframe(self) -> None:
+        if self.requester is not None:
+            self.requester.request()
+
+    async def on_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        if self.codec_name is None:
+            codec = self.hook.codec(packet.payload_type)
+            if codec is None:
+                return
+            self.codec_name = codec.name
+            self.clock_rate = codec.clockRate
+        for subscription in self.subscriptions:
+            await subscription.forward(packet)
+        for listener in self.listeners:
+            listener(packet, self.codec_name)
+
+    async def aclose(self) -> None:
+        self.hook.sink = None
+        self.listeners.clear()
+        if self.requester is not None:
+            await self.requester.aclose()
+
+
+class _Subscription:
+    """One sender carrying one source, with its own numbering."""
+
+    def __init__(self, source: _Source, out: OutboundRtp, state: _NumberingState) -> None:
+        self.source = source
+        self.out = out
+        self.state = state
+        self.video = source.publication.kind == "video"
+        self.in_ssrc: int | None = None
+        self.start_seq = 0
+        self.seq_offset = 0
+        self.ts_offset = 0
+        self.forwarded = 0
+        self.dropped_waiting = 0
+        self._mismatch_logged = False
+
+    def _anchor(self, packet: RtpPacket) -> None:
+        state = self.state
+        if state.last_seq is None or state.last_ts is None:
+            next_seq = packet.sequence_number
+            next_ts = packet.timestamp
+        else:
+            next_seq = (state.last_seq + 1) % _SEQ_MOD
+            elapsed = max(time.monotonic() - state.last_time, 1 / 30)
+            next_ts = (state.last_ts + int(elapsed * self.source.clock_rate)) % _TS_MOD
+        self.seq_offset = (next_seq - packet.sequence_number) % _SEQ_MOD
+        self.ts_offset = (next_ts - packet.timestamp) % _TS_MOD
+        self.start_seq = packet.sequence_number
+        self.in_ssrc = packet.ssrc
+
+    async def forward(self, packet: RtpPacket) -> None:
+        codec_name = self.source.codec_name or ""
+        negotiated = self.out.negotiated_codec()
+        if negotiated is not None and not same_codec(negotiated.name, codec_name):
+            if not self._mismatch_logged:
+                self._mismatch_logged = True
+                logger.error(
+                    "%s: subscriber negotiated %s but the publisher sends %s; not forwarding",
+                    self.source.publication.id,
+                    negotiated.name,
+                    codec_name,
+                )
+            return
+        if packet.ssrc != self.in_ssrc:
+            if self.video and not is_keyframe_start(codec_name, packet.payload):
+                self.dropped_waiting += 1
+                self.source.request_keyframe()
+                return
+            self._anchor(packet)
+        elif (packet.sequence_number - self.start_seq) % _SEQ_MOD >= 0x8000:
+            return  # reordered packet from before this subscription's start
+        seq = (packet.sequence_number + self.seq_offset) % _SEQ_MOD
+        ts = (packet.timestamp + self.ts_offset) % _TS_MOD
+        if await self.out.send(packet, seq, ts):
+            self.forwarded += 1
+            state = self.state
+            if state.last_seq is None or (seq - state.last_seq) % _SEQ_MOD < 0x8000:
+                state.last_seq = seq
+                state.last_ts = ts
+                state.last_time = time.monotonic()
+        elif self.in_ssrc is not None and self.forwarded == 0:
+            self.in_ssrc = None  # sender not started yet: anchor again on a later keyframe
+
+
+class _NumberingState:
+    """What one sender last put on the wire, so a re-attach continues its numbering."""
+
+    def __init__(self) -> None:
+        self.last_seq: int | None = None
+        self.last_ts: int | None = None
+        self.last_time = 0.0
+
+
+class RtpForwarder:
+    """A ``media.forwarding.Forwarder`` that forwards RTP packets without transcoding."""
+
+    def __init__(
+        self,
+        codecs: RoomCodecs | None = None,
+        *,
+        keyframe_min_interval: float = DEFAULT_MIN_INTERVAL,
+    ) -> None:
+        self.codecs = codecs or RoomCodecs()
+        self._min_interval = keyframe_min_interval
+        self._pcs: weakref.WeakSet[RTCPeerConnection] = weakref.WeakSet()
+        self._hooks: weakref.WeakKeyDictionary[RTCRtpReceiver, ReceiveHook] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._sources: dict[str, _Source] = {}
+        self._outbound: dict[RTCRtpSender, OutboundRtp] = {}
+        self._numbering: dict[RTCRtpSender, _NumberingState] = {}
+        self._subscriptions: dict[RTCRtpSender, _Subscription] = {}
+        self._taps: list[OpusAudioTap] = []
+        self._retired: list[_Source] = []
+
+    # -- peers -------------------------------------------------------------------------
+
+    def prepare_peer(self, pc: RTCPeerConnection) -> None:
+        self._pcs.add(pc)
+        wrap_negotiation(pc, lambda p: apply_room_codecs(p, self.codecs))
+
+        def on_track(track: MediaStreamTrack) -> None:
+            for transceiver in pc.getTransceivers():
+                if transceiver.receiver.track is track:
+                    self._hook(transceiver.receiver)
+
+        pc.on("track", on_track)
+
+    def _hook(self, receiver: RTCRtpReceiver) -> ReceiveHook:
+        hook = self._hooks.get(receiver)
+        if hook is None:
+            hook = ReceiveHook(receiver)
+            self._hooks[receiver] = hook
+        return hook
+
+    # -- publications ------------------------------------------------------------------
+
+    def publish(self, publication: Publication) -> None:
+        if publication.id in self._sources:
+            self.unpublish(publication.id)
+        source = _Source(publication, self._hook(publication.receiver), self._min_interval)
+        self._sources[publication.id] = source
+        logger.info("%s: published (rtp forwarding)", publication.id)
+
+    def unpublish(self, publication_id: str) -> None:
+        source = self._sources.pop(publication_id, None)
+        if source is None:
+            return
+        for subscription in list(source.subscriptions):
+            self.detach(subscription.out.sender)
+        for tap in [t for t in self._taps if t.publication_id == publication_id]:
+            tap.end()
+        source.hook.sink = None
+        source.listeners.clear()
+        if source.requester is not None:
+            source.requester.close_nowait()
+        self._retired.append(source)
+        logger.info("%s: unpublished", publication_id)
+
+    def source_codec(self, publication_id: str) -> str | None:
+        """The codec name a publication arrives in, once its first packet was seen."""
+        source = self._sources.get(publication_id)
+        return None if source is None else source.codec_name
+
+    # -- subscriptions -----------------------------------------------------------------
+
+    def _outbound_for(self, sender: RTCRtpSender) -> OutboundRtp:
+        out = self._outbound.get(sender)
+        if out is None:
+            transceiver = find_transceiver(list(self._pcs), sender)
+            if transceiver is None:
+                raise MediaError("attach: sender belongs to no peer given to prepare_peer()")
+            out = OutboundRtp(sender, transceiver)
+            self._outbound[sender] = out
+            self._numbering[sender] = _NumberingState()
+        return out
+
+    def attach(self, publication_id: str, sender: RTCRtpSender) -> None:
+        source = self._sources.get(publication_id)
+        if source is None:
+            raise MediaError(f"no publication {publication_id!r} to attach")
+        if source.publication.kind != sender.kind:
+            raise MediaError(f"cannot attach {publication_id!r} to a {sender.kind} sender")
+        self.detach(sender)
+        out = self._outbound_for(sender)
+        subscription = _Subscription(source, out, self._numbering[sender])
+        source.subscriptions.append(subscription)
+        self._subscriptions[sender] = subscription
+        out.on_keyframe_request(source.request_keyframe)
+        source.request_keyframe()
+
+    def detach(self, sender: RTCRtpSender) -> None:
+        subscription = self._subscriptions.pop(sender, None)
+        if subscription is None:
+            return
+        subscription.out.on_keyframe_request(None)
+        if subscription in subscription.source.subscriptions:
+            subscription.source.subscriptions.remove(subscription)
+
+    # -- consumers of encoded packets --------------------------------------------------
+
+    def add_packet_listener(
+        self, publication_id: str, listener: PacketListener
+    ) -> Callable[[], None]:
+        """Call ``listener`` for each packet of a publication; returns the remover."""
+        source = self._sources.get(publication_id)
+        if source is None:
+            raise MediaError(f"no publication {publication_id!r} to listen to")
+        source.listeners.append(listener)
+
+        def remove() -> None:
+            if listener in source.listeners:
+                source.listeners.remove(listener)
+
+        return remove
+
+    def audio_tap(self, publication_id: str) -> OpusAudioTap:
+        source = self._sources.get(publication_id)
+        if source is None or source.publication.kind != "audio":
+            raise MediaError(f"no audio publication {publication_id!r} to tap")
+        tap = OpusAudioTap(publication_id)
+        remove = self.add_packet_listener(publication_id, tap.feed)
+        tap.on_close(remove)
+        self._taps.append(tap)
+        return tap
+
+    # -- introspection for tests and metrics -------------------------------------------
+
+    def subscription_stats(self, sender: RTCRtpSender) -> tuple[int, int]:
+        """(packets forwarded, packets dropped while waiting for a keyframe) for ``sender``."""
+        subscription = self._subscriptions.get(sender)
+        if subscription is None:
+            return (0, 0)
+        return subscription.forwarded, subscription.dropped_waiting
+
+    def keyframe_requests_sent(self, publication_id: str) -> int:
+        source = self._sources.get(publication_id)
+        if source is None or source.requester is None:
+            return 0
+        return source.requester.sent
+
+    @property
+    def subscription_count(self) -> int:
+        return len(self._subscriptions)
+
+    async def aclose(self) -> None:
+        for sender in list(self._subscriptions):
+            self.detach(sender)
+        for tap in self._taps:
+            await tap.aclose()
+        self._taps.clear()
+        sources = list(self._sources.values()) + self._retired
+        self._sources.clear()
+        self._retired.clear()
+        for source in sources:
+            await source.aclose()
+        for hook in list(self._hooks.values()):
+            hook.sink = None
