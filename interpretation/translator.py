@@ -1,0 +1,265 @@
+"""Machine translation of final captions with Argos Translate packages.
+
+Each installed package is loaded once (``argostranslate.package.Package`` for the
+tokenizer, a CTranslate2 ``Translator`` with one thread for the model) and cached
+per language pair. Pairs without a direct package pivot through English.
+Concurrent requests for the same pair are batched into one ``translate_batch``
+call on a worker thread; nothing blocks the event loop.
+
+Sentence splitting is ours and rule-based (punctuation), so no sentence-boundary
+model is ever downloaded: Argos's default MiniSBD splitter fetches one from the
+network on first use. Text without punctuation (what Vosk produces) is one sentence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from interpretation.errors import ModelNotAvailable
+from interpretation.glossary import GlossaryStore, contains_term, replace_terms
+from interpretation.packages import PackageInfo, PackageStore, configure_argos_environment
+
+log = logging.getLogger(__name__)
+
+PIVOT = "en"
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|(?<=[。！？])\s*")
+#: How long the list of installed pairs is trusted before the directory is re-read.
+RESCAN_S = 30.0
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split on sentence-final punctuation; text without any stays whole."""
+    parts = [p.strip() for p in _SENTENCE_END.split(text)]
+    return [p for p in parts if p]
+
+
+class PairModel:
+    """One package's tokenizer and CTranslate2 model. Blocking; used from worker threads."""
+
+    def __init__(self, info: PackageInfo, *, beam_size: int = 2) -> None:
+        configure_argos_environment(info.path.parent.parent)  # before the first import
+        import ctranslate2
+        from argostranslate.package import Package
+
+        self.info = info
+        self._package: Any = Package(info.path)
+        if getattr(self._package, "tokenizer", None) is None:
+            raise ModelNotAvailable(f"package {info.path} has no tokenizer model")
+        self._translator: Any = ctranslate2.Translator(
+            str(info.path / "model"), device="cpu", inter_threads=1, intra_threads=1
+        )
+        self._beam_size = beam_size
+        self._prefix: str = getattr(self._package, "target_prefix", "") or ""
+
+    def translate(self, sentences: list[str]) -> list[str]:
+        if not sentences:
+            return []
+        tokenizer = self._package.tokenizer
+        tokens = [tokenizer.encode(s) for s in sentences]
+        prefix = [[self._prefix]] * len(tokens) if self._prefix else None
+        longest = max(len(t) for t in tokens)
+        results = self._translator.translate_batch(
+            tokens,
+            target_prefix=prefix,
+            beam_size=self._beam_size,
+            max_batch_size=64,
+            replace_unknowns=True,
+            length_penalty=0.2,
+            max_decoding_length=min(256, 2 * longest + 16),
+        )
+        out: list[str] = []
+        for result in results:
+            value: str = tokenizer.decode(result.hypotheses[0])
+            if self._prefix and value.startswith(self._prefix):
+                value = value[len(self._prefix) :]
+            out.append(value.strip())
+        return out
+
+
+@dataclass
+class _Request:
+    sentences: list[str]
+    future: asyncio.Future[list[str]]
+
+
+@dataclass
+class _PairQueue:
+    pair: tuple[str, str]
+    queue: asyncio.Queue[_Request] = field(default_factory=asyncio.Queue)
+    task: asyncio.Task[None] | None = None
+
+
+class Translator:
+    """Translation service shared by every room of the process."""
+
+    def __init__(
+        self,
+        store: PackageStore,
+        glossary: GlossaryStore | None = None,
+        *,
+        executor: Executor | None = None,
+        max_batch: int = 32,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._glossary = glossary
+        self._own_executor = executor is None
+        self._executor = executor or ThreadPoolExecutor(
+            max_workers=os.cpu_count() or 1, thread_name_prefix="translate"
+        )
+        self._max_batch = max_batch
+        self._clock = clock
+        self._models: dict[tuple[str, str], PairModel] = {}
+        self._models_lock = threading.Lock()
+        self._queues: dict[tuple[str, str], _PairQueue] = {}
+        self._pairs: frozenset[tuple[str, str]] = frozenset()
+        self._scanned_at: float | None = None
+        self._closed = False
+        #: sentences translated in each executor call, for tests and metrics
+        self.batch_sizes: list[int] = []
+
+    @property
+    def packages_dir(self) -> Path:
+        return self._store.packages_dir
+
+    async def _installed(self) -> frozenset[tuple[str, str]]:
+        now = self._clock()
+        if self._scanned_at is None or now - self._scanned_at > RESCAN_S:
+            infos = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._store.list
+            )
+            self._pairs = frozenset(i.pair for i in infos)
+            self._scanned_at = now
+        return self._pairs
+
+    async def reload(self) -> None:
+        """Forget the pair list and loaded models (after an install)."""
+        self._scanned_at = None
+        with self._models_lock:
+            self._models.clear()
+        await self._installed()
+
+    async def route(self, source: str, target: str) -> list[tuple[str, str]] | None:
+        """The pairs to chain for ``source -> target``: direct, or through English."""
+        pairs = await self._installed()
+        if source == target:
+            return []
+        if (source, target) in pairs:
+            return [(source, target)]
+        if (source, PIVOT) in pairs and (PIVOT, target) in pairs:
+            return [(source, PIVOT), (PIVOT, target)]
+        return None
+
+    async def translate(self, text: str, source: str, target: str) -> str | None:
+        """``text`` in ``target``, or None when no package route exists."""
+        route = await self.route(source, target)
+        if route is None:
+            return None
+        if not route or not text.strip():
+            return text
+        glossary = self._glossary.get() if self._glossary is not None else None
+        terms = glossary.matches(text, source, target) if glossary is not None else []
+        current = replace_terms(text, terms, source)
+        for pair in route:
+            current = await self._translate_pair(current, pair)
+        missing = [dst for _, dst in terms if not contains_term(current, dst, target)]
+        if missing:
+            current = f"{current} [{', '.join(missing)}]".strip()
+        return current
+
+    async def translate_many(
+        self, text: str, source: str, targets: Iterable[str]
+    ) -> dict[str, str]:
+        """Translations into every target that has a route, concurrently (so batched)."""
+        wanted = sorted({t for t in targets if t != source})
+        results = await asyncio.gather(*(self.translate(text, source, t) for t in wanted))
+        return {t: r for t, r in zip(wanted, results, strict=True) if r is not None}
+
+    async def _translate_pair(self, text: str, pair: tuple[str, str]) -> str:
+        if self._closed:
+            raise ModelNotAvailable("the translator is closed")
+        sentences = split_sentences(text) or [text]
+        pq = self._queues.get(pair)
+        if pq is None:
+            pq = self._queues[pair] = _PairQueue(pair)
+            pq.task = asyncio.create_task(self._serve(pq), name=f"translate:{pair[0]}-{pair[1]}")
+        future: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
+        pq.queue.put_nowait(_Request(sentences, future))
+        translated = await future
+        return " ".join(t for t in translated if t)
+
+    def _model(self, pair: tuple[str, str]) -> PairModel:
+        with self._models_lock:
+            model = self._models.get(pair)
+            if model is None:
+                info = self._store.find(*pair)
+                if info is None:
+                    raise ModelNotAvailable(f"no translation package {pair[0]} -> {pair[1]}")
+                started = time.perf_counter()
+                model = self._models[pair] = PairModel(info)
+                log.info(
+                    "loaded translation model %s -> %s in %.2fs",
+                    *pair,
+                    time.perf_counter() - started,
+                )
+            return model
+
+    def _run_batch(self, pair: tuple[str, str], sentences: list[str]) -> list[str]:
+        return self._model(pair).translate(sentences)
+
+    async def _serve(self, pq: _PairQueue) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await pq.queue.get()]
+            while len(batch) < self._max_batch and not pq.queue.empty():
+                batch.append(pq.queue.get_nowait())
+            sentences = [s for r in batch for s in r.sentences]
+            self.batch_sizes.append(len(sentences))
+            try:
+                out = await loop.run_in_executor(
+                    self._executor, self._run_batch, pq.pair, sentences
+                )
+            except asyncio.CancelledError:
+                for r in batch:
+                    r.future.cancel()
+                raise
+            except Exception as exc:
+                log.warning("translation %s -> %s failed: %s", *pq.pair, exc)
+                for r in batch:
+                    if not r.future.done():
+                        r.future.set_exception(exc)
+                continue
+            pos = 0
+            for r in batch:
+                n = len(r.sentences)
+                if not r.future.done():
+                    r.future.set_result(out[pos : pos + n])
+                pos += n
+
+    async def aclose(self) -> None:
+        self._closed = True
+        tasks = [pq.task for pq in self._queues.values() if pq.task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                if not task.cancelled():
+                    raise
+        for pq in self._queues.values():
+            while not pq.queue.empty():
+                pq.queue.get_nowait().future.cancel()
+        self._queues.clear()
+        if self._own_executor:
+            self._executor.shutdown(wait=True, cancel_futures=True)
