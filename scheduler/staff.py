@@ -6,12 +6,15 @@ import hashlib
 import hmac
 import re
 import secrets
+from datetime import date, datetime, time
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from scheduler.errors import StaffExistsError, UnknownStaffError
+from scheduler.timezones import check_timezone
 
 LANGUAGES = ("ko", "en", "ja", "zh", "ru")
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
@@ -25,6 +28,56 @@ class StaffRole(StrEnum):
     ADMIN = "admin"
 
 
+class Weekday(StrEnum):
+    MON = "mon"
+    TUE = "tue"
+    WED = "wed"
+    THU = "thu"
+    FRI = "fri"
+    SAT = "sat"
+    SUN = "sun"
+
+    @classmethod
+    def of(cls, day: date) -> Weekday:
+        return list(cls)[day.weekday()]
+
+
+class TimeRange(BaseModel):
+    """Working time within one day, in the staff member's time zone; ``end`` is exclusive."""
+
+    start: time
+    end: time
+
+    @model_validator(mode="after")
+    def _order(self) -> TimeRange:
+        if self.end <= self.start:
+            raise ValueError(f"a time range must end after it starts ({self.start}-{self.end})")
+        return self
+
+
+class Leave(BaseModel):
+    """Days off (inclusive), in the staff member's time zone."""
+
+    start: date
+    end: date
+    note: str = Field(default="", max_length=200)
+
+    @model_validator(mode="after")
+    def _order(self) -> Leave:
+        if self.end < self.start:
+            raise ValueError(f"leave must end on or after its first day ({self.start}..{self.end})")
+        return self
+
+
+def default_hours() -> dict[Weekday, list[TimeRange]]:
+    """Monday to Friday, 09:00-18:00: the center's opening hours."""
+    workday = [TimeRange(start=time(9), end=time(18))]
+    return {
+        day: list(workday)
+        for day in (Weekday.MON, Weekday.TUE, Weekday.WED, Weekday.THU, Weekday.FRI)
+    }
+
+
 class StaffMember(BaseModel):
     username: str
     display_name: str = Field(min_length=1, max_length=80)
@@ -32,6 +85,29 @@ class StaffMember(BaseModel):
     languages: list[str] = Field(default_factory=lambda: ["ko"])
     topics: list[str] = Field(default_factory=list)
     timezone: str = "Asia/Seoul"
+    weekly_hours: dict[Weekday, list[TimeRange]] = Field(default_factory=default_hours)
+    leave: list[Leave] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        return check_timezone(value)
+
+    def works(self, start: datetime, end: datetime) -> bool:
+        """Whether [start, end) lies inside this person's hours and not on leave."""
+        zone = ZoneInfo(self.timezone)
+        local_start = start.astimezone(zone)
+        local_end = end.astimezone(zone)
+        day = local_start.date()
+        if local_end.date() != day and local_end.time() != time(0):
+            return False
+        if any(leave.start <= day <= leave.end for leave in self.leave):
+            return False
+        end_t = local_end.time() if local_end.date() == day else time.max
+        return any(
+            r.start <= local_start.time() and end_t <= r.end
+            for r in self.weekly_hours.get(Weekday.of(day), [])
+        )
 
     @field_validator("username")
     @classmethod
@@ -115,9 +191,20 @@ class StaffStore:
         )
 
     async def list(self) -> list[StaffMember]:
-        names = sorted(n.decode() if isinstance(n, bytes) else n for n in await self._redis.smembers(_INDEX))
-        members = [await self.get(name) for name in names]
-        return [m for m in members if m is not None]
+        names = sorted(
+            n.decode() if isinstance(n, bytes) else str(n)
+            for n in await self._redis.smembers(_INDEX)
+        )
+        if not names:
+            return []
+        raws = await self._redis.mget([_KEY_PREFIX + name for name in names])
+        return [
+            StaffMember.model_validate(
+                _StoredStaff.model_validate_json(raw).model_dump(exclude={"password_hash"})
+            )
+            for raw in raws
+            if raw is not None
+        ]
 
     async def authenticate(self, username: str, password: str) -> StaffMember | None:
         raw = await self._redis.get(_KEY_PREFIX + username)
