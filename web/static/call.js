@@ -1,0 +1,1372 @@
+/* Seoulbridge call page: device check -> lobby -> call.
+ *
+ * Talks to the server as signaling/PROTOCOL.md describes: socket.io, every payload
+ * on the event "message" with a "type" tag; one RTCPeerConnection to the server,
+ * which always offers while this page only answers.
+ *
+ * State for tests and for other modules (captions.js) is on window.seoulbridge.
+ * Plain script, no build step; needs i18n.js and vendor/socket.io.min.js first.
+ */
+(function () {
+  "use strict";
+
+  const I18N = window.SB_I18N;
+  const EVENT = "message";
+  const ICE_GATHER_WAIT_MS = 2000;
+  const STATS_INTERVAL_MS = 500;
+  const LANG_KEY = "seoulbridge.lang";
+  const VIDEO_CONSTRAINTS = { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 24, max: 30 } };
+  const AUDIO_CONSTRAINTS = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
+
+  const $ = (id) => document.getElementById(id);
+
+  // ------------------------------------------------------------------ state
+  const url = new URL(window.location.href);
+  const pathParts = url.pathname.split("/").filter(Boolean);
+  const joinIdx = pathParts.indexOf("join");
+
+  /** Everything the page knows; also what tests read. */
+  const S = {
+    screen: "loading", // loading | error | check | lobby | call | final
+    finalKind: null, // left | ended | denied | removed | replaced
+    lang: "en",
+    langChosen: false,
+    roomId: joinIdx >= 0 && pathParts[joinIdx + 1] ? decodeURIComponent(pathParts[joinIdx + 1]) : (url.searchParams.get("room") || ""),
+    token: url.searchParams.get("t") || url.searchParams.get("token") || "",
+    you: null,
+    room: null,
+    iceServers: [],
+    participants: {}, // id -> Participant, the others in the call
+    waiting: [], // lobby, for counselors
+    chat: [],
+    socket: null,
+    socketState: "idle", // idle | connecting | connected | reconnecting | closed
+    pc: null,
+    pcState: "new",
+    iceState: "new",
+    trackMap: {}, // mid -> {participant_id, kind}, from the latest offer
+    publish: {},
+    offersHandled: 0,
+    localStream: null,
+    audioMuted: false,
+    videoMuted: false,
+    hasAudio: false,
+    hasVideo: false,
+    mediaError: null,
+    joinClickedAt: null,
+    joinedAt: null,
+    firstFrameAt: null, // performance.now() at the first decoded remote video frame
+    firstFrameBy: {}, // participant id -> performance.now() of their first frame
+    lastError: null, // {code, message}
+    log: [],
+  };
+  window.seoulbridge = S;
+
+  let answerSent = false;
+  let negotiation = Promise.resolve();
+  let statsTimer = null;
+  let meter = null;
+  let chime = null;
+  let toastTimer = null;
+  let chatVisible = window.matchMedia("(min-width: 601px)").matches;
+  let unread = 0;
+  const remote = {}; // participant id -> {video: MediaStreamTrack|null, audio: MediaStreamTrack|null}
+  const statsBaseline = {}; // mid -> counters belonging to a previous owner of a reused mid
+
+  function log(...args) {
+    const line = args.map((a) => (typeof a === "string" ? a : JSON.stringify(a))).join(" ");
+    S.log.push(`${(performance.now() / 1000).toFixed(2)} ${line}`);
+    if (S.log.length > 300) S.log.shift();
+    console.debug("[seoulbridge]", ...args);
+  }
+
+  // ------------------------------------------------------------------- i18n
+  function t(key, vars) {
+    return I18N.t(S.lang, key, vars);
+  }
+
+  function tokenClaims() {
+    // Read (never trust) the token's claims, only to pick the page language before
+    // the server answers, so that even a refused link is explained in the right one.
+    try {
+      const part = S.token.split(".")[1];
+      const json = atob(part.replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(part.length / 4) * 4, "="));
+      return JSON.parse(decodeURIComponent(escape(json)));
+    } catch {
+      return {};
+    }
+  }
+
+  function pickLanguage(tokenLang) {
+    const fromQuery = I18N.match(url.searchParams.get("lang"));
+    if (fromQuery) return [fromQuery, true];
+    let stored = null;
+    try {
+      stored = I18N.match(localStorage.getItem(LANG_KEY));
+    } catch {
+      /* storage may be disabled */
+    }
+    if (stored) return [stored, true];
+    const fromToken = I18N.match(tokenLang);
+    if (fromToken) return [fromToken, false];
+    for (const tag of navigator.languages || [navigator.language]) {
+      const m = I18N.match(tag);
+      if (m) return [m, false];
+    }
+    return ["ko", false];
+  }
+
+  function setLanguage(lang, chosen) {
+    S.lang = lang;
+    if (chosen) {
+      S.langChosen = true;
+      try {
+        localStorage.setItem(LANG_KEY, lang);
+      } catch {
+        /* ignore */
+      }
+    }
+    document.documentElement.lang = lang;
+    $("lang-select").value = lang;
+    applyStrings();
+    renderAll();
+    if (window.Captions && typeof window.Captions.setLanguage === "function") {
+      try {
+        window.Captions.setLanguage(lang);
+      } catch (e) {
+        log("captions setLanguage failed", String(e));
+      }
+    }
+  }
+
+  function applyStrings() {
+    for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+    for (const el of document.querySelectorAll("[data-i18n-aria]")) el.setAttribute("aria-label", t(el.dataset.i18nAria));
+    for (const el of document.querySelectorAll("[data-i18n-placeholder]")) el.placeholder = t(el.dataset.i18nPlaceholder);
+    document.title = titleText();
+  }
+
+  function titleText() {
+    const waiting = canModerate() && S.waiting.length ? `(${S.waiting.length}) ` : "";
+    const room = S.room && S.room.title ? ` — ${S.room.title}` : "";
+    return `${waiting}Seoulbridge${room}`;
+  }
+
+  function roleName(role) {
+    return t(`role_${role}`);
+  }
+
+  function canModerate() {
+    return !!S.you && (S.you.role === "counselor" || S.you.role === "admin");
+  }
+
+  // ----------------------------------------------------------------- screens
+  function setScreen(name) {
+    if (S.screen === name) return;
+    log("screen", S.screen, "->", name);
+    S.screen = name;
+    document.body.dataset.screen = name;
+    for (const el of document.querySelectorAll("main > .screen")) el.hidden = el.id !== `screen-${name}`;
+    if (name === "check" || name === "lobby") startMeter();
+    else stopMeter();
+    if (name === "call") startStatsLoop();
+    renderAll();
+  }
+
+  function showError(code, message) {
+    S.lastError = { code: code || "unknown", message: message || "" };
+    log("error", S.lastError);
+    stopEverything();
+    setScreen("error");
+    renderError();
+    $("error-title").focus?.();
+  }
+
+  function renderError() {
+    if (!S.lastError) return;
+    const { code, message } = S.lastError;
+    const key = `err_${code}`;
+    const known = I18N.STRINGS.en[key] !== undefined;
+    const screen = $("screen-error");
+    screen.dataset.code = code;
+    $("error-text").textContent = known ? t(key) : message || t("err_unknown");
+    const detail = $("error-detail");
+    const showDetail = known && message && message !== t(key);
+    detail.hidden = !showDetail;
+    detail.textContent = showDetail ? `${t("server_says")} ${message}` : "";
+    $("error-retry").hidden = !(code === "network" || code === "unknown");
+  }
+
+  function finish(kind, reason) {
+    if (S.screen === "final") return;
+    S.finalKind = kind;
+    S.finalReason = reason || "";
+    log("finish", kind, reason);
+    stopEverything();
+    setScreen("final");
+  }
+
+  function renderFinal() {
+    if (S.screen !== "final") return;
+    const titles = { left: "left_title", ended: "ended_title", denied: "denied_title", removed: "removed_title", replaced: "left_title" };
+    $("final-title").textContent = t(titles[S.finalKind] || "ended_title");
+    $("screen-final").dataset.kind = S.finalKind || "";
+    const reason = $("final-reason");
+    reason.hidden = !S.finalReason;
+    reason.textContent = S.finalReason ? `${t("reason")}: ${S.finalReason}` : "";
+    $("rejoin-btn").hidden = !(S.finalKind === "left" || S.finalKind === "replaced");
+  }
+
+  function toast(text, ms = 5000) {
+    const el = $("toast");
+    el.textContent = text;
+    el.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => {
+      el.hidden = true;
+    }, ms);
+  }
+
+  // ------------------------------------------------------------- join info
+  async function loadJoinInfo() {
+    if (!S.token) return showError("token_missing", "");
+    if (!window.RTCPeerConnection || !window.io) return showError("unsupported", "");
+    let res;
+    try {
+      const q = new URLSearchParams({ room: S.roomId, t: S.token });
+      res = await fetch(`/api/join-info?${q}`, { cache: "no-store", credentials: "same-origin" });
+    } catch (e) {
+      return showError("network", String(e));
+    }
+    let body = null;
+    try {
+      body = await res.json();
+    } catch {
+      body = null;
+    }
+    if (!res.ok || !body || !body.you) {
+      const err = (body && body.error) || {};
+      return showError(err.code || `http_${res.status}`, err.message || `HTTP ${res.status}`);
+    }
+    S.you = body.you;
+    S.room = body.room;
+    if (S.room && S.room.state === "ended") return showError("room_ended", "");
+    if (!S.langChosen && I18N.match(S.you.language)) setLanguage(I18N.match(S.you.language), false);
+    setScreen("check");
+    await startLocalMedia();
+  }
+
+  // ------------------------------------------------------------ local media
+  function localTrack(kind) {
+    if (!S.localStream) return null;
+    const tracks = kind === "audio" ? S.localStream.getAudioTracks() : S.localStream.getVideoTracks();
+    return tracks[0] || null;
+  }
+
+  async function getMedia(audio, video) {
+    return navigator.mediaDevices.getUserMedia({ audio, video });
+  }
+
+  /** Camera and microphone, or as much of them as the browser will give. */
+  async function acquire(audioDeviceId, videoDeviceId) {
+    const audio = { ...AUDIO_CONSTRAINTS, ...(audioDeviceId ? { deviceId: { exact: audioDeviceId } } : {}) };
+    const video = { ...VIDEO_CONSTRAINTS, ...(videoDeviceId ? { deviceId: { exact: videoDeviceId } } : {}) };
+    const attempts = [[audio, video], [audio, false], [false, video]];
+    let lastError = null;
+    for (const [a, v] of attempts) {
+      try {
+        return { stream: await getMedia(a, v), error: lastError };
+      } catch (e) {
+        log("getUserMedia failed", a ? "audio" : "", v ? "video" : "", e.name, e.message);
+        lastError = e;
+        if (e.name === "NotAllowedError" || e.name === "SecurityError") break;
+      }
+    }
+    return { stream: null, error: lastError };
+  }
+
+  async function startLocalMedia(audioDeviceId, videoDeviceId) {
+    const joinBtn = $("join-btn");
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      S.mediaError = "unavailable";
+      renderPermNote();
+      joinBtn.disabled = false;
+      return;
+    }
+    S.mediaError = "asking";
+    renderPermNote();
+    const { stream, error } = await acquire(audioDeviceId, videoDeviceId);
+    if (S.localStream) for (const tr of S.localStream.getTracks()) tr.stop();
+    S.localStream = stream;
+    S.hasAudio = !!localTrack("audio");
+    S.hasVideo = !!localTrack("video");
+    if (!stream) S.mediaError = error && (error.name === "NotAllowedError" || error.name === "SecurityError") ? "blocked" : error && error.name === "NotReadableError" ? "busy" : "none";
+    else if (!S.hasVideo) S.mediaError = "no_camera";
+    else if (!S.hasAudio) S.mediaError = "no_microphone";
+    else S.mediaError = null;
+    applyMuteToTracks();
+    attachLocal();
+    await fillDeviceSelects();
+    renderPermNote();
+    renderLocal();
+    joinBtn.disabled = false;
+    if (S.screen === "check" || S.screen === "lobby") startMeter();
+    await republishLocal();
+  }
+
+  async function switchDevice(kind, deviceId) {
+    // Replace one kind of track, keep the other, and publish the new one if in a call.
+    const constraints = kind === "audio" ? { ...AUDIO_CONSTRAINTS, deviceId: { exact: deviceId } } : { ...VIDEO_CONSTRAINTS, deviceId: { exact: deviceId } };
+    let fresh;
+    try {
+      fresh = await getMedia(kind === "audio" ? constraints : false, kind === "video" ? constraints : false);
+    } catch (e) {
+      log("switch device failed", kind, e.name);
+      toast(t("device_busy"));
+      return;
+    }
+    const newTrack = kind === "audio" ? fresh.getAudioTracks()[0] : fresh.getVideoTracks()[0];
+    const stream = S.localStream || new MediaStream();
+    const old = localTrack(kind);
+    if (old) {
+      stream.removeTrack(old);
+      old.stop();
+    }
+    stream.addTrack(newTrack);
+    S.localStream = stream;
+    S.hasAudio = !!localTrack("audio");
+    S.hasVideo = !!localTrack("video");
+    applyMuteToTracks();
+    attachLocal();
+    renderLocal();
+    if (kind === "audio") startMeter();
+    await republishLocal();
+  }
+
+  async function republishLocal() {
+    // In a call, put the current local tracks on the mids the server asked us to publish on.
+    const pc = S.pc;
+    if (!pc) return;
+    for (const [kind, mid] of Object.entries(S.publish)) {
+      const tr = pc.getTransceivers().find((x) => x.mid === mid);
+      if (tr && tr.sender.track !== localTrack(kind)) {
+        try {
+          await tr.sender.replaceTrack(localTrack(kind));
+        } catch (e) {
+          log("replaceTrack failed", kind, String(e));
+        }
+      }
+    }
+  }
+
+  async function fillDeviceSelects() {
+    let devices = [];
+    try {
+      devices = await navigator.mediaDevices.enumerateDevices();
+    } catch {
+      devices = [];
+    }
+    const fill = (select, kind, current) => {
+      const list = devices.filter((d) => d.kind === kind && d.deviceId);
+      select.textContent = "";
+      if (!list.length) {
+        const o = new Option(t("device_none"), "");
+        select.add(o);
+        select.disabled = true;
+        return;
+      }
+      select.disabled = false;
+      list.forEach((d, i) => {
+        const label = d.label || (d.deviceId === "default" ? t("device_default") : `${kind === "videoinput" ? t("camera") : t("microphone")} ${i + 1}`);
+        select.add(new Option(label, d.deviceId));
+      });
+      if (current) select.value = current;
+    };
+    const cur = (kind) => {
+      const tr = localTrack(kind);
+      return tr && tr.getSettings ? tr.getSettings().deviceId : null;
+    };
+    fill($("camera-select"), "videoinput", cur("video"));
+    fill($("mic-select"), "audioinput", cur("audio"));
+  }
+
+  function renderPermNote() {
+    const note = $("perm-note");
+    const title = $("perm-title");
+    const text = $("perm-text");
+    const anyway = $("perm-anyway");
+    const retry = $("perm-retry");
+    const kind = S.mediaError;
+    note.hidden = !kind;
+    if (!kind) return;
+    note.dataset.kind = kind === "asking" ? "info" : "warn";
+    title.hidden = kind !== "blocked";
+    title.textContent = t("perm_blocked_title");
+    const texts = {
+      asking: "perm_asking",
+      blocked: "perm_blocked_help",
+      busy: "device_busy",
+      none: "no_devices",
+      unavailable: "no_devices",
+      no_camera: "no_camera",
+      no_microphone: "no_microphone",
+    };
+    text.textContent = t(texts[kind]);
+    anyway.hidden = !(kind === "blocked" || kind === "busy");
+    retry.hidden = !(kind === "blocked" || kind === "busy" || kind === "none");
+    const joinKey = S.hasAudio || S.hasVideo || kind === "asking" ? "join" : "join_without_media";
+    $("join-btn").dataset.i18n = joinKey;
+    $("join-btn").textContent = t(joinKey);
+  }
+
+  function attachLocal() {
+    const video = localTrack("video");
+    const stream = video ? new MediaStream([video]) : null;
+    for (const id of ["preview", "lobby-preview", "self-video"]) {
+      const el = $(id);
+      if (el.srcObject !== stream) el.srcObject = stream;
+      if (stream) el.play().catch(() => {});
+    }
+  }
+
+  function applyMuteToTracks() {
+    const a = localTrack("audio");
+    const v = localTrack("video");
+    if (a) a.enabled = !S.audioMuted;
+    if (v) v.enabled = !S.videoMuted;
+  }
+
+  function setMuted(kind, muted) {
+    if (kind === "audio") S.audioMuted = muted;
+    else S.videoMuted = muted;
+    applyMuteToTracks();
+    renderLocal();
+    sendMute();
+  }
+
+  function sendMute() {
+    if (S.screen !== "call") return;
+    send({ type: "mute", audio_muted: S.audioMuted || !S.hasAudio, video_muted: S.videoMuted || !S.hasVideo });
+  }
+
+  const ICONS = {
+    micOff:
+      '<svg class="mic-off" viewBox="0 0 24 24" aria-hidden="true" focusable="false"><rect x="9" y="3" width="6" height="11" rx="3" fill="currentColor"/><path d="M5.5 11a6.5 6.5 0 0 0 13 0M12 17.5V21" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round"/><path d="M3.5 3.5l17 17" stroke="currentColor" stroke-width="2.6" stroke-linecap="round"/></svg>',
+    micOn:
+      '<svg viewBox="0 0 24 24" aria-hidden="true" focusable="false"><rect x="9" y="3" width="6" height="11" rx="3" fill="currentColor"/><path d="M5.5 11a6.5 6.5 0 0 0 13 0M12 17.5V21" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round"/></svg>',
+    camOn:
+      '<svg viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path d="M3 7h11v10H3zM14 10.5 20 7v10l-6-3.5" fill="currentColor" stroke="currentColor" stroke-width="1.5" stroke-linejoin="round"/></svg>',
+    camOff:
+      '<svg viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path d="M3 7h11v10H3zM14 10.5 20 7v10l-6-3.5" fill="none" stroke="currentColor" stroke-width="2" stroke-linejoin="round"/><path d="M3 3l18 18" stroke="currentColor" stroke-width="2.4" stroke-linecap="round"/></svg>',
+  };
+
+  function renderLocal() {
+    const audioOff = S.audioMuted || !S.hasAudio;
+    const videoOff = S.videoMuted || !S.hasVideo;
+    // Device check round buttons.
+    const preMic = $("pre-mic");
+    preMic.innerHTML = audioOff ? ICONS.micOff : ICONS.micOn;
+    preMic.setAttribute("aria-pressed", String(audioOff));
+    preMic.setAttribute("aria-label", t(audioOff ? "mic_on" : "mic_off"));
+    preMic.title = preMic.getAttribute("aria-label");
+    preMic.disabled = !S.hasAudio;
+    const preCam = $("pre-cam");
+    preCam.innerHTML = videoOff ? ICONS.camOff : ICONS.camOn;
+    preCam.setAttribute("aria-pressed", String(videoOff));
+    preCam.setAttribute("aria-label", t(videoOff ? "cam_on" : "cam_off"));
+    preCam.title = preCam.getAttribute("aria-label");
+    preCam.disabled = !S.hasVideo;
+    $("preview-off").hidden = !videoOff;
+    $("lobby-preview-off").hidden = !videoOff;
+    // Call controls: the visible label names the device, the aria-label the action.
+    const mic = $("btn-mic");
+    mic.setAttribute("aria-pressed", String(audioOff));
+    mic.setAttribute("aria-label", t(audioOff ? "mic_on" : "mic_off"));
+    mic.title = mic.getAttribute("aria-label");
+    mic.querySelector(".ctl-label").textContent = t("microphone");
+    mic.disabled = !S.hasAudio;
+    const cam = $("btn-cam");
+    cam.setAttribute("aria-pressed", String(videoOff));
+    cam.setAttribute("aria-label", t(videoOff ? "cam_on" : "cam_off"));
+    cam.title = cam.getAttribute("aria-label");
+    cam.querySelector(".ctl-label").textContent = t("camera");
+    cam.disabled = !S.hasVideo;
+    // Self view.
+    const self = $("self-tile");
+    self.classList.toggle("no-video", videoOff);
+    if (S.you) {
+      self.querySelector(".tile-name").textContent = `${S.you.name} ${t("you_suffix")}`;
+      self.querySelector(".tile-avatar span").textContent = initials(S.you.name);
+      self.setAttribute("aria-label", `${S.you.name} ${t("you_suffix")}`);
+    }
+    self.querySelector(".tile-icons").innerHTML = audioOff ? ICONS.micOff : "";
+  }
+
+  // ------------------------------------------------------- microphone meter
+  function audioContext() {
+    if (!chime) {
+      const Ctx = window.AudioContext || window.webkitAudioContext;
+      if (!Ctx) return null;
+      chime = new Ctx();
+    }
+    if (chime.state === "suspended") chime.resume().catch(() => {});
+    return chime;
+  }
+
+  function startMeter() {
+    stopMeter();
+    const track = localTrack("audio");
+    const ctx = audioContext();
+    if (!track || !ctx) return;
+    const source = ctx.createMediaStreamSource(new MediaStream([track]));
+    const analyser = ctx.createAnalyser();
+    analyser.fftSize = 1024;
+    source.connect(analyser);
+    const data = new Float32Array(analyser.fftSize);
+    const fill = $("meter-fill");
+    const meterEl = $("mic-meter");
+    let raf = 0;
+    let last = -1;
+    const tick = () => {
+      analyser.getFloatTimeDomainData(data);
+      let sum = 0;
+      for (let i = 0; i < data.length; i++) sum += data[i] * data[i];
+      const rms = Math.sqrt(sum / data.length);
+      // Roughly -60 dBFS .. 0 dBFS onto 0..1.
+      const db = 20 * Math.log10(rms + 1e-8);
+      const level = track.enabled ? Math.max(0, Math.min(1, (db + 60) / 60)) : 0;
+      fill.style.transform = `scaleX(${level.toFixed(3)})`;
+      const pct = Math.round(level * 100);
+      if (pct !== last) {
+        meterEl.setAttribute("aria-valuenow", String(pct));
+        last = pct;
+      }
+      S.micLevel = level;
+      raf = requestAnimationFrame(tick);
+    };
+    raf = requestAnimationFrame(tick);
+    meter = {
+      stop() {
+        cancelAnimationFrame(raf);
+        source.disconnect();
+      },
+    };
+  }
+
+  function stopMeter() {
+    if (meter) meter.stop();
+    meter = null;
+  }
+
+  function playChime() {
+    const ctx = audioContext();
+    if (!ctx) return;
+    const now = ctx.currentTime;
+    [880, 660, 880].forEach((freq, i) => {
+      const osc = ctx.createOscillator();
+      const gain = ctx.createGain();
+      osc.type = "sine";
+      osc.frequency.value = freq;
+      const start = now + i * 0.22;
+      gain.gain.setValueAtTime(0.0001, start);
+      gain.gain.exponentialRampToValueAtTime(0.25, start + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, start + 0.2);
+      osc.connect(gain).connect(ctx.destination);
+      osc.start(start);
+      osc.stop(start + 0.21);
+    });
+  }
+
+  // ----------------------------------------------------------------- socket
+  function send(msg) {
+    if (!S.socket || !S.socket.connected) {
+      log("not sent (offline)", msg.type);
+      return false;
+    }
+    S.socket.emit(EVENT, msg);
+    return true;
+  }
+
+  function connect() {
+    S.joinClickedAt = performance.now();
+    audioContext(); // created inside the click, so the knock chime may play later
+    $("join-btn").disabled = true;
+    $("join-btn").textContent = t("joining");
+    S.socketState = "connecting";
+    renderConn();
+    const socket = window.io({
+      path: "/socket.io/",
+      auth: { token: S.token, room: S.roomId },
+      transports: ["websocket"],
+      reconnectionDelay: 500,
+      reconnectionDelayMax: 4000,
+    });
+    S.socket = socket;
+    socket.on("connect", () => {
+      log("socket connected", socket.id);
+      S.socketState = "connected";
+      renderConn();
+      // The server sends "welcome"; "join" follows it (also after every reconnect).
+    });
+    socket.on("disconnect", (reason) => {
+      log("socket disconnected", reason);
+      if (S.screen === "final" || S.screen === "error") {
+        S.socketState = "closed";
+      } else if (reason === "io server disconnect") {
+        // The server closed us without a final message: most likely the same link
+        // was opened in another window, which replaces this connection.
+        S.socketState = "closed";
+        finish("replaced", "");
+      } else {
+        S.socketState = "reconnecting";
+      }
+      renderConn();
+    });
+    socket.on("connect_error", (err) => {
+      log("connect_error", err && err.message, socket.active);
+      if (socket.active) {
+        // A transport problem: socket.io tries again by itself.
+        S.socketState = S.socketState === "connecting" ? "connecting" : "reconnecting";
+        renderConn();
+        return;
+      }
+      // Refused by the server (token, room): it will not retry.
+      const data = (err && err.data) || {};
+      const message = (err && err.message) || "";
+      showError(data.code || codeFromMessage(message), message);
+    });
+    socket.on(EVENT, onMessage);
+  }
+
+  /** The refusal code for a connect_error that carries only the server's words. */
+  function codeFromMessage(message) {
+    const m = message.toLowerCase();
+    if (m.includes("expired")) return "token_expired";
+    if (m.includes("not valid yet") || m.includes("not yet valid")) return "token_not_yet_valid";
+    if (m.includes("different consultation") || m.includes("wrong room")) return "wrong_room";
+    if (m.includes("no access token") || m.includes("missing")) return "token_missing";
+    if (m.includes("ended")) return "room_ended";
+    if (m.includes("not found") || m.includes("unknown room") || m.includes("no such")) return "unknown_room";
+    if (m.includes("not valid") || m.includes("invalid")) return "token_invalid";
+    return "unknown";
+  }
+
+  function onMessage(msg) {
+    if (!msg || typeof msg !== "object") return;
+    if (msg.type !== "offer") log("<-", msg.type);
+    switch (msg.type) {
+      case "welcome":
+        S.you = msg.you;
+        S.room = msg.room;
+        S.iceServers = msg.ice_servers || [];
+        send({ type: "join" });
+        break;
+      case "lobby":
+        setScreen("lobby");
+        break;
+      case "knock":
+        if (canModerate()) onKnock(msg.participant);
+        break;
+      case "lobby_changed":
+        S.waiting = msg.waiting || [];
+        renderLobbyPanel();
+        document.title = titleText();
+        break;
+      case "joined":
+        onJoined(msg);
+        break;
+      case "denied":
+        finish("denied", msg.reason);
+        break;
+      case "removed":
+        finish("removed", msg.reason);
+        break;
+      case "ended":
+        finish("ended", msg.reason);
+        break;
+      case "participant_joined":
+        S.participants[msg.participant.id] = msg.participant;
+        renderTiles();
+        break;
+      case "participant_left":
+        delete S.participants[msg.participant_id];
+        delete remote[msg.participant_id];
+        renderTiles();
+        break;
+      case "offer":
+        negotiation = negotiation.then(() => onOffer(msg)).catch((e) => {
+          log("negotiation failed", String(e));
+          S.lastError = { code: "negotiation_failed", message: String(e) };
+        });
+        break;
+      case "mute_changed": {
+        const p = S.participants[msg.participant_id];
+        if (p) {
+          S.participants[msg.participant_id] = { ...p, audio_muted: msg.audio_muted, video_muted: msg.video_muted };
+          renderTiles();
+        }
+        break;
+      }
+      case "chat":
+        onChat(msg);
+        break;
+      case "room_state":
+        if (S.room) S.room = { ...S.room, state: msg.state };
+        break;
+      case "error":
+        S.lastError = { code: msg.code, message: msg.message };
+        toast(msg.message);
+        break;
+      default:
+        if (typeof msg.type === "string" && msg.type.startsWith("caption")) {
+          // Live captions belong to captions.js, when it is there.
+          try {
+            window.Captions?.handle(msg);
+          } catch (e) {
+            log("captions handle failed", String(e));
+          }
+        }
+    }
+  }
+
+  function onJoined(msg) {
+    S.you = msg.you;
+    S.room = msg.room;
+    S.participants = {};
+    for (const p of msg.participants || []) S.participants[p.id] = p;
+    if (S.joinedAt === null) S.joinedAt = performance.now();
+    setScreen("call");
+    renderTiles();
+    renderLocal();
+    sendMute();
+    if (window.Captions && typeof window.Captions.mount === "function") {
+      try {
+        window.Captions.mount($("captions"), { lang: S.lang, you: S.you, participants: S.participants, send });
+      } catch (e) {
+        log("captions mount failed", String(e));
+      }
+    }
+  }
+
+  function onKnock(participant) {
+    playChime();
+    const banner = $("knock-banner");
+    banner.textContent = t("knock", { name: participant.name });
+    banner.hidden = false;
+    clearTimeout(onKnock.timer);
+    onKnock.timer = setTimeout(() => {
+      banner.hidden = true;
+    }, 15000);
+    if (!S.waiting.some((p) => p.id === participant.id)) {
+      S.waiting = [...S.waiting, participant];
+      renderLobbyPanel();
+    }
+  }
+
+  // ------------------------------------------------------ peer connection
+  function createPc() {
+    closePc();
+    const iceServers = (S.iceServers || []).map((s) => {
+      const out = { urls: s.urls };
+      if (s.username != null) out.username = s.username;
+      if (s.credential != null) out.credential = s.credential;
+      return out;
+    });
+    const pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
+    S.pc = pc;
+    S.pcState = pc.connectionState;
+    answerSent = false;
+    pc.addEventListener("track", () => attachRemoteTracks());
+    pc.addEventListener("icecandidate", (ev) => {
+      if (pc !== S.pc || !answerSent) return; // gathered before the answer: already in its SDP
+      const c = ev.candidate;
+      send({
+        type: "ice_candidate",
+        candidate: c ? c.candidate : null,
+        sdp_mid: c ? c.sdpMid : null,
+        sdp_mline_index: c ? c.sdpMLineIndex : null,
+      });
+    });
+    pc.addEventListener("connectionstatechange", () => {
+      if (pc !== S.pc) return;
+      S.pcState = pc.connectionState;
+      log("pc", pc.connectionState);
+      renderConn();
+    });
+    pc.addEventListener("iceconnectionstatechange", () => {
+      if (pc === S.pc) S.iceState = pc.iceConnectionState;
+    });
+    log("pc created");
+    return pc;
+  }
+
+  function closePc() {
+    if (!S.pc) return;
+    try {
+      S.pc.close();
+    } catch {
+      /* closed already */
+    }
+    S.pc = null;
+    S.pcState = "closed";
+  }
+
+  function sdpSession(sdp) {
+    // ICE credentials and DTLS fingerprint identify the server-side peer connection.
+    const pick = (re) => (sdp.match(re) || [])[1] || "";
+    return `${pick(/a=ice-ufrag:(\S+)/)}|${pick(/a=fingerprint:(\S+ \S+)/)}`;
+  }
+
+  async function onOffer(msg) {
+    const started = performance.now();
+    let pc = S.pc;
+    // A reconnect may give us a new server-side peer (new ICE and DTLS identity):
+    // then start over with a fresh RTCPeerConnection instead of renegotiating.
+    if (pc && pc.remoteDescription && sdpSession(pc.remoteDescription.sdp) !== sdpSession(msg.sdp)) {
+      log("offer from a new server peer: new RTCPeerConnection");
+      pc = null;
+    }
+    if (!pc || pc.signalingState === "closed") {
+      pc = createPc();
+      for (const mid of Object.keys(statsBaseline)) delete statsBaseline[mid];
+    } else {
+      await rememberReusedMids(pc, msg.tracks || []);
+    }
+    answerSent = false;
+    try {
+      await pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
+    } catch (e) {
+      log("setRemoteDescription failed, retrying on a new RTCPeerConnection", String(e));
+      pc = createPc();
+      await pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
+    }
+    S.publish = { ...(msg.publish || {}) };
+    for (const [kind, mid] of Object.entries(S.publish)) {
+      const tr = pc.getTransceivers().find((x) => x.mid === mid);
+      if (!tr) {
+        log("no transceiver for publish mid", kind, mid);
+        continue;
+      }
+      await tr.sender.replaceTrack(localTrack(kind));
+      tr.direction = "sendonly";
+    }
+    setTrackMap(msg.tracks || []);
+    const answer = await pc.createAnswer();
+    await pc.setLocalDescription(answer);
+    await iceGathered(pc, ICE_GATHER_WAIT_MS);
+    if (pc !== S.pc) return; // replaced meanwhile
+    const sdp = pc.localDescription.sdp;
+    answerSent = true; // later candidates are trickled
+    send({ type: "answer", sdp });
+    S.offersHandled += 1;
+    log("answered offer", S.offersHandled, `${Math.round(performance.now() - started)} ms`, "tracks", (msg.tracks || []).length);
+    attachRemoteTracks();
+  }
+
+  function iceGathered(pc, timeoutMs) {
+    if (pc.iceGatheringState === "complete") return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        pc.removeEventListener("icegatheringstatechange", check);
+        resolve();
+      };
+      const check = () => {
+        if (pc.iceGatheringState === "complete") done();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      pc.addEventListener("icegatheringstatechange", check);
+    });
+  }
+
+  function setTrackMap(tracks) {
+    const map = {};
+    for (const tr of tracks) map[tr.mid] = { participant_id: tr.participant_id, kind: tr.kind };
+    S.trackMap = map;
+  }
+
+  /** Before a mid changes owner, keep its counters so stats() counts only the new owner. */
+  async function rememberReusedMids(pc, tracks) {
+    const changed = new Set();
+    for (const tr of tracks) {
+      const old = S.trackMap[tr.mid];
+      if (old && old.participant_id !== tr.participant_id) changed.add(tr.mid);
+    }
+    if (!changed.size || !pc.remoteDescription) return;
+    const byMid = await inboundByMid(pc);
+    for (const mid of changed) statsBaseline[mid] = byMid[mid] || null;
+  }
+
+  function attachRemoteTracks() {
+    const pc = S.pc;
+    if (!pc) return;
+    const next = {};
+    for (const tr of pc.getTransceivers()) {
+      const info = tr.mid !== null ? S.trackMap[tr.mid] : undefined;
+      if (!info || !tr.receiver || !tr.receiver.track) continue;
+      const entry = (next[info.participant_id] ||= { video: null, audio: null });
+      entry[info.kind] = tr.receiver.track;
+    }
+    for (const pid of Object.keys(remote)) if (!next[pid]) delete remote[pid];
+    Object.assign(remote, next);
+    renderTiles();
+  }
+
+  // ------------------------------------------------------------------ tiles
+  function initials(name) {
+    const parts = String(name || "?").trim().split(/\s+/);
+    const chars = parts.length > 1 ? parts[0][0] + parts[parts.length - 1][0] : Array.from(parts[0]).slice(0, 2).join("");
+    return chars.toUpperCase();
+  }
+
+  function renderTiles() {
+    if (S.screen !== "call") return;
+    const grid = $("grid");
+    const ids = Object.keys(S.participants);
+    for (const el of Array.from(grid.children)) {
+      if (!S.participants[el.dataset.pid]) {
+        const v = el.querySelector("video");
+        v.srcObject = null;
+        el.remove();
+      }
+    }
+    for (const id of ids) {
+      let el = grid.querySelector(`[data-pid="${CSS.escape(id)}"]`);
+      if (!el) {
+        el = $("tile-template").content.firstElementChild.cloneNode(true);
+        el.dataset.pid = id;
+        grid.append(el);
+        el.querySelector(".tile-remove").addEventListener("click", () => {
+          send({ type: "remove", participant_id: id, reason: "" });
+        });
+        watchFirstFrame(el.querySelector("video"), id);
+      }
+      renderTile(el, S.participants[id]);
+    }
+    // Order: counselor, interpreter, resident, admin, then by name.
+    const order = { counselor: 0, interpreter: 1, resident: 2, admin: 3 };
+    const sorted = Array.from(grid.children).sort((a, b) => {
+      const pa = S.participants[a.dataset.pid];
+      const pb = S.participants[b.dataset.pid];
+      return (order[pa.role] - order[pb.role]) || pa.name.localeCompare(pb.name);
+    });
+    sorted.forEach((el, i) => {
+      if (grid.children[i] !== el) grid.insertBefore(el, grid.children[i]);
+    });
+    $("grid-empty").hidden = ids.length > 0;
+    document.querySelector(".stage").classList.toggle("solo", ids.length === 0);
+    renderAudioSinks();
+  }
+
+  function renderTile(el, p) {
+    const media = remote[p.id] || {};
+    const video = el.querySelector("video");
+    const vtrack = media.video || null;
+    const current = video.srcObject ? video.srcObject.getVideoTracks()[0] : null;
+    if (current !== vtrack) {
+      video.srcObject = vtrack ? new MediaStream([vtrack]) : null;
+      if (vtrack) {
+        video.play().catch(() => {});
+        vtrack.onmute = vtrack.onunmute = () => renderTiles();
+      }
+    }
+    const noVideo = !vtrack || p.video_muted || vtrack.muted;
+    el.classList.toggle("no-video", noVideo);
+    el.querySelector(".tile-avatar span").textContent = initials(p.name);
+    el.querySelector(".tile-name").textContent = p.name;
+    const role = el.querySelector(".tile-role");
+    role.textContent = roleName(p.role);
+    role.dataset.role = p.role;
+    const icons = [];
+    if (p.audio_muted) icons.push(ICONS.micOff.replace("<svg ", `<svg role="img" aria-label="${escapeAttr(t("muted"))}" `).replace(' aria-hidden="true"', ""));
+    el.querySelector(".tile-icons").innerHTML = icons.join("");
+    el.setAttribute("aria-label", `${p.name}, ${roleName(p.role)}${p.audio_muted ? `, ${t("muted")}` : ""}${p.video_muted ? `, ${t("camera_is_off")}` : ""}`);
+    const rm = el.querySelector(".tile-remove");
+    rm.hidden = !canModerate();
+    rm.textContent = t("remove");
+    rm.setAttribute("aria-label", t("remove_label", { name: p.name }));
+  }
+
+  function escapeAttr(s) {
+    return String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
+  }
+
+  function renderAudioSinks() {
+    const box = $("audio-sinks");
+    for (const el of Array.from(box.children)) {
+      const media = remote[el.dataset.pid];
+      if (!media || !media.audio || !S.participants[el.dataset.pid]) {
+        el.srcObject = null;
+        el.remove();
+      }
+    }
+    for (const [pid, media] of Object.entries(remote)) {
+      if (!media.audio || !S.participants[pid]) continue;
+      let el = box.querySelector(`audio[data-pid="${CSS.escape(pid)}"]`);
+      if (!el) {
+        el = document.createElement("audio");
+        el.dataset.pid = pid;
+        el.autoplay = true;
+        box.append(el);
+      }
+      const current = el.srcObject ? el.srcObject.getAudioTracks()[0] : null;
+      if (current !== media.audio) {
+        el.srcObject = new MediaStream([media.audio]);
+        el.play().then(
+          () => {
+            $("sound-blocked").hidden = true;
+          },
+          (e) => {
+            log("audio play blocked", e.name);
+            if (e.name === "NotAllowedError") $("sound-blocked").hidden = false;
+          },
+        );
+      }
+    }
+  }
+
+  function watchFirstFrame(video, pid) {
+    if (typeof video.requestVideoFrameCallback !== "function") return;
+    const onFrame = () => {
+      if (S.firstFrameBy[pid] === undefined) markFirstFrame(pid);
+    };
+    const arm = () => {
+      if (S.firstFrameBy[pid] === undefined && video.isConnected) video.requestVideoFrameCallback(onFrame);
+    };
+    video.addEventListener("loadedmetadata", arm);
+    arm();
+  }
+
+  function markFirstFrame(pid) {
+    const now = performance.now();
+    S.firstFrameBy[pid] = Math.round(now);
+    if (S.firstFrameAt === null) {
+      S.firstFrameAt = Math.round(now);
+      log("first remote frame", pid, `${S.firstFrameAt} ms after page load`);
+    }
+  }
+
+  // ------------------------------------------------------------------ stats
+  async function inboundByMid(pc) {
+    const trackToMid = {};
+    for (const tr of pc.getTransceivers()) {
+      if (tr.mid !== null && tr.receiver && tr.receiver.track) trackToMid[tr.receiver.track.id] = tr.mid;
+    }
+    const out = {};
+    const report = await pc.getStats();
+    report.forEach((r) => {
+      if (r.type !== "inbound-rtp") return;
+      const mid = r.mid !== undefined ? r.mid : trackToMid[r.trackIdentifier];
+      if (mid === undefined) return;
+      const c = (out[mid] ||= { kind: r.kind, framesDecoded: 0, framesReceived: 0, bytesReceived: 0, packetsReceived: 0, totalSamplesReceived: 0, audioLevel: 0, frameWidth: 0, frameHeight: 0 });
+      c.framesDecoded += r.framesDecoded || 0;
+      c.framesReceived += r.framesReceived || 0;
+      c.bytesReceived += r.bytesReceived || 0;
+      c.packetsReceived += r.packetsReceived || 0;
+      c.totalSamplesReceived += r.totalSamplesReceived || 0;
+      c.audioLevel = Math.max(c.audioLevel, r.audioLevel || 0);
+      c.frameWidth = r.frameWidth || c.frameWidth;
+      c.frameHeight = r.frameHeight || c.frameHeight;
+    });
+    return out;
+  }
+
+  /**
+   * Received media per remote participant, from pc.getStats() inbound-rtp reports
+   * mapped through the transceiver mid -> participant map of the latest offer.
+   */
+  async function stats() {
+    const out = {};
+    for (const [id, p] of Object.entries(S.participants)) {
+      out[id] = {
+        name: p.name,
+        role: p.role,
+        framesDecoded: 0,
+        framesReceived: 0,
+        videoBytesReceived: 0,
+        frameWidth: 0,
+        frameHeight: 0,
+        audioBytesReceived: 0,
+        audioPacketsReceived: 0,
+        totalSamplesReceived: 0,
+        audioLevel: 0,
+        firstFrameAt: S.firstFrameBy[id] ?? null,
+      };
+    }
+    const pc = S.pc;
+    if (!pc) return out;
+    const byMid = await inboundByMid(pc);
+    for (const [mid, c] of Object.entries(byMid)) {
+      const info = S.trackMap[mid];
+      if (!info) continue; // mids not listed in the latest offer carry nothing
+      const o = out[info.participant_id];
+      if (!o) continue;
+      const base = statsBaseline[mid] || {};
+      const d = (k) => Math.max(0, (c[k] || 0) - (base[k] || 0));
+      if (info.kind === "video") {
+        o.framesDecoded += d("framesDecoded");
+        o.framesReceived += d("framesReceived");
+        o.videoBytesReceived += d("bytesReceived");
+        o.frameWidth = c.frameWidth;
+        o.frameHeight = c.frameHeight;
+      } else {
+        o.audioBytesReceived += d("bytesReceived");
+        o.audioPacketsReceived += d("packetsReceived");
+        o.totalSamplesReceived += d("totalSamplesReceived");
+        o.audioLevel = c.audioLevel;
+      }
+    }
+    return out;
+  }
+
+  function startStatsLoop() {
+    if (statsTimer) return;
+    const tick = async () => {
+      statsTimer = setTimeout(tick, STATS_INTERVAL_MS);
+      if (S.screen !== "call" || !S.pc) return;
+      let st;
+      try {
+        st = await stats();
+      } catch {
+        return;
+      }
+      S.lastStats = st;
+      for (const [pid, s] of Object.entries(st)) {
+        if (s.framesDecoded > 0 && S.firstFrameBy[pid] === undefined) markFirstFrame(pid);
+        const tile = document.querySelector(`#grid [data-pid="${CSS.escape(pid)}"]`);
+        const p = S.participants[pid];
+        if (tile && p) tile.classList.toggle("speaking", !p.audio_muted && s.audioLevel > 0.04);
+      }
+    };
+    statsTimer = setTimeout(tick, STATS_INTERVAL_MS);
+  }
+
+  // ------------------------------------------------------------ connection
+  function renderConn() {
+    const el = $("conn");
+    el.hidden = S.socketState === "idle" || S.screen === "final" || S.screen === "error";
+    let level = "warn";
+    let key = "conn_connecting";
+    if (S.socketState === "reconnecting") key = "conn_reconnecting";
+    else if (S.socketState === "closed") [level, key] = ["bad", "conn_offline"];
+    else if (S.socketState === "connected") {
+      if (S.screen !== "call" || !S.pc) [level, key] = ["ok", "conn_connected"];
+      else if (S.pcState === "connected") [level, key] = ["ok", "conn_connected"];
+      else if (S.pcState === "failed") [level, key] = ["bad", "conn_media_failed"];
+      else if (S.pcState === "disconnected") key = "conn_unstable";
+      else key = "conn_media";
+    }
+    el.dataset.level = level;
+    el.dataset.socket = S.socketState;
+    el.dataset.pc = S.pc ? S.pcState : "none";
+    $("conn-text").textContent = t(key);
+    el.title = `${t("conn_server")}: ${S.socketState} · ${t("conn_mediaword")}: ${S.pc ? S.pcState : "—"}`;
+  }
+
+  // -------------------------------------------------------- lobby (staff)
+  function renderLobbyPanel() {
+    const panel = $("lobby-panel");
+    panel.hidden = !canModerate();
+    if (!canModerate()) return;
+    const list = $("lobby-list");
+    list.textContent = "";
+    $("lobby-empty").hidden = S.waiting.length > 0;
+    const count = $("lobby-count");
+    count.hidden = S.waiting.length === 0;
+    count.textContent = String(S.waiting.length);
+    if (!S.waiting.length) $("knock-banner").hidden = true;
+    for (const p of S.waiting) {
+      const li = document.createElement("li");
+      li.dataset.pid = p.id;
+      const who = document.createElement("div");
+      who.className = "who-line";
+      who.textContent = p.name;
+      const lang = document.createElement("span");
+      lang.className = "lang-tag";
+      lang.textContent = `${roleName(p.role)} · ${I18N.NATIVE_NAMES[p.language] || p.language}`;
+      who.append(lang);
+      const actions = document.createElement("div");
+      actions.className = "actions";
+      const admit = document.createElement("button");
+      admit.type = "button";
+      admit.className = "btn btn-primary btn-small admit";
+      admit.textContent = t("admit");
+      admit.setAttribute("aria-label", t("admit_label", { name: p.name }));
+      admit.addEventListener("click", () => send({ type: "admit", participant_id: p.id }));
+      const deny = document.createElement("button");
+      deny.type = "button";
+      deny.className = "btn btn-secondary btn-small deny";
+      deny.textContent = t("deny");
+      deny.setAttribute("aria-label", t("deny_label", { name: p.name }));
+      deny.addEventListener("click", () => send({ type: "deny", participant_id: p.id, reason: "" }));
+      actions.append(admit, deny);
+      li.append(who, actions);
+      list.append(li);
+    }
+  }
+
+  // ------------------------------------------------------------------- chat
+  function onChat(msg) {
+    S.chat.push(msg);
+    if (S.chat.length > 500) S.chat.shift();
+    appendChat(msg);
+    if (!chatVisible && msg.participant_id !== (S.you && S.you.id)) {
+      unread += 1;
+      renderChatToggle();
+    }
+  }
+
+  function appendChat(msg) {
+    const log_ = $("chat-log");
+    const li = document.createElement("li");
+    if (S.you && msg.participant_id === S.you.id) li.classList.add("mine");
+    const meta = document.createElement("div");
+    meta.className = "chat-meta";
+    const name = document.createElement("strong");
+    name.textContent = msg.name;
+    const time = document.createElement("time");
+    const when = new Date((msg.ts || Date.now() / 1000) * 1000);
+    time.dateTime = when.toISOString();
+    time.textContent = when.toLocaleTimeString(S.lang, { hour: "2-digit", minute: "2-digit" });
+    meta.append(name, time);
+    const text = document.createElement("div");
+    text.className = "chat-text";
+    text.textContent = msg.text;
+    li.append(meta, text);
+    log_.append(li);
+    $("chat-empty").hidden = true;
+    log_.scrollTop = log_.scrollHeight;
+  }
+
+  function renderChatToggle() {
+    $("chat-panel").hidden = !chatVisible;
+    const btn = $("btn-chat");
+    btn.setAttribute("aria-expanded", String(chatVisible));
+    btn.setAttribute("aria-label", t(chatVisible ? "chat_hide" : "chat_show"));
+    btn.title = btn.getAttribute("aria-label");
+    const badge = $("chat-unread");
+    badge.hidden = unread === 0;
+    badge.textContent = String(unread);
+  }
+
+  // --------------------------------------------------------------- rendering
+  function renderAll() {
+    renderError();
+    renderFinal();
+    renderConn();
+    renderLocal();
+    renderLobbyPanel();
+    renderChatToggle();
+    renderTiles();
+    $("btn-end").hidden = !canModerate();
+    if (S.you) {
+      $("who-name").textContent = S.you.name;
+      $("who-role").textContent = roleName(S.you.role);
+      $("who-role").dataset.role = S.you.role;
+    }
+    $("room-title").textContent = S.room ? S.room.title : "";
+    document.title = titleText();
+    // Chat timestamps follow the language.
+    const items = $("chat-log").children;
+    S.chat.forEach((m, i) => {
+      const time = items[i] && items[i].querySelector("time");
+      if (time) time.textContent = new Date(m.ts * 1000).toLocaleTimeString(S.lang, { hour: "2-digit", minute: "2-digit" });
+    });
+  }
+
+  // ------------------------------------------------------------- teardown
+  function stopEverything() {
+    stopMeter();
+    clearTimeout(statsTimer);
+    statsTimer = null;
+    if (S.socket) {
+      S.socket.off(EVENT, onMessage);
+      S.socket.disconnect();
+    }
+    closePc();
+    if (S.localStream) for (const tr of S.localStream.getTracks()) tr.stop();
+    for (const id of ["preview", "lobby-preview", "self-video"]) $(id).srcObject = null;
+    for (const v of document.querySelectorAll("#grid video, #audio-sinks audio")) v.srcObject = null;
+    S.socketState = "closed";
+  }
+
+  function leave() {
+    send({ type: "leave" });
+    finish("left", "");
+  }
+
+  // ----------------------------------------------------------------- wiring
+  function wire() {
+    const select = $("lang-select");
+    for (const code of I18N.LANGUAGES) select.add(new Option(I18N.NATIVE_NAMES[code], code));
+    select.addEventListener("change", () => setLanguage(select.value, true));
+
+    $("pre-mic").addEventListener("click", () => setMuted("audio", !S.audioMuted));
+    $("pre-cam").addEventListener("click", () => setMuted("video", !S.videoMuted));
+    $("btn-mic").addEventListener("click", () => setMuted("audio", !S.audioMuted));
+    $("btn-cam").addEventListener("click", () => setMuted("video", !S.videoMuted));
+    $("camera-select").addEventListener("change", (e) => e.target.value && switchDevice("video", e.target.value));
+    $("mic-select").addEventListener("change", (e) => e.target.value && switchDevice("audio", e.target.value));
+    $("perm-retry").addEventListener("click", () => startLocalMedia());
+    $("join-btn").addEventListener("click", connect);
+    $("lobby-leave").addEventListener("click", leave);
+    $("btn-leave").addEventListener("click", leave);
+    $("btn-end").addEventListener("click", () => {
+      $("end-confirm").hidden = false;
+      $("end-no").focus();
+    });
+    $("end-no").addEventListener("click", () => {
+      $("end-confirm").hidden = true;
+      $("btn-end").focus();
+    });
+    $("end-yes").addEventListener("click", () => {
+      $("end-confirm").hidden = true;
+      send({ type: "end" });
+    });
+    $("btn-chat").addEventListener("click", () => {
+      chatVisible = !chatVisible;
+      if (chatVisible) unread = 0;
+      renderChatToggle();
+      if (chatVisible) $("chat-input").focus();
+    });
+    $("chat-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const input = $("chat-input");
+      const text = input.value.trim();
+      if (!text) return;
+      if (send({ type: "chat", text: text.slice(0, 2000) })) input.value = "";
+    });
+    $("sound-blocked").addEventListener("click", () => {
+      for (const a of document.querySelectorAll("#audio-sinks audio")) a.play().catch(() => {});
+      audioContext();
+      $("sound-blocked").hidden = true;
+    });
+    $("rejoin-btn").addEventListener("click", () => window.location.reload());
+    $("error-retry").addEventListener("click", () => window.location.reload());
+    // Browsers start audio only after a gesture: resume on the first one (meter, chime).
+    document.addEventListener("pointerdown", () => chime && chime.state === "suspended" && chime.resume().catch(() => {}), { capture: true });
+    document.addEventListener("keydown", (e) => {
+      if (e.key === "Escape" && !$("end-confirm").hidden) $("end-no").click();
+    });
+    window.addEventListener("pagehide", () => {
+      if (S.screen === "call" || S.screen === "lobby") send({ type: "leave" });
+    });
+    navigator.mediaDevices?.addEventListener?.("devicechange", () => {
+      if (S.screen === "check") fillDeviceSelects();
+    });
+  }
+
+  S.stats = stats;
+  S.send = send;
+  S.t = t;
+
+  function main() {
+    wire();
+    const [lang, chosen] = pickLanguage(tokenClaims().lang);
+    S.langChosen = chosen;
+    setLanguage(lang, false);
+    loadJoinInfo().catch((e) => showError("unknown", String(e)));
+  }
+
+  main();
+})();
