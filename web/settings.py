@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     node_id: str | None = Field(default=None, description="Name of this node in the registry")
     join_token_ttl_s: int = Field(default=4 * 3600, ge=60)
     staff_token_ttl_s: int = Field(default=12 * 3600, ge=60)
+    empty_room_grace_s: float = Field(
+        default=600.0, gt=0, description="A live room left empty this long ends"
+    )
     log_level: str = "INFO"
     # interpretation (captions): speech models per language and translation packages
     vosk_models: Annotated[dict[str, Path], NoDecode] = Field(

@@ -1,0 +1,133 @@
+"""Three aiortc participants through the real server: lobby, admit, media both ways, release."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import weakref
+from pathlib import Path
+
+import pytest
+
+from signaling.protocol import Role
+from tests.support.rtc_client import RtcParticipant
+from tests.support.server import running_server
+from web.appkeys import ROOMS
+
+pytestmark = pytest.mark.timeout(90)
+
+
+async def test_lobby_admit_and_media_between_all_three(data_dir: Path, redis_url: str, redis: object) -> None:
+    async with running_server(data_dir, redis_url, empty_room_grace_s=0.5) as server:
+        room_id, (t_res, t_cou, t_int) = await server.room_with(
+            (Role.RESIDENT, "Kim Yui", "ja"),
+            (Role.COUNSELOR, "Counselor Kim", "ko"),
+            (Role.INTERPRETER, "Sato", "ja"),
+        )
+        counselor = RtcParticipant(server.base_url, room_id, t_cou)
+        interpreter = RtcParticipant(server.base_url, room_id, t_int)
+        resident = RtcParticipant(server.base_url, room_id, t_res)
+        people = [counselor, interpreter, resident]
+        try:
+            for p in people:
+                await p.connect()
+                await p.wait_for("welcome")
+            await counselor.send({"type": "join"})
+            await counselor.wait_for("joined")
+            await interpreter.send({"type": "join"})
+            await interpreter.wait_for("joined")
+
+            await resident.send({"type": "join"})
+            await resident.wait_for("lobby")
+            knock = await counselor.wait_for("knock")
+            assert resident.you is not None
+            assert knock["participant"]["id"] == resident.you["id"]
+
+            # The resident gets no media and no room events until admitted.
+            await asyncio.sleep(0.5)
+            assert not resident.received("offer")
+            assert not resident.received("participant_joined")
+
+            # Only a counselor may admit.
+            await interpreter.send({"type": "admit", "participant_id": resident.you["id"]})
+            error = await interpreter.wait_for("error")
+            assert error["code"] == "not_allowed"
+
+            await counselor.send({"type": "admit", "participant_id": resident.you["id"]})
+            joined = await resident.wait_for("joined")
+            assert {p["role"] for p in joined["participants"]} == {"counselor", "interpreter"}
+            assert joined["room"]["state"] == "live"
+
+            ids = {p: p.you["id"] for p in people if p.you}
+            for viewer in people:
+                for other in people:
+                    if other is viewer:
+                        continue
+                    await viewer.wait_frames(ids[other], "video", 10, timeout=30)
+                    await viewer.wait_frames(ids[other], "audio", 10, timeout=30)
+
+            # Chat reaches everyone in the room.
+            await interpreter.send({"type": "chat", "text": "안녕하세요"})
+            for p in people:
+                line = await p.wait_for("chat")
+                assert line["text"] == "안녕하세요"
+
+            # The resident leaves: the others are told and the server lets go of its peer.
+            live = server.signaling.live_rooms[room_id]
+            resident_pc = weakref.ref(live.media.peers[ids[resident]].pc)
+            await resident.send({"type": "leave"})
+            left = await counselor.wait_for("participant_left", participant_id=ids[resident])
+            assert left["reason"] == "left"
+            await resident.close()
+            assert set(live.media.peers) == {ids[counselor], ids[interpreter]}
+            assert set(live.media.publications) == {
+                f"{ids[counselor]}/audio", f"{ids[counselor]}/video",
+                f"{ids[interpreter]}/audio", f"{ids[interpreter]}/video",
+            }
+            # Each remaining peer now carries exactly one other's audio and video.
+            assert [sum(1 for s in peer.slots if s.publication_id) for peer in live.media.peers.values()] == [2, 2]
+
+            # Everyone leaves: the live room closes and every peer connection is released.
+            pcs = [weakref.ref(p.pc) for p in live.media.peers.values()]
+            for p in (counselor, interpreter):
+                await p.close()
+            for _ in range(50):
+                if room_id not in server.signaling.live_rooms:
+                    break
+                await asyncio.sleep(0.1)
+            assert room_id not in server.signaling.live_rooms
+            record = await server.app[ROOMS].get(room_id)
+            assert record is not None and record.state.value == "ended"
+            del live
+            await asyncio.sleep(0.2)
+            gc.collect()
+            assert resident_pc() is None
+            assert all(ref() is None for ref in pcs)
+            lingering = [t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("room ")]
+            assert lingering == []
+        finally:
+            for p in people:
+                await p.close()
+
+
+async def test_refused_tokens_get_a_reason(data_dir: Path, redis_url: str, redis: object) -> None:
+    import socketio
+
+    async with running_server(data_dir, redis_url) as server:
+        room_id, (token,) = await server.room_with((Role.RESIDENT, "Kim", "ko"))
+        other_room, _ = await server.room_with()
+        cases = {
+            "no token": (None, room_id, "No access token"),
+            "forged": (token[:-4] + "abcd", room_id, "not valid"),
+            "other room": (token, other_room, "different consultation"),
+        }
+        for label, (tok, room, reason) in cases.items():
+            client = socketio.AsyncClient(reconnection=False)
+            refusals: list[object] = []
+            client.on("connect_error", refusals.append)
+            with pytest.raises(socketio.exceptions.ConnectionError):
+                await client.connect(
+                    server.base_url, auth={"token": tok, "room": room}, transports=["websocket"], wait_timeout=5
+                )
+            assert len(refusals) == 1 and reason in str(refusals[0]), (label, refusals)
+            await client.disconnect()

@@ -1,0 +1,49 @@
+"""Run the real application in-process on a free loopback port."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from signaling.protocol import Role
+from web.app import SIGNALING, build_app
+from web.appkeys import ROOMS, TOKENS
+from web.settings import Settings
+
+
+@dataclass
+class RunningServer:
+    app: web.Application
+    base_url: str
+
+    async def room_with(self, *people: tuple[Role, str, str]) -> tuple[str, list[str]]:
+        """Create a room and one join token per (role, name, language)."""
+        record = await self.app[ROOMS].create(title="Test consultation")
+        tokens = [
+            self.app[TOKENS].issue_join(room_id=record.id, role=role, name=name, language=lang, ttl_s=600)
+            for role, name, lang in people
+        ]
+        return record.id, tokens
+
+    @property
+    def signaling(self):  # type: ignore[no-untyped-def]
+        return self.app[SIGNALING]
+
+
+@asynccontextmanager
+async def running_server(data_dir: Path, redis_url: str, **overrides: object) -> AsyncIterator[RunningServer]:
+    settings = Settings(data_dir=data_dir, redis_url=redis_url, token_secret="t" * 40, **overrides)  # type: ignore[arg-type]
+    app = build_app(settings)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield RunningServer(app, f"http://127.0.0.1:{port}")
+    finally:
+        await runner.cleanup()

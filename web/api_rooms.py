@@ -1,0 +1,112 @@
+"""REST: staff sign-in, consultation rooms and their join links, join-link checks."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from signaling.protocol import Language, ParticipantInfo, Role, RoomState
+from signaling.tokens import TokenError
+from web.appkeys import ROOMS, SETTINGS, STAFF, TOKENS
+from web.auth import require_staff
+from web.http_errors import json_body, raise_error
+
+
+class LoginRequest(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class Invitee(BaseModel):
+    name: str = Field(min_length=1, max_length=80)
+    language: Language = "ko"
+
+
+class CreateRoomRequest(BaseModel):
+    title: str = Field(default="Consultation", min_length=1, max_length=200)
+    topic: str | None = Field(default=None, max_length=64)
+    resident: Invitee
+    interpreter: Invitee | None = None
+    counselor_language: Language = "ko"
+
+
+class RoomLinks(BaseModel):
+    room_id: str
+    resident: str
+    counselor: str
+    interpreter: str | None = None
+
+
+def join_link(base_url: str, room_id: str, token: str) -> str:
+    return f"{base_url}/join/{room_id}?t={token}"
+
+
+async def login(request: web.Request) -> web.Response:
+    body = await json_body(request, LoginRequest)
+    member = await request.app[STAFF].authenticate(body.username, body.password)
+    if member is None:
+        raise_error(401, "bad_credentials", "Wrong username or password.")
+    settings = request.app[SETTINGS]
+    token = request.app[TOKENS].issue_staff(
+        username=member.username,
+        role=Role(member.role.value),
+        name=member.display_name,
+        ttl_s=settings.staff_token_ttl_s,
+    )
+    return web.json_response({"token": token, "staff": member.model_dump(mode="json")})
+
+
+async def create_room(request: web.Request) -> web.Response:
+    staff = require_staff(request, Role.COUNSELOR)
+    body = await json_body(request, CreateRoomRequest)
+    settings = request.app[SETTINGS]
+    tokens = request.app[TOKENS]
+    record = await request.app[ROOMS].create(title=body.title, topic=body.topic, created_by=staff.username)
+    ttl = settings.join_token_ttl_s
+
+    def link(role: Role, name: str, language: str) -> str:
+        token = tokens.issue_join(room_id=record.id, role=role, name=name, language=language, ttl_s=ttl)
+        return join_link(settings.base_url, record.id, token)
+
+    links = RoomLinks(
+        room_id=record.id,
+        resident=link(Role.RESIDENT, body.resident.name, body.resident.language),
+        counselor=link(Role.COUNSELOR, staff.name, body.counselor_language),
+        interpreter=(
+            link(Role.INTERPRETER, body.interpreter.name, body.interpreter.language)
+            if body.interpreter
+            else None
+        ),
+    )
+    return web.json_response(
+        {"room": record.info().model_dump(mode="json"), "links": links.model_dump()}, status=201
+    )
+
+
+async def join_info(request: web.Request) -> web.Response:
+    room_id = request.query.get("room")
+    try:
+        claims = request.app[TOKENS].verify_join(request.query.get("t"), room_id=room_id)
+    except TokenError as exc:
+        status = 401 if exc.code.value in ("token_missing", "token_invalid") else 403
+        raise_error(status, exc.code.value, exc.message)
+    record = await request.app[ROOMS].get(claims.room_id)
+    if record is None:
+        raise_error(404, "unknown_room", "This consultation does not exist. Check the link you were sent.")
+    if record.state is RoomState.ENDED:
+        raise_error(410, "room_ended", "This consultation has ended.")
+    you = ParticipantInfo(
+        id=claims.participant_id,
+        name=claims.name,
+        role=claims.role,
+        language=claims.language,  # type: ignore[arg-type]
+    )
+    return web.json_response(
+        {"you": you.model_dump(mode="json"), "room": record.info().model_dump(mode="json")}
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/staff/login", login)
+    app.router.add_post("/api/rooms", create_room)
+    app.router.add_get("/api/join-info", join_info)

@@ -1,0 +1,284 @@
+"""The ``seoulbridge`` command: serve, staff, tokens and rooms."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import secrets
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from scheduler.errors import SchedulerError
+from scheduler.staff import StaffMember, StaffRole, StaffStore
+from signaling.protocol import LANGUAGES, Role
+from signaling.rooms import RoomDirectory
+from signaling.tokens import TokenService
+from web.api_rooms import join_link
+from web.redis_store import open_redis
+from web.settings import Settings
+
+DEMO_COUNSELOR = "demo-counselor"
+DEMO_INTERPRETER = "demo-interpreter"
+DEMO_CREDENTIALS = "demo-credentials.txt"
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for name in ("host", "port", "public_url", "data_dir", "redis_url"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SystemExit(f"seoulbridge: bad configuration: {exc}") from None
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, help="data directory (default ./data)")
+    parser.add_argument("--redis-url", help="Redis URL (default: embedded Redis in the data dir)")
+    parser.add_argument("--public-url", help="base URL used in join links")
+
+
+async def _with_stores(
+    settings: Settings, work: Callable[[StaffStore, RoomDirectory, TokenService], Awaitable[int]]
+) -> int:
+    handle = await open_redis(settings.redis_url, settings.data_dir)
+    try:
+        tokens = TokenService(settings.resolved_secret())
+        return await work(StaffStore(handle.client), RoomDirectory(handle.client), tokens)
+    finally:
+        await handle.aclose()
+
+
+# ------------------------------------------------------------------- serve
+async def _ensure_demo_staff(staff: StaffStore, data_dir: Path) -> str:
+    """Create the demo counselor and interpreter once; their password lives in the data dir."""
+    path = data_dir / DEMO_CREDENTIALS
+    password = path.read_text().strip() if path.exists() else secrets.token_urlsafe(9)
+    if not path.exists():
+        path.write_text(password + "\n")
+        path.chmod(0o600)
+    demo = [
+        StaffMember(
+            username=DEMO_COUNSELOR,
+            display_name="상담사 김민지 (Counselor Kim)",
+            role=StaffRole.COUNSELOR,
+            languages=["ko", "en"],
+            topics=["nationality", "military_service", "family_registry", "general"],
+        ),
+        StaffMember(
+            username=DEMO_INTERPRETER,
+            display_name="통역사 사토 (Interpreter Sato)",
+            role=StaffRole.INTERPRETER,
+            languages=["ja", "ko"],
+        ),
+    ]
+    for member in demo:
+        if await staff.get(member.username) is None:
+            await staff.add(member, password)
+    return password
+
+
+def _demo_ctx(settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:
+    from web.appkeys import ROOMS, STAFF, TOKENS
+
+    async def demo(app: web.Application) -> AsyncIterator[None]:
+        password = await _ensure_demo_staff(app[STAFF], settings.data_dir)
+        record = await app[ROOMS].create(
+            title="데모 상담 · Demo consultation (국적 / nationality)",
+            topic="nationality",
+            created_by=DEMO_COUNSELOR,
+        )
+        tokens = app[TOKENS]
+        ttl = settings.join_token_ttl_s
+        people = [
+            ("Resident (Japanese)", Role.RESIDENT, "김유이 (Kim Yui)", "ja"),
+            ("Counselor", Role.COUNSELOR, "상담사 김민지 (Counselor Kim)", "ko"),
+            ("Interpreter (ja-ko)", Role.INTERPRETER, "통역사 사토 (Interpreter Sato)", "ja"),
+        ]
+        print("\nDemo consultation ready. Open each link in its own browser tab:\n", flush=True)
+        for label, role, name, language in people:
+            token = tokens.issue_join(room_id=record.id, role=role, name=name, language=language, ttl_s=ttl)
+            print(f"  {label:<22} {join_link(settings.base_url, record.id, token)}", flush=True)
+        print(
+            f"\nStaff sign-in: {DEMO_COUNSELOR} / {DEMO_INTERPRETER}, password {password}\n",
+            flush=True,
+        )
+        yield
+
+    return demo
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from web.app import build_app
+
+    settings = _settings(args)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = build_app(settings)
+    if args.demo:
+        app.cleanup_ctx.append(_demo_ctx(settings))
+    print(f"Seoulbridge serving on {settings.base_url} (data in {settings.data_dir})", flush=True)
+    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+    return 0
+
+
+# ------------------------------------------------------------------- staff
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    env = os.environ.get("SEOULBRIDGE_STAFF_PASSWORD")
+    if env:
+        return env
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Again: ") != first:
+        raise SystemExit("seoulbridge: the passwords differ; nothing was saved")
+    return first
+
+
+def cmd_staff_add(args: argparse.Namespace) -> int:
+    try:
+        member = StaffMember(
+            username=args.username,
+            display_name=args.name,
+            role=StaffRole(args.role),
+            languages=[c.strip() for c in args.languages.split(",") if c.strip()],
+            topics=[t.strip() for t in (args.topics or "").split(",") if t.strip()],
+        )
+    except ValidationError as exc:
+        raise SystemExit(f"seoulbridge: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
+    password = _read_password(args)
+
+    async def work(staff: StaffStore, rooms: RoomDirectory, tokens: TokenService) -> int:
+        try:
+            await staff.add(member, password)
+        except (SchedulerError, ValueError) as exc:
+            print(f"seoulbridge: {exc}", file=sys.stderr)
+            return 1
+        print(f"added {member.role.value} {member.username} ({member.display_name})")
+        return 0
+
+    return asyncio.run(_with_stores(_settings(args), work))
+
+
+def cmd_staff_list(args: argparse.Namespace) -> int:
+    async def work(staff: StaffStore, rooms: RoomDirectory, tokens: TokenService) -> int:
+        members = await staff.list()
+        if not members:
+            print("no staff yet: add one with 'seoulbridge staff add'")
+        for m in members:
+            print(f"{m.username:<20} {m.role.value:<12} {','.join(m.languages):<12} {m.display_name}")
+        return 0
+
+    return asyncio.run(_with_stores(_settings(args), work))
+
+
+# ------------------------------------------------------------ token / room
+def cmd_token(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def work(staff: StaffStore, rooms: RoomDirectory, tokens: TokenService) -> int:
+        if await rooms.get(args.room) is None:
+            print(f"seoulbridge: there is no room {args.room!r}; create one with 'room create'", file=sys.stderr)
+            return 1
+        token = tokens.issue_join(
+            room_id=args.room, role=Role(args.role), name=args.name, language=args.lang, ttl_s=args.ttl
+        )
+        print(token if args.bare else join_link(settings.base_url, args.room, token))
+        return 0
+
+    return asyncio.run(_with_stores(settings, work))
+
+
+def cmd_room_create(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def work(staff: StaffStore, rooms: RoomDirectory, tokens: TokenService) -> int:
+        record = await rooms.create(title=args.title, topic=args.topic)
+        print(f"room {record.id}")
+        for spec in args.participant or []:
+            role, _, rest = spec.partition(":")
+            name, _, language = rest.rpartition(":")
+            token = tokens.issue_join(
+                room_id=record.id, role=Role(role), name=name, language=language, ttl_s=settings.join_token_ttl_s
+            )
+            print(f"{role} {join_link(settings.base_url, record.id, token)}")
+        return 0
+
+    return asyncio.run(_with_stores(settings, work))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seoulbridge", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+
+    serve = sub.add_parser("serve", help="run the server")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8080)")
+    serve.add_argument("--demo", action="store_true", help="create demo staff and a consultation; print links")
+    _add_common(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    staff = sub.add_parser("staff", help="manage staff accounts").add_subparsers(dest="staff_command", required=True)
+    add = staff.add_parser("add", help="add a staff member (password from stdin, env or prompt)")
+    add.add_argument("username")
+    add.add_argument("--name", required=True, help="display name")
+    add.add_argument("--role", required=True, choices=[r.value for r in StaffRole])
+    add.add_argument("--languages", default="ko", help="comma-separated, e.g. ko,ja")
+    add.add_argument("--topics", help="comma-separated topic ids")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    _add_common(add)
+    add.set_defaults(func=cmd_staff_add)
+    lst = staff.add_parser("list", help="list staff")
+    _add_common(lst)
+    lst.set_defaults(func=cmd_staff_list)
+
+    token = sub.add_parser("token", help="issue a join token for a room")
+    token.add_argument("--room", required=True)
+    token.add_argument("--role", required=True, choices=[r.value for r in Role])
+    token.add_argument("--name", required=True)
+    token.add_argument("--lang", default="ko", choices=list(LANGUAGES))
+    token.add_argument("--ttl", type=int, default=4 * 3600, help="seconds the token stays valid")
+    token.add_argument("--bare", action="store_true", help="print only the token, not the link")
+    _add_common(token)
+    token.set_defaults(func=cmd_token)
+
+    room = sub.add_parser("room", help="consultation rooms").add_subparsers(dest="room_command", required=True)
+    create = room.add_parser("create", help="create a room and print join links")
+    create.add_argument("--title", default="Consultation")
+    create.add_argument("--topic")
+    create.add_argument(
+        "--participant",
+        action="append",
+        metavar="ROLE:NAME:LANG",
+        help="issue a link, e.g. resident:Kim Yui:ja (repeatable)",
+    )
+    _add_common(create)
+    create.set_defaults(func=cmd_room_create)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["serve", *(argv or [])])
+    try:
+        return int(args.func(args))
+    except ValueError as exc:
+        print(f"seoulbridge: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
