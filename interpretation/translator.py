@@ -262,4 +262,4 @@ class Translator:
                 pq.queue.get_nowait().future.cancel()
         self._queues.clear()
         if self._own_executor:
-            self._executor.shutdown(wait=True, cancel_futures=True)
+            await asyncio.to_thread(self._executor.shutdown, True, cancel_futures=True)

@@ -16,6 +16,7 @@ from speech_fixture import korean_wav
 
 from interpretation.glossary import GlossaryStore
 from interpretation.packages import PackageStore, configure_argos_environment
+from interpretation.recognizer import SpeechModels
 from interpretation.translator import Translator
 
 
@@ -60,3 +61,11 @@ async def translator(
 def korean_speech(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A 16 kHz mono WAV of a Korean sentence spoken by espeak-ng."""
     yield korean_wav(tmp_path_factory.mktemp("speech") / "ko.wav")
+
+
+@pytest.fixture(scope="session")
+def speech_models() -> SpeechModels:
+    """The process-wide model registry; the Korean model loads once per test session."""
+    models = SpeechModels()
+    models.get("ko")
+    return models

