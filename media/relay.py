@@ -40,6 +40,8 @@ class RelayAudioTap:
                 frame = await self._track.recv()
             except MediaStreamError:
                 return
+            if not isinstance(frame, av.AudioFrame):
+                continue
             # Resampling is PyAV work: keep it off the event loop thread.
             pcm = await asyncio.to_thread(self._convert, frame)
             if pcm:

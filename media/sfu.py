@@ -165,8 +165,10 @@ class MediaRoom:
             RTCConfiguration(iceServers=self._ice_servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
         )
         self._forwarder.prepare_peer(pc)
-        publish = {kind: pc.addTransceiver(kind, direction="recvonly") for kind in KINDS}
-        peer = MediaPeer(self.room_id, participant_id, pc, cast(dict[Kind, RTCRtpTransceiver], publish))
+        publish: dict[Kind, RTCRtpTransceiver] = {
+            kind: pc.addTransceiver(kind, direction="recvonly") for kind in KINDS
+        }
+        peer = MediaPeer(self.room_id, participant_id, pc, publish)
         self._peers[participant_id] = peer
 
         @pc.on("track")
@@ -225,7 +227,11 @@ class MediaRoom:
             self._request_negotiation(peer)
 
     async def add_candidate(
-        self, participant_id: str, candidate: str | None, sdp_mid: str | None, sdp_mline_index: int | None
+        self,
+        participant_id: str,
+        candidate: str | None,
+        sdp_mid: str | None,
+        sdp_mline_index: int | None,
     ) -> None:
         peer = self._require(participant_id)
         if not candidate:
@@ -264,7 +270,9 @@ class MediaRoom:
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            logger.error("room %s: task %s failed", self.room_id, task.get_name(), exc_info=task.exception())
+            logger.error(
+                "room %s: task %s failed", self.room_id, task.get_name(), exc_info=task.exception()
+            )
 
     async def _publish(self, peer: MediaPeer, track: MediaStreamTrack) -> None:
         kind = cast(Kind, track.kind)
@@ -308,7 +316,9 @@ class MediaRoom:
             await peer.pc.setLocalDescription(offer)
         except Exception:
             peer.awaiting_answer = False
-            logger.exception("room %s peer %s: could not create an offer", self.room_id, peer.participant_id)
+            logger.exception(
+                "room %s peer %s: could not create an offer", self.room_id, peer.participant_id
+            )
             return
         peer.negotiations += 1
         publish = {kind: t.mid for kind, t in peer.publish.items() if t.mid is not None}
@@ -322,14 +332,19 @@ class MediaRoom:
             if slot.publication_id in self._publications and slot.transceiver.mid is not None
         ]
         description = peer.pc.localDescription
-        logger.debug("room %s peer %s: offer #%d", self.room_id, peer.participant_id, peer.negotiations)
+        logger.debug(
+            "room %s peer %s: offer #%d", self.room_id, peer.participant_id, peer.negotiations
+        )
         try:
             await self._send_offer(
-                peer.participant_id, OfferToSend(sdp=description.sdp, publish=publish, tracks=tracks)
+                peer.participant_id,
+                OfferToSend(sdp=description.sdp, publish=publish, tracks=tracks),
             )
         except Exception:
             peer.awaiting_answer = False
-            logger.exception("room %s peer %s: could not deliver the offer", self.room_id, peer.participant_id)
+            logger.exception(
+                "room %s peer %s: could not deliver the offer", self.room_id, peer.participant_id
+            )
 
     async def _connection_changed(self, peer: MediaPeer) -> None:
         state = peer.pc.connectionState

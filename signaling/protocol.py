@@ -221,10 +221,13 @@ class ParticipantJoined(_Msg):
     participant: ParticipantInfo
 
 
+LeaveReason = Literal["left", "removed", "disconnected"]
+
+
 class ParticipantLeft(_Msg):
     type: Literal["participant_left"] = "participant_left"
     participant_id: str
-    reason: Literal["left", "removed", "disconnected"]
+    reason: LeaveReason
 
 
 class Offer(_Msg):

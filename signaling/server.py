@@ -40,6 +40,7 @@ from signaling.protocol import (
     Joined,
     Knock,
     Leave,
+    LeaveReason,
     LobbyChanged,
     Mute,
     MuteChanged,
@@ -123,7 +124,9 @@ class SignalingServer:
         token = auth.get("token") if isinstance(auth, dict) else None
         room_id = auth.get("room") if isinstance(auth, dict) else None
         try:
-            claims = self._tokens.verify_join(token, room_id=room_id if isinstance(room_id, str) else None)
+            claims = self._tokens.verify_join(
+                token, room_id=room_id if isinstance(room_id, str) else None
+            )
         except TokenError as exc:
             raise socketio.exceptions.ConnectionRefusedError(exc.message) from None
         record = await self._rooms.get(claims.room_id)
@@ -205,7 +208,9 @@ class SignalingServer:
                 async with room.lock:
                     await self._dispatch_locked(room, me, message)
 
-    async def _dispatch_locked(self, room: LiveRoom, me: Participant, message: ClientMessage) -> None:
+    async def _dispatch_locked(
+        self, room: LiveRoom, me: Participant, message: ClientMessage
+    ) -> None:
         match message:
             case Join():
                 await self._join(room, me)
@@ -215,18 +220,24 @@ class SignalingServer:
             case Deny(participant_id=target_id, reason=reason):
                 self._require_moderator(me)
                 target = self._waiting(room, target_id)
-                await self._send(target.sid, Denied(reason=reason or "The counselor could not admit you now."))
+                await self._send(
+                    target.sid, Denied(reason=reason or "The counselor could not admit you now.")
+                )
                 await self._depart(room, target, "removed")
                 await self._sio.disconnect(target.sid)
             case Remove(participant_id=target_id, reason=reason):
                 self._require_moderator(me)
-                target = room.participants.get(target_id)
-                if target is None or target is me:
-                    raise RequestError(ErrorCode.UNKNOWN_PARTICIPANT, "That participant is not here.")
-                room.banned.add(target.id)
-                await self._send(target.sid, Removed(reason=reason or "The counselor removed you."))
-                await self._depart(room, target, "removed")
-                await self._sio.disconnect(target.sid)
+                removed = room.participants.get(target_id)
+                if removed is None or removed is me:
+                    raise RequestError(
+                        ErrorCode.UNKNOWN_PARTICIPANT, "That participant is not here."
+                    )
+                room.banned.add(removed.id)
+                await self._send(
+                    removed.sid, Removed(reason=reason or "The counselor removed you.")
+                )
+                await self._depart(room, removed, "removed")
+                await self._sio.disconnect(removed.sid)
             case Leave():
                 await self._depart(room, me, "left")
             case EndRoom():
@@ -241,7 +252,10 @@ class SignalingServer:
             case ChatSend(text=text):
                 self._require_in_room(me)
                 await self._broadcast(
-                    room, ChatMessage(participant_id=me.id, name=me.claims.name, text=text, ts=self._clock())
+                    room,
+                    ChatMessage(
+                        participant_id=me.id, name=me.claims.name, text=text, ts=self._clock()
+                    ),
                 )
 
     # ------------------------------------------------------------ transitions
@@ -279,7 +293,7 @@ class SignalingServer:
             await self._send(other.sid, ParticipantJoined(participant=me.info()))
         await room.media.add_peer(me.id)
 
-    async def _depart(self, room: LiveRoom, me: Participant, reason: str) -> None:
+    async def _depart(self, room: LiveRoom, me: Participant, reason: LeaveReason) -> None:
         was = me.state
         if was is ParticipantState.GONE:
             return
@@ -290,7 +304,7 @@ class SignalingServer:
             for other in room.in_room():
                 await self._send(
                     other.sid,
-                    ParticipantLeft(participant_id=me.id, reason=reason),  # type: ignore[arg-type]
+                    ParticipantLeft(participant_id=me.id, reason=reason),
                 )
         elif was is ParticipantState.LOBBY:
             await self._lobby_changed(room)
@@ -334,7 +348,9 @@ class SignalingServer:
         for staff in room.staff_in_room():
             await self._send(staff.sid, LobbyChanged(waiting=waiting))
 
-    async def _broadcast(self, room: LiveRoom, message: ServerMessage, *, include_lobby: bool = False) -> None:
+    async def _broadcast(
+        self, room: LiveRoom, message: ServerMessage, *, include_lobby: bool = False
+    ) -> None:
         for participant in list(room.participants.values()):
             if participant.state is ParticipantState.IN_ROOM or (
                 include_lobby and participant.state is ParticipantState.LOBBY

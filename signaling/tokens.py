@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import jwt
 
@@ -153,14 +154,15 @@ class TokenService:
             raise TokenError(TokenErrorCode.INVALID, "This sign-in is not valid.") from None
 
     # -------------------------------------------------------------- internal
-    def _decode(self, token: str | None, audience: str) -> dict[str, object]:
+    def _decode(self, token: str | None, audience: str) -> dict[str, Any]:
         """Verify the signature and audience with PyJWT, the times with our clock."""
         if not token:
             raise TokenError(
-                TokenErrorCode.MISSING, "No access token was given. Open the full link you were sent."
+                TokenErrorCode.MISSING,
+                "No access token was given. Open the full link you were sent.",
             )
         try:
-            payload: dict[str, object] = jwt.decode(
+            payload: dict[str, Any] = jwt.decode(
                 token,
                 self._secret,
                 algorithms=[_ALGORITHM],
@@ -178,7 +180,8 @@ class TokenService:
         exp = payload.get("exp")
         if not isinstance(exp, int | float) or now >= float(exp):
             raise TokenError(
-                TokenErrorCode.EXPIRED, "This link has expired. Ask the service center for a new one."
+                TokenErrorCode.EXPIRED,
+                "This link has expired. Ask the service center for a new one.",
             )
         nbf = payload.get("nbf")
         if isinstance(nbf, int | float) and now < float(nbf):

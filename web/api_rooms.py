@@ -61,11 +61,15 @@ async def create_room(request: web.Request) -> web.Response:
     body = await json_body(request, CreateRoomRequest)
     settings = request.app[SETTINGS]
     tokens = request.app[TOKENS]
-    record = await request.app[ROOMS].create(title=body.title, topic=body.topic, created_by=staff.username)
+    record = await request.app[ROOMS].create(
+        title=body.title, topic=body.topic, created_by=staff.username
+    )
     ttl = settings.join_token_ttl_s
 
     def link(role: Role, name: str, language: str) -> str:
-        token = tokens.issue_join(room_id=record.id, role=role, name=name, language=language, ttl_s=ttl)
+        token = tokens.issue_join(
+            room_id=record.id, role=role, name=name, language=language, ttl_s=ttl
+        )
         return join_link(settings.base_url, record.id, token)
 
     links = RoomLinks(
@@ -92,14 +96,16 @@ async def join_info(request: web.Request) -> web.Response:
         raise_error(status, exc.code.value, exc.message)
     record = await request.app[ROOMS].get(claims.room_id)
     if record is None:
-        raise_error(404, "unknown_room", "This consultation does not exist. Check the link you were sent.")
+        raise_error(
+            404, "unknown_room", "This consultation does not exist. Check the link you were sent."
+        )
     if record.state is RoomState.ENDED:
         raise_error(410, "room_ended", "This consultation has ended.")
     you = ParticipantInfo(
         id=claims.participant_id,
         name=claims.name,
         role=claims.role,
-        language=claims.language,  # type: ignore[arg-type]
+        language=claims.language,
     )
     return web.json_response(
         {"you": you.model_dump(mode="json"), "room": record.info().model_dump(mode="json")}

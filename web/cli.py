@@ -107,7 +107,9 @@ def _demo_ctx(settings: Settings) -> Callable[[web.Application], AsyncIterator[N
         ]
         print("\nDemo consultation ready. Open each link in its own browser tab:\n", flush=True)
         for label, role, name, language in people:
-            token = tokens.issue_join(room_id=record.id, role=role, name=name, language=language, ttl_s=ttl)
+            token = tokens.issue_join(
+                room_id=record.id, role=role, name=name, language=language, ttl_s=ttl
+            )
             print(f"  {label:<22} {join_link(settings.base_url, record.id, token)}", flush=True)
         print(
             f"\nStaff sign-in: {DEMO_COUNSELOR} / {DEMO_INTERPRETER}, password {password}\n",
@@ -156,7 +158,9 @@ def cmd_staff_add(args: argparse.Namespace) -> int:
             topics=[t.strip() for t in (args.topics or "").split(",") if t.strip()],
         )
     except ValidationError as exc:
-        raise SystemExit(f"seoulbridge: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
+        raise SystemExit(
+            f"seoulbridge: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}"
+        ) from None
     password = _read_password(args)
 
     async def work(staff: StaffStore, rooms: RoomDirectory, tokens: TokenService) -> int:
@@ -177,7 +181,9 @@ def cmd_staff_list(args: argparse.Namespace) -> int:
         if not members:
             print("no staff yet: add one with 'seoulbridge staff add'")
         for m in members:
-            print(f"{m.username:<20} {m.role.value:<12} {','.join(m.languages):<12} {m.display_name}")
+            print(
+                f"{m.username:<20} {m.role.value:<12} {','.join(m.languages):<12} {m.display_name}"
+            )
         return 0
 
     return asyncio.run(_with_stores(_settings(args), work))
@@ -189,10 +195,17 @@ def cmd_token(args: argparse.Namespace) -> int:
 
     async def work(staff: StaffStore, rooms: RoomDirectory, tokens: TokenService) -> int:
         if await rooms.get(args.room) is None:
-            print(f"seoulbridge: there is no room {args.room!r}; create one with 'room create'", file=sys.stderr)
+            print(
+                f"seoulbridge: there is no room {args.room!r}; create one with 'room create'",
+                file=sys.stderr,
+            )
             return 1
         token = tokens.issue_join(
-            room_id=args.room, role=Role(args.role), name=args.name, language=args.lang, ttl_s=args.ttl
+            room_id=args.room,
+            role=Role(args.role),
+            name=args.name,
+            language=args.lang,
+            ttl_s=args.ttl,
         )
         print(token if args.bare else join_link(settings.base_url, args.room, token))
         return 0
@@ -210,7 +223,11 @@ def cmd_room_create(args: argparse.Namespace) -> int:
             role, _, rest = spec.partition(":")
             name, _, language = rest.rpartition(":")
             token = tokens.issue_join(
-                room_id=record.id, role=Role(role), name=name, language=language, ttl_s=settings.join_token_ttl_s
+                room_id=record.id,
+                role=Role(role),
+                name=name,
+                language=language,
+                ttl_s=settings.join_token_ttl_s,
             )
             print(f"{role} {join_link(settings.base_url, record.id, token)}")
         return 0
@@ -225,11 +242,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the server")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8080)")
-    serve.add_argument("--demo", action="store_true", help="create demo staff and a consultation; print links")
+    serve.add_argument(
+        "--demo", action="store_true", help="create demo staff and a consultation; print links"
+    )
     _add_common(serve)
     serve.set_defaults(func=cmd_serve)
 
-    staff = sub.add_parser("staff", help="manage staff accounts").add_subparsers(dest="staff_command", required=True)
+    staff = sub.add_parser("staff", help="manage staff accounts").add_subparsers(
+        dest="staff_command", required=True
+    )
     add = staff.add_parser("add", help="add a staff member (password from stdin, env or prompt)")
     add.add_argument("username")
     add.add_argument("--name", required=True, help="display name")
@@ -253,7 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(token)
     token.set_defaults(func=cmd_token)
 
-    room = sub.add_parser("room", help="consultation rooms").add_subparsers(dest="room_command", required=True)
+    room = sub.add_parser("room", help="consultation rooms").add_subparsers(
+        dest="room_command", required=True
+    )
     create = room.add_parser("create", help="create a room and print join links")
     create.add_argument("--title", default="Consultation")
     create.add_argument("--topic")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
 from typing import Annotated
@@ -32,7 +33,10 @@ def _parse_ice_servers(value: object) -> object:
     if not text:
         return []
     if text.startswith("["):
-        return text  # JSON, pydantic parses it
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"ICE servers JSON is malformed: {exc}") from None
     servers: list[dict[str, object]] = []
     for raw in text.split(","):
         url = raw.strip()
@@ -40,9 +44,7 @@ def _parse_ice_servers(value: object) -> object:
             continue
         scheme, _, rest = url.partition(":")
         if scheme not in ("stun", "stuns", "turn", "turns"):
-            raise ValueError(
-                f"ICE server {url!r} must start with stun:, stuns:, turn: or turns:"
-            )
+            raise ValueError(f"ICE server {url!r} must start with stun:, stuns:, turn: or turns:")
         if "@" in rest:
             creds, _, host = rest.rpartition("@")
             user, _, password = creds.partition(":")

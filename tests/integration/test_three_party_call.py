@@ -17,7 +17,9 @@ from web.appkeys import ROOMS
 pytestmark = pytest.mark.timeout(90)
 
 
-async def test_lobby_admit_and_media_between_all_three(data_dir: Path, redis_url: str, redis: object) -> None:
+async def test_lobby_admit_and_media_between_all_three(
+    data_dir: Path, redis_url: str, redis: object
+) -> None:
     async with running_server(data_dir, redis_url, empty_room_grace_s=0.5) as server:
         room_id, (t_res, t_cou, t_int) = await server.room_with(
             (Role.RESIDENT, "Kim Yui", "ja"),
@@ -81,11 +83,15 @@ async def test_lobby_admit_and_media_between_all_three(data_dir: Path, redis_url
             await resident.close()
             assert set(live.media.peers) == {ids[counselor], ids[interpreter]}
             assert set(live.media.publications) == {
-                f"{ids[counselor]}/audio", f"{ids[counselor]}/video",
-                f"{ids[interpreter]}/audio", f"{ids[interpreter]}/video",
+                f"{ids[counselor]}/audio",
+                f"{ids[counselor]}/video",
+                f"{ids[interpreter]}/audio",
+                f"{ids[interpreter]}/video",
             }
             # Each remaining peer now carries exactly one other's audio and video.
-            assert [sum(1 for s in peer.slots if s.publication_id) for peer in live.media.peers.values()] == [2, 2]
+            assert [
+                sum(1 for s in peer.slots if s.publication_id) for peer in live.media.peers.values()
+            ] == [2, 2]
 
             # Everyone leaves: the live room closes and every peer connection is released.
             pcs = [weakref.ref(p.pc) for p in live.media.peers.values()]
@@ -103,7 +109,9 @@ async def test_lobby_admit_and_media_between_all_three(data_dir: Path, redis_url
             gc.collect()
             assert resident_pc() is None
             assert all(ref() is None for ref in pcs)
-            lingering = [t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("room ")]
+            lingering = [
+                t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("room ")
+            ]
             assert lingering == []
         finally:
             for p in people:
@@ -127,7 +135,10 @@ async def test_refused_tokens_get_a_reason(data_dir: Path, redis_url: str, redis
             client.on("connect_error", refusals.append)
             with pytest.raises(socketio.exceptions.ConnectionError):
                 await client.connect(
-                    server.base_url, auth={"token": tok, "room": room}, transports=["websocket"], wait_timeout=5
+                    server.base_url,
+                    auth={"token": tok, "room": room},
+                    transports=["websocket"],
+                    wait_timeout=5,
                 )
             assert len(refusals) == 1 and reason in str(refusals[0]), (label, refusals)
             await client.disconnect()

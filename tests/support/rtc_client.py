@@ -15,7 +15,12 @@ from typing import Any
 import numpy as np
 import socketio
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack, VideoStreamTrack
+from aiortc.mediastreams import (
+    AudioStreamTrack,
+    MediaStreamError,
+    MediaStreamTrack,
+    VideoStreamTrack,
+)
 from av import VideoFrame
 
 
@@ -95,7 +100,9 @@ class RtcParticipant:
     def received(self, type_: str) -> list[dict[str, Any]]:
         return [m for m in self.messages if m["type"] == type_]
 
-    async def wait_frames(self, participant_id: str, kind: str, count: int, timeout: float = 15.0) -> None:
+    async def wait_frames(
+        self, participant_id: str, kind: str, count: int, timeout: float = 15.0
+    ) -> None:
         deadline = time.monotonic() + timeout
         while self.frames[participant_id][kind] < count:
             if time.monotonic() > deadline:
@@ -130,7 +137,9 @@ class RtcParticipant:
             for kind, mid in offer["publish"].items():
                 transceiver = next(t for t in pc.getTransceivers() if t.mid == mid)
                 if transceiver.sender.track is None:
-                    track: MediaStreamTrack = SmallVideoTrack() if kind == "video" else AudioStreamTrack()
+                    track: MediaStreamTrack = (
+                        SmallVideoTrack() if kind == "video" else AudioStreamTrack()
+                    )
                     self.local_tracks.append(track)
                     transceiver.sender.replaceTrack(track)
                 transceiver.direction = "sendonly"
@@ -154,5 +163,3 @@ class RtcParticipant:
                 if self.first_frame_at is None and track.kind == "video":
                     self.first_frame_at = time.monotonic()
                 self.frames[owner][track.kind] += 1
-
-

@@ -24,7 +24,9 @@ class RunningServer:
         """Create a room and one join token per (role, name, language)."""
         record = await self.app[ROOMS].create(title="Test consultation")
         tokens = [
-            self.app[TOKENS].issue_join(room_id=record.id, role=role, name=name, language=lang, ttl_s=600)
+            self.app[TOKENS].issue_join(
+                room_id=record.id, role=role, name=name, language=lang, ttl_s=600
+            )
             for role, name, lang in people
         ]
         return record.id, tokens
@@ -35,7 +37,9 @@ class RunningServer:
 
 
 @asynccontextmanager
-async def running_server(data_dir: Path, redis_url: str, **overrides: object) -> AsyncIterator[RunningServer]:
+async def running_server(
+    data_dir: Path, redis_url: str, **overrides: object
+) -> AsyncIterator[RunningServer]:
     settings = Settings(data_dir=data_dir, redis_url=redis_url, token_secret="t" * 40, **overrides)  # type: ignore[arg-type]
     app = build_app(settings)
     runner = web.AppRunner(app, access_log=None)

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from web.settings import Settings
+
+
+def test_ice_servers_from_urls_with_turn_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "SEOULBRIDGE_ICE_SERVERS", "stun:stun.example.org:3478, turn:user:pw@turn.example.org:3478"
+    )
+    settings = Settings()
+    assert [s.urls for s in settings.ice_servers] == [
+        ["stun:stun.example.org:3478"],
+        ["turn:turn.example.org:3478"],
+    ]
+    assert settings.ice_servers[1].username == "user" and settings.ice_servers[1].credential == "pw"
+
+
+def test_ice_servers_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "SEOULBRIDGE_ICE_SERVERS",
+        '[{"urls": ["turns:t.example.org:5349"], "username": "u", "credential": "c"}]',
+    )
+    assert Settings().ice_servers[0].urls == ["turns:t.example.org:5349"]
+
+
+def test_bad_ice_server_says_what_to_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEOULBRIDGE_ICE_SERVERS", "http://example.org")
+    with pytest.raises(ValidationError, match="must start with stun:"):
+        Settings()
+
+
+def test_redis_url_from_plain_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6390/2")
+    assert Settings().redis_url == "redis://127.0.0.1:6390/2"
+
+
+def test_secret_is_generated_once_and_kept(tmp_path: Path) -> None:
+    first = Settings(data_dir=tmp_path).resolved_secret()
+    assert len(first) >= 32
+    assert Settings(data_dir=tmp_path).resolved_secret() == first
+    assert (tmp_path / "token-secret").stat().st_mode & 0o077 == 0
+    assert Settings(data_dir=tmp_path, token_secret="given" * 8).resolved_secret() == "given" * 8
+
+
+def test_base_url() -> None:
+    assert Settings(host="0.0.0.0", port=9000).base_url == "http://127.0.0.1:9000"
+    assert Settings(public_url="https://sb.example.kr/").base_url == "https://sb.example.kr"
