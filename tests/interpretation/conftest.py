@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from argos_fixture import build_argos_package
-from speech_fixture import korean_wav
-
 from interpretation.glossary import GlossaryStore
 from interpretation.packages import PackageStore, configure_argos_environment
 from interpretation.recognizer import SpeechModels
 from interpretation.translator import Translator
+from tests.interpretation.argos_fixture import build_argos_package
+from tests.interpretation.speech_fixture import korean_wav
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -8,13 +8,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from speech_fixture import wav_pcm
-
 from interpretation.events import CaptionEvent
 from interpretation.pipeline import CaptionPipeline
 from interpretation.recognizer import BYTES_PER_SECOND, RecognitionPool, Recognized, SpeechModels
 from interpretation.transcript import TranscriptStore, to_srt, to_webvtt
 from interpretation.translator import Translator
+from tests.interpretation.speech_fixture import wav_pcm
 
 
 class ListSink:

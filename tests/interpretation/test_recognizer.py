@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-from speech_fixture import wav_pcm
 
 from interpretation.errors import ModelNotAvailable
 from interpretation.recognizer import (
@@ -17,6 +16,7 @@ from interpretation.recognizer import (
     SpeechModels,
     SpeechStream,
 )
+from tests.interpretation.speech_fixture import wav_pcm
 
 HANGUL = re.compile(r"[가-힣]")
 

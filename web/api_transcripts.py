@@ -1,0 +1,108 @@
+"""REST for captions: transcript export (WebVTT/SRT) and the admin glossary.
+
+Wiring (in ``web.app.build_app``)::
+
+    from web import api_transcripts
+    app.cleanup_ctx.append(api_transcripts.interpretation_ctx)   # after `services`
+    api_transcripts.add_routes(app)
+
+and ``app[api_transcripts.CAPTIONS]`` is the :class:`CaptionService`
+(``.pipeline(room_id, sink)`` gives a room's :class:`CaptionPipeline`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from interpretation.errors import InterpretationError
+from interpretation.glossary import Glossary
+from interpretation.service import CaptionService
+from interpretation.transcript import to_srt, to_webvtt
+from signaling.protocol import LANGUAGES, Role
+from web.appkeys import SETTINGS
+from web.auth import require_staff
+from web.http_errors import raise_error, validation_message
+
+CAPTIONS = web.AppKey("captions", CaptionService)
+
+
+async def interpretation_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Create the caption service from the settings; close it (and every pipeline) on exit."""
+    settings = app[SETTINGS]
+    service = await asyncio.to_thread(
+        CaptionService,
+        settings.data_dir,
+        vosk_models=settings.vosk_models,
+        packages_dir=settings.argos_packages_dir,
+        workers=settings.caption_workers,
+    )
+    app[CAPTIONS] = service
+    try:
+        yield
+    finally:
+        await service.aclose()
+
+
+def _language(request: web.Request) -> str:
+    lang = request.query.get("lang", "ko")
+    if lang not in LANGUAGES:
+        raise_error(400, "bad_language", f"lang must be one of {', '.join(LANGUAGES)}")
+    return lang
+
+
+async def _transcript(request: web.Request, fmt: str) -> web.Response:
+    require_staff(request)
+    session_id = request.match_info["id"]
+    lang = _language(request)
+    store = request.app[CAPTIONS].transcripts
+    try:
+        entries = await asyncio.to_thread(store.entries, session_id)
+    except InterpretationError:
+        raise_error(404, "unknown_session", f"There is no transcript for session {session_id!r}.")
+    if not entries:
+        raise_error(404, "unknown_session", f"There is no transcript for session {session_id!r}.")
+    if fmt == "vtt":
+        body, ctype = to_webvtt(entries, lang), "text/vtt"
+    else:
+        body, ctype = to_srt(entries, lang), "application/x-subrip"
+    return web.Response(
+        text=body,
+        content_type=ctype,
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{session_id}.{lang}.{fmt}"'},
+    )
+
+
+async def transcript_vtt(request: web.Request) -> web.Response:
+    return await _transcript(request, "vtt")
+
+
+async def transcript_srt(request: web.Request) -> web.Response:
+    return await _transcript(request, "srt")
+
+
+async def get_glossary(request: web.Request) -> web.Response:
+    require_staff(request)
+    glossary = request.app[CAPTIONS].glossary.get()
+    return web.json_response(glossary.model_dump(mode="json"))
+
+
+async def put_glossary(request: web.Request) -> web.Response:
+    require_staff(request, Role.ADMIN)
+    try:
+        glossary = Glossary.model_validate_json(await request.read())
+    except ValidationError as exc:
+        raise_error(422, "bad_glossary", validation_message(exc))
+    await asyncio.to_thread(request.app[CAPTIONS].glossary.replace, glossary)
+    return web.json_response(glossary.model_dump(mode="json"))
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/sessions/{id}/transcript.vtt", transcript_vtt)
+    app.router.add_get("/api/sessions/{id}/transcript.srt", transcript_srt)
+    app.router.add_get("/api/glossary", get_glossary)
+    app.router.add_put("/api/glossary", put_glossary)
