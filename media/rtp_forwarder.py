@@ -222,6 +222,12 @@ class RtpForwarder:
         self._retired.append(source)
         logger.info("%s: unpublished", publication_id)
 
+    def request_keyframe(self, publication_id: str) -> None:
+        """Ask a video publication's sender for a keyframe (rate-limited); no-op for audio."""
+        source = self._sources.get(publication_id)
+        if source is not None:
+            source.request_keyframe()
+
     def source_codec(self, publication_id: str) -> str | None:
         """The codec name a publication arrives in, once its first packet was seen."""
         source = self._sources.get(publication_id)

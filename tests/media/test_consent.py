@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import pytest
+
+from media.consent import ConsentError, ConsentMachine, RecordingState
+
+
+def machine() -> ConsentMachine:
+    return ConsentMachine("room-1")
+
+
+def test_recording_begins_only_when_everyone_agreed() -> None:
+    m = machine()
+    t = m.start("counselor", ["counselor", "resident", "interpreter"])
+    assert (t.old, t.new) == (RecordingState.IDLE, RecordingState.ASKING)
+    assert not m.writing_allowed
+    assert m.consent("resident") is None
+    assert m.pending == ["interpreter"]
+    t2 = m.consent("interpreter")
+    assert t2 is not None and t2.new is RecordingState.RECORDING
+    assert m.writing_allowed
+
+
+def test_alone_the_counselor_records_at_once() -> None:
+    m = machine()
+    assert m.start("counselor", []).new is RecordingState.RECORDING
+
+
+def test_decline_stops_while_asking_and_while_recording() -> None:
+    m = machine()
+    m.start("counselor", ["resident"])
+    assert m.decline("resident").new is RecordingState.STOPPED
+    assert m.stop_reason == "declined by resident"
+    assert not m.writing_allowed
+    m.start("counselor", ["resident"])
+    m.consent("resident")
+    assert m.decline("resident").new is RecordingState.STOPPED  # consent withdrawn
+
+
+def test_late_joiner_pauses_until_they_agree() -> None:
+    m = machine()
+    m.start("counselor", ["resident"])
+    m.consent("resident")
+    t = m.join("interpreter")
+    assert t is not None and t.new is RecordingState.PAUSED
+    assert not m.writing_allowed
+    t2 = m.consent("interpreter")
+    assert t2 is not None and t2.new is RecordingState.RECORDING
+
+
+def test_late_joiner_decline_stops() -> None:
+    m = machine()
+    m.start("counselor", ["resident"])
+    m.consent("resident")
+    m.join("interpreter")
+    assert m.decline("interpreter").new is RecordingState.STOPPED
+
+
+def test_joiner_while_asking_is_asked_too() -> None:
+    m = machine()
+    m.start("counselor", ["resident"])
+    assert m.join("interpreter") is None
+    m.consent("resident")
+    assert m.state is RecordingState.ASKING
+    assert m.consent("interpreter") is not None
+    assert m.state is RecordingState.RECORDING
+
+
+def test_leaving_pending_participant_unblocks() -> None:
+    m = machine()
+    m.start("counselor", ["resident", "interpreter"])
+    m.consent("resident")
+    t = m.leave("interpreter")
+    assert t is not None and t.new is RecordingState.RECORDING
+
+
+def test_illegal_actions_raise() -> None:
+    m = machine()
+    with pytest.raises(ConsentError):
+        m.consent("resident")
+    with pytest.raises(ConsentError):
+        m.stop("counselor")
+    m.start("counselor", ["resident"])
+    with pytest.raises(ConsentError, match="already asking"):
+        m.start("counselor", ["resident"])
+    with pytest.raises(ConsentError, match="was not asked"):
+        m.consent("stranger")
+    m.stop("counselor")
+    with pytest.raises(ConsentError):
+        m.decline("resident")
+    assert m.start("counselor", ["resident"]).new is RecordingState.ASKING

@@ -1,0 +1,81 @@
+"""Consent-gated recording by remux, with real peers on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import probe
+import pytest
+import sfu_loopback
+
+from media.consent import RecordingState
+from media.recorder import RecordingSession, read_manifest
+from media.rtp_forwarder import RtpForwarder
+
+pytestmark = pytest.mark.timeout(40)
+
+
+async def _room_with_alice() -> sfu_loopback.Room:
+    room = sfu_loopback.Room(RtpForwarder(keyframe_min_interval=0.2))
+    await room.add_publisher("alice", sfu_loopback.SyntheticVideo(), sfu_loopback.SineAudio())
+    for _ in range(50):
+        if len(room.publications) == 2:
+            break
+        await asyncio.sleep(0.1)
+    assert set(room.publications) == {"alice/video", "alice/audio"}
+    return room
+
+
+async def test_nothing_written_before_consent_and_decline_stops(tmp_path: Path) -> None:
+    room = await _room_with_alice()
+    assert isinstance(room.forwarder, RtpForwarder)
+    directory = tmp_path / "recordings" / "s1"
+    session = RecordingSession("room-1", "s1", directory, room.forwarder)
+    try:
+        for publication in room.publications.values():
+            session.add_publication(publication.id, "alice", publication.kind)
+        await session.start("counselor", ["alice", "bob"])
+        await session.agree("alice")
+        await asyncio.sleep(1.0)  # media flows, bob has not answered
+        assert session.state is RecordingState.ASKING
+        assert not directory.exists(), "files were written before everyone consented"
+        await session.decline("bob")
+        await asyncio.sleep(0.5)
+        assert session.state is RecordingState.STOPPED
+        assert not directory.exists()
+    finally:
+        await session.aclose()
+        await room.aclose()
+
+
+async def test_recording_is_remuxed_playable_and_described(tmp_path: Path) -> None:
+    room = await _room_with_alice()
+    assert isinstance(room.forwarder, RtpForwarder)
+    directory = tmp_path / "recordings" / "s2"
+    session = RecordingSession("room-1", "s2", directory, room.forwarder)
+    try:
+        for publication in room.publications.values():
+            session.add_publication(publication.id, "alice", publication.kind)
+        await session.start("counselor", ["alice"])
+        await session.agree("alice")
+        assert session.state is RecordingState.RECORDING
+        await asyncio.sleep(2.5)
+        await session.stop("counselor")
+    finally:
+        await session.aclose()
+        await room.aclose()
+    manifest = read_manifest(directory)
+    assert manifest.stop_reason == "stopped by counselor"
+    assert set(manifest.consents) == {"counselor", "alice"}
+    by_kind = {t.kind: t for t in manifest.tracks}
+    assert by_kind["video"].codec == "VP8" and by_kind["audio"].codec == "opus"
+    for track in manifest.tracks:
+        assert 0 <= track.start_offset_s < 1.5
+        codecs, last, count = probe.streams_and_last_pts(directory / track.file)
+        assert codecs == (["vp8"] if track.kind == "video" else ["opus"])
+        assert 1.5 < last < 3.0, (track.file, last)
+        assert count == track.frames
+        assert probe.decodes_cleanly(directory / track.file), track.file
+    assert json.loads((directory / "manifest.json").read_text())["session_id"] == "s2"
