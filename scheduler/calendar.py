@@ -47,6 +47,9 @@ class CenterHours:
         """The holiday's name if ``day`` is a Korean public holiday."""
         return _korean_holidays(day.year).get(day)
 
+    def holidays_in(self, year: int) -> dict[date, str]:
+        return dict(_korean_holidays(year))
+
     def is_open(self, day: date) -> bool:
         return day.weekday() in self.working_weekdays and self.holiday(day) is None
 
