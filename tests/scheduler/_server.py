@@ -31,7 +31,8 @@ def build_app(redis_url: str, secret: str, base_url: str = "http://sb.test") -> 
     app[SETTINGS] = Settings(public_url=base_url, redis_url=redis_url, token_secret=secret)
 
     async def services(app: web.Application) -> AsyncIterator[None]:
-        client = aioredis.from_url(redis_url, max_connections=64)
+        pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=64)
+        client = aioredis.Redis(connection_pool=pool)
         app[REDIS] = client
         app[TOKENS] = TokenService(secret)
         app[STAFF] = StaffStore(client)
