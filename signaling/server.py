@@ -20,6 +20,7 @@ from media.forwarding import Forwarder, Publication
 from media.sfu import MediaRoom, OfferToSend
 from signaling.errors import IllegalTransition, SignalingError
 from signaling.live import LiveRoom, Participant, ParticipantState
+from signaling.placement import NodePlacement
 from signaling.protocol import (
     EVENT,
     Admit,
@@ -91,6 +92,7 @@ class SignalingServer:
         rooms: RoomDirectory,
         forwarder_factory: Callable[[], Forwarder],
         ice_servers: list[IceServerInfo],
+        placement: NodePlacement | None = None,
         empty_room_grace_s: float = 600.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -99,6 +101,7 @@ class SignalingServer:
         self._rooms = rooms
         self._forwarder_factory = forwarder_factory
         self._ice_servers = ice_servers
+        self._placement = placement
         self._grace_s = empty_room_grace_s
         self._clock = clock
         self._live: dict[str, LiveRoom] = {}
@@ -136,6 +139,13 @@ class SignalingServer:
             )
         if record.state is RoomState.ENDED:
             raise socketio.exceptions.ConnectionRefusedError("This consultation has ended.")
+        if self._placement is not None and record.id not in self._live:
+            holder = await self._placement.claim(record.id)
+            if holder != self._placement.node_id:
+                raise socketio.exceptions.ConnectionRefusedError(
+                    f"This consultation is hosted on another server ({holder}). "
+                    "Reload the page; if it keeps happening, tell the service center."
+                )
         room = await self._open_live(record.id)
         if claims.participant_id in room.banned:
             raise socketio.exceptions.ConnectionRefusedError(
@@ -403,6 +413,8 @@ class SignalingServer:
         if self._live.get(room.id) is room:
             del self._live[room.id]
         await room.media.aclose()
+        if self._placement is not None:
+            await self._placement.release(room.id)
         logger.info("room %s: closed on this node", room.id)
 
     async def _maybe_idle(self, room: LiveRoom) -> None:

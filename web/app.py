@@ -9,16 +9,19 @@ from pathlib import Path
 
 import socketio
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from media.forwarding import Forwarder
 from media.relay import RelayForwarder
 from scheduler.staff import StaffStore
+from signaling.placement import NodePlacement
 from signaling.protocol import IceServerInfo
 from signaling.rooms import RoomDirectory
 from signaling.server import SignalingServer
 from signaling.tokens import TokenService
 from web import api_rooms
 from web.appkeys import REDIS, ROOMS, SETTINGS, STAFF, TOKENS
+from web.metrics import METRICS_REGISTRY, SignalingCollector, metrics
 from web.redis_store import RedisHandle, open_redis
 from web.settings import Settings
 
@@ -28,6 +31,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 REDIS_HANDLE = web.AppKey("redis_handle", RedisHandle)
 SIGNALING = web.AppKey("signaling", SignalingServer)
+PLACEMENT = web.AppKey("placement", NodePlacement)
 STARTED_AT = web.AppKey("started_at", float)
 
 _SECURITY_HEADERS = {
@@ -65,7 +69,7 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "status": "ok",
-            "node": settings.node_id,
+            "node": settings.resolved_node_id,
             "live_rooms": len(request.app[SIGNALING].live_rooms),
             "uptime_s": round(time.time() - request.app[STARTED_AT], 1),
         }
@@ -105,23 +109,34 @@ def build_app(
         app[TOKENS] = TokenService(settings.resolved_secret())
         app[STAFF] = StaffStore(handle.client)
         app[ROOMS] = RoomDirectory(handle.client)
+        placement = NodePlacement(
+            handle.client, node_id=settings.resolved_node_id, base_url=settings.base_url
+        )
+        await placement.start()
+        app[PLACEMENT] = placement
         app[SIGNALING] = SignalingServer(
             sio,
             tokens=app[TOKENS],
             rooms=app[ROOMS],
             forwarder_factory=forwarder_factory,
             ice_servers=[IceServerInfo(**s.model_dump()) for s in settings.ice_servers],
+            placement=placement,
             empty_room_grace_s=settings.empty_room_grace_s,
         )
+        registry = CollectorRegistry(auto_describe=True)
+        registry.register(SignalingCollector(app[SIGNALING], placement.node_id))
+        app[METRICS_REGISTRY] = registry
         logger.info("seoulbridge ready on %s", settings.base_url)
         try:
             yield
         finally:
             await app[SIGNALING].aclose()
+            await placement.aclose()
             await handle.aclose()
 
     app.cleanup_ctx.append(services)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
     app.router.add_get("/", index_page)
     app.router.add_get("/join/{room}", call_page)
     api_rooms.add_routes(app)

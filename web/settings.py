@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -81,11 +82,16 @@ class Settings(BaseSettings):
         default_factory=list,
         description="STUN/TURN servers handed to browsers, JSON or comma-separated URLs",
     )
-    node_id: str | None = Field(default=None, description="Name of this node in the registry")
+    node_id: str | None = Field(
+        default=None, description="Name of this node in the registry (default HOSTNAME-PORT)"
+    )
     join_token_ttl_s: int = Field(default=4 * 3600, ge=60)
     staff_token_ttl_s: int = Field(default=12 * 3600, ge=60)
     empty_room_grace_s: float = Field(
         default=600.0, gt=0, description="A live room left empty this long ends"
+    )
+    metrics_token: str | None = Field(
+        default=None, description="Bearer token for /metrics from other hosts (loopback needs none)"
     )
     log_level: str = "INFO"
     # interpretation (captions): speech models per language and translation packages
@@ -128,6 +134,10 @@ class Settings(BaseSettings):
             return self.public_url.rstrip("/")
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def resolved_node_id(self) -> str:
+        return self.node_id or f"{socket.gethostname()}-{self.port}"
 
     def resolved_secret(self) -> str:
         """The token secret: given, or read from / created in the data directory."""

@@ -142,3 +142,17 @@ async def test_refused_tokens_get_a_reason(data_dir: Path, redis_url: str, redis
                 )
             assert len(refusals) == 1 and reason in str(refusals[0]), (label, refusals)
             await client.disconnect()
+
+
+async def test_health_and_metrics(data_dir: Path, redis_url: str, redis: object) -> None:
+    import aiohttp
+
+    async with running_server(data_dir, redis_url) as server:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(server.base_url + "/healthz") as resp:
+                assert resp.status == 200
+                assert (await resp.json())["status"] == "ok"
+            async with http.get(server.base_url + "/metrics") as resp:
+                assert resp.status == 200
+                text = await resp.text()
+            assert "seoulbridge_live_rooms" in text and "seoulbridge_peer_connections" in text

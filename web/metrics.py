@@ -1,0 +1,77 @@
+"""Prometheus metrics: one registry per application, read from live state at scrape time."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from signaling.live import ParticipantState
+from signaling.server import SignalingServer
+from web.appkeys import SETTINGS
+
+METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
+
+
+class SignalingCollector(Collector):
+    """Rooms, participants and peer connections on this node."""
+
+    def __init__(self, signaling: SignalingServer, node_id: str) -> None:
+        self._signaling = signaling
+        self._node = node_id
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        rooms = self._signaling.live_rooms
+        live = GaugeMetricFamily(
+            "seoulbridge_live_rooms", "Rooms open on this node", labels=["node"]
+        )
+        live.add_metric([self._node], len(rooms))
+        people = GaugeMetricFamily(
+            "seoulbridge_participants",
+            "Participants on this node by state",
+            labels=["node", "state"],
+        )
+        for state in ParticipantState:
+            if state is ParticipantState.GONE:
+                continue
+            count = sum(
+                1 for r in rooms.values() for p in r.participants.values() if p.state is state
+            )
+            people.add_metric([self._node, state.value], count)
+        peers = GaugeMetricFamily(
+            "seoulbridge_peer_connections", "Server-side peer connections", labels=["node"]
+        )
+        peers.add_metric([self._node], sum(len(r.media.peers) for r in rooms.values()))
+        pubs = GaugeMetricFamily(
+            "seoulbridge_publications", "Tracks published to the server", labels=["node", "kind"]
+        )
+        for kind in ("audio", "video"):
+            count = sum(
+                1 for r in rooms.values() for p in r.media.publications.values() if p.kind == kind
+            )
+            pubs.add_metric([self._node, kind], count)
+        yield from (live, people, peers, pubs)
+
+
+def _is_loopback(remote: str | None) -> bool:
+    try:
+        return remote is not None and ipaddress.ip_address(remote).is_loopback
+    except ValueError:
+        return False
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """``/metrics``: from loopback, or with ``Authorization: Bearer <metrics token>``."""
+    token = request.app[SETTINGS].metrics_token
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if not (_is_loopback(request.remote) or (token and given == token)):
+        raise web.HTTPForbidden(
+            text="metrics are served to loopback, or with the SEOULBRIDGE_METRICS_TOKEN "
+            "as a Bearer token"
+        )
+    body = generate_latest(request.app[METRICS_REGISTRY])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
