@@ -14,11 +14,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import socketio
+from pydantic import BaseModel
 
 from media.errors import MediaError
 from media.forwarding import Forwarder, Publication
 from media.sfu import MediaRoom, OfferToSend
 from signaling.errors import IllegalTransition, SignalingError
+from signaling.extensions import RoomExtension
 from signaling.live import LiveRoom, Participant, ParticipantState
 from signaling.placement import NodePlacement
 from signaling.protocol import (
@@ -63,8 +65,6 @@ from signaling.tokens import TokenError, TokenService
 
 logger = logging.getLogger(__name__)
 
-PublicationHook = Callable[[LiveRoom, Publication], Awaitable[None]]
-
 
 class RequestError(SignalingError):
     """A client request refused; becomes an ``error`` message on the wire."""
@@ -107,7 +107,7 @@ class SignalingServer:
         self._live: dict[str, LiveRoom] = {}
         self._sessions: dict[str, _Session] = {}
         self._open_lock = asyncio.Lock()
-        self.publication_hooks: list[PublicationHook] = []
+        self.extensions: list[RoomExtension] = []
         sio.on("connect", self._on_connect)
         sio.on("disconnect", self._on_disconnect)
         sio.on(EVENT, self._on_message)
@@ -267,6 +267,11 @@ class SignalingServer:
                         participant_id=me.id, name=me.claims.name, text=text, ts=self._clock()
                     ),
                 )
+            case _:
+                for extension in self.extensions:
+                    if await extension.handle(room, me, message):
+                        return
+                raise RequestError(ErrorCode.BAD_MESSAGE, f"{message.type} is not supported here")
 
     # ------------------------------------------------------------ transitions
     async def _join(self, room: LiveRoom, me: Participant) -> None:
@@ -302,6 +307,8 @@ class SignalingServer:
         for other in others:
             await self._send(other.sid, ParticipantJoined(participant=me.info()))
         await room.media.add_peer(me.id)
+        for extension in self.extensions:
+            await self._guard(room, extension.participant_entered(room, me))
 
     async def _depart(self, room: LiveRoom, me: Participant, reason: LeaveReason) -> None:
         was = me.state
@@ -310,6 +317,8 @@ class SignalingServer:
         me.set_state(ParticipantState.GONE)
         room.participants.pop(me.id, None)
         if was is ParticipantState.IN_ROOM:
+            for extension in self.extensions:
+                await self._guard(room, extension.participant_left(room, me))
             await room.media.remove_peer(me.id)
             for other in room.in_room():
                 await self._send(
@@ -359,7 +368,7 @@ class SignalingServer:
             await self._send(staff.sid, LobbyChanged(waiting=waiting))
 
     async def _broadcast(
-        self, room: LiveRoom, message: ServerMessage, *, include_lobby: bool = False
+        self, room: LiveRoom, message: ServerMessage | BaseModel, *, include_lobby: bool = False
     ) -> None:
         for participant in list(room.participants.values()):
             if participant.state is ParticipantState.IN_ROOM or (
@@ -367,8 +376,22 @@ class SignalingServer:
             ):
                 await self._send(participant.sid, message)
 
-    async def _send(self, sid: str, message: ServerMessage) -> None:
+    async def _send(self, sid: str, message: ServerMessage | BaseModel) -> None:
         await self._sio.emit(EVENT, message.model_dump(mode="json"), to=sid)
+
+    async def _guard(self, room: LiveRoom, work: Awaitable[None]) -> None:
+        """Run an extension hook; a failing feature must not take the call down with it."""
+        try:
+            await work
+        except Exception:
+            logger.exception("room %s: extension hook failed", room.id)
+
+    # RoomMessenger, for extensions
+    async def send(self, participant: Participant, message: BaseModel) -> None:
+        await self._send(participant.sid, message)
+
+    async def broadcast(self, room: LiveRoom, message: BaseModel) -> None:
+        await self._broadcast(room, message)
 
     async def _open_live(self, room_id: str) -> LiveRoom:
         async with self._open_lock:
@@ -394,8 +417,8 @@ class SignalingServer:
                 )
 
             async def on_publication(publication: Publication) -> None:
-                for hook in self.publication_hooks:
-                    await hook(live, publication)
+                for extension in self.extensions:
+                    await self._guard(live, extension.publication_added(live, publication))
 
             media = MediaRoom(
                 room_id,
@@ -405,6 +428,8 @@ class SignalingServer:
             )
             live = LiveRoom(record=record, media=media)
             self._live[room_id] = live
+            for extension in self.extensions:
+                await self._guard(live, extension.room_opened(live))
             logger.info("room %s: opened on this node", room_id)
             return live
 
@@ -412,6 +437,8 @@ class SignalingServer:
         self._cancel_empty_timer(room)
         if self._live.get(room.id) is room:
             del self._live[room.id]
+        for extension in self.extensions:
+            await self._guard(room, extension.room_closed(room))
         await room.media.aclose()
         if self._placement is not None:
             await self._placement.release(room.id)
