@@ -59,10 +59,13 @@
     firstFrameBy: {}, // participant id -> performance.now() of their first frame
     lastError: null, // {code, message}
     log: [],
+    offers: [], // the last few offers, for debugging
   };
   window.seoulbridge = S;
 
   let answerSent = false;
+  let captionsMounted = false;
+  let serverSession = null; // ICE ufrag + DTLS fingerprint of the server peer we talk to
   let negotiation = Promise.resolve();
   let statsTimer = null;
   let meter = null;
@@ -714,6 +717,7 @@
         if (S.room) S.room = { ...S.room, state: msg.state };
         break;
       case "error":
+        log("server error", msg.code, msg.message);
         S.lastError = { code: msg.code, message: msg.message };
         toast(msg.message);
         break;
@@ -739,7 +743,8 @@
     renderTiles();
     renderLocal();
     sendMute();
-    if (window.Captions && typeof window.Captions.mount === "function") {
+    if (!captionsMounted && window.Captions && typeof window.Captions.mount === "function") {
+      captionsMounted = true;
       try {
         window.Captions.mount($("captions"), { lang: S.lang, you: S.you, participants: S.participants, send });
       } catch (e) {
@@ -819,13 +824,17 @@
 
   async function onOffer(msg) {
     const started = performance.now();
+    S.offers.push({ sdp: msg.sdp, publish: msg.publish, tracks: msg.tracks });
+    if (S.offers.length > 5) S.offers.shift();
     let pc = S.pc;
     // A reconnect may give us a new server-side peer (new ICE and DTLS identity):
     // then start over with a fresh RTCPeerConnection instead of renegotiating.
-    if (pc && pc.remoteDescription && sdpSession(pc.remoteDescription.sdp) !== sdpSession(msg.sdp)) {
+    const session = sdpSession(msg.sdp);
+    if (pc && serverSession && serverSession !== session) {
       log("offer from a new server peer: new RTCPeerConnection");
       pc = null;
     }
+    serverSession = session;
     if (!pc || pc.signalingState === "closed") {
       pc = createPc();
       for (const mid of Object.keys(statsBaseline)) delete statsBaseline[mid];

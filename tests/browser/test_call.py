@@ -1,0 +1,242 @@
+"""Three headless Chromium pages, fake camera and microphone, one consultation.
+
+The resident waits in the lobby, receiving no media, until the counselor's page
+admits them; then every page must report, from ``RTCPeerConnection.getStats()``,
+decoded video frames and received audio from both other participants. The time
+from page load to the first decoded remote frame is printed for each page.
+
+A missing, expired, forged or other-room link is refused with a reason the page shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from signaling.protocol import Role
+from signaling.tokens import TokenService
+from tests.browser.conftest import Server
+
+pytestmark = pytest.mark.browser
+
+MEDIA_WAIT_S = 25.0
+
+
+def _room(server: Server) -> tuple[str, dict[str, str]]:
+    """A consultation created through the staff REST API: its id and three join links."""
+    staff = server.staff_token()
+    reply = server.post(
+        "/api/rooms",
+        {
+            "title": "국적 상담 · Browser test",
+            "topic": "nationality",
+            "resident": {"name": "Kim Yui", "language": "ja"},
+            "interpreter": {"name": "Sato Interpreter", "language": "ja"},
+            "counselor_language": "ko",
+        },
+        bearer=staff,
+    )
+    links: dict[str, Any] = reply["links"]  # type: ignore[assignment]
+    return str(links["room_id"]), {
+        "counselor": links["counselor"],
+        "interpreter": links["interpreter"],
+        "resident": links["resident"],
+    }
+
+
+async def _open(browser: Any, url: str, *, locale: str = "en-US") -> Any:
+    context = await browser.new_context(locale=locale, viewport={"width": 1280, "height": 800})
+    page = await context.new_page()
+    page.set_default_timeout(20_000)
+    await page.goto(url)
+    return page
+
+
+async def _state(page: Any, expr: str) -> Any:
+    return await page.evaluate(f"() => {{ const s = window.seoulbridge; return {expr}; }}")
+
+
+async def _until(page: Any, expr: str, timeout_s: float = 20.0) -> None:
+    """Wait until ``expr`` (with ``s`` = window.seoulbridge) is true. Polls with
+    page.evaluate, because wait_for_function evaluates strings, which the page's
+    Content-Security-Policy (no 'unsafe-eval') forbids."""
+    deadline = time.monotonic() + timeout_s
+    while not await page.evaluate(
+        f"() => {{ const s = window.seoulbridge; return !!(s && ({expr})); }}"
+    ):
+        if time.monotonic() > deadline:
+            log = await page.evaluate(
+                "() => window.seoulbridge ? window.seoulbridge.log.slice(-30) : []"
+            )
+            raise AssertionError(f"timed out waiting for {expr}; page log:\n" + "\n".join(log))
+        await asyncio.sleep(0.1)
+
+
+async def _join(page: Any) -> None:
+    await _until(page, "s.screen === 'check'")
+    await page.locator("#join-btn:enabled").click()
+
+
+async def _wait_media(page: Any, expected: set[str], deadline: float) -> dict[str, Any]:
+    """Poll stats() until every expected participant has decoded video and received audio."""
+    stats: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        stats = await page.evaluate("() => window.seoulbridge.stats()")
+        if set(stats) >= expected and all(
+            stats[p]["framesDecoded"] > 0
+            and stats[p]["audioBytesReceived"] > 0
+            and stats[p]["totalSamplesReceived"] > 0
+            for p in expected
+        ):
+            return stats
+        await asyncio.sleep(0.5)
+    return stats
+
+
+@pytest.mark.timeout(90)
+async def test_three_party_call_with_lobby(server: Server, browser: Any, capsys: Any) -> None:
+    _, links = _room(server)
+    counselor = await _open(browser, links["counselor"])
+    interpreter = await _open(browser, links["interpreter"])
+    resident = await _open(browser, links["resident"])
+    pages = {"counselor": counselor, "interpreter": interpreter, "resident": resident}
+    try:
+        # Staff go straight into the call.
+        for page in (counselor, interpreter):
+            await _join(page)
+            await _until(page, "s.screen === 'call'")
+        ids = {role: await _state(p, "s.you.id") for role, p in pages.items()}
+
+        # The resident waits in the lobby: no peer connection, no media.
+        await _join(resident)
+        await _until(resident, "s.screen === 'lobby'")
+        await resident.locator("#screen-lobby h1").wait_for(state="visible")
+        admit = counselor.locator(f"#lobby-list li[data-pid='{ids['resident']}'] button.admit")
+        await admit.wait_for(state="visible")
+        await asyncio.sleep(1.5)  # time enough for any media that should not flow
+        assert await _state(resident, "s.screen") == "lobby"
+        assert await _state(resident, "s.pc") is None
+        assert await _state(resident, "s.firstFrameAt") is None
+        assert await resident.evaluate("() => window.seoulbridge.stats()") == {}
+        counselor_sees = await counselor.evaluate("() => window.seoulbridge.stats()")
+        assert ids["resident"] not in counselor_sees
+
+        # The counselor admits; every page then receives both others' media.
+        await admit.click()
+        await _until(resident, "s.screen === 'call'")
+        deadline = time.monotonic() + MEDIA_WAIT_S
+        results: dict[str, dict[str, Any]] = {}
+        for role, page in pages.items():
+            others = {ids[r] for r in pages if r != role}
+            results[role] = await _wait_media(page, others, deadline)
+        for role, page in pages.items():
+            others = {ids[r] for r in pages if r != role}
+            stats = results[role]
+            missing = [
+                (stats.get(p, {}).get("name", p), stats.get(p))
+                for p in others
+                if not (
+                    p in stats
+                    and stats[p]["framesDecoded"] > 0
+                    and stats[p]["audioBytesReceived"] > 0
+                    and stats[p]["totalSamplesReceived"] > 0
+                )
+            ]
+            if missing:
+                log = await _state(page, "s.log.slice(-40)")
+                pytest.fail(
+                    f"{role} page is missing media from {missing}\n"
+                    f"page log:\n" + "\n".join(log) + f"\nserver log:\n{server.log_tail()}"
+                )
+            assert await page.locator("#grid .tile").count() == 2
+            await _until(page, "document.getElementById('conn').dataset.level === 'ok'")
+
+        timings = {
+            role: await _state(p, "[s.firstFrameAt, s.joinClickedAt, s.joinedAt]")
+            for role, p in pages.items()
+        }
+        with capsys.disabled():
+            print("\npage load -> first remote video frame (ms):")
+            for role, (first, clicked, joined) in timings.items():
+                assert first is not None, role
+                print(
+                    f"  {role:<12} {first:7.0f}   (join click -> frame {first - clicked:6.0f},"
+                    f" in call -> frame {first - joined:6.0f})"
+                )
+            for role in pages:
+                row = ", ".join(
+                    f"{s['role']}: {s['framesDecoded']} frames {s['frameWidth']}x{s['frameHeight']},"
+                    f" {s['audioBytesReceived']} audio bytes"
+                    for s in results[role].values()
+                )
+                print(f"  {role:<12} receives {row}")
+
+        # Chat reaches everyone, the counselor ends the consultation for all.
+        await interpreter.locator("#chat-input").fill("通訳です。よろしくお願いします。")
+        await interpreter.locator("#chat-form button[type=submit]").click()
+        for page in pages.values():
+            await page.locator("#chat-log li", has_text="よろしくお願いします").wait_for()
+        await counselor.locator("#btn-end").click()
+        await counselor.locator("#end-yes").click()
+        for page in pages.values():
+            await _until(page, "s.screen === 'final'")
+            assert await _state(page, "s.finalKind") == "ended"
+    finally:
+        for page in pages.values():
+            await page.context.close()
+
+
+def _tokens(server: Server) -> TokenService:
+    return TokenService(server.token_secret)
+
+
+@pytest.mark.timeout(60)
+async def test_refused_links_show_the_reason(server: Server, browser: Any) -> None:
+    room_id, links = _room(server)
+    tokens = _tokens(server)
+    now = time.time()
+    expired_ja = tokens.issue_join(
+        room_id=room_id,
+        role=Role.RESIDENT,
+        name="Kim Yui",
+        language="ja",
+        ttl_s=60,
+        expires_at=now - 60,
+    )
+    expired_en = tokens.issue_join(
+        room_id=room_id,
+        role=Role.RESIDENT,
+        name="Kim Yui",
+        language="en",
+        ttl_s=60,
+        expires_at=now - 60,
+    )
+    other_room = tokens.issue_join(
+        room_id="r-someotherroom", role=Role.RESIDENT, name="Kim", language="en", ttl_s=600
+    )
+    forged = TokenService("a-different-secret-" + "y" * 32).issue_join(
+        room_id=room_id, role=Role.COUNSELOR, name="Mallory", language="en", ttl_s=600
+    )
+    base = links["resident"].split("/join/")[0]
+    cases = [
+        (f"{base}/join/{room_id}?t={expired_en}", "token_expired", "This link has expired"),
+        (f"{base}/join/{room_id}?t={expired_ja}", "token_expired", "有効期限が切れています"),
+        (f"{base}/join/{room_id}?t={forged}", "token_invalid", "This link is not valid"),
+        (f"{base}/join/{room_id}?t={other_room}", "wrong_room", "different consultation"),
+        (f"{base}/join/{room_id}", "token_missing", "Open the full link"),
+    ]
+    for url, code, text in cases:
+        page = await _open(browser, url)
+        try:
+            await _until(page, "s.screen === 'error'")
+            error = page.locator("#screen-error")
+            assert await error.get_attribute("data-code") == code, url
+            shown = page.locator("#error-text")
+            await shown.wait_for(state="visible")
+            assert text in (await shown.inner_text()), (code, await shown.inner_text())
+            assert await _state(page, "s.socket") is None  # never tried to join
+        finally:
+            await page.context.close()
