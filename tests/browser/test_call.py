@@ -168,8 +168,8 @@ async def test_three_party_call_with_lobby(server: Server, browser: Any, capsys:
                 )
             for role in pages:
                 row = ", ".join(
-                    f"{s['role']}: {s['framesDecoded']} frames {s['frameWidth']}x{s['frameHeight']},"
-                    f" {s['audioBytesReceived']} audio bytes"
+                    f"{s['role']}: {s['framesDecoded']} frames"
+                    f" {s['frameWidth']}x{s['frameHeight']}, {s['audioBytesReceived']} audio bytes"
                     for s in results[role].values()
                 )
                 print(f"  {role:<12} receives {row}")
