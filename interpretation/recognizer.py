@@ -126,6 +126,11 @@ class SpeechStream:
     """One speaker's decoder. Not thread-safe: feed it from one task at a time.
 
     ``accept()`` blocks (it runs Vosk) and belongs on a :class:`RecognitionPool`.
+
+    Silence between utterances is not decoded at all (most of a consultation, a
+    participant is listening): audio reaches Vosk from a short pre-roll before
+    the first loud frame until the utterance's final. Times are positions in the
+    stream as given, silence included.
     """
 
     def __init__(
@@ -133,22 +138,29 @@ class SpeechStream:
         model: Any,
         *,
         endpoint_silence_s: float = 0.35,
-        speech_dbfs: float = -42.0,
+        speech_dbfs: float = -50.0,
+        partial_check_s: float = 0.2,
         partial_interval_s: float = 0.4,
+        preroll_s: float = 0.3,
     ) -> None:
         import vosk
 
         self._rec = vosk.KaldiRecognizer(model, SAMPLE_RATE)
-        self._rec.SetWords(True)
-        self._offset = 0  # samples accepted since the stream began
+        self._offset = 0  # samples seen since the stream began
         self._utterance_start: float | None = None
         self._last_voice: float | None = None
         self._last_partial_at = 0.0
+        self._last_check_at = 0.0
         self._last_partial = ""
         self._silence_s = endpoint_silence_s
         self._threshold = 32768.0 * 10 ** (speech_dbfs / 20)
+        self._partial_check = partial_check_s
         self._partial_interval = partial_interval_s
+        self._preroll: list[bytes] = []
+        self._preroll_samples = int(preroll_s * SAMPLE_RATE)
         self._frame = SAMPLE_RATE // 50  # 20 ms
+        #: seconds of audio handed to Vosk (the rest was skipped silence)
+        self.decoded_s = 0.0
 
     @property
     def position(self) -> float:
@@ -158,69 +170,69 @@ class SpeechStream:
         """Decode ``pcm`` (s16le mono 16 kHz); return what became known."""
         out: list[Recognized] = []
         samples = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype="<i2")
-        step = self._frame * 5  # decode in 100 ms steps so endpoints are found promptly
+        step = self._frame * 5  # 100 ms steps, so endpoints are found promptly
         for i in range(0, len(samples), step):
-            chunk = samples[i : i + step]
-            out.extend(self._accept_chunk(chunk))
+            out.extend(self._accept_chunk(samples[i : i + step]))
         return out
 
+    def _feed(self, data: bytes) -> bool:
+        self.decoded_s += len(data) / BYTES_PER_SECOND
+        return bool(self._rec.AcceptWaveform(data))
+
     def _accept_chunk(self, chunk: np.ndarray[Any, np.dtype[np.int16]]) -> list[Recognized]:
-        out: list[Recognized] = []
         start_t = self.position
-        self._track_voice(chunk, start_t)
+        voiced = self._track_voice(chunk, start_t)
         self._offset += len(chunk)
         now = self.position
-        if self._rec.AcceptWaveform(chunk.tobytes()):
-            final = self._final(self._rec.Result(), now)
-            if final is not None:
-                out.append(final)
-            return out
-        if (
-            self._last_voice is not None
-            and self._utterance_start is not None
-            and now - self._last_voice >= self._silence_s
-        ):
-            final = self._final(self._rec.FinalResult(), now)
-            if final is not None:
-                out.append(final)
-            return out
+        if self._utterance_start is None and not voiced:
+            # idle: keep a little pre-roll, decode nothing
+            self._preroll.append(chunk.tobytes())
+            while sum(len(b) for b in self._preroll) > 2 * self._preroll_samples:
+                self._preroll.pop(0)
+            return []
+        data = b"".join(self._preroll) + chunk.tobytes()
+        self._preroll.clear()
+        if self._feed(data):
+            return self._final(self._rec.Result(), now)
+        if self._last_voice is not None and now - self._last_voice >= self._silence_s:
+            return self._final(self._rec.FinalResult(), now)
+        if now - self._last_check_at < self._partial_check:
+            return []
+        self._last_check_at = now
         partial = json.loads(self._rec.PartialResult()).get("partial", "").strip()
         if partial and (
             partial != self._last_partial or now - self._last_partial_at >= self._partial_interval
         ):
-            if self._utterance_start is None:
-                self._utterance_start = start_t
             self._last_partial = partial
             self._last_partial_at = now
-            out.append(Recognized(partial, False, self._utterance_start, now))
-        return out
+            start = self._utterance_start if self._utterance_start is not None else start_t
+            return [Recognized(partial, False, start, now)]
+        return []
 
-    def _track_voice(self, chunk: np.ndarray[Any, np.dtype[np.int16]], start_t: float) -> None:
+    def _track_voice(self, chunk: np.ndarray[Any, np.dtype[np.int16]], start_t: float) -> bool:
+        voiced = False
         for j in range(0, len(chunk), self._frame):
             frame = chunk[j : j + self._frame].astype(np.float32)
             if len(frame) and float(np.sqrt(np.mean(frame * frame))) >= self._threshold:
-                t = start_t + (j + len(frame)) / SAMPLE_RATE
+                voiced = True
                 if self._utterance_start is None:
                     self._utterance_start = start_t + j / SAMPLE_RATE
-                self._last_voice = t
+                self._last_voice = start_t + (j + len(frame)) / SAMPLE_RATE
+        return voiced
 
-    def _final(self, raw: str, now: float) -> Recognized | None:
-        result = json.loads(raw)
-        text = str(result.get("text", "")).strip()
-        words = result.get("result") or []
+    def _final(self, raw: str, now: float) -> list[Recognized]:
+        text = str(json.loads(raw).get("text", "")).strip()
         start = self._utterance_start if self._utterance_start is not None else now
         end = self._last_voice if self._last_voice is not None else now
-        if words:
-            start = float(words[0].get("start", start))
-            end = float(words[-1].get("end", end))
         self._utterance_start = None
         self._last_voice = None
         self._last_partial = ""
         if not text:
-            return None
-        return Recognized(text, True, start, end)
+            return []
+        return [Recognized(text, True, start, max(end, start))]
 
     def finish(self) -> list[Recognized]:
         """Flush: the final result of whatever was said last."""
-        final = self._final(self._rec.FinalResult(), self.position)
-        return [final] if final is not None else []
+        if self._utterance_start is None:
+            return []
+        return self._final(self._rec.FinalResult(), self.position)
