@@ -143,14 +143,29 @@
     const tr = translationFor(msg);
     const lang = captionLang();
     els.translation.lang = lang;
+    els.translation.classList.remove("cc-pending", "cc-previous");
     if (tr === null) return;
     if (tr !== undefined) {
       els.translation.textContent = tr;
-      els.translation.classList.remove("cc-pending");
     } else if (msg.final) {
       els.translation.textContent = s.translating;
       els.translation.classList.add("cc-pending");
+    } else {
+      // while a new sentence is being spoken, keep the last translation readable
+      const last = lastTranslated();
+      if (last) {
+        els.translation.textContent = last;
+        els.translation.classList.add("cc-previous");
+      }
     }
+  }
+
+  function lastTranslated() {
+    for (let i = state.history.length - 1; i >= 0; i--) {
+      const tr = translationFor(state.history[i]);
+      if (tr) return tr;
+    }
+    return null;
   }
 
   function historyItem(msg) {

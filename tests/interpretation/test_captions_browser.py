@@ -1,0 +1,165 @@
+"""Captions end to end in the browser: a Chromium whose fake microphone plays Korean
+speech (espeak-ng WAV via ``--use-file-for-fake-audio-capture``), and another
+participant's page that receives ``caption`` messages with translations.
+
+The server runs in-process: the real app from ``web.app.build_app`` with the
+captions context and routes added, tiny Argos packages (ko->en, en->ja) installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from interpretation.packages import PackageStore
+from signaling.protocol import Role
+from tests.interpretation.speech_fixture import korean_wav
+from web.api_transcripts import CAPTIONS, add_routes, interpretation_ctx
+from web.app import build_app
+from web.appkeys import ROOMS, TOKENS
+from web.settings import Settings
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(90)]
+
+CHROMIUM = os.environ.get("SEOULBRIDGE_CHROMIUM", "/usr/bin/chromium")
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+]
+
+
+@dataclass
+class App:
+    app: web.Application
+    base_url: str
+
+    async def link(self, room_id: str, role: Role, name: str, lang: str) -> str:
+        token = self.app[TOKENS].issue_join(
+            room_id=room_id, role=role, name=name, language=lang, ttl_s=600
+        )
+        return f"{self.base_url}/join/{room_id}?t={token}"
+
+
+@pytest.fixture
+async def captions_app(
+    tmp_path: Path, redis_url: str, redis: object, argos_archives: dict[tuple[str, str], Path]
+) -> AsyncIterator[App]:
+    if not os.path.exists(CHROMIUM):  # noqa: ASYNC240 (one stat at set-up)
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    data = tmp_path / "data"
+    store = PackageStore(data / "argos" / "packages")
+    for pair in [("ko", "en"), ("en", "ja")]:
+        store.install(argos_archives[pair])
+    settings = Settings(data_dir=data, redis_url=redis_url, token_secret="c" * 40)
+    app = build_app(settings)
+    app.cleanup_ctx.append(interpretation_ctx)
+    add_routes(app)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    await asyncio.to_thread(app[CAPTIONS].models.get, "ko")  # load Vosk before the clock runs
+    try:
+        yield App(app, f"http://127.0.0.1:{port}")
+    finally:
+        await runner.cleanup()
+
+
+async def _until(page: Any, expr: str, timeout_s: float = 30.0) -> Any:
+    """Poll ``expr`` (``c`` = window.Captions.state, ``s`` = window.seoulbridge)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = await page.evaluate(
+            "() => { const c = window.Captions && window.Captions.state;"
+            f" const s = window.seoulbridge; return (c && s) ? ({expr}) : null; }}"
+        )
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            log = await page.evaluate("() => (window.seoulbridge?.log || []).slice(-30)")
+            raise AssertionError(f"timed out waiting for {expr}; page log:\n" + "\n".join(log))
+        await asyncio.sleep(0.2)
+
+
+async def _open_and_join(browser: Any, url: str) -> Any:
+    context = await browser.new_context(locale="en-US", viewport={"width": 1100, "height": 760})
+    page = await context.new_page()
+    page.set_default_timeout(20_000)
+    await page.goto(url)
+    await _until(page, "s.screen === 'check'")
+    await page.locator("#join-btn:enabled").click()
+    await _until(page, "s.screen === 'call'")
+    return page
+
+
+async def test_korean_speech_reaches_another_page_as_translated_captions(
+    captions_app: App, tmp_path: Path
+) -> None:
+    from playwright.async_api import async_playwright
+
+    wav = korean_wav(tmp_path / "ko48k.wav", rate=48_000, pad_s=1.0)
+    record = await captions_app.app[ROOMS].create(title="자막 테스트")
+    speaker_url = await captions_app.link(record.id, Role.COUNSELOR, "상담사 김", "ko")
+    listener_url = await captions_app.link(record.id, Role.INTERPRETER, "Sato", "ja")
+    async with async_playwright() as pw:
+        speaking = await pw.chromium.launch(
+            executable_path=CHROMIUM, args=[*ARGS, f"--use-file-for-fake-audio-capture={wav}"]
+        )
+        listening = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            listener = await _open_and_join(listening, listener_url)
+            await _open_and_join(speaking, speaker_url)
+            # The component is mounted; the listener's caption language is Japanese.
+            await listener.locator("#captions .cc-live").wait_for(state="visible")
+            caption = await _until(
+                listener,
+                "c.received.find(m => m.final && m.language === 'ko'"
+                " && Object.keys(m.translations).length > 0)",
+                timeout_s=45,
+            )
+            assert caption["type"] == "caption"
+            assert caption["speaker_name"] == "상담사 김"
+            assert re.search(r"[가-힣]", caption["text"])
+            assert set(caption["translations"]) == {"ja"}  # nobody asked for English yet
+            assert caption["end"] > caption["start"]
+            assert await _until(listener, "c.received.some(m => !m.final)")  # partials too
+            # the two-line area shows the original and the translation
+            original = await listener.locator("#captions .cc-original").inner_text()
+            assert re.search(r"[가-힣]", original)
+            assert await listener.locator("#captions .cc-history li").count() >= 1
+
+            # Change the caption language mid-call: the next captions carry English.
+            await listener.locator("#caption-language").select_option("en")
+            n = await listener.evaluate("() => window.Captions.state.received.length")
+            later = await _until(
+                listener,
+                f"c.received.slice({n}).find(m => m.final && m.translations.en)",
+                timeout_s=45,
+            )
+            assert later["translations"]["en"]
+            assert "ja" not in later["translations"]  # no one reads Japanese any more
+            item = listener.locator(f"#captions .cc-history li[data-id='{later['id']}']")
+            assert (
+                await item.locator(".cc-item-translation").inner_text()
+                == later["translations"]["en"]
+            )
+            translation = await listener.locator("#captions .cc-translation").inner_text()
+            assert translation.strip()  # the latest translation stays on the two-line area
+        finally:
+            await speaking.close()
+            await listening.close()
