@@ -28,6 +28,7 @@ from aiortc import (
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
+from aiortc.exceptions import InvalidStateError
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
@@ -302,6 +303,8 @@ class MediaRoom:
         self._forwarder.attach(publication.id, slot.transceiver.sender)
 
     def _request_negotiation(self, peer: MediaPeer) -> None:
+        if self._peers.get(peer.participant_id) is not peer:
+            return  # the peer left while we were busy; its connection is closed
         peer.renegotiate = True
         if peer.awaiting_answer or (peer.task is not None and not peer.task.done()):
             return
@@ -310,10 +313,20 @@ class MediaRoom:
 
     async def _negotiate(self, peer: MediaPeer) -> None:
         peer.renegotiate = False
+        if self._peers.get(peer.participant_id) is not peer or peer.pc.connectionState == "closed":
+            return  # leaving: nothing to negotiate
         peer.awaiting_answer = True
         try:
             offer = await peer.pc.createOffer()
             await peer.pc.setLocalDescription(offer)
+        except InvalidStateError:
+            peer.awaiting_answer = False
+            logger.info(
+                "room %s peer %s: connection closed before the offer",
+                self.room_id,
+                peer.participant_id,
+            )
+            return
         except Exception:
             peer.awaiting_answer = False
             logger.exception(

@@ -145,8 +145,25 @@ class ChatSend(_Msg):
     text: str = Field(min_length=1, max_length=2_000)
 
 
+class SetCaptionLanguage(_Msg):
+    """Show me translated captions in ``language`` (independent of the spoken language)."""
+
+    type: Literal["caption_language"] = "caption_language"
+    language: Language
+
+
 ClientMessage = Annotated[
-    Join | Admit | Deny | Remove | Leave | EndRoom | Answer | IceCandidate | Mute | ChatSend,
+    Join
+    | Admit
+    | Deny
+    | Remove
+    | Leave
+    | EndRoom
+    | Answer
+    | IceCandidate
+    | Mute
+    | ChatSend
+    | SetCaptionLanguage,
     Field(discriminator="type"),
 ]
 _client_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)

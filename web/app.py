@@ -19,10 +19,13 @@ from signaling.protocol import IceServerInfo
 from signaling.rooms import RoomDirectory
 from signaling.server import SignalingServer
 from signaling.tokens import TokenService
-from web import api_rooms
+from web import api_rooms, api_scheduler, api_transcripts
+from web.api_scheduler import scheduler_ctx
+from web.api_transcripts import CAPTIONS, interpretation_ctx
 from web.appkeys import REDIS, ROOMS, SETTINGS, STAFF, TOKENS
 from web.metrics import METRICS_REGISTRY, SignalingCollector, metrics
 from web.redis_store import RedisHandle, open_redis
+from web.room_captions import RoomCaptions
 from web.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -88,6 +91,7 @@ def build_app(
     settings: Settings,
     *,
     forwarder_factory: Callable[[], Forwarder] = default_forwarder_factory,
+    with_captions: bool = True,
 ) -> web.Application:
     """The whole server as one aiohttp application; services start in its cleanup context."""
     app = web.Application(middlewares=[security_headers], client_max_size=1024 * 1024)
@@ -123,6 +127,8 @@ def build_app(
             placement=placement,
             empty_room_grace_s=settings.empty_room_grace_s,
         )
+        if with_captions:
+            app[SIGNALING].extensions.append(RoomCaptions(app[CAPTIONS], app[SIGNALING]))
         registry = CollectorRegistry(auto_describe=True)
         registry.register(SignalingCollector(app[SIGNALING], placement.node_id))
         app[METRICS_REGISTRY] = registry
@@ -134,11 +140,16 @@ def build_app(
             await placement.aclose()
             await handle.aclose()
 
+    if with_captions:
+        app.cleanup_ctx.append(interpretation_ctx)
     app.cleanup_ctx.append(services)
+    app.cleanup_ctx.append(scheduler_ctx)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/", index_page)
     app.router.add_get("/join/{room}", call_page)
     api_rooms.add_routes(app)
+    api_scheduler.add_routes(app)
+    api_transcripts.add_routes(app)
     app.router.add_static("/static/", STATIC_DIR, name="static")
     return app
