@@ -398,6 +398,7 @@ class BookingService:
             topic=booking.topic,
             start=booking.start,
             end=booking.end,
+            timezone=booking.resident.timezone,
             local_start=booking.start.astimezone(zone),
             local_end=booking.end.astimezone(zone),
             seoul_start=booking.start.astimezone(SEOUL),

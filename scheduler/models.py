@@ -168,6 +168,7 @@ class BookingView(BaseModel):
     topic: str
     start: datetime = Field(description="slot start, UTC")
     end: datetime
+    timezone: str = Field(description="the resident's time zone")
     local_start: datetime = Field(description="slot start in the resident's time zone")
     local_end: datetime
     seoul_start: datetime = Field(description="slot start in Seoul time")

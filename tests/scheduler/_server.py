@@ -45,6 +45,7 @@ def build_app(redis_url: str, secret: str, base_url: str = "http://sb.test") -> 
     app.cleanup_ctx.append(services)
     app.cleanup_ctx.append(api_scheduler.scheduler_ctx)
     api_scheduler.add_routes(app)
+    app.router.add_static("/static/", api_scheduler.STATIC_DIR)
     return app
 
 
