@@ -21,11 +21,10 @@ from signaling.server import SignalingServer
 from signaling.tokens import TokenService
 from web import api_rooms, api_scheduler, api_transcripts
 from web.api_scheduler import scheduler_ctx
-from web.api_transcripts import CAPTIONS, interpretation_ctx
+from web.api_transcripts import interpretation_ctx
 from web.appkeys import REDIS, ROOMS, SETTINGS, STAFF, TOKENS
 from web.metrics import METRICS_REGISTRY, SignalingCollector, metrics
 from web.redis_store import RedisHandle, open_redis
-from web.room_captions import RoomCaptions
 from web.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -127,8 +126,6 @@ def build_app(
             placement=placement,
             empty_room_grace_s=settings.empty_room_grace_s,
         )
-        if with_captions:
-            app[SIGNALING].extensions.append(RoomCaptions(app[CAPTIONS], app[SIGNALING]))
         registry = CollectorRegistry(auto_describe=True)
         registry.register(SignalingCollector(app[SIGNALING], placement.node_id))
         app[METRICS_REGISTRY] = registry
@@ -140,9 +137,9 @@ def build_app(
             await placement.aclose()
             await handle.aclose()
 
-    if with_captions:
-        app.cleanup_ctx.append(interpretation_ctx)
     app.cleanup_ctx.append(services)
+    if with_captions:
+        app.cleanup_ctx.append(interpretation_ctx)  # hooks captions into SIGNALING
     app.cleanup_ctx.append(scheduler_ctx)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
