@@ -945,8 +945,20 @@
         el = $("tile-template").content.firstElementChild.cloneNode(true);
         el.dataset.pid = id;
         grid.append(el);
-        el.querySelector(".tile-remove").addEventListener("click", () => {
-          send({ type: "remove", participant_id: id, reason: "" });
+        const rm = el.querySelector(".tile-remove");
+        rm.addEventListener("click", () => {
+          // Two steps, so that a stray tap does not throw someone out.
+          if (rm.dataset.armed === "1") {
+            send({ type: "remove", participant_id: id, reason: "" });
+            return;
+          }
+          rm.dataset.armed = "1";
+          rm.textContent = t("remove_confirm");
+          clearTimeout(rm.disarm);
+          rm.disarm = setTimeout(() => {
+            rm.dataset.armed = "";
+            renderTiles();
+          }, 4000);
         });
         watchFirstFrame(el.querySelector("video"), id);
       }
@@ -964,6 +976,7 @@
     });
     $("grid-empty").hidden = ids.length > 0;
     document.querySelector(".stage").classList.toggle("solo", ids.length === 0);
+    placeSelfTile();
     renderAudioSinks();
   }
 
@@ -992,7 +1005,7 @@
     el.setAttribute("aria-label", `${p.name}, ${roleName(p.role)}${p.audio_muted ? `, ${t("muted")}` : ""}${p.video_muted ? `, ${t("camera_is_off")}` : ""}`);
     const rm = el.querySelector(".tile-remove");
     rm.hidden = !canModerate();
-    rm.textContent = t("remove");
+    rm.textContent = t(rm.dataset.armed === "1" ? "remove_confirm" : "remove");
     rm.setAttribute("aria-label", t("remove_label", { name: p.name }));
   }
 
@@ -1259,6 +1272,19 @@
   }
 
   // --------------------------------------------------------------- rendering
+  const wide = window.matchMedia("(min-width: 1101px)");
+
+  /** Self view: beside the panels on wide screens, under the others' tiles otherwise. */
+  function placeSelfTile() {
+    const slot = $(wide.matches ? "self-slot-side" : "self-slot-stage");
+    const tile = $("self-tile");
+    if (tile.parentElement !== slot) {
+      slot.append(tile);
+      const v = $("self-video");
+      if (v.srcObject) v.play().catch(() => {});
+    }
+  }
+
   function renderAll() {
     renderError();
     renderFinal();
@@ -1360,6 +1386,7 @@
     window.addEventListener("pagehide", () => {
       if (S.screen === "call" || S.screen === "lobby") send({ type: "leave" });
     });
+    wide.addEventListener("change", placeSelfTile);
     navigator.mediaDevices?.addEventListener?.("devicechange", () => {
       if (S.screen === "check") fillDeviceSelects();
     });

@@ -77,6 +77,7 @@
       waiting_for_others: "다른 참여자를 기다리는 중입니다…",
       remove: "내보내기",
       remove_label: "{name} 님을 상담에서 내보내기",
+      remove_confirm: "정말 내보내기",
       sound_blocked: "브라우저가 소리를 막았습니다. 여기를 눌러 소리를 켜세요.",
       participants: "참여자",
 
@@ -182,6 +183,7 @@
       waiting_for_others: "Waiting for the others to join…",
       remove: "Remove",
       remove_label: "Remove {name} from the consultation",
+      remove_confirm: "Really remove",
       sound_blocked: "The browser paused the sound. Tap here to hear the others.",
       participants: "Participants",
 
@@ -287,6 +289,7 @@
       waiting_for_others: "ほかの参加者を待っています…",
       remove: "退出させる",
       remove_label: "{name} さんを相談から退出させる",
+      remove_confirm: "本当に退出させる",
       sound_blocked: "ブラウザーが音声を停止しました。ここを押すと相手の声が聞こえます。",
       participants: "参加者",
 
@@ -392,6 +395,7 @@
       waiting_for_others: "正在等待其他参与者加入…",
       remove: "移出",
       remove_label: "将 {name} 移出咨询",
+      remove_confirm: "确认移出",
       sound_blocked: "浏览器暂停了声音。点击这里即可听到对方。",
       participants: "参与者",
 
@@ -497,6 +501,7 @@
       waiting_for_others: "Ожидание других участников…",
       remove: "Удалить",
       remove_label: "Удалить из консультации: {name}",
+      remove_confirm: "Точно удалить",
       sound_blocked: "Браузер приостановил звук. Нажмите здесь, чтобы слышать собеседников.",
       participants: "Участники",
 
