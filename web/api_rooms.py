@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field
 
 from signaling.protocol import Language, ParticipantInfo, Role, RoomState
 from signaling.tokens import TokenError
-from web.appkeys import ROOMS, SETTINGS, STAFF, TOKENS
+from web.appkeys import REDIS, ROOMS, SETTINGS, STAFF, TOKENS
 from web.auth import require_staff
 from web.http_errors import json_body, raise_error
 
@@ -41,11 +41,31 @@ def join_link(base_url: str, room_id: str, token: str) -> str:
     return f"{base_url}/join/{room_id}?t={token}"
 
 
+#: Failed sign-ins allowed per username and per client address in LOGIN_WINDOW_S.
+LOGIN_FAILURES_ALLOWED = 10
+LOGIN_WINDOW_S = 15 * 60
+
+
 async def login(request: web.Request) -> web.Response:
     body = await json_body(request, LoginRequest)
+    redis = request.app[REDIS]
+    keys = [f"sb:login-fail:user:{body.username}", f"sb:login-fail:addr:{request.remote}"]
+    counts = [int(v) for v in await redis.mget(keys) if v is not None]
+    if counts and max(counts) >= LOGIN_FAILURES_ALLOWED:
+        raise_error(
+            429,
+            "too_many_attempts",
+            f"Too many failed sign-ins. Wait {LOGIN_WINDOW_S // 60} minutes or ask an admin.",
+        )
     member = await request.app[STAFF].authenticate(body.username, body.password)
     if member is None:
+        async with redis.pipeline(transaction=True) as pipe:
+            for key in keys:
+                pipe.incr(key)
+                pipe.expire(key, LOGIN_WINDOW_S)  # sliding: each failure renews the window
+            await pipe.execute()
         raise_error(401, "bad_credentials", "Wrong username or password.")
+    await redis.delete(keys[0])
     settings = request.app[SETTINGS]
     token = request.app[TOKENS].issue_staff(
         username=member.username,
