@@ -364,3 +364,19 @@ def wrap_negotiation(pc: RTCPeerConnection, before: Callable[[RTCPeerConnection]
 
     p.createOffer = _create_offer
     p.setRemoteDescription = _set_remote
+
+
+def observe_sent_rtp(sender: RTCRtpSender, callback: Callable[[bytes], None]) -> None:
+    """Call ``callback`` with every plaintext RTP/RTCP datagram ``sender``'s transport sends.
+
+    Measurement only (benchmarks): with BUNDLE every sender of a connection shares
+    the transport, so install it once per connection.
+    """
+    transport: Any = sender.transport
+    original = transport._send_rtp
+
+    async def _send_rtp(data: bytes) -> None:
+        callback(data)
+        await original(data)
+
+    transport._send_rtp = _send_rtp

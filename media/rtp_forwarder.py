@@ -12,6 +12,7 @@ NACK/PLI recovers loss.
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 import weakref
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from typing import Final
 
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc import clock as aiortc_clock
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtp import RtpPacket
 
@@ -46,8 +48,15 @@ _TS_MOD: Final = 1 << 32
 class _Source:
     """One publication as received: its hook, subscriptions, listeners, keyframe control."""
 
-    def __init__(self, publication: Publication, hook: ReceiveHook, min_interval: float) -> None:
+    def __init__(
+        self,
+        publication: Publication,
+        hook: ReceiveHook,
+        min_interval: float,
+        latency_ms: collections.deque[float] | None = None,
+    ) -> None:
         self.publication = publication
+        self.latency_ms = latency_ms
         self.hook = hook
         self.codec_name: str | None = None
         self.clock_rate = 90_000 if publication.kind == "video" else 48_000
@@ -73,6 +82,9 @@ class _Source:
             self.clock_rate = codec.clockRate
         for subscription in self.subscriptions:
             await subscription.forward(packet)
+        if self.latency_ms is not None and self.subscriptions:
+            # Residence time in the server: datagram arrival to the last subscriber's send.
+            self.latency_ms.append(aiortc_clock.current_ms() - arrival_time_ms)
         for listener in self.listeners:
             listener(packet, self.codec_name)
 
@@ -164,8 +176,13 @@ class RtpForwarder:
         codecs: RoomCodecs | None = None,
         *,
         keyframe_min_interval: float = DEFAULT_MIN_INTERVAL,
+        measure_latency: bool = False,
     ) -> None:
         self.codecs = codecs or RoomCodecs()
+        #: With ``measure_latency``: ms from a packet's arrival to its last forward (recent 100k).
+        self.latency_ms: collections.deque[float] | None = (
+            collections.deque(maxlen=100_000) if measure_latency else None
+        )
         self._min_interval = keyframe_min_interval
         self._pcs: weakref.WeakSet[RTCPeerConnection] = weakref.WeakSet()
         self._hooks: weakref.WeakKeyDictionary[RTCRtpReceiver, ReceiveHook] = (
@@ -203,7 +220,9 @@ class RtpForwarder:
     def publish(self, publication: Publication) -> None:
         if publication.id in self._sources:
             self.unpublish(publication.id)
-        source = _Source(publication, self._hook(publication.receiver), self._min_interval)
+        source = _Source(
+            publication, self._hook(publication.receiver), self._min_interval, self.latency_ms
+        )
         self._sources[publication.id] = source
         logger.info("%s: published (rtp forwarding)", publication.id)
 
