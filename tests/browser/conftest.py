@@ -22,6 +22,7 @@ import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -146,12 +147,29 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[object]:
+async def playwright() -> AsyncIterator[object]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+        yield pw
+
+
+@pytest.fixture
+async def browser(playwright: Any) -> AsyncIterator[object]:
+    """Chromium that grants camera and microphone (fake devices) without asking."""
+    chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    try:
+        yield chromium
+    finally:
+        await chromium.close()
+
+
+@pytest.fixture
+async def browser_without_permission(playwright: Any) -> AsyncIterator[object]:
+    """Chromium whose permission prompt is never accepted: getUserMedia is refused."""
+    args = [a for a in CHROMIUM_ARGS if a != "--use-fake-ui-for-media-stream"]
+    chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+    try:
+        yield chromium
+    finally:
+        await chromium.close()

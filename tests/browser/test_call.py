@@ -240,3 +240,74 @@ async def test_refused_links_show_the_reason(server: Server, browser: Any) -> No
             assert await _state(page, "s.socket") is None  # never tried to join
         finally:
             await page.context.close()
+
+
+async def _frames(page: Any, participant_id: str) -> tuple[int, int]:
+    stats = await page.evaluate("() => window.seoulbridge.stats()")
+    entry = stats.get(participant_id) or {}
+    return int(entry.get("framesDecoded", 0)), int(entry.get("audioBytesReceived", 0))
+
+
+async def _wait_growth(page: Any, participant_id: str, timeout_s: float = 20.0) -> None:
+    """Decoded frames and audio bytes from a participant keep growing (on the current pc)."""
+    first = await _frames(page, participant_id)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        now = await _frames(page, participant_id)
+        if now[0] > first[0] and now[1] > first[1] and now[0] > 0:
+            return
+    log = await _state(page, "s.log.slice(-30)")
+    raise AssertionError(f"no new media from {participant_id}; page log:\n" + "\n".join(log))
+
+
+@pytest.mark.timeout(90)
+async def test_receive_only_participant_and_reconnect(
+    server: Server, browser: Any, browser_without_permission: Any
+) -> None:
+    """Without camera/microphone permission one can still join and watch; a dropped
+    socket reconnects by itself, joins again and gets media on a new peer connection."""
+    _, links = _room(server)
+    counselor = await _open(browser, links["counselor"])
+    interpreter = await _open(browser_without_permission, links["interpreter"])
+    resident = await _open(browser, links["resident"])
+    pages = [counselor, interpreter, resident]
+    try:
+        await _join(counselor)
+        await _until(counselor, "s.screen === 'call'")
+
+        # Permission refused: the page explains it and offers joining without media.
+        await _until(interpreter, "s.screen === 'check' && s.mediaError === 'blocked'")
+        await interpreter.locator("#perm-note").wait_for(state="visible")
+        # (The interpreter's link is in Japanese.)
+        assert "ブロック" in (await interpreter.locator("#perm-title").inner_text())
+        assert await interpreter.locator("#perm-retry").is_visible()
+        assert await interpreter.locator("#join-btn").inner_text() == "カメラとマイクなしで参加する"
+        await interpreter.locator("#join-btn:enabled").click()
+        await _until(interpreter, "s.screen === 'call'")
+
+        await _join(resident)
+        await _until(resident, "s.screen === 'lobby'")
+        await counselor.locator("#lobby-list button.admit").click()
+        await _until(resident, "s.screen === 'call'")
+        ids = {
+            "counselor": await _state(counselor, "s.you.id"),
+            "resident": await _state(resident, "s.you.id"),
+        }
+        await _wait_growth(interpreter, ids["counselor"])
+        await _wait_growth(interpreter, ids["resident"])
+
+        # Drop the resident's transport: socket.io reconnects, the page joins again.
+        old_pc = await resident.evaluate_handle("() => window.seoulbridge.pc")
+        offers = await _state(resident, "s.offersHandled")
+        await resident.evaluate("() => window.seoulbridge.socket.io.engine.close()")
+        await _until(resident, "s.socketState === 'reconnecting'", 5)
+        assert "再接続中" in (await resident.locator("#conn-text").inner_text())  # ja link
+        await _until(resident, "s.socketState === 'connected' && s.screen === 'call'")
+        await _until(resident, f"s.offersHandled > {offers} && s.pcState === 'connected'")
+        assert not await resident.evaluate("(old) => old === window.seoulbridge.pc", old_pc)
+        await _wait_growth(resident, ids["counselor"])
+        await _wait_growth(counselor, ids["resident"])
+    finally:
+        for page in pages:
+            await page.context.close()
