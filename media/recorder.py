@@ -32,6 +32,14 @@ from media.track_writer import TrackWriter, suffix_for, supported
 logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+#: Recordings live in ``<data dir>/recordings/<session id>/``.
+RECORDINGS_DIR = "recordings"
+
+
+def session_directory(data_dir: Path, session_id: str) -> Path:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", session_id) or session_id.startswith("."):
+        raise MediaError(f"invalid recording session id {session_id!r}")
+    return data_dir / RECORDINGS_DIR / session_id
 
 
 class PacketSource(Protocol):

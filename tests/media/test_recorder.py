@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 from pathlib import Path
@@ -13,6 +14,7 @@ import sfu_loopback
 from media.consent import RecordingState
 from media.recorder import RecordingSession, read_manifest
 from media.rtp_forwarder import RtpForwarder
+from web.cli_recording import register
 
 pytestmark = pytest.mark.timeout(40)
 
@@ -79,3 +81,12 @@ async def test_recording_is_remuxed_playable_and_described(tmp_path: Path) -> No
         assert count == track.frames
         assert probe.decodes_cleanly(directory / track.file), track.file
     assert json.loads((directory / "manifest.json").read_text())["session_id"] == "s2"
+
+    # seoulbridge recording export s2 (the CLI entry; transcodes offline)
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["recording", "export", "s2", "--data-dir", str(tmp_path)])
+    assert await asyncio.to_thread(args.func, args) == 0
+    codecs, last, _ = probe.streams_and_last_pts(directory / "composite.webm")
+    assert sorted(codecs) == ["opus", "vp8"]
+    assert 1.5 < last < 3.5
