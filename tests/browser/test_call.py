@@ -308,6 +308,15 @@ async def test_receive_only_participant_and_reconnect(
         assert not await resident.evaluate("(old) => old === window.seoulbridge.pc", old_pc)
         await _wait_growth(resident, ids["counselor"])
         await _wait_growth(counselor, ids["resident"])
+
+        # The same link opened again (another tab): the new page wins and, already
+        # admitted, skips the lobby; the old page says what happened.
+        again = await _open(browser, links["resident"])
+        pages.append(again)
+        await _join(again)
+        await _until(again, "s.screen === 'call'")
+        await _until(resident, "s.screen === 'final' && s.finalKind === 'replaced'")
+        await _wait_growth(again, ids["counselor"])
     finally:
         for page in pages:
             await page.context.close()

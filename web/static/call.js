@@ -211,7 +211,7 @@
 
   function renderFinal() {
     if (S.screen !== "final") return;
-    const titles = { left: "left_title", ended: "ended_title", denied: "denied_title", removed: "removed_title", replaced: "left_title" };
+    const titles = { left: "left_title", ended: "ended_title", denied: "denied_title", removed: "removed_title", replaced: "replaced_title" };
     $("final-title").textContent = t(titles[S.finalKind] || "ended_title");
     $("screen-final").dataset.kind = S.finalKind || "";
     const reason = $("final-reason");
