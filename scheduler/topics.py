@@ -54,7 +54,7 @@ DEFAULT_TOPICS = (
         slot_minutes=30,
     ),
     Topic(
-        id="military",
+        id="military_service",
         names={
             "ko": "병역",
             "en": "Military service",
@@ -65,7 +65,7 @@ DEFAULT_TOPICS = (
         slot_minutes=30,
     ),
     Topic(
-        id="family",
+        id="family_registry",
         names={
             "ko": "가족관계",
             "en": "Family relations registry",

@@ -32,7 +32,7 @@ def build_app(redis_url: str, secret: str, base_url: str = "http://sb.test") -> 
 
     async def services(app: web.Application) -> AsyncIterator[None]:
         pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=64)
-        client = aioredis.Redis(connection_pool=pool)
+        client = aioredis.Redis.from_pool(pool)  # closes the pool on aclose()
         app[REDIS] = client
         app[TOKENS] = TokenService(secret)
         app[STAFF] = StaffStore(client)

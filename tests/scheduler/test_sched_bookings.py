@@ -43,7 +43,7 @@ def request(slot: datetime, **over: object) -> BookingRequest:
 @pytest.fixture
 async def staff(redis: aioredis.Redis) -> StaffStore:
     store = StaffStore(redis)
-    await add_staff(store, "park", StaffRole.COUNSELOR, topics=["nationality", "military"])
+    await add_staff(store, "park", StaffRole.COUNSELOR, topics=["nationality", "military_service"])
     await add_staff(store, "lee", StaffRole.COUNSELOR, topics=["nationality"])
     await add_staff(store, "tanaka", StaffRole.INTERPRETER, languages=["ko", "ja"])
     return store
@@ -147,12 +147,12 @@ async def test_slots_follow_resident_dst(
 async def test_staff_hours_and_leave(service: BookingService, redis: aioredis.Redis) -> None:
     store = StaffStore(redis)
     await add_staff(
-        store, "kang", StaffRole.COUNSELOR, topics=["military"],
+        store, "kang", StaffRole.COUNSELOR, topics=["military_service"],
         weekly_hours={"tue": [{"start": "13:00", "end": "15:00"}]},
         leave=[{"start": "2026-12-01", "end": "2026-12-01", "note": "annual leave"}],
     )  # fmt: skip
     avail = await service.availability(
-        topic_id="military", language="ko", timezone="Asia/Seoul",
+        topic_id="military_service", language="ko", timezone="Asia/Seoul",
         first_day=date(2026, 11, 23), days=16,
     )  # fmt: skip
     starts = [s.seoul_start for s in avail.slots]
@@ -160,28 +160,30 @@ async def test_staff_hours_and_leave(service: BookingService, redis: aioredis.Re
     assert len(starts) == 4 + 4  # two Tuesdays in range minus the one on leave → 24 Nov, 8 Dec
     assert all(s.date() != date(2026, 12, 1) for s in starts)
     with pytest.raises(SlotTakenError, match="no counselor"):
-        await service.book(request(datetime(2026, 12, 1, 13, 0, tzinfo=SEOUL), topic="military"))
+        await service.book(
+            request(datetime(2026, 12, 1, 13, 0, tzinfo=SEOUL), topic="military_service")
+        )
 
 
 async def test_cancel_frees_slot_and_reschedule_moves(
     service: BookingService, staff: StaffStore
 ) -> None:
     slot = datetime(2026, 11, 24, 10, 0, tzinfo=SEOUL)
-    created = await service.book(request(slot, topic="military"))  # only park does military
+    created = await service.book(request(slot, topic="military_service"))  # only park does military
     with pytest.raises(SlotTakenError):
-        await service.book(request(slot, topic="military", name="Other"))
+        await service.book(request(slot, topic="military_service", name="Other"))
     with pytest.raises(BookingKeyError):
         await service.authorize(created.booking.id, "wrong")
     booking = await service.authorize(created.booking.id, created.manage_key)
     moved = await service.reschedule(booking, datetime(2026, 11, 25, 14, 0, tzinfo=SEOUL))
     assert moved.counselor == "park" and moved.room_id != booking.room_id
-    again = await service.book(request(slot, topic="military", name="Other"))  # freed
+    again = await service.book(request(slot, topic="military_service", name="Other"))  # freed
     cancelled = await service.cancel(moved)
     assert cancelled.state is BookingState.CANCELLED
     with pytest.raises(IllegalTransition):
         await service.cancel(cancelled)
     await service.book(
-        request(datetime(2026, 11, 25, 14, 0, tzinfo=SEOUL), topic="military", name="Third")
+        request(datetime(2026, 11, 25, 14, 0, tzinfo=SEOUL), topic="military_service", name="Third")
     )
     assert again.booking.counselor == "park"
 

@@ -21,7 +21,7 @@ async def queue(redis: aioredis.Redis, clock: FakeClock) -> WalkInQueue:
     topics = TopicStore(redis)
     await topics.ensure_defaults()
     staff = StaffStore(redis)
-    await add_staff(staff, "park", StaffRole.COUNSELOR, topics=["nationality", "family"])
+    await add_staff(staff, "park", StaffRole.COUNSELOR, topics=["nationality", "family_registry"])
     await add_staff(staff, "lee", StaffRole.COUNSELOR, topics=["nationality"])
     await add_staff(staff, "ivanova", StaffRole.INTERPRETER, languages=["ko", "ru"])
     return WalkInQueue(
@@ -40,7 +40,7 @@ async def test_fifo_order_positions_and_matching(queue: WalkInQueue, clock: Fake
         ticket, _ = await queue.join(join(name))
         tickets.append(ticket)
         clock.advance(1)
-    other, _ = await queue.join(join("F", topic="family"))
+    other, _ = await queue.join(join("F", topic="family_registry"))
     views = [await queue.view(t) for t in tickets]
     assert [v.position for v in views] == [1, 2, 3]
     assert (await queue.view(other)).position == 1  # positions count per topic
