@@ -19,6 +19,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -96,6 +97,14 @@ class SpeechModels:
             return model
 
 
+_MARKERS = re.compile(r"\[[^\]]*\]|(?<!\S)[-–](?!\S)")
+
+
+def clean_text(text: str) -> str:
+    """Drop the non-speech markers some models emit ("[0]", "[noise]", lone dashes)."""
+    return " ".join(_MARKERS.sub(" ", text).split())
+
+
 class RecognitionPool:
     """Worker threads for decoding, one per core unless told otherwise."""
 
@@ -159,6 +168,8 @@ class SpeechStream:
         self._preroll: list[bytes] = []
         self._preroll_samples = int(preroll_s * SAMPLE_RATE)
         self._frame = SAMPLE_RATE // 50  # 20 ms
+        self._step_bytes = self._frame * 5 * 2  # 100 ms steps, so endpoints are found promptly
+        self._pending = bytearray()
         #: seconds of audio handed to Vosk (the rest was skipped silence)
         self.decoded_s = 0.0
 
@@ -167,10 +178,19 @@ class SpeechStream:
         return self._offset / SAMPLE_RATE
 
     def accept(self, pcm: bytes) -> list[Recognized]:
-        """Decode ``pcm`` (s16le mono 16 kHz); return what became known."""
+        """Decode ``pcm`` (s16le mono 16 kHz); return what became known.
+
+        Audio is decoded in 100 ms steps aligned to the start of the stream, so
+        results do not depend on how the caller happened to batch the audio.
+        """
+        self._pending += pcm
+        usable = len(self._pending) - len(self._pending) % self._step_bytes
+        if not usable:
+            return []
+        samples = np.frombuffer(bytes(self._pending[:usable]), dtype="<i2")
+        del self._pending[:usable]
         out: list[Recognized] = []
-        samples = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype="<i2")
-        step = self._frame * 5  # 100 ms steps, so endpoints are found promptly
+        step = self._step_bytes // 2
         for i in range(0, len(samples), step):
             out.extend(self._accept_chunk(samples[i : i + step]))
         return out
@@ -199,7 +219,7 @@ class SpeechStream:
         if now - self._last_check_at < self._partial_check:
             return []
         self._last_check_at = now
-        partial = json.loads(self._rec.PartialResult()).get("partial", "").strip()
+        partial = clean_text(str(json.loads(self._rec.PartialResult()).get("partial", "")))
         if partial and (
             partial != self._last_partial or now - self._last_partial_at >= self._partial_interval
         ):
@@ -221,7 +241,7 @@ class SpeechStream:
         return voiced
 
     def _final(self, raw: str, now: float) -> list[Recognized]:
-        text = str(json.loads(raw).get("text", "")).strip()
+        text = clean_text(str(json.loads(raw).get("text", "")))
         start = self._utterance_start if self._utterance_start is not None else now
         end = self._last_voice if self._last_voice is not None else now
         self._utterance_start = None
@@ -233,6 +253,11 @@ class SpeechStream:
 
     def finish(self) -> list[Recognized]:
         """Flush: the final result of whatever was said last."""
-        if self._utterance_start is None:
-            return []
-        return self._final(self._rec.FinalResult(), self.position)
+        out: list[Recognized] = []
+        tail = len(self._pending) - len(self._pending) % 2
+        if tail:
+            out.extend(self._accept_chunk(np.frombuffer(bytes(self._pending[:tail]), dtype="<i2")))
+        self._pending.clear()
+        if self._utterance_start is not None:
+            out.extend(self._final(self._rec.FinalResult(), self.position))
+        return out

@@ -15,6 +15,7 @@ from interpretation.recognizer import (
     Recognized,
     SpeechModels,
     SpeechStream,
+    clean_text,
 )
 from tests.interpretation.speech_fixture import wav_pcm
 
@@ -61,3 +62,25 @@ async def test_korean_speech_becomes_hangul(
     assert max(gaps, default=0.0) <= 0.5 + 1e-6
     first = finals[0]
     assert 0.0 <= first.start < first.end <= len(pcm) / BYTES_PER_SECOND + 0.01
+
+
+def test_non_speech_markers_are_dropped() -> None:
+    assert clean_text("I [0] - [1]") == "I"
+    assert clean_text("번호 는 [noise] 공일공-일이") == "번호 는 공일공-일이"
+    assert clean_text("  ") == ""
+
+
+def test_results_do_not_depend_on_how_audio_is_batched(
+    speech_models: SpeechModels, korean_speech: Path
+) -> None:
+    pcm = wav_pcm(korean_speech)
+
+    def run(chunk: int) -> list[tuple[bool, float, float]]:
+        stream = SpeechStream(speech_models.get("ko"))
+        out: list[Recognized] = []
+        for i in range(0, len(pcm), chunk):
+            out += stream.accept(pcm[i : i + chunk])
+        out += stream.finish()
+        return [(r.final, r.start, r.end) for r in out if r.final]
+
+    assert run(640) == run(BYTES_PER_SECOND // 10 * 3 + 6)
