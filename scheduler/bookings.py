@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 
 from scheduler.booking_store import BookingStore, Interval
 from scheduler.calendar import CenterHours, Slot
-from scheduler.errors import BookingKeyError, InvalidSlotError, SchedulerError, SlotTakenError
+from scheduler.errors import BookingKeyError, InvalidSlotError, SlotTakenError
 from scheduler.models import (
     Booking,
     BookingRequest,
@@ -439,4 +439,4 @@ class BookingService:
         return ical
 
 
-__all__ = ["Availability", "BookingService", "Created", "SchedulerError", "SlotOffer"]
+__all__ = ["Availability", "BookingService", "Created", "SlotOffer"]

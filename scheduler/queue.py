@@ -24,7 +24,6 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from enum import StrEnum
 
 import redis.asyncio as aioredis
@@ -545,7 +544,3 @@ _ON_DUTY = (Presence.AVAILABLE, Presence.BUSY)
 
 def _serves(member: StaffMember, topic: str) -> bool:
     return member.role is StaffRole.COUNSELOR and topic in member.topics
-
-
-def ticket_time(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
