@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ValidationError
 
 from scheduler import errors as E
 from scheduler.booking_store import BookingStore
@@ -30,7 +29,6 @@ from scheduler.models import (
     BookingRequest,
     BookingState,
     BookingView,
-    Language,
     RescheduleRequest,
 )
 from scheduler.openapi import Endpoint, Param, build_document
@@ -43,8 +41,22 @@ from scheduler.queue import (
     WalkInQueue,
 )
 from scheduler.staff import StaffMember
-from scheduler.timezones import SEOUL, check_timezone
+from scheduler.timezones import SEOUL
 from scheduler.topics import Topic, TopicStore
+from scheduler.wire import (
+    AvailabilityQuery,
+    BookingStateRequest,
+    CenterView,
+    Dashboard,
+    DashboardBooking,
+    HolidayView,
+    PresenceRequest,
+    PresenceView,
+    QueueEntry,
+    StaffCreate,
+    StaffUpdate,
+    TicketStateRequest,
+)
 from signaling.protocol import Role, RoomState
 from web.appkeys import REDIS, ROOMS, SETTINGS, STAFF, TOKENS
 from web.auth import require_staff
@@ -180,22 +192,6 @@ async def list_topics(request: web.Request) -> web.Response:
     return _json(await request.app[TOPICS].list())
 
 
-class AvailabilityQuery(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    topic: str
-    language: Language = "ko"
-    timezone: str = "Asia/Seoul"
-    needs_interpreter: bool | None = None
-    from_: date | None = Field(default=None, alias="from")
-    days: int = Field(default=14, ge=1, le=62)
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, value: str) -> str:
-        return check_timezone(value)
-
-
 async def availability(request: web.Request) -> web.Response:
     query = AvailabilityQuery.model_validate(dict(request.query))
     result: Availability = await request.app[BOOKINGS].availability(
@@ -271,67 +267,6 @@ async def leave_queue(request: web.Request) -> web.Response:
 
 
 # -------------------------------------------------------------------- staff
-class PresenceRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    status: Literal["available", "away"]
-
-
-class PresenceView(BaseModel):
-    username: str
-    status: Presence
-
-
-class BookingStateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    state: BookingState
-
-
-class TicketStateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    state: Literal["done", "left"]
-
-
-class DashboardBooking(BaseModel):
-    id: str
-    state: BookingState
-    seoul_start: datetime
-    seoul_end: datetime
-    resident_name: str
-    language: Language
-    country: str
-    topic: str
-    counselor: str
-    interpreter: str | None
-    room_id: str | None
-    room_state: RoomState | None
-    knocking: bool = Field(description="someone is waiting in the lobby")
-    join_url: str | None = Field(description="the signed-in staff member's own link")
-
-
-class QueueEntry(BaseModel):
-    id: str
-    state: TicketState
-    name: str
-    topic: str
-    language: Language
-    needs_interpreter: bool
-    waited_s: int
-    connected: bool
-    counselor: str | None
-    interpreter: str | None
-    room_state: RoomState | None = None
-    knocking: bool = False
-    join_url: str | None = None
-
-
-class Dashboard(BaseModel):
-    username: str
-    role: str
-    presence: Presence
-    now_seoul: datetime
-    bookings: list[DashboardBooking]
-    queue: list[QueueEntry]
-    walk_ins: list[QueueEntry] = Field(description="walk-in residents assigned to you")
 
 
 async def dashboard(request: web.Request) -> web.Response:
@@ -420,13 +355,6 @@ async def set_ticket_state(request: web.Request) -> web.Response:
 
 
 # -------------------------------------------------------------------- admin
-class StaffCreate(StaffMember):
-    model_config = ConfigDict(extra="forbid")
-    password: str = Field(min_length=8, max_length=256)
-
-
-class StaffUpdate(StaffMember):
-    model_config = ConfigDict(extra="forbid")
 
 
 async def _check_topics(request: web.Request, topics: list[str]) -> None:
@@ -479,19 +407,6 @@ async def delete_topic(request: web.Request) -> web.Response:
     require_staff(request, Role.ADMIN)
     await request.app[TOPICS].remove(request.match_info["topic_id"])
     return web.Response(status=204)
-
-
-class HolidayView(BaseModel):
-    date: date
-    name: str
-
-
-class CenterView(BaseModel):
-    opens: str
-    closes: str
-    timezone: str
-    working_days: list[str]
-    holidays: list[HolidayView] = Field(description="Korean public holidays this and next year")
 
 
 async def center(request: web.Request) -> web.Response:
