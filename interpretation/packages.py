@@ -9,6 +9,7 @@ network-touching parts (package index, MiniSBD sentence splitter) are never call
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -30,19 +31,33 @@ PACKAGE_SUFFIX = ".argosmodel"
 
 
 def configure_argos_environment(argos_root: Path) -> None:
-    """Point Argos Translate's data, config and cache directories under ``argos_root``.
+    """Import Argos Translate with its data, config and cache directories under ``argos_root``.
 
-    Must run before the first ``import argostranslate``; afterwards it changes
-    nothing (the library has already read its settings), which is harmless because
-    we always pass package directories explicitly and never use its index.
+    ``argostranslate.settings`` reads ``XDG_*`` and ``ARGOS_PACKAGES_DIR`` once, at
+    import, and creates directories there; so the variables are pointed into
+    ``argos_root`` for that import and restored afterwards (nothing else in the
+    process, nor its children, sees them). Later calls change nothing, which is
+    harmless: we always pass package directories explicitly and never use its index.
     """
     if "argostranslate.settings" in sys.modules:
         return
     root = argos_root.resolve()
-    os.environ.setdefault("XDG_DATA_HOME", str(root / "data"))
-    os.environ.setdefault("XDG_CONFIG_HOME", str(root / "config"))
-    os.environ.setdefault("XDG_CACHE_HOME", str(root / "cache"))
-    os.environ.setdefault("ARGOS_PACKAGES_DIR", str(root / "packages"))
+    wanted = {
+        "XDG_DATA_HOME": str(root / "data"),
+        "XDG_CONFIG_HOME": str(root / "config"),
+        "XDG_CACHE_HOME": str(root / "cache"),
+        "ARGOS_PACKAGES_DIR": str(root / "packages"),
+    }
+    saved = {key: os.environ.get(key) for key in wanted}
+    os.environ.update(wanted)
+    try:
+        importlib.import_module("argostranslate.settings")
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 class PackageInfo(BaseModel):
