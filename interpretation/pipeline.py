@@ -223,6 +223,12 @@ class CaptionPipeline:
                 if sp.ended and not sp.buffer:
                     await self._publish_results(sp, await self._pool.run(stream.finish))
                     return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception(
+                "captions room=%s speaker=%s: recognition stopped", self.room_id, sp.participant_id
+            )
         finally:
             sp.finals.put_nowait(None)
 
