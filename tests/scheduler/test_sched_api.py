@@ -176,3 +176,24 @@ async def test_admin_and_openapi(client: TestClient[Any, Any]) -> None:
         schema["required"]
     )
     assert "/api/queue/{ticket_id}" in doc["paths"] and "/api/staff/login" in doc["paths"]
+
+
+async def test_reschedule_keeps_people_and_validates(client: TestClient[Any, Any]) -> None:
+    resp = await client.get(
+        "/api/availability",
+        params={"topic": "nationality", "language": "ko", "timezone": "Asia/Tokyo"},
+    )
+    slots = [s["local_start"] for s in (await resp.json())["slots"]]
+    made = await (await client.post("/api/bookings", json=body(slots[0], language="ko"))).json()
+    url = f"/api/bookings/{made['id']}/reschedule"
+    key = {"key": made["manage_key"]}
+    bad = await client.post(url, params=key, json={"slot_start": "2030-12-25T10:00:00+09:00"})
+    assert bad.status == 422 and "holiday" in (await bad.json())["error"]["message"]
+    moved = await client.post(url, params=key, json={"slot_start": slots[3]})
+    assert moved.status == 200, await moved.text()
+    view = await moved.json()
+    assert view["local_start"] == slots[3] and view["counselor"] == "park"
+    assert view["join_url"] != made["join_url"]
+    # The old slot is free again; the new one is not.
+    assert (await client.post("/api/bookings", json=body(slots[0], language="ko"))).status == 201
+    assert (await client.post("/api/bookings", json=body(slots[3], language="ko"))).status == 409
