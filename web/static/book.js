@@ -6,6 +6,7 @@
 
   const STRINGS = {
     en: {
+      change: "Change time",
       open_link: "Open the consultation link",
       language: "Language", title: "Book a video consultation",
       lead: "Talk with a counselor at the Seoul service center by video. An interpreter joins if you need one.",
@@ -29,6 +30,7 @@
       seoul: "Seoul", network: "The server could not be reached. Check your connection and try again.",
     },
     ko: {
+      change: "시간 변경",
       open_link: "상담 링크 열기",
       language: "언어", title: "영상 상담 예약",
       lead: "서울 민원센터 상담사와 화상으로 상담하세요. 필요하면 통역사가 함께합니다.",
@@ -52,6 +54,7 @@
       seoul: "서울", network: "서버에 연결할 수 없습니다. 인터넷 연결을 확인하고 다시 시도하세요.",
     },
     ja: {
+      change: "時間を変更",
       open_link: "相談リンクを開く",
       language: "言語", title: "ビデオ相談の予約",
       lead: "ソウルの民願センターの相談員とビデオで相談できます。必要なら通訳が同席します。",
@@ -75,6 +78,7 @@
       seoul: "ソウル", network: "サーバーに接続できません。接続を確認してもう一度お試しください。",
     },
     zh: {
+      change: "更改时间",
       open_link: "打开咨询链接",
       language: "语言", title: "预约视频咨询",
       lead: "通过视频与首尔民愿中心的咨询员交谈。如有需要，会有口译员加入。",
@@ -98,6 +102,7 @@
       seoul: "首尔", network: "无法连接服务器。请检查网络后重试。",
     },
     ru: {
+      change: "Изменить время",
       open_link: "Открыть ссылку консультации",
       language: "Язык", title: "Запись на видеоконсультацию",
       lead: "Поговорите по видео с консультантом сервисного центра в Сеуле. При необходимости подключится переводчик.",
@@ -274,6 +279,7 @@
   }
 
   function pickSlot(slot) {
+    if (booking) return moveBooking(slot);
     chosen.slot = slot;
     const zone = chosen.availability.timezone;
     $("chosen").textContent = fmt(slot.start, zone, { dateStyle: "full", timeStyle: "short" });
@@ -310,7 +316,37 @@
     $("join-open").href = booking.join_url || "#";
     $("ics").href = booking.ics_url.replace(/^https?:\/\/[^/]+/, "");
     const live = booking.state === "confirmed";
-    for (const id of ["copy", "cancel", "join-open", "join-box"]) $(id).hidden = !live;
+    for (const id of ["copy", "cancel", "change", "join-open", "join-box"]) $(id).hidden = !live;
+  }
+
+  async function showMoveSlots() {
+    showError("");
+    const q = new URLSearchParams({
+      topic: booking.topic, language: booking.language, timezone: booking.timezone,
+      needs_interpreter: String(Boolean(booking.interpreter)), days: "14",
+    });
+    try {
+      const availability = await api("GET", "/api/availability?" + q);
+      chosen = { availability, slot: null };
+      renderSlots(availability);
+      $("step-slots").hidden = false;
+      $("step-slots").scrollIntoView({ behavior: "smooth" });
+    } catch (e) {
+      showError(e.message);
+    }
+  }
+
+  async function moveBooking(slot) {
+    showError("");
+    const key = params.get("key") || booking.manage_key;
+    try {
+      booking = await api("POST", `/api/bookings/${booking.id}/reschedule?key=${encodeURIComponent(key)}`, { slot_start: slot.start });
+      chosen = null;
+      renderBooking();
+      $("step-done").scrollIntoView({ behavior: "smooth" });
+    } catch (e) {
+      showError(e.message);
+    }
   }
 
   async function loadBooking() {
@@ -417,6 +453,7 @@
       $("copy").textContent = t("copied");
     });
     $("cancel").addEventListener("click", cancelBooking);
+    $("change").addEventListener("click", showMoveSlots);
     $("q-join").addEventListener("click", joinQueue);
     $("q-leave").addEventListener("click", leaveQueue);
     $("spoken").value = lang;
