@@ -105,6 +105,7 @@ class _Subscription:
         self.video = source.publication.kind == "video"
         self.in_ssrc: int | None = None
         self.start_seq = 0
+        self.guard_start = False
         self.seq_offset = 0
         self.ts_offset = 0
         self.forwarded = 0
@@ -123,6 +124,7 @@ class _Subscription:
         self.seq_offset = (next_seq - packet.sequence_number) % _SEQ_MOD
         self.ts_offset = (next_ts - packet.timestamp) % _TS_MOD
         self.start_seq = packet.sequence_number
+        self.guard_start = True
         self.in_ssrc = packet.ssrc
 
     async def forward(self, packet: RtpPacket) -> None:
@@ -144,8 +146,12 @@ class _Subscription:
                 self.source.request_keyframe()
                 return
             self._anchor(packet)
-        elif (packet.sequence_number - self.start_seq) % _SEQ_MOD >= 0x8000:
-            return  # reordered packet from before this subscription's start
+        elif self.guard_start:
+            since_start = (packet.sequence_number - self.start_seq) % _SEQ_MOD
+            if since_start >= 0x8000:
+                return  # reordered packet from before this subscription's start
+            if since_start > 0x1000:
+                self.guard_start = False  # far past the start: plain offset mapping from now on
         seq = (packet.sequence_number + self.seq_offset) % _SEQ_MOD
         ts = (packet.timestamp + self.ts_offset) % _TS_MOD
         if await self.out.send(packet, seq, ts):

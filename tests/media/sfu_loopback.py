@@ -42,7 +42,7 @@ class SyntheticVideo(VideoStreamTrack):
     async def recv(self) -> av.VideoFrame:
         pts, time_base = await self.next_timestamp()
         self._n += 1
-        plane = (self._base + self._n * 3).astype(np.uint8)
+        plane = self._base + np.uint8((self._n * 3) % 256)
         rgb = np.stack([plane, np.roll(plane, self._n, axis=1), 255 - plane], axis=2)
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         frame.pts = pts
@@ -120,7 +120,7 @@ class Room:
         return client
 
     async def add_subscriber(
-        self, publication_ids: list[str]
+        self, publication_ids: list[str], *, attach_first: bool = False
     ) -> tuple[RTCPeerConnection, list[MediaStreamTrack], list[RTCRtpSender]]:
         """The server offers one sendonly transceiver per publication, then attaches."""
         client, server = new_pc(), new_pc()
@@ -133,9 +133,13 @@ class Room:
             senders.append(transceiver.sender)
         tracks: list[MediaStreamTrack] = []
         client.on("track", tracks.append)
+        if attach_first:  # as media.sfu does: attach, then negotiate
+            for publication_id, sender in zip(publication_ids, senders, strict=True):
+                self.forwarder.attach(publication_id, sender)
         await connect(server, client)
-        for publication_id, sender in zip(publication_ids, senders, strict=True):
-            self.forwarder.attach(publication_id, sender)
+        if not attach_first:
+            for publication_id, sender in zip(publication_ids, senders, strict=True):
+                self.forwarder.attach(publication_id, sender)
         return client, tracks, senders
 
     async def aclose(self) -> None:
