@@ -184,6 +184,8 @@ async def test_three_party_call_with_lobby(server: Server, browser: Any, capsys:
         for page in pages.values():
             await _until(page, "s.screen === 'final'")
             assert await _state(page, "s.finalKind") == "ended"
+        # The server's default reason is shown in the page's language (the resident's is ja).
+        assert "相談員が相談を終了しました" in await resident.locator("#final-reason").inner_text()
     finally:
         for page in pages.values():
             await page.context.close()

@@ -215,8 +215,11 @@
     $("final-title").textContent = t(titles[S.finalKind] || "ended_title");
     $("screen-final").dataset.kind = S.finalKind || "";
     const reason = $("final-reason");
-    reason.hidden = !S.finalReason;
-    reason.textContent = S.finalReason ? `${t("reason")}: ${S.finalReason}` : "";
+    // The server's default reasons (no reason typed by the counselor) have their own translation.
+    const known = { ended: "reason_ended", denied: "reason_denied", removed: "reason_removed" }[S.finalKind];
+    const text = known && S.finalReason === I18N.STRINGS.en[known] ? t(known) : S.finalReason;
+    reason.hidden = !text;
+    reason.textContent = text ? `${t("reason")}: ${text}` : "";
     $("rejoin-btn").hidden = !(S.finalKind === "left" || S.finalKind === "replaced");
   }
 

@@ -114,6 +114,9 @@
       thanks: "이용해 주셔서 감사합니다. 이 창을 닫으셔도 됩니다.",
       rejoin: "다시 참여하기",
       reason: "사유",
+      reason_ended: "상담사가 상담을 종료했습니다.",
+      reason_denied: "상담사가 지금은 입장을 허락할 수 없습니다.",
+      reason_removed: "상담사가 회원님을 상담에서 내보냈습니다.",
 
       error_title: "이 링크로는 참여할 수 없습니다",
       err_token_missing: "접속 정보가 없습니다. 받으신 링크 전체를 그대로 열어 주세요.",
@@ -221,6 +224,9 @@
       thanks: "Thank you. You can close this page.",
       rejoin: "Join again",
       reason: "Reason",
+      reason_ended: "The counselor ended the consultation.",
+      reason_denied: "The counselor could not admit you now.",
+      reason_removed: "The counselor removed you.",
 
       error_title: "This link cannot be used",
       err_token_missing: "The access code is missing. Open the full link you were sent.",
@@ -328,6 +334,9 @@
       thanks: "ご利用ありがとうございました。このページは閉じてかまいません。",
       rejoin: "もう一度参加する",
       reason: "理由",
+      reason_ended: "相談員が相談を終了しました。",
+      reason_denied: "相談員は今は入室を許可できませんでした。",
+      reason_removed: "相談員があなたを退出させました。",
 
       error_title: "このリンクは使用できません",
       err_token_missing: "アクセス情報がありません。受け取ったリンクを最後まで正しく開いてください。",
@@ -435,6 +444,9 @@
       thanks: "感谢使用。您可以关闭此页面。",
       rejoin: "重新加入",
       reason: "原因",
+      reason_ended: "咨询员已结束本次咨询。",
+      reason_denied: "咨询员目前无法让您进入。",
+      reason_removed: "咨询员已将您移出。",
 
       error_title: "无法使用此链接",
       err_token_missing: "缺少访问信息。请打开您收到的完整链接。",
@@ -542,6 +554,9 @@
       thanks: "Спасибо. Эту страницу можно закрыть.",
       rejoin: "Войти снова",
       reason: "Причина",
+      reason_ended: "Консультант завершил консультацию.",
+      reason_denied: "Консультант сейчас не может вас впустить.",
+      reason_removed: "Консультант удалил вас из консультации.",
 
       error_title: "Эту ссылку нельзя использовать",
       err_token_missing: "В ссылке нет кода доступа. Откройте ссылку, которую вам прислали, целиком.",
