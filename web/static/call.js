@@ -800,12 +800,29 @@
       S.pcState = pc.connectionState;
       log("pc", pc.connectionState);
       renderConn();
+      if (pc.connectionState === "failed") recoverMedia(pc);
     });
     pc.addEventListener("iceconnectionstatechange", () => {
       if (pc === S.pc) S.iceState = pc.iceConnectionState;
     });
     log("pc created");
     return pc;
+  }
+
+  /**
+   * The media path failed (network change, NAT timeout). Only the server offers, so
+   * the way to a fresh peer connection is to connect the socket again: the server
+   * replaces the old connection and, after "join", sends a new offer.
+   */
+  function recoverMedia(pc) {
+    const now = performance.now();
+    if (S.screen !== "call" || !S.socket || now - (recoverMedia.last || -1e9) < 15000) return;
+    recoverMedia.last = now;
+    setTimeout(() => {
+      if (pc !== S.pc || pc.connectionState !== "failed" || S.screen !== "call") return;
+      log("media failed: reconnecting the socket for a new peer connection");
+      S.socket.disconnect().connect();
+    }, 2000);
   }
 
   function closePc() {
