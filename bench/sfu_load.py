@@ -30,6 +30,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -281,7 +282,7 @@ async def join(
                 sink = None
                 if track.kind == "video":
                     sink = meter.sink(f"{room}/{participant}/{transceiver.mid}")
-                hooks.append(ReceiveHook(transceiver.receiver, sink))
+                hooks.append(ReceiveHook(transceiver.receiver, sink, estimate_bandwidth=False))
 
     await pc.setLocalDescription(await pc.createOffer())
     observe_sent_rtp(video_sender, meter.on_sent)
@@ -294,14 +295,19 @@ async def join(
     return pc
 
 
-async def clients(port: int, rooms: list[int], warmup: float, seconds: float) -> None:
-    video, audio = encode_video_loop(), encode_audio_loop()
+async def clients(
+    port: int, rooms: list[int], warmup: float, seconds: float, loops: dict[str, list[str]]
+) -> None:
+    video = [bytes.fromhex(p) for p in loops["video"]]
+    audio = [bytes.fromhex(p) for p in loops["audio"]]
     meter = Meter()
     pcs = []
     for room in rooms:
         for participant in ("counselor", "resident", "interpreter"):
             pcs.append(await join(port, f"room{room}", participant, video, audio, meter))
     print("JOINED", flush=True)
+    # Every client process starts its window when the driver says GO.
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     await asyncio.sleep(warmup)
     meter.measuring = True
     started = time.perf_counter()
@@ -338,7 +344,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run_mode(
-    mode: str, rooms: int, processes: int, warmup: float, seconds: float
+    mode: str, rooms: int, processes: int, warmup: float, seconds: float, media_file: Path
 ) -> dict[str, Any]:
     me = [sys.executable, __file__]
     server = subprocess.Popen([*me, "serve", mode], stdout=subprocess.PIPE, text=True)
@@ -348,7 +354,16 @@ def run_mode(
         groups = [list(range(rooms))[i::processes] for i in range(processes)]
         workers = [
             subprocess.Popen(
-                [*me, "clients", str(port), ",".join(map(str, g)), str(warmup), str(seconds)],
+                [
+                    *me,
+                    "clients",
+                    str(port),
+                    ",".join(map(str, g)),
+                    str(warmup),
+                    str(seconds),
+                    str(media_file),
+                ],
+                stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
             )
@@ -358,6 +373,10 @@ def run_mode(
         for worker in workers:
             assert worker.stdout is not None
             assert worker.stdout.readline().strip() == "JOINED"
+        for worker in workers:
+            assert worker.stdin is not None
+            worker.stdin.write("GO\n")
+            worker.stdin.flush()
         time.sleep(warmup)
         server_stats(port)  # discard warm-up samples
         cpu0, t0 = cpu_seconds(server.pid), time.perf_counter()
@@ -367,7 +386,9 @@ def run_mode(
         fps: dict[str, float] = {}
         latencies: list[float] = []
         for worker in workers:
-            out, _ = worker.communicate(timeout=warmup + seconds + 60)
+            assert worker.stdout is not None
+            out = worker.stdout.read()
+            worker.wait(timeout=60)
             result = json.loads(out.strip().splitlines()[-1])
             fps.update(result["fps"])
             latencies += result["latencies_ms"]
@@ -429,10 +450,18 @@ def main() -> None:
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument("--modes", default="rtp,relay")
     args = parser.parse_args()
+    media_file = Path(tempfile.mkdtemp()) / "media.json"
+    loops = {
+        "video": [p.hex() for p in encode_video_loop()],
+        "audio": [p.hex() for p in encode_audio_loop()],
+    }
+    media_file.write_text(json.dumps(loops))
     results = {}
     for mode in args.modes.split(","):
         rooms = args.rooms if mode == "rtp" else args.baseline_rooms
-        results[mode] = run_mode(mode, rooms, args.client_processes, args.warmup, args.seconds)
+        results[mode] = run_mode(
+            mode, rooms, args.client_processes, args.warmup, args.seconds, media_file
+        )
         report(results[mode])
     if "rtp" in results and "relay" in results:
         ratio = results["relay"]["cpu_per_stream"] / max(results["rtp"]["cpu_per_stream"], 1e-9)
@@ -444,6 +473,14 @@ if __name__ == "__main__":
         asyncio.run(serve(sys.argv[2]))
     elif len(sys.argv) > 1 and sys.argv[1] == "clients":
         rooms = [int(r) for r in sys.argv[3].split(",")]
-        asyncio.run(clients(int(sys.argv[2]), rooms, float(sys.argv[4]), float(sys.argv[5])))
+        asyncio.run(
+            clients(
+                int(sys.argv[2]),
+                rooms,
+                float(sys.argv[4]),
+                float(sys.argv[5]),
+                json.loads(Path(sys.argv[6]).read_text()),
+            )
+        )
     else:
         main()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -105,6 +106,9 @@ def missing_attributes(
     return missing
 
 
+#: Minimum spacing of REMB feedback per receiver (aiortc sends one per estimator update).
+REMB_INTERVAL_MS: Final = 250
+
 #: Called with each received media packet (RTX already unwrapped) and its arrival in ms.
 PacketSink = Callable[[RtpPacket, int], Awaitable[None]]
 
@@ -116,7 +120,13 @@ class ReceiveHook:
     ever created for this receiver.
     """
 
-    def __init__(self, receiver: RTCRtpReceiver, sink: PacketSink | None = None) -> None:
+    def __init__(
+        self,
+        receiver: RTCRtpReceiver,
+        sink: PacketSink | None = None,
+        *,
+        estimate_bandwidth: bool = True,
+    ) -> None:
         self._receiver = receiver
         self.sink = sink
         self.media_ssrc: int | None = None
@@ -126,9 +136,21 @@ class ReceiveHook:
         self._streams: dict[int, Any] = r._RTCRtpReceiver__remote_streams
         self._active: dict[int, Any] = r._RTCRtpReceiver__active_ssrc
         self._nack: Any = r._RTCRtpReceiver__nack_generator
-        self._remb: Any = r._RTCRtpReceiver__remote_bitrate_estimator
+        # REMB feedback drives a browser publisher's bitrate; measurement clients skip it.
+        self._remb: Any = (
+            r._RTCRtpReceiver__remote_bitrate_estimator if estimate_bandwidth else None
+        )
+        self._remb_last: tuple[int, int] | None = None
         self._original = r._handle_rtp_packet
         r._handle_rtp_packet = self._handle_rtp_packet
+
+    def _remb_due(self, bitrate: int, now_ms: int) -> bool:
+        """At most one REMB per ``REMB_INTERVAL_MS``, except at once when the estimate drops."""
+        last = self._remb_last
+        if last is None or now_ms - last[0] >= REMB_INTERVAL_MS or bitrate < last[1] * 0.97:
+            self._remb_last = (now_ms, bitrate)
+            return True
+        return False
 
     def codec(self, payload_type: int) -> RTCRtpCodecParameters | None:
         return self._codecs.get(payload_type)
@@ -157,7 +179,7 @@ class ReceiveHook:
                 payload_size=len(packet.payload) + packet.padding_size,
                 ssrc=packet.ssrc,
             )
-            if remb is not None:
+            if remb is not None and self._remb_due(remb[0], arrival_time_ms):
                 await _send_remb(receiver, remb)
         codec = self._codecs.get(packet.payload_type)
         if codec is None:
@@ -222,6 +244,63 @@ class _ParkedTrack(MediaStreamTrack):
         super().stop()
 
 
+@dataclass(frozen=True)
+class ExtensionIds:
+    """One-byte header extension ids a sender negotiated (0: not negotiated)."""
+
+    mid: int = 0
+    abs_send_time: int = 0
+    audio_level: int = 0
+
+
+def extension_ids(extensions_map: Any) -> ExtensionIds:
+    ids = extensions_map._HeaderExtensionsMap__ids
+    return ExtensionIds(ids.mid or 0, ids.abs_send_time or 0, ids.audio_level or 0)
+
+
+def serialize_rtp(
+    ids: ExtensionIds,
+    mid_element: bytes,
+    payload_type: int,
+    marker: int,
+    sequence_number: int,
+    timestamp: int,
+    ssrc: int,
+    abs_send_time: int,
+    audio_level: tuple[bool, int] | None,
+    payload: bytes,
+) -> bytes:
+    """RTP packet bytes with one-byte header extensions (RFC 8285), as aiortc would write them.
+
+    A specialised ``RtpPacket.serialize``: the forwarder writes every packet once
+    per subscriber, and the generic path costs more than the SRTP step.
+    """
+    ext = bytearray(mid_element)
+    if ids.abs_send_time:
+        ext.append((ids.abs_send_time << 4) | 2)
+        ext += abs_send_time.to_bytes(3, "big")
+    if ids.audio_level and audio_level is not None:
+        ext.append(ids.audio_level << 4)
+        ext.append((0x80 if audio_level[0] else 0) | (audio_level[1] & 0x7F))
+    if not ext:
+        header = struct.pack(
+            "!BBHLL", 0x80, (marker << 7) | payload_type, sequence_number, timestamp, ssrc
+        )
+        return header + payload
+    ext += bytes(-len(ext) % 4)
+    header = struct.pack(
+        "!BBHLLHH",
+        0x90,
+        (marker << 7) | payload_type,
+        sequence_number,
+        timestamp,
+        ssrc,
+        0xBEDE,
+        len(ext) >> 2,
+    )
+    return header + bytes(ext) + payload
+
+
 @dataclass
 class _SendState:
     payload_type: int
@@ -229,6 +308,8 @@ class _SendState:
     mid: str | None
     extensions_map: Any
     history: dict[int, RtpPacket]
+    ids: ExtensionIds
+    mid_element: bytes
 
 
 class OutboundRtp:
@@ -271,12 +352,21 @@ class OutboundRtp:
             return None
         if codec.payloadType is None:
             return None
+        mid: str | None = s._RTCRtpSender__mid
+        extensions_map = s._RTCRtpSender__rtp_header_extensions_map
+        ids = extension_ids(extensions_map)
+        mid_bytes = (mid or "").encode()
+        mid_element = b""
+        if ids.mid and 0 < len(mid_bytes) <= 16:
+            mid_element = bytes([(ids.mid << 4) | (len(mid_bytes) - 1)]) + mid_bytes
         self._state = _SendState(
             payload_type=codec.payloadType,
             codec=codec,
-            mid=s._RTCRtpSender__mid,
-            extensions_map=s._RTCRtpSender__rtp_header_extensions_map,
+            mid=mid,
+            extensions_map=extensions_map,
             history=s._RTCRtpSender__rtp_history,
+            ids=ids,
+            mid_element=mid_element,
         )
         return self._state
 
@@ -299,12 +389,26 @@ class OutboundRtp:
             payload=source.payload,
         )
         ntp = aiortc_clock.current_ntp_time()
-        packet.extensions.abs_send_time = (ntp >> 14) & 0x00FFFFFF
+        abs_send_time = (ntp >> 14) & 0x00FFFFFF
+        audio_level = source.extensions.audio_level
+        packet.extensions.abs_send_time = abs_send_time
         packet.extensions.mid = state.mid
-        packet.extensions.audio_level = source.extensions.audio_level
+        packet.extensions.audio_level = audio_level
         state.history[sequence_number % RTP_HISTORY_SIZE] = packet
+        data = serialize_rtp(
+            state.ids,
+            state.mid_element,
+            state.payload_type,
+            source.marker,
+            sequence_number,
+            timestamp,
+            packet.ssrc,
+            abs_send_time,
+            audio_level,
+            source.payload,
+        )
         try:
-            await self.sender.transport._send_rtp(packet.serialize(state.extensions_map))
+            await self.sender.transport._send_rtp(data)
         except ConnectionError:
             return False
         s: Any = self.sender

@@ -110,7 +110,8 @@ class _Subscription:
         self.ts_offset = 0
         self.forwarded = 0
         self.dropped_waiting = 0
-        self._mismatch_logged = False
+        #: None until the sender's codec is negotiated; then whether it matches the source.
+        self._codec_ok: bool | None = None
 
     def _anchor(self, packet: RtpPacket) -> None:
         state = self.state
@@ -129,16 +130,18 @@ class _Subscription:
 
     async def forward(self, packet: RtpPacket) -> None:
         codec_name = self.source.codec_name or ""
-        negotiated = self.out.negotiated_codec()
-        if negotiated is not None and not same_codec(negotiated.name, codec_name):
-            if not self._mismatch_logged:
-                self._mismatch_logged = True
-                logger.error(
-                    "%s: subscriber negotiated %s but the publisher sends %s; not forwarding",
-                    self.source.publication.id,
-                    negotiated.name,
-                    codec_name,
-                )
+        if self._codec_ok is None:
+            negotiated = self.out.negotiated_codec()
+            if negotiated is not None:
+                self._codec_ok = same_codec(negotiated.name, codec_name)
+                if not self._codec_ok:
+                    logger.error(
+                        "%s: subscriber negotiated %s but the publisher sends %s; not forwarding",
+                        self.source.publication.id,
+                        negotiated.name,
+                        codec_name,
+                    )
+        if self._codec_ok is False:
             return
         if packet.ssrc != self.in_ssrc:
             if self.video and not is_keyframe_start(codec_name, packet.payload):

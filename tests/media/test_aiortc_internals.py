@@ -39,3 +39,49 @@ async def test_every_private_attribute_used_exists() -> None:
         assert missing == [], f"aiortc changed: {missing}"
     finally:
         await pc.close()
+
+
+@pytest.mark.parametrize("audio_level", [None, (True, 30), (False, 127)])
+def test_fast_serialize_matches_aiortc(audio_level: tuple[bool, int] | None) -> None:
+    from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+    from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+
+    from media.aiortc_internals import extension_ids, serialize_rtp
+
+    extensions_map = HeaderExtensionsMap()
+    extensions_map.configure(
+        RTCRtpParameters(
+            headerExtensions=[
+                RTCRtpHeaderExtensionParameters(id=1, uri="urn:ietf:params:rtp-hdrext:sdes:mid"),
+                RTCRtpHeaderExtensionParameters(
+                    id=2, uri="urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+                ),
+                RTCRtpHeaderExtensionParameters(
+                    id=3, uri="http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+                ),
+            ]
+        )
+    )
+    packet = RtpPacket(
+        payload_type=97, marker=1, sequence_number=65535, timestamp=4_000_000_000, ssrc=123456789
+    )
+    packet.payload = bytes(range(200))
+    packet.extensions.mid = "12"
+    packet.extensions.abs_send_time = 0xABCDEF
+    packet.extensions.audio_level = audio_level
+    expected = packet.serialize(extensions_map)
+    ids = extension_ids(extensions_map)
+    mid_element = bytes([(ids.mid << 4) | 1]) + b"12"
+    got = serialize_rtp(
+        ids,
+        mid_element,
+        97,
+        1,
+        65535,
+        4_000_000_000,
+        123456789,
+        0xABCDEF,
+        audio_level,
+        packet.payload,
+    )
+    assert got == expected
