@@ -2,8 +2,8 @@
 speech (espeak-ng WAV via ``--use-file-for-fake-audio-capture``), and another
 participant's page that receives ``caption`` messages with translations.
 
-The server runs in-process: the real app from ``web.app.build_app`` with the
-captions context and routes added, tiny Argos packages (ko->en, en->ja) installed.
+The server runs in-process: the real app from ``web.app.build_app``, with tiny
+Argos packages (ko->en, en->ja) installed in its data directory.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from aiohttp import web
 from interpretation.packages import PackageStore
 from signaling.protocol import Role
 from tests.interpretation.speech_fixture import korean_wav
-from web.api_transcripts import CAPTIONS, add_routes, interpretation_ctx
+from web.api_transcripts import CAPTIONS
 from web.app import build_app
 from web.appkeys import ROOMS, TOKENS
 from web.settings import Settings
@@ -65,9 +65,7 @@ async def captions_app(
     for pair in [("ko", "en"), ("en", "ja")]:
         store.install(argos_archives[pair])
     settings = Settings(data_dir=data, redis_url=redis_url, token_secret="c" * 40)
-    app = build_app(settings)
-    app.cleanup_ctx.append(interpretation_ctx)
-    add_routes(app)
+    app = build_app(settings)  # captions are wired in (web.api_transcripts.interpretation_ctx)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
