@@ -17,10 +17,14 @@ from interpretation.glossary import GlossaryStore
 from interpretation.packages import PackageStore, configure_argos_environment
 from interpretation.pipeline import CaptionPipeline
 from interpretation.recognizer import RecognitionPool, SpeechModels
-from interpretation.transcript import TranscriptStore
+from interpretation.transcript import TranscriptStore, load_or_create_key
 from interpretation.translator import Translator
 
 log = logging.getLogger(__name__)
+
+
+#: The key that encrypts transcripts at rest, in the data directory.
+TRANSCRIPT_KEY_FILE = "transcript.key"
 
 
 def default_packages_dir(data_dir: Path) -> Path:
@@ -42,7 +46,9 @@ class CaptionService:
         self.pool = RecognitionPool(workers)
         self.packages = PackageStore(packages_dir)
         self.glossary = GlossaryStore(data_dir / "glossary.json")
-        self.transcripts = TranscriptStore(data_dir / "transcripts")
+        self.transcripts = TranscriptStore(
+            data_dir / "transcripts", load_or_create_key(data_dir / TRANSCRIPT_KEY_FILE)
+        )
         self.translator = Translator(self.packages, self.glossary)
         self._pipelines: dict[str, CaptionPipeline] = {}
         log.info(

@@ -1,17 +1,22 @@
 """Per-session transcripts of final captions, and their WebVTT / SRT export.
 
-Each final caption with its translations is appended as one JSON line to
+Each final caption with its translations is appended as one line to
 ``DATA_DIR/transcripts/<session>.jsonl`` (text is redacted before it gets here).
+With a key, every line is a Fernet token (AES + HMAC, from ``cryptography``), so
+transcripts are encrypted at rest; the key lives in its own file (mode 0600).
+A line cut short by a crash is skipped; the rest still reads.
 File methods block; call them off the event loop.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from cryptography.fernet import Fernet, InvalidToken
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from interpretation.errors import InterpretationError
 
@@ -36,11 +41,26 @@ class TranscriptEntry(BaseModel):
         return self.translations.get(language)
 
 
-class TranscriptStore:
-    """Append-only transcript files, one per session."""
+def load_or_create_key(path: Path) -> bytes:
+    """The transcript encryption key at ``path``, created (0600) on first use."""
+    if path.exists():
+        return path.read_bytes().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = Fernet.generate_key()
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+    os.replace(tmp, path)
+    return key
 
-    def __init__(self, directory: Path) -> None:
+
+class TranscriptStore:
+    """Append-only transcript files, one per session; encrypted when given a key."""
+
+    def __init__(self, directory: Path, key: bytes | None = None) -> None:
         self.directory = directory
+        self._fernet = Fernet(key) if key is not None else None
         self._lock = threading.Lock()
 
     def _path(self, session_id: str) -> Path:
@@ -50,7 +70,10 @@ class TranscriptStore:
 
     def append(self, session_id: str, entry: TranscriptEntry) -> None:
         path = self._path(session_id)
-        line = entry.model_dump_json() + "\n"
+        data = entry.model_dump_json().encode("utf-8")
+        if self._fernet is not None:
+            data = self._fernet.encrypt(data)
+        line = data.decode("ascii" if self._fernet is not None else "utf-8") + "\n"
         with self._lock:
             self.directory.mkdir(parents=True, exist_ok=True)
             with path.open("a", encoding="utf-8") as f:
@@ -65,13 +88,15 @@ class TranscriptStore:
             return []
         with self._lock:
             lines = path.read_text("utf-8").splitlines()
-        # a line cut short by a crash is skipped, the rest still exports
         out: list[TranscriptEntry] = []
         for line in lines:
             try:
-                out.append(TranscriptEntry.model_validate_json(line))
-            except ValueError:
-                continue
+                raw = line.encode("utf-8")
+                if self._fernet is not None:
+                    raw = self._fernet.decrypt(raw)
+                out.append(TranscriptEntry.model_validate_json(raw))
+            except (InvalidToken, ValidationError, UnicodeError):
+                continue  # cut short by a crash, or not ours
         return sorted(out, key=lambda e: (e.start, e.end))
 
 

@@ -8,7 +8,13 @@ import pytest
 from pydantic import ValidationError
 
 from interpretation.glossary import Glossary, GlossaryEntry, GlossaryStore, starter_glossary
-from interpretation.transcript import TranscriptEntry, TranscriptStore, to_srt, to_webvtt
+from interpretation.transcript import (
+    TranscriptEntry,
+    TranscriptStore,
+    load_or_create_key,
+    to_srt,
+    to_webvtt,
+)
 
 ENTRIES = [
     TranscriptEntry(
@@ -63,6 +69,19 @@ def test_store_appends_and_reads_back(tmp_path: Path) -> None:
     assert store.entries("other") == []
     with pytest.raises(Exception, match="invalid session id"):
         store.entries("../etc")
+
+
+def test_encrypted_at_rest(tmp_path: Path) -> None:
+    key = load_or_create_key(tmp_path / "k" / "transcript.key")
+    assert (tmp_path / "k" / "transcript.key").stat().st_mode & 0o777 == 0o600
+    assert load_or_create_key(tmp_path / "k" / "transcript.key") == key
+    store = TranscriptStore(tmp_path / "t", key)
+    store.append("room-1", ENTRIES[0])
+    raw = (tmp_path / "t" / "room-1.jsonl").read_text()
+    assert "가족관계" not in raw and "Kim" not in raw
+    assert store.entries("room-1") == [ENTRIES[0]]
+    other = TranscriptStore(tmp_path / "t", load_or_create_key(tmp_path / "other.key"))
+    assert other.entries("room-1") == []  # a wrong key reads nothing
 
 
 def test_starter_glossary_has_five_languages() -> None:
