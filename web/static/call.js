@@ -12,7 +12,6 @@
 
   const I18N = window.SB_I18N;
   const EVENT = "message";
-  const ICE_GATHER_WAIT_MS = 2000;
   const STATS_INTERVAL_MS = 500;
   const LANG_KEY = "seoulbridge.lang";
   const VIDEO_CONSTRAINTS = { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 24, max: 30 } };
@@ -41,12 +40,6 @@
     chat: [],
     socket: null,
     socketState: "idle", // idle | connecting | connected | reconnecting | closed
-    pc: null,
-    pcState: "new",
-    iceState: "new",
-    trackMap: {}, // mid -> {participant_id, kind}, from the latest offer
-    publish: {},
-    offersHandled: 0,
     localStream: null,
     audioMuted: false,
     videoMuted: false,
@@ -59,14 +52,20 @@
     firstFrameBy: {}, // participant id -> performance.now() of their first frame
     lastError: null, // {code, message}
     log: [],
-    offers: [], // the last few offers, for debugging
   };
+  // The peer connection's state, read through to the CallPeer (call-peer.js).
+  Object.defineProperties(S, {
+    pc: { get: () => (peer ? peer.pc : null), enumerable: true },
+    pcState: { get: () => (peer ? peer.state : "new"), enumerable: true },
+    trackMap: { get: () => (peer ? peer.trackMap : {}), enumerable: true },
+    publish: { get: () => (peer ? peer.publish : {}), enumerable: true },
+    offersHandled: { get: () => (peer ? peer.offersHandled : 0), enumerable: true },
+    offers: { get: () => (peer ? peer.offers : []), enumerable: true },
+  });
   window.seoulbridge = S;
 
-  let answerSent = false;
   let captionsMounted = false;
-  let serverSession = null; // ICE ufrag + DTLS fingerprint of the server peer we talk to
-  let negotiation = Promise.resolve();
+  let peer = null; // CallPeer
   let statsTimer = null;
   let meter = null;
   let chime = null;
@@ -74,7 +73,6 @@
   let chatVisible = window.matchMedia("(min-width: 601px)").matches;
   let unread = 0;
   const remote = {}; // participant id -> {video: MediaStreamTrack|null, audio: MediaStreamTrack|null}
-  const statsBaseline = {}; // mid -> counters belonging to a previous owner of a reused mid
 
   function log(...args) {
     const line = args.map((a) => (typeof a === "string" ? a : JSON.stringify(a))).join(" ");
@@ -236,7 +234,7 @@
   // ------------------------------------------------------------- join info
   async function loadJoinInfo() {
     if (!S.token) return showError("token_missing", "");
-    if (!window.RTCPeerConnection || !window.io) return showError("unsupported", "");
+    if (!window.RTCPeerConnection || !window.io || !window.SB_CallPeer) return showError("unsupported", "");
     let res;
     try {
       const q = new URLSearchParams({ room: S.roomId, t: S.token });
@@ -351,18 +349,7 @@
 
   async function republishLocal() {
     // In a call, put the current local tracks on the mids the server asked us to publish on.
-    const pc = S.pc;
-    if (!pc) return;
-    for (const [kind, mid] of Object.entries(S.publish)) {
-      const tr = pc.getTransceivers().find((x) => x.mid === mid);
-      if (tr && tr.sender.track !== localTrack(kind)) {
-        try {
-          await tr.sender.replaceTrack(localTrack(kind));
-        } catch (e) {
-          log("replaceTrack failed", kind, String(e));
-        }
-      }
-    }
+    if (peer) await peer.republish();
   }
 
   async function fillDeviceSelects() {
@@ -700,10 +687,7 @@
         renderTiles();
         break;
       case "offer":
-        negotiation = negotiation.then(() => onOffer(msg)).catch((e) => {
-          log("negotiation failed", String(e));
-          S.lastError = { code: "negotiation_failed", message: String(e) };
-        });
+        ensurePeer().offer(msg);
         break;
       case "mute_changed": {
         const p = S.participants[msg.participant_id];
@@ -772,41 +756,23 @@
   }
 
   // ------------------------------------------------------ peer connection
-  function createPc() {
-    closePc();
-    const iceServers = (S.iceServers || []).map((s) => {
-      const out = { urls: s.urls };
-      if (s.username != null) out.username = s.username;
-      if (s.credential != null) out.credential = s.credential;
-      return out;
-    });
-    const pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
-    S.pc = pc;
-    S.pcState = pc.connectionState;
-    answerSent = false;
-    pc.addEventListener("track", () => attachRemoteTracks());
-    pc.addEventListener("icecandidate", (ev) => {
-      if (pc !== S.pc || !answerSent) return; // gathered before the answer: already in its SDP
-      const c = ev.candidate;
-      send({
-        type: "ice_candidate",
-        candidate: c ? c.candidate : null,
-        sdp_mid: c ? c.sdpMid : null,
-        sdp_mline_index: c ? c.sdpMLineIndex : null,
+  /** The call's CallPeer (call-peer.js), made when we are first let in. */
+  function ensurePeer() {
+    if (!peer) {
+      peer = new window.SB_CallPeer({
+        send,
+        localTrack,
+        iceServers: S.iceServers,
+        log,
+        onState: (state, pc) => {
+          renderConn();
+          if (state === "failed") recoverMedia(pc);
+        },
+        onTracks: attachRemoteTracks,
       });
-    });
-    pc.addEventListener("connectionstatechange", () => {
-      if (pc !== S.pc) return;
-      S.pcState = pc.connectionState;
-      log("pc", pc.connectionState);
-      renderConn();
-      if (pc.connectionState === "failed") recoverMedia(pc);
-    });
-    pc.addEventListener("iceconnectionstatechange", () => {
-      if (pc === S.pc) S.iceState = pc.iceConnectionState;
-    });
-    log("pc created");
-    return pc;
+    }
+    peer.iceServers = S.iceServers;
+    return peer;
   }
 
   /**
@@ -825,117 +791,8 @@
     }, 2000);
   }
 
-  function closePc() {
-    if (!S.pc) return;
-    try {
-      S.pc.close();
-    } catch {
-      /* closed already */
-    }
-    S.pc = null;
-    S.pcState = "closed";
-  }
-
-  function sdpSession(sdp) {
-    // ICE credentials and DTLS fingerprint identify the server-side peer connection.
-    const pick = (re) => (sdp.match(re) || [])[1] || "";
-    return `${pick(/a=ice-ufrag:(\S+)/)}|${pick(/a=fingerprint:(\S+ \S+)/)}`;
-  }
-
-  async function onOffer(msg) {
-    const started = performance.now();
-    S.offers.push({ sdp: msg.sdp, publish: msg.publish, tracks: msg.tracks });
-    if (S.offers.length > 5) S.offers.shift();
-    let pc = S.pc;
-    // A reconnect may give us a new server-side peer (new ICE and DTLS identity):
-    // then start over with a fresh RTCPeerConnection instead of renegotiating.
-    const session = sdpSession(msg.sdp);
-    if (pc && serverSession && serverSession !== session) {
-      log("offer from a new server peer: new RTCPeerConnection");
-      pc = null;
-    }
-    serverSession = session;
-    if (!pc || pc.signalingState === "closed") {
-      pc = createPc();
-      for (const mid of Object.keys(statsBaseline)) delete statsBaseline[mid];
-    } else {
-      await rememberReusedMids(pc, msg.tracks || []);
-    }
-    answerSent = false;
-    try {
-      await pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
-    } catch (e) {
-      log("setRemoteDescription failed, retrying on a new RTCPeerConnection", String(e));
-      pc = createPc();
-      await pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
-    }
-    S.publish = { ...(msg.publish || {}) };
-    for (const [kind, mid] of Object.entries(S.publish)) {
-      const tr = pc.getTransceivers().find((x) => x.mid === mid);
-      if (!tr) {
-        log("no transceiver for publish mid", kind, mid);
-        continue;
-      }
-      await tr.sender.replaceTrack(localTrack(kind));
-      tr.direction = "sendonly";
-    }
-    setTrackMap(msg.tracks || []);
-    const answer = await pc.createAnswer();
-    await pc.setLocalDescription(answer);
-    await iceGathered(pc, ICE_GATHER_WAIT_MS);
-    if (pc !== S.pc) return; // replaced meanwhile
-    const sdp = pc.localDescription.sdp;
-    answerSent = true; // later candidates are trickled
-    send({ type: "answer", sdp });
-    S.offersHandled += 1;
-    log("answered offer", S.offersHandled, `${Math.round(performance.now() - started)} ms`, "tracks", (msg.tracks || []).length);
-    attachRemoteTracks();
-  }
-
-  function iceGathered(pc, timeoutMs) {
-    if (pc.iceGatheringState === "complete") return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        pc.removeEventListener("icegatheringstatechange", check);
-        resolve();
-      };
-      const check = () => {
-        if (pc.iceGatheringState === "complete") done();
-      };
-      const timer = setTimeout(done, timeoutMs);
-      pc.addEventListener("icegatheringstatechange", check);
-    });
-  }
-
-  function setTrackMap(tracks) {
-    const map = {};
-    for (const tr of tracks) map[tr.mid] = { participant_id: tr.participant_id, kind: tr.kind };
-    S.trackMap = map;
-  }
-
-  /** Before a mid changes owner, keep its counters so stats() counts only the new owner. */
-  async function rememberReusedMids(pc, tracks) {
-    const changed = new Set();
-    for (const tr of tracks) {
-      const old = S.trackMap[tr.mid];
-      if (old && old.participant_id !== tr.participant_id) changed.add(tr.mid);
-    }
-    if (!changed.size || !pc.remoteDescription) return;
-    const byMid = await inboundByMid(pc);
-    for (const mid of changed) statsBaseline[mid] = byMid[mid] || null;
-  }
-
   function attachRemoteTracks() {
-    const pc = S.pc;
-    if (!pc) return;
-    const next = {};
-    for (const tr of pc.getTransceivers()) {
-      const info = tr.mid !== null ? S.trackMap[tr.mid] : undefined;
-      if (!info || !tr.receiver || !tr.receiver.track) continue;
-      const entry = (next[info.participant_id] ||= { video: null, audio: null });
-      entry[info.kind] = tr.receiver.track;
-    }
+    const next = peer ? peer.remoteTracks() : {};
     for (const pid of Object.keys(remote)) if (!next[pid]) delete remote[pid];
     Object.assign(remote, next);
     renderTiles();
@@ -1089,35 +946,12 @@
   }
 
   // ------------------------------------------------------------------ stats
-  async function inboundByMid(pc) {
-    const trackToMid = {};
-    for (const tr of pc.getTransceivers()) {
-      if (tr.mid !== null && tr.receiver && tr.receiver.track) trackToMid[tr.receiver.track.id] = tr.mid;
-    }
-    const out = {};
-    const report = await pc.getStats();
-    report.forEach((r) => {
-      if (r.type !== "inbound-rtp") return;
-      const mid = r.mid !== undefined ? r.mid : trackToMid[r.trackIdentifier];
-      if (mid === undefined) return;
-      const c = (out[mid] ||= { kind: r.kind, framesDecoded: 0, framesReceived: 0, bytesReceived: 0, packetsReceived: 0, totalSamplesReceived: 0, audioLevel: 0, frameWidth: 0, frameHeight: 0 });
-      c.framesDecoded += r.framesDecoded || 0;
-      c.framesReceived += r.framesReceived || 0;
-      c.bytesReceived += r.bytesReceived || 0;
-      c.packetsReceived += r.packetsReceived || 0;
-      c.totalSamplesReceived += r.totalSamplesReceived || 0;
-      c.audioLevel = Math.max(c.audioLevel, r.audioLevel || 0);
-      c.frameWidth = r.frameWidth || c.frameWidth;
-      c.frameHeight = r.frameHeight || c.frameHeight;
-    });
-    return out;
-  }
-
   /**
    * Received media per remote participant, from pc.getStats() inbound-rtp reports
    * mapped through the transceiver mid -> participant map of the latest offer.
    */
   async function stats() {
+    const counted = peer ? await peer.stats() : {};
     const out = {};
     for (const [id, p] of Object.entries(S.participants)) {
       out[id] = {
@@ -1132,31 +966,9 @@
         audioPacketsReceived: 0,
         totalSamplesReceived: 0,
         audioLevel: 0,
+        ...(counted[id] || {}),
         firstFrameAt: S.firstFrameBy[id] ?? null,
       };
-    }
-    const pc = S.pc;
-    if (!pc) return out;
-    const byMid = await inboundByMid(pc);
-    for (const [mid, c] of Object.entries(byMid)) {
-      const info = S.trackMap[mid];
-      if (!info) continue; // mids not listed in the latest offer carry nothing
-      const o = out[info.participant_id];
-      if (!o) continue;
-      const base = statsBaseline[mid] || {};
-      const d = (k) => Math.max(0, (c[k] || 0) - (base[k] || 0));
-      if (info.kind === "video") {
-        o.framesDecoded += d("framesDecoded");
-        o.framesReceived += d("framesReceived");
-        o.videoBytesReceived += d("bytesReceived");
-        o.frameWidth = c.frameWidth;
-        o.frameHeight = c.frameHeight;
-      } else {
-        o.audioBytesReceived += d("bytesReceived");
-        o.audioPacketsReceived += d("packetsReceived");
-        o.totalSamplesReceived += d("totalSamplesReceived");
-        o.audioLevel = c.audioLevel;
-      }
     }
     return out;
   }
@@ -1338,7 +1150,8 @@
       S.socket.off(EVENT, onMessage);
       S.socket.disconnect();
     }
-    closePc();
+    if (peer) peer.close();
+    peer = null;
     if (S.localStream) for (const tr of S.localStream.getTracks()) tr.stop();
     for (const id of ["preview", "lobby-preview", "self-video"]) $(id).srcObject = null;
     for (const v of document.querySelectorAll("#grid video, #audio-sinks audio")) v.srcObject = null;

@@ -1,0 +1,312 @@
+/* Seoulbridge call page: the one RTCPeerConnection to the server.
+ *
+ * Implements "Media negotiation" of signaling/PROTOCOL.md: the server always
+ * offers and this side only answers. For every offer: setRemoteDescription; put
+ * the local microphone and camera on the `publish` mids (replaceTrack, direction
+ * "sendonly"); map every other mid to its participant from `tracks` (again after
+ * every offer: a mid may change owner); answer after ICE gathering completes or
+ * ~2 s, whichever is first, and trickle later candidates as `ice_candidate`.
+ *
+ * An offer with a different ICE ufrag / DTLS fingerprint comes from a new
+ * server-side peer (after a reconnect): it gets a fresh RTCPeerConnection.
+ *
+ * Plain script: defines window.SB_CallPeer. No DOM, no socket: it is given
+ * send(), the local tracks and callbacks.
+ */
+(function () {
+  "use strict";
+
+  const ICE_GATHER_WAIT_MS = 2000;
+  const OFFERS_KEPT = 5;
+
+  /** ICE credentials and DTLS fingerprint: which server-side peer an SDP comes from. */
+  function sdpSession(sdp) {
+    const pick = (re) => (sdp.match(re) || [])[1] || "";
+    return `${pick(/a=ice-ufrag:(\S+)/)}|${pick(/a=fingerprint:(\S+ \S+)/)}`;
+  }
+
+  function iceGathered(pc, timeoutMs) {
+    if (pc.iceGatheringState === "complete") return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        pc.removeEventListener("icegatheringstatechange", check);
+        resolve();
+      };
+      const check = () => {
+        if (pc.iceGatheringState === "complete") done();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      pc.addEventListener("icegatheringstatechange", check);
+    });
+  }
+
+  /** inbound-rtp counters summed per transceiver mid. */
+  async function inboundByMid(pc) {
+    const trackToMid = {};
+    for (const tr of pc.getTransceivers()) {
+      if (tr.mid !== null && tr.receiver && tr.receiver.track) trackToMid[tr.receiver.track.id] = tr.mid;
+    }
+    const out = {};
+    const report = await pc.getStats();
+    report.forEach((r) => {
+      if (r.type !== "inbound-rtp") return;
+      const mid = r.mid !== undefined ? r.mid : trackToMid[r.trackIdentifier];
+      if (mid === undefined) return;
+      const c = (out[mid] ||= {
+        kind: r.kind,
+        framesDecoded: 0,
+        framesReceived: 0,
+        bytesReceived: 0,
+        packetsReceived: 0,
+        totalSamplesReceived: 0,
+        audioLevel: 0,
+        frameWidth: 0,
+        frameHeight: 0,
+      });
+      c.framesDecoded += r.framesDecoded || 0;
+      c.framesReceived += r.framesReceived || 0;
+      c.bytesReceived += r.bytesReceived || 0;
+      c.packetsReceived += r.packetsReceived || 0;
+      c.totalSamplesReceived += r.totalSamplesReceived || 0;
+      c.audioLevel = Math.max(c.audioLevel, r.audioLevel || 0);
+      c.frameWidth = r.frameWidth || c.frameWidth;
+      c.frameHeight = r.frameHeight || c.frameHeight;
+    });
+    return out;
+  }
+
+  class CallPeer {
+    /**
+     * @param {object} o
+     * @param {(msg: object) => boolean} o.send            a protocol message to the server
+     * @param {(kind: string) => MediaStreamTrack|null} o.localTrack
+     * @param {RTCIceServer[]} o.iceServers                from `welcome`
+     * @param {(...a: any[]) => void} [o.log]
+     * @param {(state: string, pc: RTCPeerConnection) => void} [o.onState]  connectionState changes
+     * @param {() => void} [o.onTracks]                   remote tracks or their owners changed
+     */
+    constructor({ send, localTrack, iceServers, log, onState, onTracks }) {
+      this.send = send;
+      this.localTrack = localTrack;
+      this.iceServers = iceServers || [];
+      this.log = log || (() => {});
+      this.onState = onState || (() => {});
+      this.onTracks = onTracks || (() => {});
+      this.pc = null;
+      this.state = "new";
+      this.trackMap = {}; // mid -> {participant_id, kind}, from the latest offer
+      this.publish = {}; // kind -> mid
+      this.offersHandled = 0;
+      this.offers = []; // the last few offers, for debugging
+      this.lastError = null;
+      this._queue = Promise.resolve();
+      this._answerSent = false;
+      this._serverSession = null;
+      this._baseline = {}; // mid -> counters that belonged to a previous owner of the mid
+      this._lastOwner = {}; // mid -> the participant it last carried (kept while the mid is idle)
+      this._closed = false;
+    }
+
+    /** Handle a server `offer`; offers are answered strictly one after another. */
+    offer(msg) {
+      this._queue = this._queue
+        .then(() => this._answer(msg))
+        .catch((e) => {
+          this.lastError = String(e);
+          this.log("negotiation failed", String(e));
+        });
+      return this._queue;
+    }
+
+    /** Put the current local tracks on the publish mids (after a device change). */
+    async republish() {
+      if (!this.pc) return;
+      for (const [kind, mid] of Object.entries(this.publish)) {
+        const tr = this.pc.getTransceivers().find((x) => x.mid === mid);
+        const track = this.localTrack(kind);
+        if (tr && tr.sender.track !== track) {
+          try {
+            await tr.sender.replaceTrack(track);
+          } catch (e) {
+            this.log("replaceTrack failed", kind, String(e));
+          }
+        }
+      }
+    }
+
+    /** participant id -> {audio, video} remote MediaStreamTracks, by the latest offer's map. */
+    remoteTracks() {
+      const out = {};
+      if (!this.pc) return out;
+      for (const tr of this.pc.getTransceivers()) {
+        const info = tr.mid !== null ? this.trackMap[tr.mid] : undefined;
+        if (!info || !tr.receiver || !tr.receiver.track) continue;
+        const entry = (out[info.participant_id] ||= { video: null, audio: null });
+        entry[info.kind] = tr.receiver.track;
+      }
+      return out;
+    }
+
+    /**
+     * Received media per participant id, from pc.getStats() inbound-rtp reports
+     * mapped through the mid -> participant map. Counters a reused mid carried for
+     * its previous owner are not counted for the new one.
+     */
+    async stats() {
+      const out = {};
+      if (!this.pc) return out;
+      const byMid = await inboundByMid(this.pc);
+      for (const [mid, c] of Object.entries(byMid)) {
+        const info = this.trackMap[mid];
+        if (!info) continue; // mids not listed in the latest offer carry nothing
+        const o = (out[info.participant_id] ||= {
+          framesDecoded: 0,
+          framesReceived: 0,
+          videoBytesReceived: 0,
+          frameWidth: 0,
+          frameHeight: 0,
+          audioBytesReceived: 0,
+          audioPacketsReceived: 0,
+          totalSamplesReceived: 0,
+          audioLevel: 0,
+        });
+        const base = this._baseline[mid] || {};
+        const d = (k) => Math.max(0, (c[k] || 0) - (base[k] || 0));
+        if (info.kind === "video") {
+          o.framesDecoded += d("framesDecoded");
+          o.framesReceived += d("framesReceived");
+          o.videoBytesReceived += d("bytesReceived");
+          o.frameWidth = c.frameWidth;
+          o.frameHeight = c.frameHeight;
+        } else {
+          o.audioBytesReceived += d("bytesReceived");
+          o.audioPacketsReceived += d("packetsReceived");
+          o.totalSamplesReceived += d("totalSamplesReceived");
+          o.audioLevel = c.audioLevel;
+        }
+      }
+      return out;
+    }
+
+    close() {
+      this._closed = true;
+      this._closePc();
+    }
+
+    // ------------------------------------------------------------ internals
+    _createPc() {
+      this._closePc();
+      const iceServers = this.iceServers.map((s) => {
+        const out = { urls: s.urls };
+        if (s.username != null) out.username = s.username;
+        if (s.credential != null) out.credential = s.credential;
+        return out;
+      });
+      const pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
+      this.pc = pc;
+      this.state = pc.connectionState;
+      this._answerSent = false;
+      this._baseline = {};
+      this._lastOwner = {};
+      pc.addEventListener("track", () => {
+        if (pc === this.pc) this.onTracks();
+      });
+      pc.addEventListener("icecandidate", (ev) => {
+        // Candidates gathered before the answer went out are in its SDP already.
+        if (pc !== this.pc || !this._answerSent) return;
+        const c = ev.candidate;
+        this.send({
+          type: "ice_candidate",
+          candidate: c ? c.candidate : null,
+          sdp_mid: c ? c.sdpMid : null,
+          sdp_mline_index: c ? c.sdpMLineIndex : null,
+        });
+      });
+      pc.addEventListener("connectionstatechange", () => {
+        if (pc !== this.pc) return;
+        this.state = pc.connectionState;
+        this.log("pc", pc.connectionState);
+        this.onState(pc.connectionState, pc);
+      });
+      this.log("pc created");
+      return pc;
+    }
+
+    _closePc() {
+      if (!this.pc) return;
+      try {
+        this.pc.close();
+      } catch {
+        /* closed already */
+      }
+      this.pc = null;
+      this.state = "closed";
+    }
+
+    async _answer(msg) {
+      if (this._closed) return;
+      const started = performance.now();
+      this.offers.push({ sdp: msg.sdp, publish: msg.publish, tracks: msg.tracks });
+      if (this.offers.length > OFFERS_KEPT) this.offers.shift();
+      const tracks = msg.tracks || [];
+      let pc = this.pc;
+      const session = sdpSession(msg.sdp);
+      if (pc && this._serverSession && this._serverSession !== session) {
+        this.log("offer from a new server peer: new RTCPeerConnection");
+        pc = null;
+      }
+      this._serverSession = session;
+      if (!pc || pc.signalingState === "closed") pc = this._createPc();
+      else await this._rememberReusedMids(pc, tracks);
+      this._answerSent = false;
+      try {
+        await pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
+      } catch (e) {
+        this.log("setRemoteDescription failed, retrying on a new RTCPeerConnection", String(e));
+        pc = this._createPc();
+        await pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
+      }
+      this.publish = { ...(msg.publish || {}) };
+      for (const [kind, mid] of Object.entries(this.publish)) {
+        const tr = pc.getTransceivers().find((x) => x.mid === mid);
+        if (!tr) {
+          this.log("no transceiver for publish mid", kind, mid);
+          continue;
+        }
+        await tr.sender.replaceTrack(this.localTrack(kind));
+        tr.direction = "sendonly";
+      }
+      const map = {};
+      for (const tr of tracks) {
+        map[tr.mid] = { participant_id: tr.participant_id, kind: tr.kind };
+        this._lastOwner[tr.mid] = tr.participant_id;
+      }
+      this.trackMap = map;
+      const answer = await pc.createAnswer();
+      await pc.setLocalDescription(answer);
+      await iceGathered(pc, ICE_GATHER_WAIT_MS);
+      if (pc !== this.pc) return; // replaced meanwhile
+      const sdp = pc.localDescription.sdp;
+      this._answerSent = true; // from now on candidates are trickled
+      this.send({ type: "answer", sdp });
+      this.offersHandled += 1;
+      this.log("answered offer", this.offersHandled, `${Math.round(performance.now() - started)} ms`, "tracks", tracks.length);
+      this.onTracks();
+    }
+
+    /** Before a mid changes owner, keep its counters so stats() counts only the new owner. */
+    async _rememberReusedMids(pc, tracks) {
+      const changed = [];
+      for (const tr of tracks) {
+        const old = this._lastOwner[tr.mid];
+        if (old && old !== tr.participant_id) changed.push(tr.mid);
+      }
+      if (!changed.length || !pc.remoteDescription) return;
+      const byMid = await inboundByMid(pc);
+      for (const mid of changed) this._baseline[mid] = byMid[mid] || null;
+    }
+  }
+
+  window.SB_CallPeer = CallPeer;
+})();
