@@ -4,8 +4,14 @@
  * on the event "message" with a "type" tag; one RTCPeerConnection to the server,
  * which always offers while this page only answers.
  *
- * State for tests and for other modules (captions.js) is on window.seoulbridge.
- * Plain script, no build step; needs i18n.js and vendor/socket.io.min.js first.
+ * This file is the page controller: screens, socket, rendering. The peer
+ * connection and its negotiation live in call-peer.js, camera/microphone and the
+ * level meter in call-media.js, the strings in i18n.js.
+ *
+ * State for tests and for other modules (captions.js) is on window.seoulbridge,
+ * with stats() (received media per remote participant, from getStats()).
+ * Plain scripts, no build step; call.html loads i18n.js, vendor/socket.io.min.js,
+ * captions.js (optional), call-media.js and call-peer.js before this one.
  */
 (function () {
   "use strict";
@@ -14,8 +20,6 @@
   const EVENT = "message";
   const STATS_INTERVAL_MS = 500;
   const LANG_KEY = "seoulbridge.lang";
-  const VIDEO_CONSTRAINTS = { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 24, max: 30 } };
-  const AUDIO_CONSTRAINTS = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
 
   const $ = (id) => document.getElementById(id);
 
@@ -40,12 +44,8 @@
     chat: [],
     socket: null,
     socketState: "idle", // idle | connecting | connected | reconnecting | closed
-    localStream: null,
     audioMuted: false,
     videoMuted: false,
-    hasAudio: false,
-    hasVideo: false,
-    mediaError: null,
     joinClickedAt: null,
     joinedAt: null,
     firstFrameAt: null, // performance.now() at the first decoded remote video frame
@@ -61,14 +61,18 @@
     publish: { get: () => (peer ? peer.publish : {}), enumerable: true },
     offersHandled: { get: () => (peer ? peer.offersHandled : 0), enumerable: true },
     offers: { get: () => (peer ? peer.offers : []), enumerable: true },
+    // This device's camera and microphone (call-media.js).
+    localStream: { get: () => media.stream, enumerable: true },
+    hasAudio: { get: () => media.hasAudio, enumerable: true },
+    hasVideo: { get: () => media.hasVideo, enumerable: true },
+    mediaError: { get: () => media.error, enumerable: true },
   });
   window.seoulbridge = S;
 
   let captionsMounted = false;
   let peer = null; // CallPeer
+  const media = new window.SB_LocalMedia({ log: (...a) => log(...a) });
   let statsTimer = null;
-  let meter = null;
-  let chime = null;
   let toastTimer = null;
   let chatVisible = window.matchMedia("(min-width: 601px)").matches;
   let unread = 0;
@@ -234,7 +238,7 @@
   // ------------------------------------------------------------- join info
   async function loadJoinInfo() {
     if (!S.token) return showError("token_missing", "");
-    if (!window.RTCPeerConnection || !window.io || !window.SB_CallPeer) return showError("unsupported", "");
+    if (!window.RTCPeerConnection || !window.io || !window.SB_CallPeer || !window.SB_LocalMedia) return showError("unsupported", "");
     let res;
     try {
       const q = new URLSearchParams({ room: S.roomId, t: S.token });
@@ -262,88 +266,34 @@
 
   // ------------------------------------------------------------ local media
   function localTrack(kind) {
-    if (!S.localStream) return null;
-    const tracks = kind === "audio" ? S.localStream.getAudioTracks() : S.localStream.getVideoTracks();
-    return tracks[0] || null;
-  }
-
-  async function getMedia(audio, video) {
-    return navigator.mediaDevices.getUserMedia({ audio, video });
-  }
-
-  /** Camera and microphone, or as much of them as the browser will give. */
-  async function acquire(audioDeviceId, videoDeviceId) {
-    const audio = { ...AUDIO_CONSTRAINTS, ...(audioDeviceId ? { deviceId: { exact: audioDeviceId } } : {}) };
-    const video = { ...VIDEO_CONSTRAINTS, ...(videoDeviceId ? { deviceId: { exact: videoDeviceId } } : {}) };
-    const attempts = [[audio, video], [audio, false], [false, video]];
-    let lastError = null;
-    for (const [a, v] of attempts) {
-      try {
-        return { stream: await getMedia(a, v), error: lastError };
-      } catch (e) {
-        log("getUserMedia failed", a ? "audio" : "", v ? "video" : "", e.name, e.message);
-        lastError = e;
-        if (e.name === "NotAllowedError" || e.name === "SecurityError") break;
-      }
-    }
-    return { stream: null, error: lastError };
+    return media.track(kind);
   }
 
   async function startLocalMedia(audioDeviceId, videoDeviceId) {
-    const joinBtn = $("join-btn");
-    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-      S.mediaError = "unavailable";
-      renderPermNote();
-      joinBtn.disabled = false;
-      return;
-    }
-    S.mediaError = "asking";
-    renderPermNote();
-    const { stream, error } = await acquire(audioDeviceId, videoDeviceId);
-    if (S.localStream) for (const tr of S.localStream.getTracks()) tr.stop();
-    S.localStream = stream;
-    S.hasAudio = !!localTrack("audio");
-    S.hasVideo = !!localTrack("video");
-    if (!stream) S.mediaError = error && (error.name === "NotAllowedError" || error.name === "SecurityError") ? "blocked" : error && error.name === "NotReadableError" ? "busy" : "none";
-    else if (!S.hasVideo) S.mediaError = "no_camera";
-    else if (!S.hasAudio) S.mediaError = "no_microphone";
-    else S.mediaError = null;
+    const started = media.start(audioDeviceId, videoDeviceId);
+    renderPermNote(); // "asking" while the browser's prompt is up
+    await started;
     applyMuteToTracks();
     attachLocal();
     await fillDeviceSelects();
     renderPermNote();
     renderLocal();
-    joinBtn.disabled = false;
+    $("join-btn").disabled = false;
     if (S.screen === "check" || S.screen === "lobby") startMeter();
     await republishLocal();
   }
 
   async function switchDevice(kind, deviceId) {
     // Replace one kind of track, keep the other, and publish the new one if in a call.
-    const constraints = kind === "audio" ? { ...AUDIO_CONSTRAINTS, deviceId: { exact: deviceId } } : { ...VIDEO_CONSTRAINTS, deviceId: { exact: deviceId } };
-    let fresh;
-    try {
-      fresh = await getMedia(kind === "audio" ? constraints : false, kind === "video" ? constraints : false);
-    } catch (e) {
-      log("switch device failed", kind, e.name);
+    if (!(await media.switchDevice(kind, deviceId))) {
       toast(t("device_busy"));
       return;
     }
-    const newTrack = kind === "audio" ? fresh.getAudioTracks()[0] : fresh.getVideoTracks()[0];
-    const stream = S.localStream || new MediaStream();
-    const old = localTrack(kind);
-    if (old) {
-      stream.removeTrack(old);
-      old.stop();
-    }
-    stream.addTrack(newTrack);
-    S.localStream = stream;
-    S.hasAudio = !!localTrack("audio");
-    S.hasVideo = !!localTrack("video");
     applyMuteToTracks();
     attachLocal();
     renderLocal();
-    if (kind === "audio") startMeter();
+    renderPermNote();
+    if (kind === "audio" && (S.screen === "check" || S.screen === "lobby")) startMeter();
     await republishLocal();
   }
 
@@ -353,12 +303,7 @@
   }
 
   async function fillDeviceSelects() {
-    let devices = [];
-    try {
-      devices = await navigator.mediaDevices.enumerateDevices();
-    } catch {
-      devices = [];
-    }
+    const devices = await media.devices();
     const fill = (select, kind, current) => {
       const list = devices.filter((d) => d.kind === kind && d.deviceId);
       select.textContent = "";
@@ -375,12 +320,8 @@
       });
       if (current) select.value = current;
     };
-    const cur = (kind) => {
-      const tr = localTrack(kind);
-      return tr && tr.getSettings ? tr.getSettings().deviceId : null;
-    };
-    fill($("camera-select"), "videoinput", cur("video"));
-    fill($("mic-select"), "audioinput", cur("audio"));
+    fill($("camera-select"), "videoinput", media.deviceId("video"));
+    fill($("mic-select"), "audioinput", media.deviceId("audio"));
   }
 
   function renderPermNote() {
@@ -423,10 +364,7 @@
   }
 
   function applyMuteToTracks() {
-    const a = localTrack("audio");
-    const v = localTrack("video");
-    if (a) a.enabled = !S.audioMuted;
-    if (v) v.enabled = !S.videoMuted;
+    media.setEnabled(!S.audioMuted, !S.videoMuted);
   }
 
   function setMuted(kind, muted) {
@@ -496,38 +434,11 @@
   }
 
   // ------------------------------------------------------- microphone meter
-  function audioContext() {
-    if (!chime) {
-      const Ctx = window.AudioContext || window.webkitAudioContext;
-      if (!Ctx) return null;
-      chime = new Ctx();
-    }
-    if (chime.state === "suspended") chime.resume().catch(() => {});
-    return chime;
-  }
-
   function startMeter() {
-    stopMeter();
-    const track = localTrack("audio");
-    const ctx = audioContext();
-    if (!track || !ctx) return;
-    const source = ctx.createMediaStreamSource(new MediaStream([track]));
-    const analyser = ctx.createAnalyser();
-    analyser.fftSize = 1024;
-    source.connect(analyser);
-    const data = new Float32Array(analyser.fftSize);
     const fill = $("meter-fill");
     const meterEl = $("mic-meter");
-    let raf = 0;
     let last = -1;
-    const tick = () => {
-      analyser.getFloatTimeDomainData(data);
-      let sum = 0;
-      for (let i = 0; i < data.length; i++) sum += data[i] * data[i];
-      const rms = Math.sqrt(sum / data.length);
-      // Roughly -60 dBFS .. 0 dBFS onto 0..1.
-      const db = 20 * Math.log10(rms + 1e-8);
-      const level = track.enabled ? Math.max(0, Math.min(1, (db + 60) / 60)) : 0;
+    media.startMeter((level) => {
       fill.style.transform = `scaleX(${level.toFixed(3)})`;
       const pct = Math.round(level * 100);
       if (pct !== last) {
@@ -535,39 +446,11 @@
         last = pct;
       }
       S.micLevel = level;
-      raf = requestAnimationFrame(tick);
-    };
-    raf = requestAnimationFrame(tick);
-    meter = {
-      stop() {
-        cancelAnimationFrame(raf);
-        source.disconnect();
-      },
-    };
+    });
   }
 
   function stopMeter() {
-    if (meter) meter.stop();
-    meter = null;
-  }
-
-  function playChime() {
-    const ctx = audioContext();
-    if (!ctx) return;
-    const now = ctx.currentTime;
-    [880, 660, 880].forEach((freq, i) => {
-      const osc = ctx.createOscillator();
-      const gain = ctx.createGain();
-      osc.type = "sine";
-      osc.frequency.value = freq;
-      const start = now + i * 0.22;
-      gain.gain.setValueAtTime(0.0001, start);
-      gain.gain.exponentialRampToValueAtTime(0.25, start + 0.02);
-      gain.gain.exponentialRampToValueAtTime(0.0001, start + 0.2);
-      osc.connect(gain).connect(ctx.destination);
-      osc.start(start);
-      osc.stop(start + 0.21);
-    });
+    media.stopMeter();
   }
 
   // ----------------------------------------------------------------- socket
@@ -582,7 +465,7 @@
 
   function connect() {
     S.joinClickedAt = performance.now();
-    audioContext(); // created inside the click, so the knock chime may play later
+    media.audioContext(); // created inside the click, so the knock chime may play later
     $("join-btn").disabled = true;
     $("join-btn").textContent = t("joining");
     S.socketState = "connecting";
@@ -741,7 +624,7 @@
   }
 
   function onKnock(participant) {
-    playChime();
+    media.chime();
     const banner = $("knock-banner");
     banner.textContent = t("knock", { name: participant.name });
     banner.hidden = false;
@@ -1152,7 +1035,7 @@
     }
     if (peer) peer.close();
     peer = null;
-    if (S.localStream) for (const tr of S.localStream.getTracks()) tr.stop();
+    media.stop();
     for (const id of ["preview", "lobby-preview", "self-video"]) $(id).srcObject = null;
     for (const v of document.querySelectorAll("#grid video, #audio-sinks audio")) v.srcObject = null;
     S.socketState = "closed";
@@ -1206,13 +1089,13 @@
     });
     $("sound-blocked").addEventListener("click", () => {
       for (const a of document.querySelectorAll("#audio-sinks audio")) a.play().catch(() => {});
-      audioContext();
+      media.audioContext();
       $("sound-blocked").hidden = true;
     });
     $("rejoin-btn").addEventListener("click", () => window.location.reload());
     $("error-retry").addEventListener("click", () => window.location.reload());
     // Browsers start audio only after a gesture: resume on the first one (meter, chime).
-    document.addEventListener("pointerdown", () => chime && chime.state === "suspended" && chime.resume().catch(() => {}), { capture: true });
+    document.addEventListener("pointerdown", () => media.stream && media.audioContext(), { capture: true });
     document.addEventListener("keydown", (e) => {
       if (e.key === "Escape" && !$("end-confirm").hidden) $("end-no").click();
     });
