@@ -348,3 +348,36 @@ async def test_receive_only_participant_and_reconnect(
     finally:
         for page in pages:
             await page.context.close()
+
+
+@pytest.mark.timeout(60)
+async def test_counselor_denies_and_removes(server: Server, browser: Any) -> None:
+    """The counselor turns a resident away from the lobby and removes a participant
+    (two clicks on the tile's button); each page ends on a screen that says so."""
+    _, links = _room(server)
+    counselor = await _open(browser, links["counselor"])
+    interpreter = await _open(browser, links["interpreter"])
+    resident = await _open(browser, links["resident"])
+    pages = [counselor, interpreter, resident]
+    try:
+        for page in (counselor, interpreter):
+            await _join(page)
+            await _until(page, "s.screen === 'call'")
+        await _join(resident)
+        await _until(resident, "s.screen === 'lobby'")
+        await counselor.locator("#lobby-list button.deny").click()
+        await _until(resident, "s.screen === 'final' && s.finalKind === 'denied'")
+        assert "入室が許可されませんでした" in await resident.locator("#final-title").inner_text()
+        await _until(counselor, "s.waiting.length === 0")
+
+        interpreter_id = await _state(interpreter, "s.you.id")
+        remove = counselor.locator(f"#grid .tile[data-pid='{interpreter_id}'] .tile-remove")
+        await remove.click()  # arms the button
+        assert await _state(interpreter, "s.screen") == "call"
+        await remove.click()
+        await _until(interpreter, "s.screen === 'final' && s.finalKind === 'removed'")
+        await _until(counselor, f"!s.participants['{interpreter_id}']")
+        assert await counselor.locator("#grid .tile").count() == 0
+    finally:
+        for page in pages:
+            await page.context.close()
