@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import fractions
 import shutil
 import subprocess
+import time
 import wave
 from pathlib import Path
+
+from aiortc.mediastreams import MediaStreamTrack
+from av import AudioFrame
 
 KOREAN_SENTENCE = "안녕하세요. 가족관계증명서를 발급받고 싶습니다."
 
@@ -47,3 +53,36 @@ def wav_pcm(path: Path) -> bytes:
     with wave.open(str(path), "rb") as w:
         assert w.getnchannels() == 1 and w.getsampwidth() == 2
         return w.readframes(w.getnframes())
+
+
+class WavAudioTrack(MediaStreamTrack):
+    """An aiortc audio track that speaks ``pcm`` (16 kHz mono s16le) in real time, looping."""
+
+    kind = "audio"
+
+    def __init__(self, pcm: bytes, rate: int = 16_000) -> None:
+        super().__init__()
+        self._pcm, self._rate = pcm, rate
+        self._samples = rate // 50  # 20 ms
+        self._pos = 0
+        self._start: float | None = None
+        self._sent = 0
+
+    async def recv(self) -> AudioFrame:
+        if self._start is None:
+            self._start = time.monotonic()
+        else:
+            wait = self._start + self._sent / self._rate - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        n = self._samples * 2
+        chunk = self._pcm[self._pos : self._pos + n]
+        self._pos = (self._pos + n) % len(self._pcm)
+        chunk = chunk.ljust(n, b"\0")
+        frame = AudioFrame(format="s16", layout="mono", samples=self._samples)
+        frame.planes[0].update(chunk)
+        frame.pts = self._sent
+        frame.sample_rate = self._rate
+        frame.time_base = fractions.Fraction(1, self._rate)
+        self._sent += self._samples
+        return frame
