@@ -86,3 +86,18 @@ def apply_room_codecs(pc: RTCPeerConnection, codecs: RoomCodecs) -> None:
 def same_codec(a: str, b: str) -> bool:
     """Whether two MIME types or names denote one codec (``video/VP8`` == ``vp8``)."""
     return _name(a) == _name(b)
+
+
+def check_participant(room: RoomCodecs, participant_id: str, codecs: Iterable[str]) -> None:
+    """Raise ``CodecMismatchError`` if a joining participant cannot use the room's codecs.
+
+    ``codecs``: names or MIME types the participant's browser can both send and receive.
+    """
+    have = {_name(c) for c in codecs}
+    missing = [c for c in (room.video, room.audio) if _name(c) not in have]
+    if missing:
+        raise CodecMismatchError(
+            f"{participant_id} cannot use this room's {' and '.join(missing)} "
+            f"(it supports {', '.join(sorted(have)) or 'nothing'}); "
+            "join from a current Chrome, Firefox, Edge or Safari."
+        )

@@ -22,6 +22,8 @@ from aiortc.mediastreams import AUDIO_PTIME, MediaStreamTrack, VideoStreamTrack
 
 from media.forwarding import Forwarder, Kind, Publication
 
+__all__ = ["Publication", "Room", "SineAudio", "SyntheticVideo", "connect", "new_pc"]
+
 
 def new_pc() -> RTCPeerConnection:
     return RTCPeerConnection(RTCConfiguration(iceServers=[]))

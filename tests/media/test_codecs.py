@@ -30,3 +30,11 @@ def test_preferences_keep_every_profile_and_rtx() -> None:
     assert "video/rtx" in names
     assert "video/VP8" not in names
     assert [c.mimeType for c in codec_preferences("audio", "opus")] == ["audio/opus"]
+
+
+def test_joiner_without_the_room_codec_is_refused_clearly() -> None:
+    from media.codecs import RoomCodecs, check_participant
+
+    check_participant(RoomCodecs(), "resident", ["video/VP8", "audio/opus"])
+    with pytest.raises(CodecMismatchError, match=r"resident cannot use this room's VP8"):
+        check_participant(RoomCodecs(), "resident", ["video/H264", "audio/opus"])

@@ -146,3 +146,42 @@ async def test_reattach_to_another_publication_continues_numbering() -> None:
             assert time.monotonic() < deadline, "never switched to bob's video"
     finally:
         await room.aclose()
+
+
+async def test_h264_room_forwards_h264() -> None:
+    from aiortc import RTCRtpSender
+
+    from media.codecs import RoomCodecs
+
+    room = sfu_loopback.Room(RtpForwarder(RoomCodecs(video="H264")))
+    try:
+        h264 = [
+            c
+            for c in RTCRtpSender.getCapabilities("video").codecs
+            if c.mimeType in ("video/H264", "video/rtx")
+        ]
+        publisher = sfu_loopback.new_pc()
+        room.pcs.append(publisher)
+        transceiver = publisher.addTransceiver(sfu_loopback.SyntheticVideo(), direction="sendonly")
+        transceiver.setCodecPreferences(h264)
+        server = sfu_loopback.new_pc()
+        room.pcs.append(server)
+        room.forwarder.prepare_peer(server)
+
+        @server.on("track")
+        def on_track(track: Any) -> None:
+            receiver = server.getTransceivers()[0].receiver
+            publication = sfu_loopback.Publication("alice", "video", track, receiver)
+            room.forwarder.publish(publication)
+            room.publications[publication.id] = publication
+            room.published.set()
+
+        await sfu_loopback.connect(publisher, server)
+        await asyncio.wait_for(room.published.wait(), 5)
+        _, tracks, _ = await room.add_subscriber(["alice/video"])
+        frame = await sfu_loopback.first_frame_within(tracks[0], 8)
+        assert frame.width == 320
+        assert isinstance(room.forwarder, RtpForwarder)
+        assert room.forwarder.source_codec("alice/video") == "H264"
+    finally:
+        await room.aclose()
