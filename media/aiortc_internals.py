@@ -25,7 +25,7 @@ import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib.metadata import version
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import aiortc
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
@@ -426,25 +426,6 @@ def find_transceiver(
         for transceiver in pc.getTransceivers():
             if transceiver.sender is sender:
                 return transceiver
-    return None
-
-
-def negotiated_receive_codec(receiver: RTCRtpReceiver) -> RTCRtpCodecParameters | None:
-    """The primary (non-RTX) codec a receiver accepts, once negotiated."""
-    r: Any = receiver
-    codecs = cast(dict[int, RTCRtpCodecParameters], r._RTCRtpReceiver__codecs)
-    for codec in codecs.values():
-        if not is_rtx(codec):
-            return codec
-    return None
-
-
-def transceiver_for_receiver(
-    pc: RTCPeerConnection, receiver: RTCRtpReceiver
-) -> RTCRtpTransceiver | None:
-    for transceiver in pc.getTransceivers():
-        if transceiver.receiver is receiver:
-            return transceiver
     return None
 
 

@@ -90,3 +90,40 @@ async def test_recording_is_remuxed_playable_and_described(tmp_path: Path) -> No
     codecs, last, _ = probe.streams_and_last_pts(directory / "composite.webm")
     assert sorted(codecs) == ["opus", "vp8"]
     assert 1.5 < last < 3.5
+
+
+async def test_late_joiner_pauses_recording_until_consent(tmp_path: Path) -> None:
+    room = await _room_with_alice()
+    assert isinstance(room.forwarder, RtpForwarder)
+    directory = tmp_path / "recordings" / "s3"
+    session = RecordingSession("room-1", "s3", directory, room.forwarder)
+    try:
+        for publication in room.publications.values():
+            session.add_publication(publication.id, "alice", publication.kind)
+        await session.start("counselor", ["alice"])
+        await session.agree("alice")
+        await asyncio.sleep(1.0)
+        await session.join("bob")
+        assert session.state is RecordingState.PAUSED
+        await asyncio.sleep(0.3)  # let frames in flight land
+        audio = next(t for t in session.manifest.tracks if t.kind == "audio")
+        writer_frames = _written(session, "alice/audio")
+        await asyncio.sleep(1.0)
+        assert _written(session, "alice/audio") == writer_frames, "wrote while paused"
+        await session.agree("bob")
+        assert session.state is RecordingState.RECORDING
+        await asyncio.sleep(1.0)
+        assert _written(session, "alice/audio") > writer_frames + 20
+        await session.stop("counselor")
+    finally:
+        await session.aclose()
+        await room.aclose()
+    assert audio.frames > 0
+    codecs, _, _ = probe.streams_and_last_pts(directory / audio.file)
+    assert codecs == ["opus"]
+
+
+def _written(session: RecordingSession, publication_id: str) -> int:
+    writer = session._tracks[publication_id].writer
+    assert writer is not None
+    return writer.frames_written
