@@ -124,6 +124,7 @@ class Translator:
         self._queues: dict[tuple[str, str], _PairQueue] = {}
         self._pairs: frozenset[tuple[str, str]] = frozenset()
         self._scanned_at: float | None = None
+        self._fingerprint: frozenset[tuple[Any, ...]] = frozenset()
         self._closed = False
         #: sentences translated in each executor call, for tests and metrics
         self.batch_sizes: list[int] = []
@@ -132,13 +133,29 @@ class Translator:
     def packages_dir(self) -> Path:
         return self._store.packages_dir
 
+    def _scan(self) -> tuple[frozenset[tuple[str, str]], frozenset[tuple[Any, ...]]]:
+        infos = self._store.list()
+        fingerprint = set()
+        for info in infos:
+            try:
+                mtime = (info.path / "model" / "model.bin").stat().st_mtime_ns
+            except OSError:
+                mtime = 0
+            fingerprint.add((info.pair, info.version, mtime))
+        return frozenset(i.pair for i in infos), frozenset(fingerprint)
+
     async def _installed(self) -> frozenset[tuple[str, str]]:
         now = self._clock()
         if self._scanned_at is None or now - self._scanned_at > RESCAN_S:
-            infos = await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._store.list
+            pairs, fingerprint = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._scan
             )
-            self._pairs = frozenset(i.pair for i in infos)
+            if fingerprint != self._fingerprint:
+                # a package was installed, replaced or removed: load models afresh
+                with self._models_lock:
+                    self._models.clear()
+                self._fingerprint = fingerprint
+            self._pairs = pairs
             self._scanned_at = now
         return self._pairs
 

@@ -11,7 +11,7 @@ import pytest
 
 from interpretation.errors import PackageError
 from interpretation.packages import PackageStore
-from interpretation.translator import PairModel, Translator, split_sentences
+from interpretation.translator import RESCAN_S, PairModel, Translator, split_sentences
 
 TEXT = "안녕하세요 저는 일본에 살고 있습니다"
 
@@ -94,3 +94,19 @@ async def test_glossary_terms_stay_consistent(translator: Translator) -> None:
     assert out is not None and "family relation certificate" in out
     out = await translator.translate("국적 문제로 상담하고 싶습니다", "ko", "ja")
     assert out is not None and "国籍" in out
+
+
+async def test_packages_installed_while_running_are_picked_up(
+    tmp_path: Path, argos_archives: dict[tuple[str, str], Path]
+) -> None:
+    now = [0.0]
+    store = PackageStore(tmp_path / "packages")
+    translator = Translator(store, clock=lambda: now[0])
+    try:
+        assert await translator.translate(TEXT, "ko", "en") is None
+        store.install(argos_archives[("ko", "en")])
+        assert await translator.translate(TEXT, "ko", "en") is None  # not rescanned yet
+        now[0] += RESCAN_S + 1
+        assert await translator.translate(TEXT, "ko", "en")
+    finally:
+        await translator.aclose()
