@@ -138,16 +138,26 @@ async def run_room(
     return all_final, all_translated
 
 
-def rtf(pcm: bytes, models: SpeechModels) -> tuple[float, float]:
-    """Real-time factor over the whole stream, and over the audio Vosk actually decoded."""
+def rtf(pcm: bytes, models: SpeechModels) -> tuple[float, float, float]:
+    """Real-time factor over the whole stream and over the audio Vosk actually decoded
+    (wall clock), and CPU seconds per second of decoded speech (thread CPU time, which
+    other processes on the machine do not inflate)."""
     stream = SpeechStream(models.get("ko"))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.thread_time()
     step = BYTES_PER_SECOND // 5
     for i in range(0, len(pcm), step):
         stream.accept(pcm[i : i + step])
     stream.finish()
-    took = time.perf_counter() - started
-    return took / (len(pcm) / BYTES_PER_SECOND), took / max(stream.decoded_s, 1e-9)
+    took, cpu = time.perf_counter() - started, time.thread_time() - cpu
+    decoded = max(stream.decoded_s, 1e-9)
+    return took / (len(pcm) / BYTES_PER_SECOND), took / decoded, cpu / decoded
+
+
+def decoded_fraction(pcm: bytes, models: SpeechModels) -> float:
+    stream = SpeechStream(models.get("ko"))
+    stream.accept(pcm)
+    stream.finish()
+    return stream.decoded_s / (len(pcm) / BYTES_PER_SECOND)
 
 
 def fmt(values: list[float]) -> str:
@@ -183,10 +193,15 @@ async def main() -> None:
     t = time.perf_counter()
     models.get("ko")
     print(f"Korean model load: {time.perf_counter() - t:.1f} s (once per process)")
-    whole, decoded = rtf(pcm, models)
+    whole, decoded, cpu = rtf(pcm, models)
     print(
         f"real-time factor on one core: {whole:.2f} over the stream with pauses, "
         f"{decoded:.2f} over the speech decoded (silence is skipped)"
+    )
+    print(
+        f"CPU per second of speech: {cpu:.2f} s -> an idle machine captions about "
+        f"{cores / cpu:.1f} people speaking without pause at once, "
+        f"{cores / (cpu * decoded_fraction(pcm, models)):.1f} with this stream's pauses"
     )
 
     pool = RecognitionPool()
