@@ -200,4 +200,15 @@ def redact_partial(text: str) -> str:
     tail = _TRAILING_DIGITS.search(norm.text)
     if tail is not None and sum(c.isdigit() for c in tail.group()) >= 5:
         spans.append((tail.start(), tail.end()))
-    return _apply(text, norm, spans)
+    text = _apply(text, norm, spans)
+    # spoken digits at the end, too short yet to be converted above
+    for run in _SPOKEN_RUN.finditer(text):
+        if run.end() == len(text.rstrip()) and not (
+            run.start() > 0 and "가" <= text[run.start() - 1] <= "힣"
+        ):
+            words = _SPOKEN_WORD_RE.finditer(text, run.start(), run.end())
+            if sum(len(w.group("digits")) for w in words) >= 5:
+                text = (
+                    text[: run.start()] + MASK_CHAR * (run.end() - run.start()) + text[run.end() :]
+                )
+    return text
