@@ -177,7 +177,6 @@ def test_empty() -> None:
 
 def test_partial_masks_a_number_still_growing() -> None:
     assert redact_partial("주민번호는 900101") == "주민번호는 ******"
-    assert redact_partial("공일공 일이삼사 오육").startswith("주") is False
     assert "일이삼사" not in redact_partial("공일공 일이삼사 오육")
     assert redact_partial("2명이 옵니다") == "2명이 옵니다"
     assert redact_partial("주민번호는 구공공일공일") == "주민번호는 ******"
