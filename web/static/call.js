@@ -176,6 +176,19 @@
     else stopMeter();
     if (name === "call") startStatsLoop();
     renderAll();
+    moveFocus(name);
+  }
+
+  /** Keyboard and screen-reader users land on the new screen, not on a hidden button. */
+  function moveFocus(name) {
+    const active = document.activeElement;
+    const lost = !active || active === document.body || !!active.closest("[hidden]");
+    if (!lost) return; // still on something visible (the language switch, the chat): leave it
+    const screen = $(`screen-${name}`);
+    const target = name === "call" ? $("btn-mic") : screen && screen.querySelector("h1");
+    if (!target) return;
+    if (target.tagName === "H1") target.tabIndex = -1;
+    target.focus({ preventScroll: true });
   }
 
   function showError(code, message) {
@@ -184,7 +197,6 @@
     stopEverything();
     setScreen("error");
     renderError();
-    $("error-title").focus?.();
   }
 
   function renderError() {
