@@ -1,12 +1,13 @@
-"""Caption messages on the wire, and the sink the signaling server implements."""
+"""Caption messages on the wire, and the sink the signaling server implements.
+
+(The client's ``caption_language`` request is ``signaling.protocol.SetCaptionLanguage``.)
+"""
 
 from __future__ import annotations
 
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
-
-CaptionLanguage = Literal["ko", "en", "ja", "zh", "ru"]
 
 
 class CaptionEvent(BaseModel):
@@ -32,15 +33,6 @@ class CaptionEvent(BaseModel):
     end: float
     ts: float = Field(description="wall-clock time the event was made, Unix seconds")
     translations: dict[str, str] = Field(default_factory=dict)
-
-
-class CaptionLanguageRequest(BaseModel):
-    """Client -> server: show me translated captions in ``language``."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    type: Literal["caption_language"] = "caption_language"
-    language: CaptionLanguage
 
 
 class CaptionSink(Protocol):
