@@ -47,10 +47,19 @@ def _room(server: Server) -> tuple[str, dict[str, str]]:
     }
 
 
+PAGE_ERRORS: list[str] = []
+
+
 async def _open(browser: Any, url: str, *, locale: str = "en-US") -> Any:
     context = await browser.new_context(locale=locale, viewport={"width": 1280, "height": 800})
     page = await context.new_page()
     page.set_default_timeout(20_000)
+    # Uncaught exceptions and console errors (CSP violations among them) are bugs.
+    page.on("pageerror", lambda exc: PAGE_ERRORS.append(f"{url[:60]}: {exc}"))
+    page.on(
+        "console",
+        lambda msg: msg.type == "error" and PAGE_ERRORS.append(f"{url[:60]}: {msg.text}"),
+    )
     await page.goto(url)
     return page
 
@@ -98,6 +107,7 @@ async def _wait_media(page: Any, expected: set[str], deadline: float) -> dict[st
 
 @pytest.mark.timeout(90)
 async def test_three_party_call_with_lobby(server: Server, browser: Any, capsys: Any) -> None:
+    PAGE_ERRORS.clear()
     _, links = _room(server)
     counselor = await _open(browser, links["counselor"])
     interpreter = await _open(browser, links["interpreter"])
@@ -184,6 +194,8 @@ async def test_three_party_call_with_lobby(server: Server, browser: Any, capsys:
         for page in pages.values():
             await _until(page, "s.screen === 'final'")
             assert await _state(page, "s.finalKind") == "ended"
+        errors = [e for e in PAGE_ERRORS if "Failed to load resource" not in e]
+        assert not errors, errors
         # The server's default reason is shown in the page's language (the resident's is ja).
         assert "相談員が相談を終了しました" in await resident.locator("#final-reason").inner_text()
     finally:
