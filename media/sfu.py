@@ -218,7 +218,7 @@ class MediaRoom:
             raise NegotiationError("no offer is waiting for an answer; ignore stale answers")
         try:
             await peer.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
-        except (ValueError, AssertionError) as exc:
+        except (ValueError, AssertionError, InvalidStateError) as exc:
             raise NegotiationError(f"the answer could not be applied: {exc}") from exc
         finally:
             peer.awaiting_answer = False

@@ -157,8 +157,7 @@ class SignalingServer:
                 # The same link connected again (a reload or a new network): the new one wins.
                 logger.info("room %s participant %s: replaced by a new connection", room.id, old.id)
                 await self._depart(room, old, "disconnected")
-                self._sessions.pop(old.sid, None)
-                await self._sio.disconnect(old.sid)
+                await self._drop_socket(old.sid)
             participant = Participant(claims=claims, sid=sid)
             room.participants[participant.id] = participant
             self._sessions[sid] = _Session(room.id, participant.id)
@@ -234,7 +233,7 @@ class SignalingServer:
                     target.sid, Denied(reason=reason or "The counselor could not admit you now.")
                 )
                 await self._depart(room, target, "removed")
-                await self._sio.disconnect(target.sid)
+                await self._drop_socket(target.sid)
             case Remove(participant_id=target_id, reason=reason):
                 self._require_moderator(me)
                 removed = room.participants.get(target_id)
@@ -247,7 +246,7 @@ class SignalingServer:
                     removed.sid, Removed(reason=reason or "The counselor removed you.")
                 )
                 await self._depart(room, removed, "removed")
-                await self._sio.disconnect(removed.sid)
+                await self._drop_socket(removed.sid)
             case Leave():
                 await self._depart(room, me, "left")
             case EndRoom():
@@ -333,8 +332,7 @@ class SignalingServer:
         for participant in list(room.participants.values()):
             await self._send(participant.sid, Ended(reason=reason))
             await self._depart(room, participant, "left")
-            self._sessions.pop(participant.sid, None)
-            await self._sio.disconnect(participant.sid)
+            await self._drop_socket(participant.sid)
         await self._close_live(room)
 
     async def _set_room_state(self, room: LiveRoom, state: RoomState) -> None:
@@ -378,6 +376,15 @@ class SignalingServer:
 
     async def _send(self, sid: str, message: ServerMessage | BaseModel) -> None:
         await self._sio.emit(EVENT, message.model_dump(mode="json"), to=sid)
+
+    async def _drop_socket(self, sid: str) -> None:
+        """Disconnect a socket we have already dealt with.
+
+        The session is forgotten first: python-socketio runs our disconnect handler
+        inline, and it must not wait for the room lock we are holding.
+        """
+        self._sessions.pop(sid, None)
+        await self._sio.disconnect(sid)
 
     async def _guard(self, room: LiveRoom, work: Awaitable[None]) -> None:
         """Run an extension hook; a failing feature must not take the call down with it."""

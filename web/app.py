@@ -12,7 +12,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from media.forwarding import Forwarder
-from media.relay import RelayForwarder
+from media.rtp_forwarder import RtpForwarder
 from scheduler.staff import StaffStore
 from signaling.placement import NodePlacement
 from signaling.protocol import IceServerInfo
@@ -62,7 +62,8 @@ async def security_headers(
 
 
 def default_forwarder_factory() -> Forwarder:
-    return RelayForwarder()
+    """Encoded RTP forwarding: no decode, no re-encode (media.rtp_forwarder)."""
+    return RtpForwarder()
 
 
 async def healthz(request: web.Request) -> web.Response:

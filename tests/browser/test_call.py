@@ -335,15 +335,8 @@ async def test_receive_only_participant_and_reconnect(
         await _until(resident, f"s.offersHandled > {offers} && s.pcState === 'connected'")
         assert not await resident.evaluate("(old) => old === window.seoulbridge.pc", old_pc)
         await _wait_growth(resident, ids["counselor"])
-        # The counselor gets the reconnected resident on the server's reused slot
-        # (same mids). Known server bug with RelayForwarder: the slot's RTCRtpSender
-        # can stay blocked in recv() on the stopped MediaRelay proxy of the previous
-        # publication, so nothing is sent after the re-attach. Checked last, as xfail.
-        reused_slot_failure = None
-        try:
-            await _wait_growth(counselor, ids["resident"])
-        except AssertionError as exc:
-            reused_slot_failure = str(exc).splitlines()[0]
+        # The counselor gets the reconnected resident on the server's reused slot (same mids).
+        await _wait_growth(counselor, ids["resident"])
 
         # The same link opened again (another tab): the new page wins and, already
         # admitted, skips the lobby; the old page says what happened.
@@ -353,10 +346,6 @@ async def test_receive_only_participant_and_reconnect(
         await _until(again, "s.screen === 'call'")
         await _until(resident, "s.screen === 'final' && s.finalKind === 'replaced'")
         await _wait_growth(again, ids["counselor"])
-        if reused_slot_failure:
-            pytest.xfail(
-                f"server: no media on a reused slot after reconnect: {reused_slot_failure}"
-            )
     finally:
         for page in pages:
             await page.context.close()
@@ -388,16 +377,7 @@ async def test_counselor_denies_and_removes(server: Server, browser: Any) -> Non
         assert await remove.get_attribute("data-armed") == "1"
         assert await _state(interpreter, "s.screen") == "call"
         await remove.click()
-        try:
-            await _until(interpreter, "s.screen === 'final' && s.finalKind === 'removed'", 10)
-        except AssertionError:
-            # Known server bug: Deny/Remove call sio.disconnect() while holding the
-            # room lock without dropping the session first; when the server's
-            # disconnect beats the client's own, the disconnect handler waits for
-            # that same lock and the room deadlocks (the remove is never handled).
-            if f"peer {interpreter_id}: removed" not in server.log_tail(2000):
-                pytest.xfail("server: room lock deadlock after deny (disconnect under room.lock)")
-            raise
+        await _until(interpreter, "s.screen === 'final' && s.finalKind === 'removed'", 10)
         await _until(counselor, f"!s.participants['{interpreter_id}']")
         assert await counselor.locator("#grid .tile").count() == 0
     finally:
