@@ -152,6 +152,24 @@ class SetCaptionLanguage(_Msg):
     language: Language
 
 
+class RecordStart(_Msg):
+    """Counselor/admin: ask everyone to consent to recording."""
+
+    type: Literal["record_start"] = "record_start"
+
+
+class RecordStop(_Msg):
+    type: Literal["record_stop"] = "record_stop"
+
+
+class RecordConsent(_Msg):
+    type: Literal["record_consent"] = "record_consent"
+
+
+class RecordDecline(_Msg):
+    type: Literal["record_decline"] = "record_decline"
+
+
 ClientMessage = Annotated[
     Join
     | Admit
@@ -163,7 +181,11 @@ ClientMessage = Annotated[
     | IceCandidate
     | Mute
     | ChatSend
-    | SetCaptionLanguage,
+    | SetCaptionLanguage
+    | RecordStart
+    | RecordStop
+    | RecordConsent
+    | RecordDecline,
     Field(discriminator="type"),
 ]
 _client_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
@@ -283,6 +305,26 @@ class Ended(_Msg):
     reason: str
 
 
+RecordingStateName = Literal["idle", "asking", "recording", "paused", "stopped"]
+
+
+class RecordIndicator(_Msg):
+    """To everyone after every recording transition, and to each newcomer."""
+
+    type: Literal["record_indicator"] = "record_indicator"
+    state: RecordingStateName
+    requested_by: str | None = None
+    pending: list[str] = Field(default_factory=list)
+    reason: str = ""
+
+
+class RecordConsentRequest(_Msg):
+    """To one participant: do you agree to this consultation being recorded?"""
+
+    type: Literal["record_consent_request"] = "record_consent_request"
+    requested_by: str
+
+
 class Error(_Msg):
     type: Literal["error"] = "error"
     code: ErrorCode
@@ -304,5 +346,7 @@ ServerMessage = (
     | ChatMessage
     | RoomStateChanged
     | Ended
+    | RecordIndicator
+    | RecordConsentRequest
     | Error
 )

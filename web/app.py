@@ -25,6 +25,7 @@ from web.api_transcripts import interpretation_ctx
 from web.appkeys import REDIS, ROOMS, SETTINGS, STAFF, TOKENS
 from web.metrics import METRICS_REGISTRY, SignalingCollector, metrics
 from web.redis_store import RedisHandle, open_redis
+from web.room_recording import RoomRecording
 from web.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 REDIS_HANDLE = web.AppKey("redis_handle", RedisHandle)
 SIGNALING = web.AppKey("signaling", SignalingServer)
 PLACEMENT = web.AppKey("placement", NodePlacement)
+RECORDING = web.AppKey("recording", RoomRecording)
 STARTED_AT = web.AppKey("started_at", float)
 
 _SECURITY_HEADERS = {
@@ -127,6 +129,9 @@ def build_app(
             placement=placement,
             empty_room_grace_s=settings.empty_room_grace_s,
         )
+        recording = RoomRecording(settings.data_dir, app[SIGNALING])
+        app[RECORDING] = recording
+        app[SIGNALING].extensions.append(recording)
         registry = CollectorRegistry(auto_describe=True)
         registry.register(SignalingCollector(app[SIGNALING], placement.node_id))
         app[METRICS_REGISTRY] = registry
@@ -135,6 +140,7 @@ def build_app(
             yield
         finally:
             await app[SIGNALING].aclose()
+            await recording.aclose()
             await placement.aclose()
             await handle.aclose()
 

@@ -21,7 +21,7 @@ from scheduler.staff import StaffMember, StaffRole, StaffStore
 from signaling.protocol import LANGUAGES, Role
 from signaling.rooms import RoomDirectory
 from signaling.tokens import TokenService
-from web import cli_models
+from web import cli_models, cli_recording
 from web.api_rooms import join_link
 from web.redis_store import open_redis
 from web.settings import Settings
@@ -290,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(create)
     create.set_defaults(func=cmd_room_create)
     cli_models.register(sub)
+    cli_recording.register(sub)
     return parser
 
 

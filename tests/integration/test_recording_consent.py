@@ -1,0 +1,115 @@
+"""Recording with consent through the real server: ask, decline, agree, record, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from media.recorder import session_directory
+from signaling.protocol import Role
+from tests.support.rtc_client import RtcParticipant
+from tests.support.server import running_server
+
+pytestmark = pytest.mark.timeout(90)
+
+
+async def _indicator(p: RtcParticipant, state: str, after: int) -> dict[str, object]:
+    for _ in range(100):
+        found = [m for m in p.received("record_indicator")[after:] if m["state"] == state]
+        if found:
+            return found[-1]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no {state} indicator: {p.received('record_indicator')}")
+
+
+async def test_nothing_is_written_until_everyone_agrees(
+    data_dir: Path, redis_url: str, redis: object
+) -> None:
+    async with running_server(data_dir, redis_url) as server:
+        room_id, (t_res, t_cou, t_int) = await server.room_with(
+            (Role.RESIDENT, "Kim Yui", "ja"),
+            (Role.COUNSELOR, "Counselor Kim", "ko"),
+            (Role.INTERPRETER, "Sato", "ja"),
+        )
+        counselor = RtcParticipant(server.base_url, room_id, t_cou)
+        interpreter = RtcParticipant(server.base_url, room_id, t_int)
+        resident = RtcParticipant(server.base_url, room_id, t_res)
+        people = [counselor, interpreter, resident]
+        directory = session_directory(data_dir, room_id)
+        try:
+            for p in people:
+                await p.connect()
+                await p.wait_for("welcome")
+                await p.send({"type": "join"})
+            await counselor.wait_for("joined")
+            await resident.wait_for("lobby")
+            assert resident.you is not None
+            await counselor.send({"type": "admit", "participant_id": resident.you["id"]})
+            await resident.wait_for("joined")
+            ids = {p: p.you["id"] for p in people if p.you}
+            for other in (counselor, interpreter):
+                await resident.wait_frames(ids[other], "video", 5, timeout=30)
+
+            # Only the counselor may ask.
+            await interpreter.send({"type": "record_start"})
+            error = await interpreter.wait_for("error")
+            assert error["code"] == "not_allowed" and "counselor" in error["message"]
+
+            # Asked: everyone sees "asking", the others are asked; nothing is written.
+            await counselor.send({"type": "record_start"})
+            for p in people:
+                shown = await _indicator(p, "asking", 0)
+                assert set(shown["pending"]) == {ids[interpreter], ids[resident]}  # type: ignore[arg-type]
+            await interpreter.wait_for("record_consent_request")
+            await resident.wait_for("record_consent_request")
+            assert not counselor.received("record_consent_request")
+            await interpreter.send({"type": "record_consent"})
+            await asyncio.sleep(1.0)
+            assert not directory.exists()
+
+            # A decline stops it, for everyone.
+            await resident.send({"type": "record_decline"})
+            stopped = await _indicator(counselor, "stopped", 0)
+            assert "declined" in str(stopped["reason"])
+            await asyncio.sleep(0.5)
+            assert not directory.exists()
+
+            # Asked again and everyone agrees: recording runs, then stops.
+            seen = len(counselor.received("record_indicator"))
+            await counselor.send({"type": "record_start"})
+            await _indicator(resident, "asking", 0)
+            await interpreter.send({"type": "record_consent"})
+            await resident.send({"type": "record_consent"})
+            for p in people:
+                await _indicator(p, "recording", 0)
+            await asyncio.sleep(3.0)
+            await counselor.send({"type": "record_stop"})
+            await _indicator(counselor, "stopped", seen)
+        finally:
+            for p in people:
+                await p.close()
+
+    manifest = json.loads((directory / "manifest.json").read_text())
+    recorded = {t["participant_id"] for t in manifest["tracks"]}
+    assert recorded == set(ids.values())
+    assert set(manifest["consents"]) == set(ids.values())
+    media_files = [f for f in directory.iterdir() if f.suffix in (".webm", ".mkv")]
+    assert len(media_files) == 6
+    for path in media_files:
+        assert _duration(path) > 1.0, path.name
+
+
+def _duration(path: Path) -> float:
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    assert probe.returncode == 0, probe.stderr
+    return float(probe.stdout.strip())
