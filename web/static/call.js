@@ -6,7 +6,8 @@
  *
  * This file is the page controller: screens, socket, rendering. The peer
  * connection and its negotiation live in call-peer.js, camera/microphone and the
- * level meter in call-media.js, the strings in i18n.js.
+ * level meter in call-media.js, recording consent in call-recording.js, the
+ * strings in i18n.js.
  *
  * State for tests and for other modules (captions.js) is on window.seoulbridge,
  * with stats() (received media per remote participant, from getStats()).
@@ -70,6 +71,7 @@
   window.seoulbridge = S;
 
   let captionsMounted = false;
+  let recording = null; // call-recording.js, attached in main()
   let peer = null; // CallPeer
   const media = new window.SB_LocalMedia({ log: (...a) => log(...a) });
   let statsTimer = null;
@@ -598,6 +600,10 @@
       case "room_state":
         if (S.room) S.room = { ...S.room, state: msg.state };
         break;
+      case "record_indicator":
+      case "record_consent_request":
+        if (recording) recording.handle(msg);
+        break;
       case "error":
         log("server error", msg.code, msg.message);
         S.lastError = { code: msg.code, message: msg.message };
@@ -1020,6 +1026,7 @@
     renderLobbyPanel();
     renderChatToggle();
     renderTiles();
+    if (recording) recording.render();
     $("btn-end").hidden = !canModerate();
     if (S.you) {
       $("who-name").textContent = S.you.name;
@@ -1126,6 +1133,7 @@
 
   function main() {
     wire();
+    if (window.SB_Recording) recording = window.SB_Recording.attach({ state: S, send, t, toast, canModerate, log });
     const [lang, chosen] = pickLanguage(tokenClaims().lang);
     S.langChosen = chosen;
     setLanguage(lang, false);
