@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from media.recorder import session_directory
-from signaling.protocol import Role
 from tests.support.rtc_client import RtcParticipant
 from tests.support.server import running_server
 
@@ -30,14 +29,7 @@ async def test_nothing_is_written_until_everyone_agrees(
     data_dir: Path, redis_url: str, redis: object
 ) -> None:
     async with running_server(data_dir, redis_url) as server:
-        room_id, (t_res, t_cou, t_int) = await server.room_with(
-            (Role.RESIDENT, "Kim Yui", "ja"),
-            (Role.COUNSELOR, "Counselor Kim", "ko"),
-            (Role.INTERPRETER, "Sato", "ja"),
-        )
-        counselor = RtcParticipant(server.base_url, room_id, t_cou)
-        interpreter = RtcParticipant(server.base_url, room_id, t_int)
-        resident = RtcParticipant(server.base_url, room_id, t_res)
+        room_id, counselor, interpreter, resident = await server.consultation()
         people = [counselor, interpreter, resident]
         directory = session_directory(data_dir, room_id)
         try:

@@ -10,6 +10,7 @@ from pathlib import Path
 from aiohttp import web
 
 from signaling.protocol import Role
+from tests.support.rtc_client import RtcParticipant
 from web.app import SIGNALING, build_app
 from web.appkeys import ROOMS, TOKENS
 from web.settings import Settings
@@ -30,6 +31,20 @@ class RunningServer:
             for role, name, lang in people
         ]
         return record.id, tokens
+
+    async def consultation(self) -> tuple[str, RtcParticipant, RtcParticipant, RtcParticipant]:
+        """A room with a counselor (ko), an interpreter and a resident (ja); not connected yet."""
+        room_id, (t_cou, t_int, t_res) = await self.room_with(
+            (Role.COUNSELOR, "Counselor Kim", "ko"),
+            (Role.INTERPRETER, "Sato", "ja"),
+            (Role.RESIDENT, "Kim Yui", "ja"),
+        )
+        return (
+            room_id,
+            RtcParticipant(self.base_url, room_id, t_cou),
+            RtcParticipant(self.base_url, room_id, t_int),
+            RtcParticipant(self.base_url, room_id, t_res),
+        )
 
     @property
     def signaling(self):  # type: ignore[no-untyped-def]
