@@ -28,10 +28,12 @@ from aiortc import (
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
+from aiortc import sdp as sdp_module
 from aiortc.exceptions import InvalidStateError
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
+from media.codecs import RoomCodecs, check_participant
 from media.errors import MediaError, NegotiationError
 from media.forwarding import Forwarder, Kind, Publication
 
@@ -222,10 +224,22 @@ class MediaRoom:
             raise NegotiationError(f"the answer could not be applied: {exc}") from exc
         finally:
             peer.awaiting_answer = False
+        self._check_codecs(participant_id, sdp)
         if peer.state is PeerState.NEW:
             peer.set_state(PeerState.CONNECTING)
         if peer.renegotiate:
             self._request_negotiation(peer)
+
+    def _check_codecs(self, participant_id: str, answer: str) -> None:
+        """Forwarding needs the room's codecs on both ends: say so when a browser lacks them."""
+        room_codecs = getattr(self._forwarder, "codecs", None)
+        if not isinstance(room_codecs, RoomCodecs):
+            return  # a transcoding forwarder adapts to whatever was negotiated
+        names: set[str] = set()
+        for media in sdp_module.SessionDescription.parse(answer).media:
+            if media.kind in KINDS and media.port != 0:
+                names |= {c.mimeType.split("/")[-1] for c in media.rtp.codecs}
+        check_participant(room_codecs, participant_id, names)
 
     async def add_candidate(
         self,

@@ -47,6 +47,7 @@ class ErrorCode(StrEnum):
     ROOM_ENDED = "room_ended"
     NEGOTIATION_FAILED = "negotiation_failed"
     MEDIA_UNAVAILABLE = "media_unavailable"
+    CODEC_UNSUPPORTED = "codec_unsupported"
 
 
 class _Msg(BaseModel):

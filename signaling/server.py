@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import socketio
 from pydantic import BaseModel
 
+from media.codecs import CodecMismatchError
 from media.errors import MediaError
 from media.forwarding import Forwarder, Publication
 from media.sfu import MediaRoom, OfferToSend
@@ -197,6 +198,9 @@ class SignalingServer:
             await self._dispatch(room, participant, message)
         except RequestError as exc:
             await self._send(sid, Error(code=exc.code, message=exc.message))
+        except CodecMismatchError as exc:
+            logger.warning("room %s participant %s: %s", room.id, participant.id, exc)
+            await self._send(sid, Error(code=ErrorCode.CODEC_UNSUPPORTED, message=str(exc)))
         except MediaError as exc:
             logger.warning("room %s participant %s: %s", room.id, participant.id, exc)
             await self._send(sid, Error(code=ErrorCode.NEGOTIATION_FAILED, message=str(exc)))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import re
 import weakref
 from pathlib import Path
 
 import pytest
 
 from signaling.protocol import Role
+from tests.support.rtc_client import RtcParticipant
 from tests.support.server import running_server
 from web.appkeys import ROOMS
 
@@ -153,3 +155,24 @@ async def test_health_and_metrics(data_dir: Path, redis_url: str, redis: object)
                 assert resp.status == 200
                 text = await resp.text()
             assert "seoulbridge_live_rooms" in text and "seoulbridge_peer_connections" in text
+
+
+def _without_video(answer: str) -> str:
+    """An answer from a browser that cannot decode the room's video codec: m=video rejected."""
+    return re.sub(r"^m=video \d+ ", "m=video 0 ", answer, flags=re.MULTILINE)
+
+
+async def test_a_browser_without_the_room_codec_is_told_why(
+    data_dir: Path, redis_url: str, redis: object
+) -> None:
+    async with running_server(data_dir, redis_url) as server:
+        room_id, (token,) = await server.room_with((Role.COUNSELOR, "Kim", "ko"))
+        counselor = RtcParticipant(server.base_url, room_id, token, answer_filter=_without_video)
+        try:
+            await counselor.connect()
+            await counselor.send({"type": "join"})
+            error = await counselor.wait_for("error")
+            assert error["code"] == "codec_unsupported"
+            assert "VP8" in error["message"] and "Chrome, Firefox" in error["message"]
+        finally:
+            await counselor.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -44,7 +45,16 @@ class SmallVideoTrack(VideoStreamTrack):
 class RtcParticipant:
     """Connects with a join token; records every server message; answers offers."""
 
-    def __init__(self, base_url: str, room_id: str, token: str, *, publish: bool = True) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        room_id: str,
+        token: str,
+        *,
+        publish: bool = True,
+        answer_filter: Callable[[str], str] | None = None,
+    ) -> None:
+        self.answer_filter = answer_filter
         self.base_url, self.room_id, self.token = base_url, room_id, token
         self.sio = socketio.AsyncClient(reconnection=False)
         self.messages: list[dict[str, Any]] = []
@@ -145,7 +155,10 @@ class RtcParticipant:
                 transceiver.direction = "sendonly"
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
-        await self.send({"type": "answer", "sdp": pc.localDescription.sdp})
+        sdp = pc.localDescription.sdp
+        if self.answer_filter is not None:
+            sdp = self.answer_filter(sdp)
+        await self.send({"type": "answer", "sdp": sdp})
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         assert self.pc is not None
