@@ -136,7 +136,7 @@
       rec_start_label: "모든 참여자에게 녹화 동의 요청하기",
       rec_stop_label: "녹화 중지하기 (동의 요청 취소)",
       rec_on: "녹화 중",
-      rec_asking: "동의 기다리는 중 ({n}명)",
+      rec_asking: "동의 대기 중 ({n}명)",
       rec_paused: "녹화 일시 중지: 새 참여자의 동의를 기다리는 중",
       rec_dialog_title: "이 상담을 녹화해도 될까요?",
       rec_dialog_ask: "{name} 님이 이 상담의 화면과 소리를 녹화하고자 동의를 구합니다.",
