@@ -11,6 +11,7 @@ import socketio
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from media.codecs import RoomCodecs
 from media.forwarding import Forwarder
 from media.rtp_forwarder import RtpForwarder
 from scheduler.staff import StaffStore
@@ -63,11 +64,6 @@ async def security_headers(
     return response
 
 
-def default_forwarder_factory() -> Forwarder:
-    """Encoded RTP forwarding: no decode, no re-encode (media.rtp_forwarder)."""
-    return RtpForwarder()
-
-
 async def healthz(request: web.Request) -> web.Response:
     await request.app[REDIS].ping()
     settings = request.app[SETTINGS]
@@ -92,10 +88,16 @@ async def index_page(request: web.Request) -> web.FileResponse:
 def build_app(
     settings: Settings,
     *,
-    forwarder_factory: Callable[[], Forwarder] = default_forwarder_factory,
+    forwarder_factory: Callable[[], Forwarder] | None = None,
     with_captions: bool = True,
 ) -> web.Application:
     """The whole server as one aiohttp application; services start in its cleanup context."""
+    codecs = RoomCodecs(video=settings.video_codec)
+
+    def rtp_forwarder() -> Forwarder:
+        """Encoded RTP forwarding: no decode, no re-encode (media.rtp_forwarder)."""
+        return RtpForwarder(codecs)
+
     app = web.Application(middlewares=[security_headers], client_max_size=1024 * 1024)
     app[SETTINGS] = settings
     app[STARTED_AT] = time.time()
@@ -124,7 +126,7 @@ def build_app(
             sio,
             tokens=app[TOKENS],
             rooms=app[ROOMS],
-            forwarder_factory=forwarder_factory,
+            forwarder_factory=forwarder_factory or rtp_forwarder,
             ice_servers=[IceServerInfo(**s.model_dump()) for s in settings.ice_servers],
             placement=placement,
             empty_room_grace_s=settings.empty_room_grace_s,

@@ -6,7 +6,7 @@ import json
 import secrets
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     )
     join_token_ttl_s: int = Field(default=4 * 3600, ge=60)
     staff_token_ttl_s: int = Field(default=12 * 3600, ge=60)
+    video_codec: Literal["VP8", "H264"] = Field(
+        default="VP8",
+        description="The video codec rooms forward without transcoding; browsers must support it",
+    )
     empty_room_grace_s: float = Field(
         default=600.0, gt=0, description="A live room left empty this long ends"
     )

@@ -50,3 +50,12 @@ def test_secret_is_generated_once_and_kept(tmp_path: Path) -> None:
 def test_base_url() -> None:
     assert Settings(host="0.0.0.0", port=9000).base_url == "http://127.0.0.1:9000"
     assert Settings(public_url="https://sb.example.kr/").base_url == "https://sb.example.kr"
+
+
+def test_video_codec(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().video_codec == "VP8"
+    monkeypatch.setenv("SEOULBRIDGE_VIDEO_CODEC", "H264")
+    assert Settings().video_codec == "H264"
+    monkeypatch.setenv("SEOULBRIDGE_VIDEO_CODEC", "AV1")
+    with pytest.raises(ValidationError, match="VP8"):
+        Settings()
