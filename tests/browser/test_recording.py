@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from signaling.protocol import Role
+from signaling.tokens import TokenService
 from tests.browser.conftest import Server
 from tests.browser.test_call import PAGE_ERRORS, _join, _open, _room, _state
 from tests.browser.test_call import _until as _until_20s
@@ -30,9 +32,20 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 812}
 
 
+PAGES: dict[str, Any] = {}  # role -> page, for the logs when something times out
+
+
 async def _until(page: Any, expr: str) -> None:
-    """Generous: the machine running these may be busy with other work."""
-    await _until_20s(page, expr, timeout_s=40.0)
+    """Generous (the machine may be busy with other work); on a timeout, every page's log."""
+    try:
+        await _until_20s(page, expr, timeout_s=40.0)
+    except AssertionError as exc:
+        logs = []
+        for role, other in PAGES.items():
+            if other is not page:
+                lines = await other.evaluate("() => window.seoulbridge.log.slice(-25)")
+                logs.append(f"--- {role} page log:\n" + "\n".join(lines))
+        raise AssertionError(str(exc) + "\n" + "\n".join(logs)) from None
 
 
 async def _shot(page: Any, name: str, *, phone: bool = False, full: bool = False) -> None:
@@ -67,6 +80,8 @@ async def test_recording_needs_everyones_consent(server: Server, browser: Any) -
     resident = await _open(browser, links["resident"])
     pages = {"counselor": counselor, "interpreter": interpreter, "resident": resident}
     asked = {"interpreter": interpreter, "resident": resident}
+    PAGES.clear()
+    PAGES.update(pages)
 
     for page in (counselor, interpreter):
         await _join(page)
@@ -153,6 +168,7 @@ async def test_recording_needs_everyones_consent(server: Server, browser: Any) -
     await resident.keyboard.press("Shift+Tab")
     assert await resident.evaluate("() => document.activeElement.id") == "rec-agree"
     await resident.keyboard.press("Enter")
+    await _until(resident, "s.consentAsked === false")
 
     # Every page shows the recording indicator; the files appear.
     for role, page in pages.items():
@@ -178,9 +194,35 @@ async def test_recording_needs_everyones_consent(server: Server, browser: Any) -
             await counselor.select_option("#lang-select", lang)
             await _shot(counselor, f"controls-recording-{lang}-phone", phone=True)
 
-    # 4. The counselor stops: the indicator goes away everywhere.
-    await counselor.locator("#btn-record").click()
+    # 4. Someone joins while it records: paused for everyone until they agree too.
+    token = TokenService(server.token_secret).issue_join(
+        room_id=room_id, role=Role.INTERPRETER, name="Wang Interpreter", language="zh", ttl_s=600
+    )
+    base = links["resident"].split("/join/")[0]
+    late = await _open(browser, f"{base}/join/{room_id}?t={token}")
+    PAGES["late"] = late
+    await _join(late)
+    await _until(late, "s.screen === 'call' && s.consentAsked === true")
+    assert await _state(late, "s.recordState") == "paused"
+    assert await _dialog_open(late)
+    assert await late.locator("#rec-dialog-paused").is_visible()
+    assert "Sato" not in await late.locator("#rec-dialog-ask").inner_text()
+    assert "Counselor" in await late.locator("#rec-dialog-ask").inner_text()
     for role, page in pages.items():
+        await _until(page, "s.recordState === 'paused'")
+        visible, text = await _indicator(page)
+        assert visible and text == await _state(page, "s.t('rec_paused')"), (role, text)
+    await _shot(late, "consent-dialog-paused-phone", phone=True)
+    await _shot(counselor, "indicator-paused-desktop")
+    await late.locator("#rec-agree").click()
+    for role, page in {**pages, "late": late}.items():
+        await _until(page, "s.recordState === 'recording'")
+        visible, text = await _indicator(page)
+        assert visible and text == await _state(page, "s.t('rec_on')"), (role, text)
+
+    # 5. The counselor stops: the indicator goes away everywhere.
+    await counselor.locator("#btn-record").click()
+    for role, page in {**pages, "late": late}.items():
         await _until(page, "s.recordState === 'stopped'")
         assert not await page.locator("#rec-indicator").is_visible(), role
     assert await _state(resident, "s.recordReason") == f"stopped by {ids['counselor']}"
@@ -195,5 +237,5 @@ async def test_recording_needs_everyones_consent(server: Server, browser: Any) -
 
     errors = [e for e in PAGE_ERRORS if "Failed to load resource" not in e]
     assert not errors, errors
-    for page in pages.values():
+    for page in (*pages.values(), late):
         await page.context.close()

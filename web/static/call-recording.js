@@ -32,6 +32,7 @@
       title: $("rec-dialog-title"),
       ask: $("rec-dialog-ask"),
       paused: $("rec-dialog-paused"),
+      all: $("rec-dialog-all"),
       agree: $("rec-agree"),
       decline: $("rec-decline"),
     };
@@ -104,6 +105,7 @@
       if (S.screen !== "call") return;
       renderDialog();
       if (!els.dialog.open) {
+        log("recording consent asked");
         const active = document.activeElement;
         returnFocus = active && active !== document.body ? active : null;
         els.dialog.showModal();
@@ -121,6 +123,7 @@
     }
 
     function answer(agree) {
+      log("recording consent:", agree ? "agree" : "decline");
       S.consentAsked = false;
       opts.send({ type: agree ? "record_consent" : "record_decline" });
       closeDialog();
@@ -128,7 +131,9 @@
 
     function renderDialog() {
       els.ask.textContent = t("rec_dialog_ask", { name: nameOf(S.recordRequestedBy) });
+      // A late joiner: the recording runs already, paused until they answer.
       els.paused.hidden = S.recordState !== "paused";
+      els.all.hidden = S.recordState === "paused";
     }
 
     /** Tab and Shift+Tab stay on the two answers while the question is open. */
@@ -178,6 +183,7 @@
     // Escape must not dismiss the question unanswered: it stays until Agree or Decline.
     els.dialog.addEventListener("cancel", (e) => e.preventDefault());
     els.dialog.addEventListener("close", () => {
+      log("recording dialog closed", S.consentAsked ? "unanswered" : "answered");
       // Closed by the browser anyway (a repeated Escape): ask again shortly.
       if (S.consentAsked) setTimeout(() => S.consentAsked && openDialog(), 300);
     });
