@@ -127,6 +127,24 @@
       S.consentAsked = false;
       opts.send({ type: agree ? "record_consent" : "record_decline" });
       closeDialog();
+      if (agree) confirmAgreement(1);
+    }
+
+    /**
+     * An agreement must show up in the indicator (we leave its pending list). If it
+     * does not within a few seconds (lost in a reconnect, or the server took it but
+     * failed before telling anyone), say it again: agreeing twice is harmless and
+     * makes the server send the indicator, so no page shows "waiting" while the
+     * server records.
+     */
+    function confirmAgreement(attempt) {
+      clearTimeout(confirmAgreement.timer);
+      confirmAgreement.timer = setTimeout(() => {
+        if (S.consentAsked || !ACTIVE.includes(S.recordState) || !S.recordPending.includes(myId())) return;
+        log("recording consent: not confirmed, sending it again", attempt);
+        opts.send({ type: "record_consent" });
+        if (attempt < 3) confirmAgreement(attempt + 1);
+      }, 3000);
     }
 
     function renderDialog() {
