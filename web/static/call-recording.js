@@ -43,6 +43,7 @@
     S.recordReason = "";
     S.consentAsked = false;
     let returnFocus = null;
+    let waitTimer = null; // the Record control waits for the server's answer
 
     function log(...a) {
       if (opts.log) opts.log(...a);
@@ -67,6 +68,8 @@
 
     function onIndicator(msg) {
       const before = S.recordState;
+      clearTimeout(waitTimer);
+      els.button.removeAttribute("aria-disabled");
       S.recordState = msg.state || "idle";
       S.recordPending = Array.isArray(msg.pending) ? msg.pending : [];
       S.recordRequestedBy = msg.requested_by || null;
@@ -193,7 +196,13 @@
 
     // ---------------------------------------------------------------- wiring
     els.button.addEventListener("click", () => {
-      opts.send({ type: ACTIVE.includes(S.recordState) ? "record_stop" : "record_start" });
+      // One request at a time: the next indicator (or 5 s) makes the control work again.
+      // aria-disabled, not disabled: keyboard focus stays on the control.
+      if (els.button.getAttribute("aria-disabled") === "true") return;
+      if (!opts.send({ type: ACTIVE.includes(S.recordState) ? "record_stop" : "record_start" })) return;
+      els.button.setAttribute("aria-disabled", "true");
+      clearTimeout(waitTimer);
+      waitTimer = setTimeout(() => els.button.removeAttribute("aria-disabled"), 5000);
     });
     els.agree.addEventListener("click", () => answer(true));
     els.decline.addEventListener("click", () => answer(false));
