@@ -28,6 +28,8 @@ from tests.browser.test_call import _until as _until_20s
 pytestmark = pytest.mark.browser
 
 SHOTS = os.environ.get("SEOULBRIDGE_SHOTS")
+if SHOTS:
+    Path(SHOTS).mkdir(parents=True, exist_ok=True)
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 812}
 
@@ -52,7 +54,6 @@ async def _shot(page: Any, name: str, *, phone: bool = False, full: bool = False
     """Screenshots only when asked for (SEOULBRIDGE_SHOTS); the viewport is restored."""
     if not SHOTS:
         return
-    Path(SHOTS).mkdir(parents=True, exist_ok=True)
     if phone:
         await page.set_viewport_size(PHONE)
     await asyncio.sleep(0.4)
