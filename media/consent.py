@@ -66,6 +66,8 @@ class ConsentMachine:
     answers: dict[str, Answer] = field(default_factory=dict)
     requested_by: str | None = None
     stop_reason: str | None = None
+    #: who agreed to the current request and then left; a reconnect keeps the answer
+    agreed_before_leaving: set[str] = field(default_factory=set)
 
     # -- queries ----------------------------------------------------------------------
 
@@ -86,6 +88,7 @@ class ConsentMachine:
             raise ConsentError(f"room {self.room_id}: a recording is already {self.state}")
         present = set(participants) | {by}
         self.answers = {p: Answer.PENDING for p in present}
+        self.agreed_before_leaving = set()
         self.answers[by] = Answer.AGREED
         self.requested_by = by
         self.stop_reason = None
@@ -116,15 +119,23 @@ class ConsentMachine:
         if self.state in (RecordingState.IDLE, RecordingState.STOPPED):
             return None
         if self.answers.get(participant) is Answer.AGREED:
-            return None  # a reconnect of someone who already agreed
+            return None
+        if participant in self.agreed_before_leaving:
+            # A reconnect (reload, network change): their agreement to this request stands.
+            self.agreed_before_leaving.discard(participant)
+            self.answers[participant] = Answer.AGREED
+            return self._maybe_all_agreed()
         self.answers[participant] = Answer.PENDING
         if self.state is RecordingState.RECORDING:
             return self._set_state(RecordingState.PAUSED, f"{participant} joined")
         return None
 
     def leave(self, participant: str) -> Transition | None:
-        if self.answers.pop(participant, None) is None:
+        answer = self.answers.pop(participant, None)
+        if answer is None:
             return None
+        if answer is Answer.AGREED:
+            self.agreed_before_leaving.add(participant)
         if self.state in (RecordingState.ASKING, RecordingState.PAUSED):
             if not self.answers:
                 return self._stop("everyone left")

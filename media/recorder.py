@@ -10,10 +10,12 @@ and where each file starts relative to the recording's start.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import re
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -122,6 +124,7 @@ class RecordingSession:
         self._segment = 0
         self._t0: float | None = None
         self._pending_writes: set[asyncio.Task[None]] = set()
+        self._manifest_lock = asyncio.Lock()
 
     @property
     def state(self) -> RecordingState:
@@ -267,8 +270,11 @@ class RecordingSession:
         task.add_done_callback(self._pending_writes.discard)
 
     async def _write_manifest(self) -> None:
-        text = json.dumps(asdict(self.manifest), indent=2, ensure_ascii=False)
-        await asyncio.to_thread(_replace_file, self.directory / MANIFEST, text)
+        # One write at a time, each taking the manifest as it is when its turn comes,
+        # so the file on disk always ends with the newest state.
+        async with self._manifest_lock:
+            text = json.dumps(asdict(self.manifest), indent=2, ensure_ascii=False)
+            await asyncio.to_thread(_replace_file, self.directory / MANIFEST, text)
 
     async def aclose(self) -> None:
         if self.consent.state in (
@@ -284,10 +290,19 @@ class RecordingSession:
 
 
 def _replace_file(path: Path, text: str) -> None:
+    """Atomically replace ``path``: a private temp file, fsynced, then renamed over it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def read_manifest(directory: Path) -> Manifest:

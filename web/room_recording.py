@@ -94,6 +94,19 @@ class RoomRecording:
             await self._messenger.send(
                 participant, Error(code=ErrorCode.NOT_ALLOWED, message=str(exc))
             )
+        except OSError as exc:
+            # Never leave people looking at a stale indicator: stop, say so, tell everyone.
+            logger.exception("room %s: recording files could not be written", room.id)
+            session = self._sessions.get(room.id)
+            if session is not None and session.state is not RecordingState.STOPPED:
+                await self._after(room, session, await session.stop("the server could not write"))
+            await self._messenger.send(
+                participant,
+                Error(
+                    code=ErrorCode.MEDIA_UNAVAILABLE,
+                    message=f"Recording stopped: the server could not write its files ({exc}).",
+                ),
+            )
         return True
 
     async def _handle(

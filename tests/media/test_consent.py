@@ -89,3 +89,34 @@ def test_illegal_actions_raise() -> None:
     with pytest.raises(ConsentError):
         m.decline("resident")
     assert m.start("counselor", ["resident"]).new is RecordingState.ASKING
+
+
+def test_a_reconnect_keeps_an_agreement_to_the_current_request() -> None:
+    m = machine()
+    m.start("counselor", ["counselor", "resident", "interpreter"])
+    m.consent("resident")
+    m.consent("interpreter")
+    assert m.state is RecordingState.RECORDING
+    # A reload is a leave then a join: no pause, nobody asked again.
+    assert m.leave("interpreter") is None
+    assert m.join("interpreter") is None
+    assert m.state is RecordingState.RECORDING and m.pending == []
+    assert m.leave("counselor") is None
+    assert m.join("counselor") is None
+    assert m.state is RecordingState.RECORDING
+    # Someone who never answered is asked again, and recording pauses for a newcomer.
+    t = m.join("newcomer")
+    assert t is not None and t.new is RecordingState.PAUSED
+
+
+def test_an_agreement_does_not_carry_over_to_a_new_request() -> None:
+    m = machine()
+    m.start("counselor", ["counselor", "resident"])
+    m.consent("resident")
+    m.leave("resident")
+    m.stop("counselor")
+    m.start("counselor", ["counselor"])
+    assert m.state is RecordingState.RECORDING  # alone, the counselor records
+    t = m.join("resident")
+    assert t is not None and t.new is RecordingState.PAUSED
+    assert m.pending == ["resident"]
