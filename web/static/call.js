@@ -76,8 +76,9 @@
   const media = new window.SB_LocalMedia({ log: (...a) => log(...a) });
   let statsTimer = null;
   let toastTimer = null;
-  let chatVisible = window.matchMedia("(min-width: 601px)").matches;
-  let unread = 0;
+  // Parts of the page in their own files (call-lobby.js, call-chat.js).
+  const lobby = window.SB_Lobby.attach({ state: S, send, t, roleName, canModerate, chime: () => media.chime() });
+  const chat = window.SB_Chat.attach({ state: S, send, t });
   const remote = {}; // participant id -> {video: MediaStreamTrack|null, audio: MediaStreamTrack|null}
 
   function log(...args) {
@@ -555,11 +556,11 @@
         setScreen("lobby");
         break;
       case "knock":
-        if (canModerate()) onKnock(msg.participant);
+        if (canModerate()) lobby.knock(msg.participant);
         break;
       case "lobby_changed":
         S.waiting = msg.waiting || [];
-        renderLobbyPanel();
+        lobby.render();
         document.title = titleText();
         break;
       case "joined":
@@ -595,7 +596,7 @@
         break;
       }
       case "chat":
-        onChat(msg);
+        chat.handle(msg);
         break;
       case "room_state":
         if (S.room) S.room = { ...S.room, state: msg.state };
@@ -638,21 +639,6 @@
       } catch (e) {
         log("captions mount failed", String(e));
       }
-    }
-  }
-
-  function onKnock(participant) {
-    media.chime();
-    const banner = $("knock-banner");
-    banner.textContent = t("knock", { name: participant.name });
-    banner.hidden = false;
-    clearTimeout(onKnock.timer);
-    onKnock.timer = setTimeout(() => {
-      banner.hidden = true;
-    }, 15000);
-    if (!S.waiting.some((p) => p.id === participant.id)) {
-      S.waiting = [...S.waiting, participant];
-      renderLobbyPanel();
     }
   }
 
@@ -918,92 +904,6 @@
     el.title = `${t("conn_server")}: ${S.socketState} · ${t("conn_mediaword")}: ${S.pc ? S.pcState : "—"}`;
   }
 
-  // -------------------------------------------------------- lobby (staff)
-  function renderLobbyPanel() {
-    const panel = $("lobby-panel");
-    panel.hidden = !canModerate();
-    if (!canModerate()) return;
-    const list = $("lobby-list");
-    list.textContent = "";
-    $("lobby-empty").hidden = S.waiting.length > 0;
-    const count = $("lobby-count");
-    count.hidden = S.waiting.length === 0;
-    count.textContent = String(S.waiting.length);
-    if (!S.waiting.length) $("knock-banner").hidden = true;
-    for (const p of S.waiting) {
-      const li = document.createElement("li");
-      li.dataset.pid = p.id;
-      const who = document.createElement("div");
-      who.className = "who-line";
-      who.textContent = p.name;
-      const lang = document.createElement("span");
-      lang.className = "lang-tag";
-      lang.textContent = `${roleName(p.role)} · ${I18N.NATIVE_NAMES[p.language] || p.language}`;
-      who.append(lang);
-      const actions = document.createElement("div");
-      actions.className = "actions";
-      const admit = document.createElement("button");
-      admit.type = "button";
-      admit.className = "btn btn-primary btn-small admit";
-      admit.textContent = t("admit");
-      admit.setAttribute("aria-label", t("admit_label", { name: p.name }));
-      admit.addEventListener("click", () => send({ type: "admit", participant_id: p.id }));
-      const deny = document.createElement("button");
-      deny.type = "button";
-      deny.className = "btn btn-secondary btn-small deny";
-      deny.textContent = t("deny");
-      deny.setAttribute("aria-label", t("deny_label", { name: p.name }));
-      deny.addEventListener("click", () => send({ type: "deny", participant_id: p.id, reason: "" }));
-      actions.append(admit, deny);
-      li.append(who, actions);
-      list.append(li);
-    }
-  }
-
-  // ------------------------------------------------------------------- chat
-  function onChat(msg) {
-    S.chat.push(msg);
-    if (S.chat.length > 500) S.chat.shift();
-    appendChat(msg);
-    if (!chatVisible && msg.participant_id !== (S.you && S.you.id)) {
-      unread += 1;
-      renderChatToggle();
-    }
-  }
-
-  function appendChat(msg) {
-    const log_ = $("chat-log");
-    const li = document.createElement("li");
-    if (S.you && msg.participant_id === S.you.id) li.classList.add("mine");
-    const meta = document.createElement("div");
-    meta.className = "chat-meta";
-    const name = document.createElement("strong");
-    name.textContent = msg.name;
-    const time = document.createElement("time");
-    const when = new Date((msg.ts || Date.now() / 1000) * 1000);
-    time.dateTime = when.toISOString();
-    time.textContent = when.toLocaleTimeString(S.lang, { hour: "2-digit", minute: "2-digit" });
-    meta.append(name, time);
-    const text = document.createElement("div");
-    text.className = "chat-text";
-    text.textContent = msg.text;
-    li.append(meta, text);
-    log_.append(li);
-    $("chat-empty").hidden = true;
-    log_.scrollTop = log_.scrollHeight;
-  }
-
-  function renderChatToggle() {
-    $("chat-panel").hidden = !chatVisible;
-    const btn = $("btn-chat");
-    btn.setAttribute("aria-expanded", String(chatVisible));
-    btn.setAttribute("aria-label", t(chatVisible ? "chat_hide" : "chat_show"));
-    btn.title = btn.getAttribute("aria-label");
-    const badge = $("chat-unread");
-    badge.hidden = unread === 0;
-    badge.textContent = String(unread);
-  }
-
   // --------------------------------------------------------------- rendering
   const wide = window.matchMedia("(min-width: 1101px)");
 
@@ -1023,8 +923,8 @@
     renderFinal();
     renderConn();
     renderLocal();
-    renderLobbyPanel();
-    renderChatToggle();
+    lobby.render();
+    chat.render();
     renderTiles();
     if (recording) recording.render();
     $("btn-end").hidden = !canModerate();
@@ -1035,12 +935,6 @@
     }
     $("room-title").textContent = S.room ? S.room.title : "";
     document.title = titleText();
-    // Chat timestamps follow the language.
-    const items = $("chat-log").children;
-    S.chat.forEach((m, i) => {
-      const time = items[i] && items[i].querySelector("time");
-      if (time) time.textContent = new Date(m.ts * 1000).toLocaleTimeString(S.lang, { hour: "2-digit", minute: "2-digit" });
-    });
   }
 
   // ------------------------------------------------------------- teardown
@@ -1092,19 +986,6 @@
     $("end-yes").addEventListener("click", () => {
       $("end-confirm").hidden = true;
       send({ type: "end" });
-    });
-    $("btn-chat").addEventListener("click", () => {
-      chatVisible = !chatVisible;
-      if (chatVisible) unread = 0;
-      renderChatToggle();
-      if (chatVisible) $("chat-input").focus();
-    });
-    $("chat-form").addEventListener("submit", (e) => {
-      e.preventDefault();
-      const input = $("chat-input");
-      const text = input.value.trim();
-      if (!text) return;
-      if (send({ type: "chat", text: text.slice(0, 2000) })) input.value = "";
     });
     $("sound-blocked").addEventListener("click", () => {
       for (const a of document.querySelectorAll("#audio-sinks audio")) a.play().catch(() => {});
