@@ -79,7 +79,7 @@
   // Parts of the page in their own files (call-lobby.js, call-chat.js).
   const lobby = window.SB_Lobby.attach({ state: S, send, t, roleName, canModerate, chime: () => media.chime() });
   const chat = window.SB_Chat.attach({ state: S, send, t });
-  const remote = {}; // participant id -> {video: MediaStreamTrack|null, audio: MediaStreamTrack|null}
+  const tiles = window.SB_Tiles.attach({ state: S, send, t, roleName, canModerate, log });
 
   function log(...args) {
     const line = args.map((a) => (typeof a === "string" ? a : JSON.stringify(a))).join(" ");
@@ -395,29 +395,18 @@
     send({ type: "mute", audio_muted: S.audioMuted || !S.hasAudio, video_muted: S.videoMuted || !S.hasVideo });
   }
 
-  const ICONS = {
-    micOff:
-      '<svg class="mic-off" viewBox="0 0 24 24" aria-hidden="true" focusable="false"><rect x="9" y="3" width="6" height="11" rx="3" fill="currentColor"/><path d="M5.5 11a6.5 6.5 0 0 0 13 0M12 17.5V21" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round"/><path d="M3.5 3.5l17 17" stroke="currentColor" stroke-width="2.6" stroke-linecap="round"/></svg>',
-    micOn:
-      '<svg viewBox="0 0 24 24" aria-hidden="true" focusable="false"><rect x="9" y="3" width="6" height="11" rx="3" fill="currentColor"/><path d="M5.5 11a6.5 6.5 0 0 0 13 0M12 17.5V21" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round"/></svg>',
-    camOn:
-      '<svg viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path d="M3 7h11v10H3zM14 10.5 20 7v10l-6-3.5" fill="currentColor" stroke="currentColor" stroke-width="1.5" stroke-linejoin="round"/></svg>',
-    camOff:
-      '<svg viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path d="M3 7h11v10H3zM14 10.5 20 7v10l-6-3.5" fill="none" stroke="currentColor" stroke-width="2" stroke-linejoin="round"/><path d="M3 3l18 18" stroke="currentColor" stroke-width="2.4" stroke-linecap="round"/></svg>',
-  };
-
   function renderLocal() {
     const audioOff = S.audioMuted || !S.hasAudio;
     const videoOff = S.videoMuted || !S.hasVideo;
     // Device check round buttons.
     const preMic = $("pre-mic");
-    preMic.innerHTML = audioOff ? ICONS.micOff : ICONS.micOn;
+    preMic.innerHTML = audioOff ? tiles.ICONS.micOff : tiles.ICONS.micOn;
     preMic.setAttribute("aria-pressed", String(audioOff));
     preMic.setAttribute("aria-label", t(audioOff ? "mic_on" : "mic_off"));
     preMic.title = preMic.getAttribute("aria-label");
     preMic.disabled = !S.hasAudio;
     const preCam = $("pre-cam");
-    preCam.innerHTML = videoOff ? ICONS.camOff : ICONS.camOn;
+    preCam.innerHTML = videoOff ? tiles.ICONS.camOff : tiles.ICONS.camOn;
     preCam.setAttribute("aria-pressed", String(videoOff));
     preCam.setAttribute("aria-label", t(videoOff ? "cam_on" : "cam_off"));
     preCam.title = preCam.getAttribute("aria-label");
@@ -437,15 +426,7 @@
     cam.title = cam.getAttribute("aria-label");
     cam.querySelector(".ctl-label").textContent = t("camera");
     cam.disabled = !S.hasVideo;
-    // Self view.
-    const self = $("self-tile");
-    self.classList.toggle("no-video", videoOff);
-    if (S.you) {
-      self.querySelector(".tile-name").textContent = `${S.you.name} ${t("you_suffix")}`;
-      self.querySelector(".tile-avatar span").textContent = initials(S.you.name);
-      self.setAttribute("aria-label", `${S.you.name} ${t("you_suffix")}`);
-    }
-    self.querySelector(".tile-icons").innerHTML = audioOff ? ICONS.micOff : "";
+    tiles.renderSelf(audioOff, videoOff);
   }
 
   // ------------------------------------------------------- microphone meter
@@ -577,12 +558,11 @@
         break;
       case "participant_joined":
         S.participants[msg.participant.id] = msg.participant;
-        renderTiles();
+        tiles.render();
         break;
       case "participant_left":
         delete S.participants[msg.participant_id];
-        delete remote[msg.participant_id];
-        renderTiles();
+        tiles.forget(msg.participant_id);
         break;
       case "offer":
         ensurePeer().offer(msg);
@@ -591,7 +571,7 @@
         const p = S.participants[msg.participant_id];
         if (p) {
           S.participants[msg.participant_id] = { ...p, audio_muted: msg.audio_muted, video_muted: msg.video_muted };
-          renderTiles();
+          tiles.render();
         }
         break;
       }
@@ -629,7 +609,7 @@
     for (const p of msg.participants || []) S.participants[p.id] = p;
     if (S.joinedAt === null) S.joinedAt = performance.now();
     setScreen("call");
-    renderTiles();
+    tiles.render();
     renderLocal();
     sendMute();
     if (!captionsMounted && window.Captions && typeof window.Captions.mount === "function") {
@@ -655,7 +635,7 @@
           renderConn();
           if (state === "failed") recoverMedia(pc);
         },
-        onTracks: attachRemoteTracks,
+        onTracks: () => tiles.setRemote(peer ? peer.remoteTracks() : {}),
       });
     }
     peer.iceServers = S.iceServers;
@@ -676,160 +656,6 @@
       log("media failed: reconnecting the socket for a new peer connection");
       S.socket.disconnect().connect();
     }, 2000);
-  }
-
-  function attachRemoteTracks() {
-    const next = peer ? peer.remoteTracks() : {};
-    for (const pid of Object.keys(remote)) if (!next[pid]) delete remote[pid];
-    Object.assign(remote, next);
-    renderTiles();
-  }
-
-  // ------------------------------------------------------------------ tiles
-  function initials(name) {
-    const parts = String(name || "?").trim().split(/\s+/);
-    const chars = parts.length > 1 ? parts[0][0] + parts[parts.length - 1][0] : Array.from(parts[0]).slice(0, 2).join("");
-    return chars.toUpperCase();
-  }
-
-  function renderTiles() {
-    if (S.screen !== "call") return;
-    const grid = $("grid");
-    const ids = Object.keys(S.participants);
-    for (const el of Array.from(grid.children)) {
-      if (!S.participants[el.dataset.pid]) {
-        const v = el.querySelector("video");
-        v.srcObject = null;
-        el.remove();
-      }
-    }
-    for (const id of ids) {
-      let el = grid.querySelector(`[data-pid="${CSS.escape(id)}"]`);
-      if (!el) {
-        el = $("tile-template").content.firstElementChild.cloneNode(true);
-        el.dataset.pid = id;
-        grid.append(el);
-        const rm = el.querySelector(".tile-remove");
-        rm.addEventListener("click", () => {
-          // Two steps, so that a stray tap does not throw someone out.
-          if (rm.dataset.armed === "1") {
-            send({ type: "remove", participant_id: id, reason: "" });
-            return;
-          }
-          rm.dataset.armed = "1";
-          rm.textContent = t("remove_confirm");
-          clearTimeout(rm.disarm);
-          rm.disarm = setTimeout(() => {
-            rm.dataset.armed = "";
-            renderTiles();
-          }, 4000);
-        });
-        watchFirstFrame(el.querySelector("video"), id);
-      }
-      renderTile(el, S.participants[id]);
-    }
-    // Order: counselor, interpreter, resident, admin, then by name.
-    const order = { counselor: 0, interpreter: 1, resident: 2, admin: 3 };
-    const sorted = Array.from(grid.children).sort((a, b) => {
-      const pa = S.participants[a.dataset.pid];
-      const pb = S.participants[b.dataset.pid];
-      return (order[pa.role] - order[pb.role]) || pa.name.localeCompare(pb.name);
-    });
-    sorted.forEach((el, i) => {
-      if (grid.children[i] !== el) grid.insertBefore(el, grid.children[i]);
-    });
-    $("grid-empty").hidden = ids.length > 0;
-    document.querySelector(".stage").classList.toggle("solo", ids.length === 0);
-    placeSelfTile();
-    renderAudioSinks();
-  }
-
-  function renderTile(el, p) {
-    const media = remote[p.id] || {};
-    const video = el.querySelector("video");
-    const vtrack = media.video || null;
-    const current = video.srcObject ? video.srcObject.getVideoTracks()[0] : null;
-    if (current !== vtrack) {
-      video.srcObject = vtrack ? new MediaStream([vtrack]) : null;
-      if (vtrack) {
-        video.play().catch(() => {});
-        vtrack.onmute = vtrack.onunmute = () => renderTiles();
-      }
-    }
-    const noVideo = !vtrack || p.video_muted || vtrack.muted;
-    el.classList.toggle("no-video", noVideo);
-    el.querySelector(".tile-avatar span").textContent = initials(p.name);
-    el.querySelector(".tile-name").textContent = p.name;
-    const role = el.querySelector(".tile-role");
-    role.textContent = roleName(p.role);
-    role.dataset.role = p.role;
-    const icons = [];
-    if (p.audio_muted) icons.push(ICONS.micOff.replace("<svg ", `<svg role="img" aria-label="${escapeAttr(t("muted"))}" `).replace(' aria-hidden="true"', ""));
-    el.querySelector(".tile-icons").innerHTML = icons.join("");
-    el.setAttribute("aria-label", `${p.name}, ${roleName(p.role)}${p.audio_muted ? `, ${t("muted")}` : ""}${p.video_muted ? `, ${t("camera_is_off")}` : ""}`);
-    const rm = el.querySelector(".tile-remove");
-    rm.hidden = !canModerate();
-    rm.textContent = t(rm.dataset.armed === "1" ? "remove_confirm" : "remove");
-    rm.setAttribute("aria-label", t("remove_label", { name: p.name }));
-  }
-
-  function escapeAttr(s) {
-    return String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
-  }
-
-  function renderAudioSinks() {
-    const box = $("audio-sinks");
-    for (const el of Array.from(box.children)) {
-      const media = remote[el.dataset.pid];
-      if (!media || !media.audio || !S.participants[el.dataset.pid]) {
-        el.srcObject = null;
-        el.remove();
-      }
-    }
-    for (const [pid, media] of Object.entries(remote)) {
-      if (!media.audio || !S.participants[pid]) continue;
-      let el = box.querySelector(`audio[data-pid="${CSS.escape(pid)}"]`);
-      if (!el) {
-        el = document.createElement("audio");
-        el.dataset.pid = pid;
-        el.autoplay = true;
-        box.append(el);
-      }
-      const current = el.srcObject ? el.srcObject.getAudioTracks()[0] : null;
-      if (current !== media.audio) {
-        el.srcObject = new MediaStream([media.audio]);
-        el.play().then(
-          () => {
-            $("sound-blocked").hidden = true;
-          },
-          (e) => {
-            log("audio play blocked", e.name);
-            if (e.name === "NotAllowedError") $("sound-blocked").hidden = false;
-          },
-        );
-      }
-    }
-  }
-
-  function watchFirstFrame(video, pid) {
-    if (typeof video.requestVideoFrameCallback !== "function") return;
-    const onFrame = () => {
-      if (S.firstFrameBy[pid] === undefined) markFirstFrame(pid);
-    };
-    const arm = () => {
-      if (S.firstFrameBy[pid] === undefined && video.isConnected) video.requestVideoFrameCallback(onFrame);
-    };
-    video.addEventListener("loadedmetadata", arm);
-    arm();
-  }
-
-  function markFirstFrame(pid) {
-    const now = performance.now();
-    S.firstFrameBy[pid] = Math.round(now);
-    if (S.firstFrameAt === null) {
-      S.firstFrameAt = Math.round(now);
-      log("first remote frame", pid, `${S.firstFrameAt} ms after page load`);
-    }
   }
 
   // ------------------------------------------------------------------ stats
@@ -872,12 +698,7 @@
         return;
       }
       S.lastStats = st;
-      for (const [pid, s] of Object.entries(st)) {
-        if (s.framesDecoded > 0 && S.firstFrameBy[pid] === undefined) markFirstFrame(pid);
-        const tile = document.querySelector(`#grid [data-pid="${CSS.escape(pid)}"]`);
-        const p = S.participants[pid];
-        if (tile && p) tile.classList.toggle("speaking", !p.audio_muted && s.audioLevel > 0.04);
-      }
+      tiles.showStats(st);
     };
     statsTimer = setTimeout(tick, STATS_INTERVAL_MS);
   }
@@ -905,19 +726,6 @@
   }
 
   // --------------------------------------------------------------- rendering
-  const wide = window.matchMedia("(min-width: 1101px)");
-
-  /** Self view: beside the panels on wide screens, under the others' tiles otherwise. */
-  function placeSelfTile() {
-    const slot = $(wide.matches ? "self-slot-side" : "self-slot-stage");
-    const tile = $("self-tile");
-    if (tile.parentElement !== slot) {
-      slot.append(tile);
-      const v = $("self-video");
-      if (v.srcObject) v.play().catch(() => {});
-    }
-  }
-
   function renderAll() {
     renderError();
     renderFinal();
@@ -925,7 +733,7 @@
     renderLocal();
     lobby.render();
     chat.render();
-    renderTiles();
+    tiles.render();
     if (recording) recording.render();
     $("btn-end").hidden = !canModerate();
     if (S.you) {
@@ -1002,7 +810,6 @@
     window.addEventListener("pagehide", () => {
       if (S.screen === "call" || S.screen === "lobby") send({ type: "leave" });
     });
-    wide.addEventListener("change", placeSelfTile);
     navigator.mediaDevices?.addEventListener?.("devicechange", () => {
       if (S.screen === "check") fillDeviceSelects();
     });
