@@ -77,6 +77,21 @@
   }
 
   class CallPeer {
+    /** The counters stats() gives per participant, all zero: also for one nothing came from yet. */
+    static emptyStats() {
+      return {
+        framesDecoded: 0,
+        framesReceived: 0,
+        videoBytesReceived: 0,
+        frameWidth: 0,
+        frameHeight: 0,
+        audioBytesReceived: 0,
+        audioPacketsReceived: 0,
+        totalSamplesReceived: 0,
+        audioLevel: 0,
+      };
+    }
+
     /**
      * @param {object} o
      * @param {(msg: object) => boolean} o.send            a protocol message to the server
@@ -160,17 +175,7 @@
       for (const [mid, c] of Object.entries(byMid)) {
         const info = this.trackMap[mid];
         if (!info) continue; // mids not listed in the latest offer carry nothing
-        const o = (out[info.participant_id] ||= {
-          framesDecoded: 0,
-          framesReceived: 0,
-          videoBytesReceived: 0,
-          frameWidth: 0,
-          frameHeight: 0,
-          audioBytesReceived: 0,
-          audioPacketsReceived: 0,
-          totalSamplesReceived: 0,
-          audioLevel: 0,
-        });
+        const o = (out[info.participant_id] ||= CallPeer.emptyStats());
         const base = this._baseline[mid] || {};
         const d = (k) => Math.max(0, (c[k] || 0) - (base[k] || 0));
         if (info.kind === "video") {

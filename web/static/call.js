@@ -670,15 +670,7 @@
       out[id] = {
         name: p.name,
         role: p.role,
-        framesDecoded: 0,
-        framesReceived: 0,
-        videoBytesReceived: 0,
-        frameWidth: 0,
-        frameHeight: 0,
-        audioBytesReceived: 0,
-        audioPacketsReceived: 0,
-        totalSamplesReceived: 0,
-        audioLevel: 0,
+        ...window.SB_CallPeer.emptyStats(),
         ...(counted[id] || {}),
         firstFrameAt: S.firstFrameBy[id] ?? null,
       };
