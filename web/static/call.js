@@ -80,6 +80,18 @@
   const lobby = window.SB_Lobby.attach({ state: S, send, t, roleName, canModerate, chime: () => media.chime() });
   const chat = window.SB_Chat.attach({ state: S, send, t });
   const tiles = window.SB_Tiles.attach({ state: S, send, t, roleName, canModerate, log });
+  const devices = window.SB_Devices.attach({
+    state: S,
+    media,
+    send,
+    t,
+    toast,
+    icons: tiles.ICONS,
+    renderSelf: tiles.renderSelf,
+    republish: async () => {
+      if (peer) await peer.republish();
+    },
+  });
 
   function log(...args) {
     const line = args.map((a) => (typeof a === "string" ? a : JSON.stringify(a))).join(" ");
@@ -175,8 +187,8 @@
     S.screen = name;
     document.body.dataset.screen = name;
     for (const el of document.querySelectorAll("main > .screen")) el.hidden = el.id !== `screen-${name}`;
-    if (name === "check" || name === "lobby") startMeter();
-    else stopMeter();
+    if (name === "check" || name === "lobby") devices.startMeter();
+    else devices.stopMeter();
     if (name === "call") startStatsLoop();
     renderAll();
     moveFocus(name);
@@ -276,177 +288,12 @@
     if (S.room && S.room.state === "ended") return showError("room_ended", "");
     if (!S.langChosen && I18N.match(S.you.language)) setLanguage(I18N.match(S.you.language), false);
     setScreen("check");
-    await startLocalMedia();
+    await devices.start();
   }
 
   // ------------------------------------------------------------ local media
   function localTrack(kind) {
     return media.track(kind);
-  }
-
-  async function startLocalMedia(audioDeviceId, videoDeviceId) {
-    const started = media.start(audioDeviceId, videoDeviceId);
-    renderPermNote(); // "asking" while the browser's prompt is up
-    await started;
-    applyMuteToTracks();
-    attachLocal();
-    await fillDeviceSelects();
-    renderPermNote();
-    renderLocal();
-    $("join-btn").disabled = false;
-    if (S.screen === "check" || S.screen === "lobby") startMeter();
-    await republishLocal();
-  }
-
-  async function switchDevice(kind, deviceId) {
-    // Replace one kind of track, keep the other, and publish the new one if in a call.
-    if (!(await media.switchDevice(kind, deviceId))) {
-      toast(t("device_busy"));
-      return;
-    }
-    applyMuteToTracks();
-    attachLocal();
-    renderLocal();
-    renderPermNote();
-    if (kind === "audio" && (S.screen === "check" || S.screen === "lobby")) startMeter();
-    await republishLocal();
-  }
-
-  async function republishLocal() {
-    // In a call, put the current local tracks on the mids the server asked us to publish on.
-    if (peer) await peer.republish();
-  }
-
-  async function fillDeviceSelects() {
-    const devices = await media.devices();
-    const fill = (select, kind, current) => {
-      const list = devices.filter((d) => d.kind === kind && d.deviceId);
-      select.textContent = "";
-      if (!list.length) {
-        const o = new Option(t("device_none"), "");
-        select.add(o);
-        select.disabled = true;
-        return;
-      }
-      select.disabled = false;
-      list.forEach((d, i) => {
-        const label = d.label || (d.deviceId === "default" ? t("device_default") : `${kind === "videoinput" ? t("camera") : t("microphone")} ${i + 1}`);
-        select.add(new Option(label, d.deviceId));
-      });
-      if (current) select.value = current;
-    };
-    fill($("camera-select"), "videoinput", media.deviceId("video"));
-    fill($("mic-select"), "audioinput", media.deviceId("audio"));
-  }
-
-  function renderPermNote() {
-    const note = $("perm-note");
-    const title = $("perm-title");
-    const text = $("perm-text");
-    const anyway = $("perm-anyway");
-    const retry = $("perm-retry");
-    const kind = S.mediaError;
-    note.hidden = !kind;
-    if (!kind) return;
-    note.dataset.kind = kind === "asking" ? "info" : "warn";
-    title.hidden = kind !== "blocked";
-    title.textContent = t("perm_blocked_title");
-    const texts = {
-      asking: "perm_asking",
-      blocked: "perm_blocked_help",
-      busy: "device_busy",
-      none: "no_devices",
-      unavailable: "no_devices",
-      no_camera: "no_camera",
-      no_microphone: "no_microphone",
-    };
-    text.textContent = t(texts[kind]);
-    anyway.hidden = !(kind === "blocked" || kind === "busy");
-    retry.hidden = !(kind === "blocked" || kind === "busy" || kind === "none");
-    const joinKey = S.hasAudio || S.hasVideo || kind === "asking" ? "join" : "join_without_media";
-    $("join-btn").dataset.i18n = joinKey;
-    $("join-btn").textContent = t(joinKey);
-  }
-
-  function attachLocal() {
-    const video = localTrack("video");
-    const stream = video ? new MediaStream([video]) : null;
-    for (const id of ["preview", "lobby-preview", "self-video"]) {
-      const el = $(id);
-      if (el.srcObject !== stream) el.srcObject = stream;
-      if (stream) el.play().catch(() => {});
-    }
-  }
-
-  function applyMuteToTracks() {
-    media.setEnabled(!S.audioMuted, !S.videoMuted);
-  }
-
-  function setMuted(kind, muted) {
-    if (kind === "audio") S.audioMuted = muted;
-    else S.videoMuted = muted;
-    applyMuteToTracks();
-    renderLocal();
-    sendMute();
-  }
-
-  function sendMute() {
-    if (S.screen !== "call") return;
-    send({ type: "mute", audio_muted: S.audioMuted || !S.hasAudio, video_muted: S.videoMuted || !S.hasVideo });
-  }
-
-  function renderLocal() {
-    const audioOff = S.audioMuted || !S.hasAudio;
-    const videoOff = S.videoMuted || !S.hasVideo;
-    // Device check round buttons.
-    const preMic = $("pre-mic");
-    preMic.innerHTML = audioOff ? tiles.ICONS.micOff : tiles.ICONS.micOn;
-    preMic.setAttribute("aria-pressed", String(audioOff));
-    preMic.setAttribute("aria-label", t(audioOff ? "mic_on" : "mic_off"));
-    preMic.title = preMic.getAttribute("aria-label");
-    preMic.disabled = !S.hasAudio;
-    const preCam = $("pre-cam");
-    preCam.innerHTML = videoOff ? tiles.ICONS.camOff : tiles.ICONS.camOn;
-    preCam.setAttribute("aria-pressed", String(videoOff));
-    preCam.setAttribute("aria-label", t(videoOff ? "cam_on" : "cam_off"));
-    preCam.title = preCam.getAttribute("aria-label");
-    preCam.disabled = !S.hasVideo;
-    $("preview-off").hidden = !videoOff;
-    $("lobby-preview-off").hidden = !videoOff;
-    // Call controls: the visible label names the device, the aria-label the action.
-    const mic = $("btn-mic");
-    mic.setAttribute("aria-pressed", String(audioOff));
-    mic.setAttribute("aria-label", t(audioOff ? "mic_on" : "mic_off"));
-    mic.title = mic.getAttribute("aria-label");
-    mic.querySelector(".ctl-label").textContent = t("microphone");
-    mic.disabled = !S.hasAudio;
-    const cam = $("btn-cam");
-    cam.setAttribute("aria-pressed", String(videoOff));
-    cam.setAttribute("aria-label", t(videoOff ? "cam_on" : "cam_off"));
-    cam.title = cam.getAttribute("aria-label");
-    cam.querySelector(".ctl-label").textContent = t("camera");
-    cam.disabled = !S.hasVideo;
-    tiles.renderSelf(audioOff, videoOff);
-  }
-
-  // ------------------------------------------------------- microphone meter
-  function startMeter() {
-    const fill = $("meter-fill");
-    const meterEl = $("mic-meter");
-    let last = -1;
-    media.startMeter((level) => {
-      fill.style.transform = `scaleX(${level.toFixed(3)})`;
-      const pct = Math.round(level * 100);
-      if (pct !== last) {
-        meterEl.setAttribute("aria-valuenow", String(pct));
-        last = pct;
-      }
-      S.micLevel = level;
-    });
-  }
-
-  function stopMeter() {
-    media.stopMeter();
   }
 
   // ----------------------------------------------------------------- socket
@@ -610,8 +457,8 @@
     if (S.joinedAt === null) S.joinedAt = performance.now();
     setScreen("call");
     tiles.render();
-    renderLocal();
-    sendMute();
+    devices.render();
+    devices.sendMute();
     if (!captionsMounted && window.Captions && typeof window.Captions.mount === "function") {
       captionsMounted = true;
       try {
@@ -722,7 +569,7 @@
     renderError();
     renderFinal();
     renderConn();
-    renderLocal();
+    devices.render();
     lobby.render();
     chat.render();
     tiles.render();
@@ -739,7 +586,7 @@
 
   // ------------------------------------------------------------- teardown
   function stopEverything() {
-    stopMeter();
+    devices.stopMeter();
     clearTimeout(statsTimer);
     statsTimer = null;
     if (S.socket) {
@@ -765,13 +612,6 @@
     for (const code of I18N.LANGUAGES) select.add(new Option(I18N.NATIVE_NAMES[code], code));
     select.addEventListener("change", () => setLanguage(select.value, true));
 
-    $("pre-mic").addEventListener("click", () => setMuted("audio", !S.audioMuted));
-    $("pre-cam").addEventListener("click", () => setMuted("video", !S.videoMuted));
-    $("btn-mic").addEventListener("click", () => setMuted("audio", !S.audioMuted));
-    $("btn-cam").addEventListener("click", () => setMuted("video", !S.videoMuted));
-    $("camera-select").addEventListener("change", (e) => e.target.value && switchDevice("video", e.target.value));
-    $("mic-select").addEventListener("change", (e) => e.target.value && switchDevice("audio", e.target.value));
-    $("perm-retry").addEventListener("click", () => startLocalMedia());
     $("join-btn").addEventListener("click", connect);
     $("lobby-leave").addEventListener("click", leave);
     $("btn-leave").addEventListener("click", leave);
@@ -801,9 +641,6 @@
     });
     window.addEventListener("pagehide", () => {
       if (S.screen === "call" || S.screen === "lobby") send({ type: "leave" });
-    });
-    navigator.mediaDevices?.addEventListener?.("devicechange", () => {
-      if (S.screen === "check") fillDeviceSelects();
     });
   }
 
