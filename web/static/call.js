@@ -4,15 +4,23 @@
  * on the event "message" with a "type" tag; one RTCPeerConnection to the server,
  * which always offers while this page only answers.
  *
- * This file is the page controller: screens, socket, rendering. The peer
- * connection and its negotiation live in call-peer.js, camera/microphone and the
- * level meter in call-media.js, recording consent in call-recording.js, the
- * strings in i18n.js.
+ * This file is the page controller: page state, screens, socket and messages,
+ * language, connection status. The rest is in one file per part, each a plain
+ * script defining window.SB_* that this one attaches with the page state and
+ * the functions it needs:
+ *   call-media.js      camera/microphone tracks, level meter, knock chime (no DOM)
+ *   call-peer.js       the RTCPeerConnection and its negotiation (no DOM)
+ *   call-devices.js    device check, mic/camera buttons, meter, previews
+ *   call-tiles.js      the participants' tiles, their audio, the own tile
+ *   call-lobby.js      the counselor's waiting-room panel and knocks
+ *   call-chat.js       the chat panel
+ *   call-recording.js  recording with consent (optional)
+ * and the strings in i18n.js.
  *
  * State for tests and for other modules (captions.js) is on window.seoulbridge,
  * with stats() (received media per remote participant, from getStats()).
  * Plain scripts, no build step; call.html loads i18n.js, vendor/socket.io.min.js,
- * captions.js (optional), call-media.js and call-peer.js before this one.
+ * captions.js (optional) and the call-*.js files above before this one.
  */
 (function () {
   "use strict";
@@ -76,7 +84,7 @@
   const media = new window.SB_LocalMedia({ log: (...a) => log(...a) });
   let statsTimer = null;
   let toastTimer = null;
-  // Parts of the page in their own files (call-lobby.js, call-chat.js).
+  // Parts of the page in their own files (see the top of this file).
   const lobby = window.SB_Lobby.attach({ state: S, send, t, roleName, canModerate, chime: () => media.chime() });
   const chat = window.SB_Chat.attach({ state: S, send, t });
   const tiles = window.SB_Tiles.attach({ state: S, send, t, roleName, canModerate, log });
