@@ -5,32 +5,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import aiortc.rtcrtpreceiver
 import pytest
 import sfu_loopback
-from aiortc.codecs import get_decoder
 
 from media.rtp_forwarder import RtpForwarder
 
 pytestmark = pytest.mark.timeout(40)
-
-
-@pytest.fixture
-def decoder_threads() -> Iterator[list[threading.Thread]]:
-    """Threads in which aiortc created a decoder (aiortc looks get_decoder up per call)."""
-    threads: list[threading.Thread] = []
-    original = aiortc.rtcrtpreceiver.get_decoder
-
-    def counting(codec: Any) -> Any:
-        threads.append(threading.current_thread())
-        return get_decoder(codec)
-
-    aiortc.rtcrtpreceiver.get_decoder = counting
-    yield threads
-    aiortc.rtcrtpreceiver.get_decoder = original
 
 
 def _decoder_thread(receiver: Any) -> threading.Thread | None:

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
-from typing import Any
 
-import aiortc.rtcrtpreceiver
 import pytest
 import sfu_loopback
 from aiortc import (
@@ -16,7 +13,6 @@ from aiortc import (
     RTCPeerConnection,
     RTCSessionDescription,
 )
-from aiortc.codecs import get_decoder
 from aiortc.mediastreams import MediaStreamTrack
 
 from media.rtp_forwarder import RtpForwarder
@@ -25,20 +21,6 @@ from media.sfu import MediaRoom, OfferToSend
 pytestmark = pytest.mark.timeout(45)
 
 PARTICIPANTS = ("counselor", "resident", "interpreter")
-
-
-@pytest.fixture
-def decoder_threads() -> Iterator[list[threading.Thread]]:
-    threads: list[threading.Thread] = []
-    original = aiortc.rtcrtpreceiver.get_decoder
-
-    def counting(codec: Any) -> Any:
-        threads.append(threading.current_thread())
-        return get_decoder(codec)
-
-    aiortc.rtcrtpreceiver.get_decoder = counting
-    yield threads
-    aiortc.rtcrtpreceiver.get_decoder = original
 
 
 async def test_three_party_room_forwards_without_server_decoding(
