@@ -120,6 +120,9 @@ class SignalingServer:
 
     # --------------------------------------------------------------- lifecycle
     async def aclose(self) -> None:
+        """Close every socket and room of this node (clients reconnect elsewhere)."""
+        for sid in list(self._sessions):
+            await self._drop_socket(sid)
         for room in list(self._live.values()):
             await self._close_live(room)
 

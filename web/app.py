@@ -142,6 +142,7 @@ def build_app(
             yield
         finally:
             await app[SIGNALING].aclose()
+            await sio.shutdown()
             await recording.aclose()
             await placement.aclose()
             await handle.aclose()

@@ -57,7 +57,8 @@ async def running_server(
 ) -> AsyncIterator[RunningServer]:
     settings = Settings(data_dir=data_dir, redis_url=redis_url, token_secret="t" * 40, **overrides)  # type: ignore[arg-type]
     app = build_app(settings)
-    runner = web.AppRunner(app, access_log=None)
+    # A connection left open must not stall a test for aiohttp's default 60 s.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
