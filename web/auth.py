@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from signaling.protocol import Role
-from signaling.tokens import StaffClaims, TokenError
+from signaling.tokens import StaffClaims, TokenError, TokenErrorCode
 from web.appkeys import TOKENS
 from web.http_errors import raise_error
 
@@ -22,7 +22,8 @@ def require_staff(request: web.Request, *roles: Role) -> StaffClaims:
     try:
         claims = request.app[TOKENS].verify_staff(token.strip())
     except TokenError as exc:
-        raise_error(401, exc.code.value, "Your staff sign-in is not valid: " + exc.message)
+        reason = "has expired" if exc.code is TokenErrorCode.EXPIRED else "is not valid"
+        raise_error(401, exc.code.value, f"Your staff sign-in {reason}. Sign in again.")
     if roles and claims.role not in roles and claims.role is not Role.ADMIN:
         allowed = ", ".join(r.value for r in roles)
         raise_error(403, "forbidden", f"Only {allowed} staff may do this.")
