@@ -4,10 +4,9 @@
   "use strict";
 
   const $ = (id) => document.getElementById(id);
-  const TOKEN_KEY = "sb-staff-token";
+  const { el, button } = window.SB_Staff;
   const LANGS = ["ko", "en", "ja", "zh", "ru"];
   const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-  let token = sessionStorage.getItem(TOKEN_KEY);
   let topics = [];
   let staff = [];
   let editing = null;
@@ -25,29 +24,6 @@
     $("saved").textContent = message;
     $("saved").hidden = false;
     setTimeout(() => { $("saved").hidden = true; }, 3000);
-  }
-
-  async function api(method, url, body) {
-    const headers = {};
-    if (token) headers.Authorization = "Bearer " + token;
-    if (body) headers["Content-Type"] = "application/json";
-    const resp = await fetch(url, { method, headers, body: body ? JSON.stringify(body) : undefined });
-    const data = resp.status === 204 ? null : await resp.json().catch(() => null);
-    if (!resp.ok) throw new Error((data && data.error && data.error.message) || resp.statusText);
-    return data;
-  }
-
-  function el(tag, props, ...children) {
-    const node = document.createElement(tag);
-    Object.assign(node, props || {});
-    for (const c of children) if (c != null) node.append(c);
-    return node;
-  }
-
-  function button(label, cls, onClick) {
-    const b = el("button", { type: "button", className: cls || "", textContent: label });
-    b.addEventListener("click", onClick);
-    return b;
   }
 
   function hoursText(weekly) {
@@ -223,33 +199,20 @@
     }
   }
 
-  function signOut() {
-    token = null;
-    sessionStorage.removeItem(TOKEN_KEY);
-    $("board").hidden = true;
-    $("me").hidden = true;
-    $("login").hidden = false;
-  }
-
-  $("login-form").addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    try {
-      const res = await api("POST", "/api/staff/login", { username: $("username").value, password: $("password").value });
-      token = res.token;
-      sessionStorage.setItem(TOKEN_KEY, token);
-      $("me-name").textContent = res.staff.username;
-      showError("");
+  const session = window.SB_Staff.session({
+    showError,
+    async onSignedIn(staff) {
+      if (staff) $("me-name").textContent = staff.username;
       await load();
-    } catch (e) {
-      showError(e.message);
-    }
+    },
   });
-  $("logout").addEventListener("click", signOut);
+  const api = session.api;
+
   $("staff-new").addEventListener("click", () => editStaff(null));
   $("staff-cancel").addEventListener("click", () => { $("staff-form").hidden = true; });
   $("staff-form").addEventListener("submit", saveStaff);
   $("topic-new").addEventListener("click", () => editTopic(null));
   $("topic-cancel").addEventListener("click", () => { $("topic-form").hidden = true; });
   $("topic-form").addEventListener("submit", saveTopic);
-  if (token) load();
+  session.resume();
 })();

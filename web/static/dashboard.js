@@ -5,13 +5,13 @@
   "use strict";
 
   const $ = (id) => document.getElementById(id);
-  const TOKEN_KEY = "sb-staff-token";
+  const { el, button } = window.SB_Staff;
   const STATE_LABEL = {
     confirmed: "예정 · booked", in_session: "진행 중 · in session", completed: "완료 · done",
     cancelled: "취소 · cancelled", no_show: "불참 · no-show",
   };
   const LANG = { ko: "한국어", en: "English", ja: "日本語", zh: "中文", ru: "Русский" };
-  let token = sessionStorage.getItem(TOKEN_KEY);
+  let session = null;
   let topics = {};
   let timer = null;
   let audio = null;
@@ -24,15 +24,8 @@
     $("error").hidden = !message;
   }
 
-  async function api(method, url, body) {
-    const headers = {};
-    if (token) headers.Authorization = "Bearer " + token;
-    if (body) headers["Content-Type"] = "application/json";
-    const resp = await fetch(url, { method, headers, body: body ? JSON.stringify(body) : undefined });
-    const data = resp.status === 204 ? null : await resp.json().catch(() => null);
-    if (resp.status === 401 && url !== "/api/staff/login") signOut();
-    if (!resp.ok) throw new Error((data && data.error && data.error.message) || resp.statusText);
-    return data;
+  function api(method, url, body) {
+    return session.api(method, url, body);
   }
 
   function beep() {
@@ -61,19 +54,6 @@
 
   function minutes(s) {
     return Math.floor(s / 60) + "분 · min";
-  }
-
-  function el(tag, props, ...children) {
-    const node = document.createElement(tag);
-    Object.assign(node, props || {});
-    for (const c of children) if (c != null) node.append(c);
-    return node;
-  }
-
-  function button(label, cls, onClick) {
-    const b = el("button", { type: "button", className: cls || "", textContent: label });
-    b.addEventListener("click", onClick);
-    return b;
   }
 
   async function act(fn) {
@@ -182,7 +162,7 @@
   }
 
   async function refresh() {
-    if (!token) return;
+    if (!session.signedIn()) return;
     try {
       const data = await api("GET", "/api/dashboard");
       $("me-name").textContent = data.username;
@@ -206,30 +186,17 @@
     timer = setInterval(refresh, 3000);
   }
 
-  function signOut() {
-    token = null;
-    sessionStorage.removeItem(TOKEN_KEY);
-    clearInterval(timer);
-    $("board").hidden = true;
-    $("me").hidden = true;
-    $("login").hidden = false;
-  }
-
   async function init() {
-    $("login-form").addEventListener("submit", async (ev) => {
-      ev.preventDefault();
-      audio = audio || new AudioContext(); // unlocked by this click, for later alerts
-      try {
-        const res = await api("POST", "/api/staff/login", { username: $("username").value, password: $("password").value });
-        token = res.token;
-        sessionStorage.setItem(TOKEN_KEY, token);
-        showError("");
-        showBoard();
-      } catch (e) {
-        showError(e.message);
-      }
+    session = window.SB_Staff.session({
+      showError,
+      beforeSignIn() {
+        audio = audio || new AudioContext(); // unlocked by this click, for later alerts
+      },
+      onSignedIn: showBoard,
+      onSignedOut() {
+        clearInterval(timer);
+      },
     });
-    $("logout").addEventListener("click", signOut);
     $("presence").addEventListener("click", () => act(async () => {
       const next = presence === "away" ? "available" : "away";
       renderPresence((await api("POST", "/api/presence", { status: next })).status);
@@ -240,7 +207,7 @@
     } catch (e) {
       /* topic ids are shown instead */
     }
-    if (token) showBoard();
+    session.resume();
   }
 
   init();
