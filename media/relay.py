@@ -93,10 +93,6 @@ class RelayForwarder:
             raise MediaError(f"no audio publication {publication_id!r} to tap")
         return RelayAudioTap(self._relay.subscribe(publication.track))
 
-    @property
-    def subscription_count(self) -> int:
-        return len(self._attached)
-
     async def aclose(self) -> None:
         for sender in list(self._attached):
             self.detach(sender)

@@ -338,10 +338,6 @@ class RtpForwarder:
             return 0
         return source.requester.sent
 
-    @property
-    def subscription_count(self) -> int:
-        return len(self._subscriptions)
-
     async def aclose(self) -> None:
         for sender in list(self._subscriptions):
             self.detach(sender)

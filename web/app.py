@@ -25,7 +25,7 @@ from web.api_scheduler import scheduler_ctx
 from web.api_transcripts import interpretation_ctx
 from web.appkeys import REDIS, ROOMS, SETTINGS, STAFF, TOKENS
 from web.metrics import METRICS_REGISTRY, SignalingCollector, metrics
-from web.redis_store import RedisHandle, open_redis
+from web.redis_store import open_redis
 from web.room_recording import RoomRecording
 from web.settings import Settings
 
@@ -33,10 +33,7 @@ logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
 
-REDIS_HANDLE = web.AppKey("redis_handle", RedisHandle)
 SIGNALING = web.AppKey("signaling", SignalingServer)
-PLACEMENT = web.AppKey("placement", NodePlacement)
-RECORDING = web.AppKey("recording", RoomRecording)
 STARTED_AT = web.AppKey("started_at", float)
 
 _SECURITY_HEADERS = {
@@ -89,7 +86,6 @@ def build_app(
     settings: Settings,
     *,
     forwarder_factory: Callable[[], Forwarder] | None = None,
-    with_captions: bool = True,
 ) -> web.Application:
     """The whole server as one aiohttp application; services start in its cleanup context."""
     codecs = RoomCodecs(video=settings.video_codec)
@@ -112,7 +108,6 @@ def build_app(
 
     async def services(app: web.Application) -> AsyncIterator[None]:
         handle = await open_redis(settings.redis_url, settings.data_dir)
-        app[REDIS_HANDLE] = handle
         app[REDIS] = handle.client
         app[TOKENS] = TokenService(settings.resolved_secret())
         app[STAFF] = StaffStore(handle.client)
@@ -121,7 +116,6 @@ def build_app(
             handle.client, node_id=settings.resolved_node_id, base_url=settings.base_url
         )
         await placement.start()
-        app[PLACEMENT] = placement
         app[SIGNALING] = SignalingServer(
             sio,
             tokens=app[TOKENS],
@@ -132,7 +126,6 @@ def build_app(
             empty_room_grace_s=settings.empty_room_grace_s,
         )
         recording = RoomRecording(settings.data_dir, app[SIGNALING])
-        app[RECORDING] = recording
         app[SIGNALING].extensions.append(recording)
         registry = CollectorRegistry(auto_describe=True)
         registry.register(SignalingCollector(app[SIGNALING], placement.node_id))
@@ -148,8 +141,7 @@ def build_app(
             await handle.aclose()
 
     app.cleanup_ctx.append(services)
-    if with_captions:
-        app.cleanup_ctx.append(interpretation_ctx)  # hooks captions into SIGNALING
+    app.cleanup_ctx.append(interpretation_ctx)  # hooks captions into SIGNALING
     app.cleanup_ctx.append(scheduler_ctx)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
