@@ -29,6 +29,7 @@ from enum import StrEnum
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field
 
+from kernel.taskset import TaskSet, raise_if_cancelling
 from scheduler.errors import BookingKeyError, IllegalTransition, UnknownTicketError
 from scheduler.models import Language
 from scheduler.staff import StaffMember, StaffRole, StaffStore
@@ -230,7 +231,8 @@ class WalkInQueue:
         self._assign = redis.register_script(_ASSIGN)
         self._transition = redis.register_script(_TICKET_TRANSITION)
         self._presence_cas = redis.register_script(_PRESENCE_CAS)
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = TaskSet("walk-in queue")
+        self._dispatcher: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
     # ------------------------------------------------------------- presence
@@ -515,11 +517,13 @@ class WalkInQueue:
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
         """Run expiry and dispatch in the background until ``aclose()``."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="scheduler-queue-dispatch")
+        if self._dispatcher is None:
+            self._dispatcher = self._tasks.spawn(self._run(), name="dispatch")
 
     async def _run(self) -> None:
         while True:
+            # redis-py may absorb a cancellation and return normally: check each turn.
+            raise_if_cancelling()
             try:
                 await self.expire_stale()
                 await self.dispatch_once()
@@ -527,16 +531,15 @@ class WalkInQueue:
                 raise
             except Exception:
                 log.exception("queue dispatch failed; retrying")
+            raise_if_cancelling()
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), DISPATCH_INTERVAL_S)
+                async with asyncio.timeout(DISPATCH_INTERVAL_S):
+                    await self._wake.wait()
 
     async def aclose(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        self._dispatcher = None
+        await self._tasks.aclose()
 
 
 _ON_DUTY = (Presence.AVAILABLE, Presence.BUSY)
