@@ -22,10 +22,10 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from interpretation.errors import GlossaryError
+from kernel.languages import LANGUAGES
 
 log = logging.getLogger(__name__)
 
-LANGUAGES = ("ko", "en", "ja", "zh", "ru")
 _CASELESS = ("en", "ru")
 
 

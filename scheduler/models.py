@@ -11,11 +11,14 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from kernel.languages import Language
 from scheduler.errors import IllegalTransition
 from scheduler.timezones import check_timezone
 
-Language = Literal["ko", "en", "ja", "zh", "ru"]
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+
+__all__ = ["Language"]  # re-exported for scheduler modules
 
 
 class BookingState(StrEnum):

@@ -13,10 +13,10 @@ from zoneinfo import ZoneInfo
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from kernel.languages import LANGUAGES
 from scheduler.errors import StaffExistsError, UnknownStaffError
 from scheduler.timezones import check_timezone
 
-LANGUAGES = ("ko", "en", "ja", "zh", "ru")
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
 _KEY_PREFIX = "sb:staff:"
 _INDEX = "sb:staff-index"

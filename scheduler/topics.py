@@ -7,9 +7,9 @@ import re
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field, field_validator
 
+from kernel.languages import LANGUAGES
 from scheduler.errors import UnknownTopicError
 
-UI_LANGUAGES = ("ko", "en", "ja", "zh", "ru")
 _ID = re.compile(r"^[a-z][a-z0-9_-]{1,31}$")
 _KEY = "sb:topics"
 
@@ -32,10 +32,10 @@ class Topic(BaseModel):
     @field_validator("names")
     @classmethod
     def _names(cls, value: dict[str, str]) -> dict[str, str]:
-        unknown = [code for code in value if code not in UI_LANGUAGES]
+        unknown = [code for code in value if code not in LANGUAGES]
         if unknown:
             raise ValueError(
-                f"unknown language(s) {', '.join(unknown)}; use {', '.join(UI_LANGUAGES)}"
+                f"unknown language(s) {', '.join(unknown)}; use {', '.join(LANGUAGES)}"
             )
         if "ko" not in value or "en" not in value:
             raise ValueError("give at least the Korean (ko) and English (en) names")

@@ -12,9 +12,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from kernel.languages import LANGUAGES, Language
+
+__all__ = ["LANGUAGES", "Language"]  # re-exported: the wire speaks these codes
+
 EVENT = "message"
-LANGUAGES = ("ko", "en", "ja", "zh", "ru")
-Language = Literal["ko", "en", "ja", "zh", "ru"]
 
 
 class Role(StrEnum):

@@ -58,13 +58,9 @@ from scheduler.wire import (
     TicketStateRequest,
 )
 from signaling.protocol import Role, RoomState
-from web.appkeys import REDIS, ROOMS, SETTINGS, STAFF, TOKENS
+from web.appkeys import BOOKINGS, QUEUE, REDIS, ROOMS, SETTINGS, STAFF, TOKENS, TOPICS
 from web.auth import require_staff
 from web.http_errors import raise_error, validation_message
-
-BOOKINGS = web.AppKey("scheduler_bookings", BookingService)
-TOPICS = web.AppKey("scheduler_topics", TopicStore)
-QUEUE = web.AppKey("scheduler_queue", WalkInQueue)
 
 STATIC_DIR = Path(__file__).parent / "static"
 M = TypeVar("M", bound=BaseModel)

@@ -25,12 +25,10 @@ from interpretation.glossary import Glossary
 from interpretation.service import CaptionService
 from interpretation.transcript import to_srt, to_webvtt
 from signaling.protocol import LANGUAGES, Role
-from web.appkeys import SETTINGS
+from web.appkeys import CAPTIONS, SETTINGS, SIGNALING
 from web.auth import require_staff
 from web.http_errors import raise_error, validation_message
 from web.room_captions import CaptionsExtension
-
-CAPTIONS = web.AppKey("captions", CaptionService)
 
 
 async def interpretation_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -39,8 +37,6 @@ async def interpretation_ctx(app: web.Application) -> AsyncIterator[None]:
     Runs after the lead's ``services`` context (it needs ``SIGNALING``); on exit it
     unhooks, closes every pipeline and the service.
     """
-    from web.app import SIGNALING  # web.app imports this module: import late
-
     settings = app[SETTINGS]
     service = await asyncio.to_thread(
         CaptionService,

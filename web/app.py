@@ -23,8 +23,17 @@ from signaling.tokens import TokenService
 from web import api_rooms, api_scheduler, api_transcripts
 from web.api_scheduler import scheduler_ctx
 from web.api_transcripts import interpretation_ctx
-from web.appkeys import REDIS, ROOMS, SETTINGS, STAFF, TOKENS
-from web.metrics import METRICS_REGISTRY, SignalingCollector, metrics
+from web.appkeys import (
+    METRICS_REGISTRY,
+    REDIS,
+    ROOMS,
+    SETTINGS,
+    SIGNALING,
+    STAFF,
+    STARTED_AT,
+    TOKENS,
+)
+from web.metrics import SignalingCollector, metrics
 from web.redis_store import open_redis
 from web.room_recording import RoomRecording
 from web.settings import Settings
@@ -33,8 +42,6 @@ logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
 
-SIGNALING = web.AppKey("signaling", SignalingServer)
-STARTED_AT = web.AppKey("started_at", float)
 
 _SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",  # join links carry tokens in the query string

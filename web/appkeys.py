@@ -1,25 +1,35 @@
-"""Typed keys for what the composition root puts on the aiohttp application.
+"""Every typed key the composition root puts on the aiohttp application.
 
 Route modules (``web.api_*``) read their dependencies from these keys; only
-``web.app`` writes them.
+``web.services`` (and ``web.app`` for the start time) writes them. All keys live
+here, so no route module imports ``web.app`` (which imports every route module).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import redis.asyncio as aioredis
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
+from interpretation.service import CaptionService
+from scheduler.bookings import BookingService
+from scheduler.queue import WalkInQueue
 from scheduler.staff import StaffStore
+from scheduler.topics import TopicStore
+from signaling.rooms import RoomDirectory
+from signaling.server import SignalingServer
 from signaling.tokens import TokenService
 from web.settings import Settings
 
-if TYPE_CHECKING:
-    from signaling.rooms import RoomDirectory
-
 SETTINGS = web.AppKey("settings", Settings)
+STARTED_AT = web.AppKey("started_at", float)
 REDIS = web.AppKey("redis", aioredis.Redis)
 TOKENS = web.AppKey("tokens", TokenService)
 STAFF = web.AppKey("staff", StaffStore)
-ROOMS: web.AppKey[RoomDirectory] = web.AppKey("rooms")
+ROOMS = web.AppKey("rooms", RoomDirectory)
+SIGNALING = web.AppKey("signaling", SignalingServer)
+CAPTIONS = web.AppKey("captions", CaptionService)
+BOOKINGS = web.AppKey("scheduler_bookings", BookingService)
+TOPICS = web.AppKey("scheduler_topics", TopicStore)
+QUEUE = web.AppKey("scheduler_queue", WalkInQueue)
+METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)

@@ -6,15 +6,13 @@ import ipaddress
 from collections.abc import Iterator
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from signaling.live import ParticipantState
 from signaling.server import SignalingServer
-from web.appkeys import SETTINGS
-
-METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
+from web.appkeys import METRICS_REGISTRY, SETTINGS
 
 
 class SignalingCollector(Collector):

@@ -15,8 +15,8 @@ from interpretation.transcript import TranscriptEntry
 from signaling.protocol import Role
 from signaling.tokens import TokenService
 from web import cli_models
-from web.api_transcripts import CAPTIONS, add_routes, interpretation_ctx
-from web.appkeys import SETTINGS, TOKENS
+from web.api_transcripts import add_routes, interpretation_ctx
+from web.appkeys import CAPTIONS, SETTINGS, TOKENS
 from web.settings import Settings
 
 

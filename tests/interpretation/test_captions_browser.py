@@ -23,9 +23,8 @@ from aiohttp import web
 from interpretation.packages import PackageStore
 from signaling.protocol import Role
 from tests.interpretation.speech_fixture import korean_wav
-from web.api_transcripts import CAPTIONS
 from web.app import build_app
-from web.appkeys import ROOMS, TOKENS
+from web.appkeys import CAPTIONS, ROOMS, TOKENS
 from web.settings import Settings
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(90)]

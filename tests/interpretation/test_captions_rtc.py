@@ -22,9 +22,8 @@ from media.rtp_forwarder import RtpForwarder
 from signaling.protocol import Role
 from tests.interpretation.speech_fixture import WavAudioTrack, wav_pcm
 from tests.support.rtc_client import RtcParticipant
-from web.api_transcripts import CAPTIONS
 from web.app import build_app
-from web.appkeys import ROOMS, TOKENS
+from web.appkeys import CAPTIONS, ROOMS, TOKENS
 from web.settings import Settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]

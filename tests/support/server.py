@@ -11,8 +11,8 @@ from aiohttp import web
 
 from signaling.protocol import Role
 from tests.support.rtc_client import RtcParticipant
-from web.app import SIGNALING, build_app
-from web.appkeys import ROOMS, TOKENS
+from web.app import build_app
+from web.appkeys import ROOMS, SIGNALING, TOKENS
 from web.settings import Settings
 
 
