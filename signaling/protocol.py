@@ -13,25 +13,11 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from kernel.languages import LANGUAGES, Language
+from kernel.roles import Role
 
-__all__ = ["LANGUAGES", "Language"]  # re-exported: the wire speaks these codes
+__all__ = ["LANGUAGES", "Language", "Role"]  # re-exported: the wire speaks these
 
 EVENT = "message"
-
-
-class Role(StrEnum):
-    RESIDENT = "resident"
-    COUNSELOR = "counselor"
-    INTERPRETER = "interpreter"
-    ADMIN = "admin"
-
-    @property
-    def is_staff(self) -> bool:
-        return self is not Role.RESIDENT
-
-    @property
-    def can_moderate(self) -> bool:
-        return self in (Role.COUNSELOR, Role.ADMIN)
 
 
 class RoomState(StrEnum):
