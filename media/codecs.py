@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import ClassVar, Final
 
 from aiortc import RTCPeerConnection, RTCRtpSender
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
@@ -25,6 +25,8 @@ AUDIO_CODEC: Final = "opus"
 
 class CodecMismatchError(MediaError):
     """A room's participants share no codec the server can forward."""
+
+    code: ClassVar[str] = "codec_unsupported"
 
 
 @dataclass(frozen=True)

@@ -2,24 +2,32 @@
 
 ``media.sfu`` decides *who* receives *what* and drives negotiation; a
 ``Forwarder`` decides *how* a publication's media reaches a subscriber's
-``RTCRtpSender``. The first implementation (``media.relay``) uses aiortc's
-MediaRelay, which decodes and re-encodes; a forwarder that moves encoded media
-without transcoding plugs in behind the same interface.
+``RTCRtpSender``. ``media.rtp_forwarder`` forwards encoded RTP (the default);
+``media.relay`` (aiortc's MediaRelay, decode and re-encode) is kept as the
+benchmark baseline. Callers (the SFU, recording, captions, bandwidth
+adaptation) use only this interface, never a concrete forwarder.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtp import RtpPacket
 
-Kind = Literal["audio", "video"]
+from kernel.media_types import Kind, PublicationRef
+from media.codecs import RoomCodecs
+
+__all__ = ["Kind"]
 
 #: PCM handed to audio consumers (captions): signed 16-bit little endian, mono.
 TAP_SAMPLE_RATE = 16_000
+
+#: Called for every packet of a publication (RTX unwrapped) with its codec name; must not block.
+PacketListener = Callable[[RtpPacket, str], None]
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,10 @@ class Publication:
     def id(self) -> str:
         return f"{self.participant_id}/{self.kind}"
 
+    @property
+    def ref(self) -> PublicationRef:
+        return PublicationRef(self.participant_id, self.kind)
+
 
 class AudioTap(Protocol):
     """A consumer of one publication's audio as 16 kHz mono s16le PCM chunks.
@@ -47,11 +59,34 @@ class AudioTap(Protocol):
     async def aclose(self) -> None: ...
 
 
-class Forwarder(Protocol):
+class PacketSource(Protocol):
+    """Encoded packets of a room's publications, as subscribers get them (recording)."""
+
+    def add_packet_listener(
+        self, publication_id: str, listener: PacketListener
+    ) -> Callable[[], None]:
+        """Call ``listener`` for each packet of the publication; returns the remover.
+
+        Raises ``MediaError`` when the publication is unknown or this forwarder
+        does not forward encoded packets.
+        """
+
+    def request_keyframe(self, publication_id: str) -> None:
+        """Ask a video publication's sender for a keyframe (rate-limited); audio: no-op."""
+
+
+class Forwarder(PacketSource, Protocol):
     """Moves publications to subscribers' senders. Owned by one room."""
+
+    @property
+    def codecs(self) -> RoomCodecs | None:
+        """The one codec per kind every peer must negotiate; None when it adapts (transcodes)."""
 
     def prepare_peer(self, pc: RTCPeerConnection) -> None:
         """Called once for every new peer connection, before any negotiation."""
+
+    def release_peer(self, pc: RTCPeerConnection) -> None:
+        """The peer connection is closed: forget everything kept for its senders."""
 
     def publish(self, publication: Publication) -> None:
         """A participant's track became available."""

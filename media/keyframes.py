@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from media.tasks import cancel_and_wait
+from kernel.taskset import TaskSet
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +101,7 @@ class KeyframeRequester:
         self,
         send: Callable[[], Awaitable[bool]],
         *,
+        tasks: TaskSet,
         name: str,
         min_interval: float = DEFAULT_MIN_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
@@ -113,7 +114,8 @@ class KeyframeRequester:
         self._wanted = asyncio.Event()
         self.sent = 0
         self.requested = 0
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"keyframes:{name}")
+        self._tasks = tasks
+        self._task = tasks.spawn(self._run(), name=f"keyframes {name}")
 
     def request(self) -> None:
         self.requested += 1
@@ -140,9 +142,9 @@ class KeyframeRequester:
                 await asyncio.sleep(self._min_interval)
                 self._wanted.set()
 
-    def close_nowait(self) -> None:
-        """Stop sending; ``aclose()`` still has to be awaited to reap the task."""
+    def close(self) -> None:
+        """Stop sending; the owning ``TaskSet`` reaps the task."""
         self._task.cancel()
 
     async def aclose(self) -> None:
-        await cancel_and_wait(self._task)
+        await self._tasks.cancel(self._task)

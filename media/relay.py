@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import av
 from aiortc import RTCPeerConnection, RTCRtpSender
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from media.codecs import RoomCodecs
 from media.errors import MediaError
-from media.forwarding import TAP_SAMPLE_RATE, Publication
+from media.forwarding import TAP_SAMPLE_RATE, PacketListener, Publication
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +60,26 @@ class RelayForwarder:
         self._publications: dict[str, Publication] = {}
         self._attached: dict[RTCRtpSender, tuple[str, MediaStreamTrack]] = {}
 
+    @property
+    def codecs(self) -> RoomCodecs | None:
+        return None  # it transcodes: whatever each peer negotiated
+
     def prepare_peer(self, pc: RTCPeerConnection) -> None:
         return None
+
+    def release_peer(self, pc: RTCPeerConnection) -> None:
+        for transceiver in pc.getTransceivers():
+            self.detach(transceiver.sender)
+
+    def add_packet_listener(
+        self, publication_id: str, listener: PacketListener
+    ) -> Callable[[], None]:
+        raise MediaError(
+            "this room relays by transcoding; recording needs encoded forwarding (RtpForwarder)"
+        )
+
+    def request_keyframe(self, publication_id: str) -> None:
+        return None  # the relay's encoders send keyframes of their own
 
     def publish(self, publication: Publication) -> None:
         self._publications[publication.id] = publication

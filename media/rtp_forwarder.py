@@ -24,6 +24,7 @@ from aiortc import clock as aiortc_clock
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtp import RtpPacket
 
+from kernel.taskset import TaskSet
 from media.aiortc_internals import (
     OutboundRtp,
     ReceiveHook,
@@ -33,13 +34,12 @@ from media.aiortc_internals import (
 from media.audio_tap import OpusAudioTap
 from media.codecs import RoomCodecs, apply_room_codecs, same_codec
 from media.errors import MediaError
-from media.forwarding import Publication
+from media.forwarding import PacketListener, Publication
 from media.keyframes import DEFAULT_MIN_INTERVAL, KeyframeRequester, is_keyframe_start
 
 logger = logging.getLogger(__name__)
 
-#: Called for every packet of a publication (RTX unwrapped) with its codec name; must not block.
-PacketListener = Callable[[RtpPacket, str], None]
+__all__ = ["PacketListener", "RtpForwarder"]
 
 _SEQ_MOD: Final = 1 << 16
 _TS_MOD: Final = 1 << 32
@@ -53,6 +53,7 @@ class _Source:
         publication: Publication,
         hook: ReceiveHook,
         min_interval: float,
+        tasks: TaskSet,
         latency_ms: collections.deque[float] | None = None,
     ) -> None:
         self.publication = publication
@@ -65,7 +66,7 @@ class _Source:
         self.requester: KeyframeRequester | None = None
         if publication.kind == "video":
             self.requester = KeyframeRequester(
-                hook.send_pli, name=publication.id, min_interval=min_interval
+                hook.send_pli, tasks=tasks, name=publication.id, min_interval=min_interval
             )
         hook.sink = self.on_packet
 
@@ -88,11 +89,12 @@ class _Source:
         for listener in self.listeners:
             listener(packet, self.codec_name)
 
-    async def aclose(self) -> None:
+    def close(self) -> None:
         self.hook.sink = None
         self.listeners.clear()
+        self.subscriptions.clear()
         if self.requester is not None:
-            await self.requester.aclose()
+            self.requester.close()
 
 
 class _Subscription:
@@ -187,7 +189,7 @@ class RtpForwarder:
         keyframe_min_interval: float = DEFAULT_MIN_INTERVAL,
         measure_latency: bool = False,
     ) -> None:
-        self.codecs = codecs or RoomCodecs()
+        self._codecs = codecs or RoomCodecs()
         #: With ``measure_latency``: ms from a packet's arrival to its last forward (recent 100k).
         self.latency_ms: collections.deque[float] | None = (
             collections.deque(maxlen=100_000) if measure_latency else None
@@ -202,13 +204,17 @@ class RtpForwarder:
         self._numbering: dict[RTCRtpSender, _NumberingState] = {}
         self._subscriptions: dict[RTCRtpSender, _Subscription] = {}
         self._taps: list[OpusAudioTap] = []
-        self._retired: list[_Source] = []
+        self._tasks = TaskSet("rtp forwarder")
+
+    @property
+    def codecs(self) -> RoomCodecs:
+        return self._codecs
 
     # -- peers -------------------------------------------------------------------------
 
     def prepare_peer(self, pc: RTCPeerConnection) -> None:
         self._pcs.add(pc)
-        wrap_negotiation(pc, lambda p: apply_room_codecs(p, self.codecs))
+        wrap_negotiation(pc, lambda p: apply_room_codecs(p, self._codecs))
 
         def on_track(track: MediaStreamTrack) -> None:
             for transceiver in pc.getTransceivers():
@@ -216,6 +222,18 @@ class RtpForwarder:
                     self._hook(transceiver.receiver)
 
         pc.on("track", on_track)
+
+    def release_peer(self, pc: RTCPeerConnection) -> None:
+        """Drop every per-sender record of a closed peer (they would pin it in memory)."""
+        for transceiver in pc.getTransceivers():
+            sender = transceiver.sender
+            self.detach(sender)
+            self._outbound.pop(sender, None)
+            self._numbering.pop(sender, None)
+            hook = self._hooks.pop(transceiver.receiver, None)
+            if hook is not None:
+                hook.uninstall()
+        self._pcs.discard(pc)
 
     def _hook(self, receiver: RTCRtpReceiver) -> ReceiveHook:
         hook = self._hooks.get(receiver)
@@ -230,7 +248,11 @@ class RtpForwarder:
         if publication.id in self._sources:
             self.unpublish(publication.id)
         source = _Source(
-            publication, self._hook(publication.receiver), self._min_interval, self.latency_ms
+            publication,
+            self._hook(publication.receiver),
+            self._min_interval,
+            self._tasks,
+            self.latency_ms,
         )
         self._sources[publication.id] = source
         logger.info("%s: published (rtp forwarding)", publication.id)
@@ -243,11 +265,7 @@ class RtpForwarder:
             self.detach(subscription.out.sender)
         for tap in [t for t in self._taps if t.publication_id == publication_id]:
             tap.end()
-        source.hook.sink = None
-        source.listeners.clear()
-        if source.requester is not None:
-            source.requester.close_nowait()
-        self._retired.append(source)
+        source.close()
         logger.info("%s: unpublished", publication_id)
 
     def request_keyframe(self, publication_id: str) -> None:
@@ -320,6 +338,7 @@ class RtpForwarder:
         tap = OpusAudioTap(publication_id)
         remove = self.add_packet_listener(publication_id, tap.feed)
         tap.on_close(remove)
+        tap.on_close(lambda: self._taps.remove(tap) if tap in self._taps else None)
         self._taps.append(tap)
         return tap
 
@@ -338,16 +357,27 @@ class RtpForwarder:
             return 0
         return source.requester.sent
 
+    def held(self) -> dict[str, int]:
+        """How many records of each kind this forwarder holds (leak checks, metrics)."""
+        return {
+            "sources": len(self._sources),
+            "subscriptions": len(self._subscriptions),
+            "outbound": len(self._outbound),
+            "taps": len(self._taps),
+            "tasks": len(self._tasks),
+        }
+
     async def aclose(self) -> None:
         for sender in list(self._subscriptions):
             self.detach(sender)
-        for tap in self._taps:
+        for tap in list(self._taps):
             await tap.aclose()
         self._taps.clear()
-        sources = list(self._sources.values()) + self._retired
+        for source in self._sources.values():
+            source.close()
         self._sources.clear()
-        self._retired.clear()
-        for source in sources:
-            await source.aclose()
+        self._outbound.clear()
+        self._numbering.clear()
         for hook in list(self._hooks.values()):
             hook.sink = None
+        await self._tasks.aclose()

@@ -7,13 +7,14 @@ participant's microphone and camera) and one *slot* per remote publication
 are reused for the next publication of the same kind, so a long consultation
 does not grow its SDP without bound.
 
-The server always makes the offers; a peer never has two outstanding. How the
-media itself moves from a publication to a slot is the ``Forwarder``'s job.
+The server always makes the offers; a peer never has two outstanding
+(``media.negotiation``). How the media itself moves from a publication to a
+slot is the ``Forwarder``'s job. Every task of the room is owned by its
+``TaskSet``; ``aclose()`` ends them all within a bound.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,20 +27,19 @@ from aiortc import (
     RTCIceServer,
     RTCPeerConnection,
     RTCRtpTransceiver,
-    RTCSessionDescription,
 )
-from aiortc import sdp as sdp_module
-from aiortc.exceptions import InvalidStateError
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
-from media.codecs import RoomCodecs, check_participant
+from kernel.media_types import KINDS, OfferToSend, TrackAssignment
+from kernel.taskset import TaskSet
 from media.errors import MediaError, NegotiationError
 from media.forwarding import Forwarder, Kind, Publication
+from media.negotiation import NegotiationBroken, Negotiator, NegotiatorConfig
 
 logger = logging.getLogger(__name__)
 
-KINDS: tuple[Kind, ...] = ("audio", "video")
+__all__ = ["KINDS", "MediaPeer", "MediaRoom", "NegotiatorConfig", "PeerState"]
 
 
 class PeerState(StrEnum):
@@ -51,32 +51,16 @@ class PeerState(StrEnum):
 
 
 _PEER_TRANSITIONS: dict[PeerState, frozenset[PeerState]] = {
-    PeerState.NEW: frozenset({PeerState.CONNECTING, PeerState.CLOSED}),
+    PeerState.NEW: frozenset({PeerState.CONNECTING, PeerState.FAILED, PeerState.CLOSED}),
     PeerState.CONNECTING: frozenset({PeerState.CONNECTED, PeerState.FAILED, PeerState.CLOSED}),
     PeerState.CONNECTED: frozenset({PeerState.FAILED, PeerState.CLOSED}),
     PeerState.FAILED: frozenset({PeerState.CLOSED}),
     PeerState.CLOSED: frozenset(),
 }
 
-
-@dataclass(frozen=True)
-class TrackAssignment:
-    mid: str
-    participant_id: str
-    kind: Kind
-
-
-@dataclass(frozen=True)
-class OfferToSend:
-    """What signaling must deliver to one participant as an ``offer`` message."""
-
-    sdp: str
-    publish: dict[Kind, str]
-    tracks: list[TrackAssignment]
-
-
 OfferSender = Callable[[str, OfferToSend], Awaitable[None]]
 PublicationListener = Callable[[Publication], Awaitable[None]]
+PeerFailedListener = Callable[[str, str], Awaitable[None]]
 
 
 @dataclass
@@ -94,12 +78,9 @@ class MediaPeer:
     participant_id: str
     pc: RTCPeerConnection
     publish: dict[Kind, RTCRtpTransceiver]
+    negotiator: Negotiator
     slots: list[_Slot] = field(default_factory=list)
     state: PeerState = PeerState.NEW
-    awaiting_answer: bool = False
-    renegotiate: bool = False
-    negotiations: int = 0
-    task: asyncio.Task[None] | None = None
 
     def set_state(self, new: PeerState) -> None:
         if new is self.state:
@@ -133,7 +114,8 @@ class MediaRoom:
         send_offer: OfferSender,
         ice_servers: list[RTCIceServer] | None = None,
         on_publication: PublicationListener | None = None,
-        on_peer_failed: Callable[[str], Awaitable[None]] | None = None,
+        on_peer_failed: PeerFailedListener | None = None,
+        negotiation: NegotiatorConfig | None = None,
     ) -> None:
         self.room_id = room_id
         self._forwarder = forwarder
@@ -141,9 +123,10 @@ class MediaRoom:
         self._ice_servers = list(ice_servers or [])
         self._on_publication = on_publication
         self._on_peer_failed = on_peer_failed
+        self._negotiation = negotiation or NegotiatorConfig()
         self._peers: dict[str, MediaPeer] = {}
         self._publications: dict[str, Publication] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet(f"room {room_id} media")
 
     # ------------------------------------------------------------ queries
     @property
@@ -158,6 +141,9 @@ class MediaRoom:
     def forwarder(self) -> Forwarder:
         return self._forwarder
 
+    def task_names(self) -> list[str]:
+        return self._tasks.names()
+
     # ---------------------------------------------------------- membership
     async def add_peer(self, participant_id: str) -> MediaPeer:
         """Create the participant's connection and send the first offer."""
@@ -171,21 +157,30 @@ class MediaRoom:
         publish: dict[Kind, RTCRtpTransceiver] = {
             kind: pc.addTransceiver(kind, direction="recvonly") for kind in KINDS
         }
-        peer = MediaPeer(self.room_id, participant_id, pc, publish)
+        negotiator = Negotiator(
+            f"room {self.room_id} peer {participant_id}",
+            pc,
+            tasks=self._tasks,
+            describe=lambda: self._describe(peer),
+            deliver=lambda offer: self._send_offer(participant_id, offer),
+            on_give_up=lambda reason: self._fail(peer, reason),
+            config=self._negotiation,
+        )
+        peer = MediaPeer(self.room_id, participant_id, pc, publish, negotiator)
         self._peers[participant_id] = peer
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
-            self._spawn(self._publish(peer, track), f"publish {participant_id} {track.kind}")
+            self._tasks.spawn(self._publish(peer, track), name=f"publish {participant_id}")
 
         @pc.on("connectionstatechange")
         def on_state() -> None:
-            self._spawn(self._connection_changed(peer), f"state {participant_id}")
+            self._tasks.spawn(self._connection_changed(peer), name=f"state {participant_id}")
 
         for publication in self._publications.values():
             if publication.participant_id != participant_id:
                 self._subscribe(peer, publication)
-        self._request_negotiation(peer)
+        negotiator.request()
         return peer
 
     async def remove_peer(self, participant_id: str) -> None:
@@ -202,13 +197,12 @@ class MediaRoom:
                 slot = other.slot_for(publication_id)
                 if slot is not None:
                     slot.publication_id = None
-                    self._request_negotiation(other)
+                    other.negotiator.request()
         for slot in peer.slots:
             self._forwarder.detach(slot.transceiver.sender)
-        if peer.task is not None and not peer.task.done():
-            peer.task.cancel()
-            await asyncio.wait([peer.task])  # waits without swallowing our own cancellation
+        await peer.negotiator.aclose()
         await peer.pc.close()
+        self._forwarder.release_peer(peer.pc)
         if peer.state is not PeerState.CLOSED:
             peer.set_state(PeerState.CLOSED)
         logger.info("room %s peer %s: removed", self.room_id, participant_id)
@@ -216,30 +210,13 @@ class MediaRoom:
     # ---------------------------------------------------------- signaling in
     async def apply_answer(self, participant_id: str, sdp: str) -> None:
         peer = self._require(participant_id)
-        if not peer.awaiting_answer:
-            raise NegotiationError("no offer is waiting for an answer; ignore stale answers")
         try:
-            await peer.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
-        except (ValueError, AssertionError, InvalidStateError) as exc:
-            raise NegotiationError(f"the answer could not be applied: {exc}") from exc
-        finally:
-            peer.awaiting_answer = False
-        self._check_codecs(participant_id, sdp)
+            await peer.negotiator.apply_answer(sdp, self._forwarder.codecs)
+        except NegotiationBroken as exc:
+            await self._fail(peer, str(exc))
+            raise
         if peer.state is PeerState.NEW:
             peer.set_state(PeerState.CONNECTING)
-        if peer.renegotiate:
-            self._request_negotiation(peer)
-
-    def _check_codecs(self, participant_id: str, answer: str) -> None:
-        """Forwarding needs the room's codecs on both ends: say so when a browser lacks them."""
-        room_codecs = getattr(self._forwarder, "codecs", None)
-        if not isinstance(room_codecs, RoomCodecs):
-            return  # a transcoding forwarder adapts to whatever was negotiated
-        names: set[str] = set()
-        for media in sdp_module.SessionDescription.parse(answer).media:
-            if media.kind in KINDS and media.port != 0:
-                names |= {c.mimeType.split("/")[-1] for c in media.rtp.codecs}
-        check_participant(room_codecs, participant_id, names)
 
     async def add_candidate(
         self,
@@ -254,40 +231,44 @@ class MediaRoom:
         text = candidate.removeprefix("candidate:")
         try:
             parsed = candidate_from_sdp(text)
-        except (ValueError, IndexError) as exc:
-            raise NegotiationError(f"malformed ICE candidate: {exc}") from exc
+        except (ValueError, IndexError, AssertionError) as exc:
+            raise NegotiationError(f"malformed ICE candidate: {exc or 'too few fields'}") from None
+        if sdp_mid is None and sdp_mline_index is None:
+            raise NegotiationError("an ICE candidate needs sdp_mid or sdp_mline_index")
         parsed.sdpMid = sdp_mid
         parsed.sdpMLineIndex = sdp_mline_index
-        await peer.pc.addIceCandidate(parsed)
+        try:
+            await peer.pc.addIceCandidate(parsed)
+        except (ValueError, AssertionError) as exc:
+            raise NegotiationError(f"the ICE candidate could not be used: {exc}") from None
 
     async def aclose(self) -> None:
         for participant_id in list(self._peers):
             await self.remove_peer(participant_id)
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.aclose()
         await self._forwarder.aclose()
 
     # ------------------------------------------------------------ internals
     def _require(self, participant_id: str) -> MediaPeer:
         peer = self._peers.get(participant_id)
         if peer is None:
-            raise MediaError(f"room {self.room_id}: {participant_id} has no media connection")
+            raise NegotiationError(f"room {self.room_id}: {participant_id} has no media connection")
         return peer
 
-    def _spawn(self, coro: Awaitable[None], name: str) -> None:
-        task = asyncio.ensure_future(coro)
-        task.set_name(f"room {self.room_id}: {name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error(
-                "room %s: task %s failed", self.room_id, task.get_name(), exc_info=task.exception()
+    def _describe(self, peer: MediaPeer) -> OfferToSend:
+        """The offer message for the peer's current local description."""
+        description = peer.pc.localDescription
+        publish = {kind: t.mid for kind, t in peer.publish.items() if t.mid is not None}
+        tracks = tuple(
+            TrackAssignment(
+                mid=slot.transceiver.mid,
+                participant_id=self._publications[slot.publication_id].participant_id,
+                kind=slot.kind,
             )
+            for slot in peer.slots
+            if slot.publication_id in self._publications and slot.transceiver.mid is not None
+        )
+        return OfferToSend(sdp=description.sdp, publish=publish, tracks=tracks)
 
     async def _publish(self, peer: MediaPeer, track: MediaStreamTrack) -> None:
         kind = cast(Kind, track.kind)
@@ -301,7 +282,7 @@ class MediaRoom:
         for other in self._peers.values():
             if other is not peer:
                 self._subscribe(other, publication)
-                self._request_negotiation(other)
+                other.negotiator.request()
         if self._on_publication is not None:
             await self._on_publication(publication)
 
@@ -316,72 +297,24 @@ class MediaRoom:
         slot.publication_id = publication.id
         self._forwarder.attach(publication.id, slot.transceiver.sender)
 
-    def _request_negotiation(self, peer: MediaPeer) -> None:
-        if self._peers.get(peer.participant_id) is not peer:
-            return  # the peer left while we were busy; its connection is closed
-        peer.renegotiate = True
-        if peer.awaiting_answer or (peer.task is not None and not peer.task.done()):
-            return
-        peer.task = asyncio.ensure_future(self._negotiate(peer))
-        peer.task.set_name(f"room {self.room_id}: negotiate {peer.participant_id}")
-
-    async def _negotiate(self, peer: MediaPeer) -> None:
-        peer.renegotiate = False
-        if self._peers.get(peer.participant_id) is not peer or peer.pc.connectionState == "closed":
-            return  # leaving: nothing to negotiate
-        peer.awaiting_answer = True
-        try:
-            offer = await peer.pc.createOffer()
-            await peer.pc.setLocalDescription(offer)
-        except InvalidStateError:
-            peer.awaiting_answer = False
-            logger.info(
-                "room %s peer %s: connection closed before the offer",
-                self.room_id,
-                peer.participant_id,
-            )
-            return
-        except Exception:
-            peer.awaiting_answer = False
-            logger.exception(
-                "room %s peer %s: could not create an offer", self.room_id, peer.participant_id
-            )
-            return
-        peer.negotiations += 1
-        publish = {kind: t.mid for kind, t in peer.publish.items() if t.mid is not None}
-        tracks = [
-            TrackAssignment(
-                mid=slot.transceiver.mid,
-                participant_id=self._publications[slot.publication_id].participant_id,
-                kind=slot.kind,
-            )
-            for slot in peer.slots
-            if slot.publication_id in self._publications and slot.transceiver.mid is not None
-        ]
-        description = peer.pc.localDescription
-        logger.debug(
-            "room %s peer %s: offer #%d", self.room_id, peer.participant_id, peer.negotiations
-        )
-        try:
-            await self._send_offer(
-                peer.participant_id,
-                OfferToSend(sdp=description.sdp, publish=publish, tracks=tracks),
-            )
-        except Exception:
-            peer.awaiting_answer = False
-            logger.exception(
-                "room %s peer %s: could not deliver the offer", self.room_id, peer.participant_id
-            )
-
     async def _connection_changed(self, peer: MediaPeer) -> None:
         state = peer.pc.connectionState
-        if peer.state is PeerState.CLOSED:
+        if peer.state is PeerState.CLOSED or self._peers.get(peer.participant_id) is not peer:
             return
         if state == "connected" and peer.state is not PeerState.CONNECTED:
             if peer.state is PeerState.NEW:
                 peer.set_state(PeerState.CONNECTING)
             peer.set_state(PeerState.CONNECTED)
-        elif state == "failed" and peer.state in (PeerState.CONNECTING, PeerState.CONNECTED):
+        elif state == "failed":
+            await self._fail(peer, "the media connection failed (ICE or DTLS)")
+
+    async def _fail(self, peer: MediaPeer, reason: str) -> None:
+        """Close a peer that cannot carry media, then tell the owner (who may offer anew)."""
+        if self._peers.get(peer.participant_id) is not peer:
+            return
+        logger.warning("room %s peer %s: failed: %s", self.room_id, peer.participant_id, reason)
+        if peer.state is not PeerState.CLOSED:
             peer.set_state(PeerState.FAILED)
-            if self._on_peer_failed is not None:
-                await self._on_peer_failed(peer.participant_id)
+        await self.remove_peer(peer.participant_id)
+        if self._on_peer_failed is not None:
+            await self._on_peer_failed(peer.participant_id, reason)

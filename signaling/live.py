@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from media.sfu import MediaRoom
 from signaling.errors import IllegalTransition
-from signaling.protocol import Language, ParticipantInfo, Role
+from signaling.media_port import MediaSession
+from signaling.protocol import ParticipantInfo, Role
 from signaling.rooms import RoomRecord
 from signaling.tokens import JoinClaims
 
@@ -65,12 +66,11 @@ class Participant:
         self.state = new
 
     def info(self) -> ParticipantInfo:
-        language: Language = self.claims.language  # type: ignore[assignment]
         return ParticipantInfo(
             id=self.id,
             name=self.claims.name,
             role=self.role,
-            language=language,
+            language=self.claims.language,
             audio_muted=self.audio_muted,
             video_muted=self.video_muted,
         )
@@ -78,15 +78,15 @@ class Participant:
 
 @dataclass
 class LiveRoom:
+    """What this node holds of one room while it is open here (admission lives in Redis)."""
+
     record: RoomRecord
-    media: MediaRoom
+    media: MediaSession
     participants: dict[str, Participant] = field(default_factory=dict)
-    #: residents a counselor admitted: a reconnect skips the lobby
-    admitted: set[str] = field(default_factory=set)
-    #: participants removed by a counselor: their link no longer works
-    banned: set[str] = field(default_factory=set)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    empty_timer: asyncio.Task[None] | None = None
+    idle_timer: asyncio.Task[None] | None = None
+    #: when each participant's media connection was last rebuilt after a failure
+    peer_restarts: dict[str, deque[float]] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -97,9 +97,6 @@ class LiveRoom:
 
     def waiting(self) -> list[Participant]:
         return [p for p in self.participants.values() if p.state is ParticipantState.LOBBY]
-
-    def moderators(self) -> list[Participant]:
-        return [p for p in self.in_room() if p.role.can_moderate]
 
     def staff_in_room(self) -> list[Participant]:
         return [p for p in self.in_room() if p.role.is_staff]

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from kernel.taskset import TaskSet, raise_if_cancelling
+
 logger = logging.getLogger(__name__)
 
 _NODE = "sb:node:"
@@ -68,17 +70,18 @@ class NodePlacement:
         self._rooms: set[str] = set()
         self._claim = redis.register_script(_CLAIM)
         self._release = redis.register_script(_RELEASE)
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = TaskSet(f"node {node_id}")
 
     async def start(self) -> None:
         await self._beat()
-        self._task = asyncio.create_task(self._run(), name=f"node {self.node_id}: heartbeat")
+        self._tasks.spawn(self._run(), name="heartbeat")
+
+    async def stop_heartbeat(self) -> None:
+        """Stop renewing this node and its claims (they lapse within the TTL)."""
+        await self._tasks.aclose()
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait([self._task])
-            self._task = None
+        await self.stop_heartbeat()
         for room_id in list(self._rooms):
             await self.release(room_id)
         await self._redis.delete(_NODE + self.node_id)
@@ -92,6 +95,14 @@ class NodePlacement:
         if holder_id == self.node_id:
             self._rooms.add(room_id)
         return holder_id
+
+    async def holder(self, room_id: str) -> str | None:
+        """The live node holding the room, if any (a lapsed node holds nothing)."""
+        raw = await self._redis.get(_ROOM_NODE + room_id)
+        if raw is None:
+            return None
+        node = raw.decode() if isinstance(raw, bytes) else str(raw)
+        return node if await self._redis.exists(_NODE + node) else None
 
     async def release(self, room_id: str) -> None:
         self._rooms.discard(room_id)
@@ -115,6 +126,7 @@ class NodePlacement:
 
     async def _run(self) -> None:
         while True:
+            raise_if_cancelling()
             await asyncio.sleep(self._heartbeat_s)
             try:
                 await self._beat()

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from kernel.languages import LANGUAGES, Language
 from kernel.roles import Role
+from signaling.errors import SignalingError
 
 __all__ = ["LANGUAGES", "Language", "Role"]  # re-exported: the wire speaks these
 
@@ -28,6 +29,11 @@ class RoomState(StrEnum):
 
 
 class ErrorCode(StrEnum):
+    """Every refusal's code: in ``error`` messages and in a refused connection's ``data``.
+
+    The page chooses its words by the code; the English ``message`` is for logs.
+    """
+
     BAD_MESSAGE = "bad_message"
     NOT_ALLOWED = "not_allowed"
     NOT_IN_ROOM = "not_in_room"
@@ -36,6 +42,35 @@ class ErrorCode(StrEnum):
     NEGOTIATION_FAILED = "negotiation_failed"
     MEDIA_UNAVAILABLE = "media_unavailable"
     CODEC_UNSUPPORTED = "codec_unsupported"
+    # a refused connection (socket.io connect_error data)
+    TOKEN_MISSING = "token_missing"
+    TOKEN_EXPIRED = "token_expired"
+    TOKEN_NOT_YET_VALID = "token_not_yet_valid"
+    TOKEN_INVALID = "token_invalid"
+    WRONG_ROOM = "wrong_room"
+    UNKNOWN_ROOM = "unknown_room"
+    REMOVED = "removed"
+    ROOM_ELSEWHERE = "room_elsewhere"
+    SERVER_RESTARTING = "server_restarting"
+    SERVER_ERROR = "server_error"
+
+
+class RequestError(SignalingError):
+    """A refused request or connection; becomes an ``error`` message (or refusal) on the wire."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class ConnectRefusal(BaseModel):
+    """The ``data`` of a refused socket.io connection: ``connect_error`` on the page."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: ErrorCode
+    message: str
 
 
 class _Msg(BaseModel):
@@ -180,8 +215,8 @@ ClientMessage = Annotated[
 _client_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 
 
-class ProtocolError(Exception):
-    """A payload that is not a valid client message; ``str()`` says what is wrong."""
+class ProtocolError(SignalingError):
+    """A payload that is not a valid message; ``str()`` says what is wrong."""
 
 
 def parse_client_message(payload: object) -> ClientMessage:
@@ -314,13 +349,41 @@ class RecordConsentRequest(_Msg):
     requested_by: str
 
 
+class Caption(_Msg):
+    """A live caption: an utterance keeps its ``id`` from the first partial to the final.
+
+    A final is sent as soon as it is recognised (``translations`` may be empty) and
+    once more with ``translations``; pages replace the caption with that id. All
+    text is already redacted.
+    """
+
+    type: Literal["caption"] = "caption"
+    id: str
+    speaker_id: str
+    speaker_name: str
+    language: Language
+    text: str
+    final: bool
+    start: float = Field(description="seconds since captions began in this room")
+    end: float
+    ts: float = Field(description="wall-clock time the caption was made, Unix seconds")
+    translations: dict[Language, str] = Field(default_factory=dict)
+
+
+class ServerRestarting(_Msg):
+    """To everyone before this server stops: reconnect (through the join step) shortly."""
+
+    type: Literal["server_restarting"] = "server_restarting"
+    retry_after_s: float = 2.0
+
+
 class Error(_Msg):
     type: Literal["error"] = "error"
     code: ErrorCode
     message: str
 
 
-ServerMessage = (
+ServerMessage = Annotated[
     Welcome
     | InLobby
     | Knock
@@ -337,5 +400,19 @@ ServerMessage = (
     | Ended
     | RecordIndicator
     | RecordConsentRequest
-    | Error
-)
+    | Caption
+    | ServerRestarting
+    | Error,
+    Field(discriminator="type"),
+]
+_server_adapter: TypeAdapter[ServerMessage] = TypeAdapter(ServerMessage)
+
+
+def parse_server_message(payload: object) -> ServerMessage:
+    """For clients (tests, tools): a server payload as its typed message."""
+    try:
+        return _server_adapter.validate_python(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "message"
+        raise ProtocolError(f"{where}: {first['msg']}") from None

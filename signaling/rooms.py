@@ -13,6 +13,8 @@ from signaling.errors import IllegalTransition, UnknownRoomError
 from signaling.protocol import RoomInfo, RoomState
 
 _KEY = "sb:room:"
+#: Rooms in live state, for the sweep that ends consultations nobody came back to.
+LIVE_SET = "sb:rooms:live"
 
 #: Allowed room state transitions; anything else raises IllegalTransition.
 TRANSITIONS: dict[RoomState, frozenset[RoomState]] = {
@@ -48,7 +50,8 @@ def new_room_id() -> str:
     return "r-" + secrets.token_urlsafe(9)
 
 
-# Compare-and-set of the state field: only moves if the stored state is still ``old``.
+# Compare-and-set of the state field: only moves if the stored state is still ``old``;
+# keeps the set of live rooms in step. KEYS: 1 room, 2 live set.
 _CAS_STATE = """
 local raw = redis.call('GET', KEYS[1])
 if not raw then return -1 end
@@ -56,6 +59,11 @@ local rec = cjson.decode(raw)
 if rec['state'] ~= ARGV[1] then return 0 end
 rec['state'] = ARGV[2]
 redis.call('SET', KEYS[1], cjson.encode(rec), 'KEEPTTL')
+if ARGV[2] == 'live' then
+  redis.call('SADD', KEYS[2], ARGV[3])
+else
+  redis.call('SREM', KEYS[2], ARGV[3])
+end
 return 1
 """
 
@@ -101,12 +109,19 @@ class RoomDirectory:
             raise UnknownRoomError(f"there is no consultation room {room_id!r}")
         return record
 
+    async def live(self) -> list[str]:
+        """Ids of the rooms in live state, on any node."""
+        members = await self._redis.smembers(LIVE_SET)
+        return sorted(m.decode() if isinstance(m, bytes) else m for m in members)
+
     async def transition(self, room_id: str, new: RoomState) -> RoomRecord:
         """Move the room to ``new``, enforcing TRANSITIONS atomically across nodes."""
         while True:
             record = await self.require(room_id)
             check_transition(room_id, record.state, new)
-            result = await self._cas(keys=[_KEY + room_id], args=[record.state.value, new.value])
+            result = await self._cas(
+                keys=[_KEY + room_id, LIVE_SET], args=[record.state.value, new.value, room_id]
+            )
             if result == 1:
                 return record.model_copy(update={"state": new})
             if result == -1:

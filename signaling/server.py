@@ -1,28 +1,32 @@
-"""The socket.io signaling server: authentication, lobby and admit, media negotiation.
+"""The socket.io signaling server: connections, message dispatch, media events, shutdown.
 
 Every inbound payload is parsed into a typed message (``signaling.protocol``)
-before anything acts on it; every refusal goes back as an ``error`` message with
-a code and a sentence the person can act on.
+before anything acts on it; every refusal goes back as an ``error`` message —
+or, for a refused connection, as ``connect_error`` data — with a code and a
+sentence the person can act on. The lobby rules live in ``signaling.lobby``,
+the rooms' lifetimes in ``signaling.lifecycle``; this module joins them to the
+sockets. Nothing here imports aiortc: media comes from a ``MediaRoomFactory``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable
 
+import redis.asyncio as aioredis
 import socketio
-from pydantic import BaseModel
 
-from media.codecs import CodecMismatchError
-from media.errors import MediaError
-from media.forwarding import Forwarder, Publication
-from media.sfu import MediaRoom, OfferToSend
-from signaling.errors import IllegalTransition, SignalingError
-from signaling.extensions import RoomExtension
+from kernel.media_types import OfferToSend, PublicationRef
+from signaling.admission import AdmissionStore
+from signaling.errors import SignalingError, UnknownRoomError
+from signaling.extensions import ExtensionHooks, RoomExtension
+from signaling.lifecycle import LiveRooms
 from signaling.live import LiveRoom, Participant, ParticipantState
+from signaling.lobby import Lobby
+from signaling.media_port import MediaEvents, MediaRefused, MediaRoomFactory
+from signaling.messenger import Messenger, Session
 from signaling.placement import NodePlacement
 from signaling.protocol import (
     EVENT,
@@ -31,32 +35,23 @@ from signaling.protocol import (
     ChatMessage,
     ChatSend,
     ClientMessage,
-    Denied,
+    ConnectRefusal,
     Deny,
-    Ended,
     EndRoom,
     Error,
     ErrorCode,
     IceCandidate,
     IceServerInfo,
-    InLobby,
     Join,
-    Joined,
-    Knock,
     Leave,
-    LeaveReason,
-    LobbyChanged,
     Mute,
     MuteChanged,
     Offer,
-    ParticipantJoined,
-    ParticipantLeft,
     ProtocolError,
     Remove,
-    Removed,
+    RequestError,
     RoomState,
-    RoomStateChanged,
-    ServerMessage,
+    ServerRestarting,
     TrackInfo,
     Welcome,
     parse_client_message,
@@ -66,20 +61,34 @@ from signaling.tokens import TokenError, TokenService
 
 logger = logging.getLogger(__name__)
 
-
-class RequestError(SignalingError):
-    """A client request refused; becomes an ``error`` message on the wire."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+#: A participant whose media connection fails is given a new one at most this often.
+PEER_RESTARTS_ALLOWED = 3
+PEER_RESTART_WINDOW_S = 60.0
 
 
-@dataclass(frozen=True)
-class _Session:
-    room_id: str
-    participant_id: str
+def _refused(code: ErrorCode, message: str) -> socketio.exceptions.ConnectionRefusedError:
+    """A refused connection: the page reads ``err.data.code`` (never the English)."""
+    data = ConnectRefusal(code=code, message=message).model_dump(mode="json")
+    return socketio.exceptions.ConnectionRefusedError(message, data)
+
+
+class _RoomEvents(MediaEvents):
+    """What one room's media tells signaling."""
+
+    def __init__(self, server: SignalingServer, room_id: str) -> None:
+        self._server = server
+        self._room_id = room_id
+
+    async def send_offer(self, participant_id: str, offer: OfferToSend) -> None:
+        await self._server._send_offer(self._room_id, participant_id, offer)
+
+    async def publication_added(self, publication: PublicationRef) -> None:
+        room = self._server._live.get(self._room_id)
+        if room is not None:
+            await self._server.hooks.publication_added(room, publication)
+
+    async def peer_failed(self, participant_id: str, reason: str) -> None:
+        await self._server._peer_failed(self._room_id, participant_id, reason)
 
 
 class SignalingServer:
@@ -89,26 +98,40 @@ class SignalingServer:
         self,
         sio: socketio.AsyncServer,
         *,
+        redis: aioredis.Redis,
         tokens: TokenService,
         rooms: RoomDirectory,
-        forwarder_factory: Callable[[], Forwarder],
+        media_factory: MediaRoomFactory,
         ice_servers: list[IceServerInfo],
         placement: NodePlacement | None = None,
         empty_room_grace_s: float = 600.0,
+        sweep_interval_s: float = 30.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._sio = sio
         self._tokens = tokens
         self._rooms = rooms
-        self._forwarder_factory = forwarder_factory
         self._ice_servers = ice_servers
-        self._placement = placement
-        self._grace_s = empty_room_grace_s
         self._clock = clock
-        self._live: dict[str, LiveRoom] = {}
-        self._sessions: dict[str, _Session] = {}
-        self._open_lock = asyncio.Lock()
-        self.extensions: list[RoomExtension] = []
+        self._admissions = AdmissionStore(redis)
+        self._closing = False
+        self.messenger = Messenger(sio)
+        self.hooks = ExtensionHooks()
+        self._live = LiveRooms(
+            redis=redis,
+            rooms=rooms,
+            admissions=self._admissions,
+            media_factory=media_factory,
+            events_for=lambda room_id: _RoomEvents(self, room_id),
+            hooks=self.hooks,
+            messenger=self.messenger,
+            placement=placement,
+            grace_s=empty_room_grace_s,
+            sweep_interval_s=sweep_interval_s,
+            clock=clock,
+        )
+        self._lobby = Lobby(
+            live=self._live, admissions=self._admissions, messenger=self.messenger, hooks=self.hooks
+        )
         sio.on("connect", self._on_connect)
         sio.on("disconnect", self._on_disconnect)
         sio.on(EVENT, self._on_message)
@@ -116,63 +139,106 @@ class SignalingServer:
     # ---------------------------------------------------------------- queries
     @property
     def live_rooms(self) -> dict[str, LiveRoom]:
-        return dict(self._live)
+        return self._live.all()
+
+    @property
+    def lifecycle(self) -> LiveRooms:
+        return self._live
+
+    def register(self, extension: RoomExtension) -> None:
+        self.hooks.register(extension)
+
+    def unregister(self, extension: RoomExtension) -> None:
+        self.hooks.unregister(extension)
 
     # --------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        self._live.start()
+
+    async def shutdown(self) -> None:
+        """Tell every page the server is restarting, then let go of every room and socket.
+
+        Rooms are closed, not ended: admission and recording state stay in Redis, so
+        the pages come back (here after a restart, or on another node) still admitted.
+        """
+        if self._closing:
+            return
+        self._closing = True
+        sids = self.messenger.sids()
+        logger.info("shutting down: %d sockets, %d rooms", len(sids), len(self.live_rooms))
+        for sid in sids:
+            await self.messenger.send_to(sid, ServerRestarting())
+        for room in list(self.live_rooms.values()):
+            async with room.lock:
+                for participant in list(room.participants.values()):
+                    participant.set_state(ParticipantState.GONE)
+                room.participants.clear()
+                await self._live.close(room, final=False)
+        for sid in self.messenger.sids():
+            await self.messenger.drop(sid)
+
     async def aclose(self) -> None:
-        """Close every socket and room of this node (clients reconnect elsewhere)."""
-        for sid in list(self._sessions):
-            await self._drop_socket(sid)
-        for room in list(self._live.values()):
-            await self._close_live(room)
+        await self.shutdown()
+        await self._live.aclose()
 
     # -------------------------------------------------------------- socket.io
     async def _on_connect(self, sid: str, environ: object, auth: object = None) -> None:
+        try:
+            await self._connect(sid, auth)
+        except RequestError as exc:
+            raise _refused(exc.code, exc.message) from None
+        except TokenError as exc:
+            raise _refused(ErrorCode(exc.code.value), exc.message) from None
+        except UnknownRoomError:
+            raise _refused(
+                ErrorCode.UNKNOWN_ROOM,
+                "This consultation does not exist. Check the link you were sent.",
+            ) from None
+        except Exception:
+            logger.exception("socket %s: connect failed", sid)
+            self.messenger.forget(sid)
+            raise _refused(
+                ErrorCode.SERVER_ERROR, "The server could not connect you. Try again shortly."
+            ) from None
+
+    async def _connect(self, sid: str, auth: object) -> None:
+        if self._closing:
+            raise RequestError(
+                ErrorCode.SERVER_RESTARTING, "The server is restarting. Try again in a moment."
+            )
         token = auth.get("token") if isinstance(auth, dict) else None
         room_id = auth.get("room") if isinstance(auth, dict) else None
-        try:
-            claims = self._tokens.verify_join(
-                token, room_id=room_id if isinstance(room_id, str) else None
-            )
-        except TokenError as exc:
-            raise socketio.exceptions.ConnectionRefusedError(exc.message) from None
-        record = await self._rooms.get(claims.room_id)
-        if record is None:
-            raise socketio.exceptions.ConnectionRefusedError(
-                "This consultation does not exist. Check the link you were sent."
-            )
+        claims = self._tokens.verify_join(
+            token if isinstance(token, str) else None,
+            room_id=room_id if isinstance(room_id, str) else None,
+        )
+        record = await self._rooms.require(claims.room_id)
         if record.state is RoomState.ENDED:
-            raise socketio.exceptions.ConnectionRefusedError("This consultation has ended.")
-        if self._placement is not None and record.id not in self._live:
-            holder = await self._placement.claim(record.id)
-            if holder != self._placement.node_id:
-                raise socketio.exceptions.ConnectionRefusedError(
-                    f"This consultation is hosted on another server ({holder}). "
-                    "Reload the page; if it keeps happening, tell the service center."
-                )
-        room = await self._open_live(record.id)
-        if claims.participant_id in room.banned:
-            raise socketio.exceptions.ConnectionRefusedError(
-                "You were removed from this consultation by the counselor."
+            raise RequestError(ErrorCode.ROOM_ENDED, "This consultation has ended.")
+        if await self._admissions.is_banned(record.id, claims.participant_id):
+            raise RequestError(
+                ErrorCode.REMOVED, "You were removed from this consultation by the counselor."
             )
+        room = await self._live.open(record.id)
+        participant = Participant(claims=claims, sid=sid)
+        # Everything that can fail is done before the participant is registered.
+        welcome = Welcome(
+            you=participant.info(), room=room.record.info(), ice_servers=self._ice_servers
+        )
         async with room.lock:
             old = room.participants.get(claims.participant_id)
             if old is not None:
                 # The same link connected again (a reload or a new network): the new one wins.
                 logger.info("room %s participant %s: replaced by a new connection", room.id, old.id)
-                await self._depart(room, old, "disconnected")
-                await self._drop_socket(old.sid)
-            participant = Participant(claims=claims, sid=sid)
+                await self._lobby.depart(room, old, "disconnected")
+                await self.messenger.drop(old.sid)
             room.participants[participant.id] = participant
-            self._sessions[sid] = _Session(room.id, participant.id)
-            self._cancel_empty_timer(room)
-        await self._send(
-            sid,
-            Welcome(you=participant.info(), room=room.record.info(), ice_servers=self._ice_servers),
-        )
+            self.messenger.bind(sid, Session(room.id, participant.id))
+            self._live.cancel_idle(room)
+        await self.messenger.send_to(sid, welcome)
 
     async def _on_disconnect(self, sid: str, reason: object = None) -> None:
-        session = self._sessions.pop(sid, None)
+        session = self.messenger.forget(sid)
         if session is None:
             return
         room = self._live.get(session.room_id)
@@ -181,11 +247,11 @@ class SignalingServer:
         async with room.lock:
             participant = room.participants.get(session.participant_id)
             if participant is not None and participant.sid == sid:
-                await self._depart(room, participant, "disconnected")
-        await self._maybe_idle(room)
+                await self._lobby.depart(room, participant, "disconnected")
+        await self._live.maybe_idle(room)
 
-    async def _on_message(self, sid: str, data: object) -> None:
-        session = self._sessions.get(sid)
+    async def _on_message(self, sid: str, data: object = None, *extra: object) -> None:
+        session = self.messenger.session(sid)
         if session is None:
             return
         room = self._live.get(session.room_id)
@@ -193,294 +259,138 @@ class SignalingServer:
         if room is None or participant is None:
             return
         try:
+            if extra:
+                raise ProtocolError("send exactly one message object per event")
             message = parse_client_message(data)
-        except ProtocolError as exc:
-            await self._send(sid, Error(code=ErrorCode.BAD_MESSAGE, message=str(exc)))
-            return
-        try:
             await self._dispatch(room, participant, message)
-        except RequestError as exc:
-            await self._send(sid, Error(code=exc.code, message=exc.message))
-        except CodecMismatchError as exc:
-            logger.warning("room %s participant %s: %s", room.id, participant.id, exc)
-            await self._send(sid, Error(code=ErrorCode.CODEC_UNSUPPORTED, message=str(exc)))
-        except MediaError as exc:
-            logger.warning("room %s participant %s: %s", room.id, participant.id, exc)
-            await self._send(sid, Error(code=ErrorCode.NEGOTIATION_FAILED, message=str(exc)))
-        await self._maybe_idle(room)
+        except ProtocolError as exc:
+            await self.messenger.send_to(sid, Error(code=ErrorCode.BAD_MESSAGE, message=str(exc)))
+        except (RequestError, MediaRefused) as exc:
+            if isinstance(exc, MediaRefused):
+                logger.warning("room %s participant %s: %s", room.id, participant.id, exc)
+            await self.messenger.send_to(sid, Error(code=exc.code, message=exc.message))
+        except SignalingError as exc:
+            await self.messenger.send_to(sid, Error(code=ErrorCode.NOT_ALLOWED, message=str(exc)))
+        except Exception:
+            logger.exception("room %s participant %s: message failed", room.id, participant.id)
+            await self.messenger.send_to(
+                sid,
+                Error(code=ErrorCode.SERVER_ERROR, message="The server could not do that now."),
+            )
+        await self._live.maybe_idle(room)
 
     # --------------------------------------------------------------- dispatch
     async def _dispatch(self, room: LiveRoom, me: Participant, message: ClientMessage) -> None:
         match message:
             case Answer():
-                self._require_in_room(me)
+                Lobby.require_in_room(me)
                 await room.media.apply_answer(me.id, message.sdp)
             case IceCandidate():
-                self._require_in_room(me)
+                Lobby.require_in_room(me)
                 await room.media.add_candidate(
                     me.id, message.candidate, message.sdp_mid, message.sdp_mline_index
                 )
             case _:
                 async with room.lock:
+                    if room.participants.get(me.id) is not me:
+                        return  # replaced or gone while this message waited for the lock
                     await self._dispatch_locked(room, me, message)
 
     async def _dispatch_locked(
         self, room: LiveRoom, me: Participant, message: ClientMessage
     ) -> None:
+        lobby = self._lobby
         match message:
             case Join():
-                await self._join(room, me)
+                await lobby.join(room, me)
             case Admit(participant_id=target_id):
-                self._require_moderator(me)
-                await self._admit(room, self._waiting(room, target_id))
+                lobby.require_moderator(me)
+                await lobby.admit(room, lobby.waiting(room, target_id))
             case Deny(participant_id=target_id, reason=reason):
-                self._require_moderator(me)
-                target = self._waiting(room, target_id)
-                await self._send(
-                    target.sid, Denied(reason=reason or "The counselor could not admit you now.")
-                )
-                await self._depart(room, target, "removed")
-                await self._drop_socket(target.sid)
+                lobby.require_moderator(me)
+                await lobby.deny(room, lobby.waiting(room, target_id), reason)
             case Remove(participant_id=target_id, reason=reason):
-                self._require_moderator(me)
-                removed = room.participants.get(target_id)
-                if removed is None or removed is me:
+                lobby.require_moderator(me)
+                target = room.participants.get(target_id)
+                if target is None or target is me:
                     raise RequestError(
                         ErrorCode.UNKNOWN_PARTICIPANT, "That participant is not here."
                     )
-                room.banned.add(removed.id)
-                await self._send(
-                    removed.sid, Removed(reason=reason or "The counselor removed you.")
-                )
-                await self._depart(room, removed, "removed")
-                await self._drop_socket(removed.sid)
+                await lobby.remove(room, target, reason)
             case Leave():
-                await self._depart(room, me, "left")
+                await lobby.depart(room, me, "left")
             case EndRoom():
-                self._require_moderator(me)
-                await self._end(room, "The counselor ended the consultation.")
+                lobby.require_moderator(me)
+                await lobby.end(room, "The counselor ended the consultation.")
             case Mute(audio_muted=audio, video_muted=video):
-                self._require_in_room(me)
+                lobby.require_in_room(me)
                 me.audio_muted, me.video_muted = audio, video
-                await self._broadcast(
+                await self.messenger.broadcast(
                     room, MuteChanged(participant_id=me.id, audio_muted=audio, video_muted=video)
                 )
             case ChatSend(text=text):
-                self._require_in_room(me)
-                await self._broadcast(
+                lobby.require_in_room(me)
+                await self.messenger.broadcast(
                     room,
                     ChatMessage(
                         participant_id=me.id, name=me.claims.name, text=text, ts=self._clock()
                     ),
                 )
             case _:
-                for extension in self.extensions:
-                    if await extension.handle(room, me, message):
-                        return
-                raise RequestError(ErrorCode.BAD_MESSAGE, f"{message.type} is not supported here")
+                if not await self.hooks.handle(room, me, message):
+                    raise RequestError(
+                        ErrorCode.BAD_MESSAGE, f"{message.type} is not supported here"
+                    )
 
-    # ------------------------------------------------------------ transitions
-    async def _join(self, room: LiveRoom, me: Participant) -> None:
-        if me.state is not ParticipantState.CONNECTED:
-            raise RequestError(ErrorCode.NOT_ALLOWED, "You have already joined.")
-        if room.record.state is RoomState.CREATED:
-            await self._set_room_state(room, RoomState.LOBBY)
-        if me.role.is_staff or me.id in room.admitted:
-            await self._enter(room, me)
-            if me.role.is_staff and room.waiting():
-                await self._send(me.sid, LobbyChanged(waiting=[p.info() for p in room.waiting()]))
+    # ------------------------------------------------------------ media events
+    async def _send_offer(self, room_id: str, participant_id: str, offer: OfferToSend) -> None:
+        room = self._live.get(room_id)
+        target = room.participants.get(participant_id) if room else None
+        if target is None:
             return
-        me.set_state(ParticipantState.LOBBY)
-        await self._send(me.sid, InLobby())
-        for staff in room.staff_in_room():
-            await self._send(staff.sid, Knock(participant=me.info()))
-        await self._lobby_changed(room)
-
-    async def _admit(self, room: LiveRoom, target: Participant) -> None:
-        room.admitted.add(target.id)
-        if room.record.state is RoomState.LOBBY:
-            await self._set_room_state(room, RoomState.LIVE)
-        await self._enter(room, target)
-        await self._lobby_changed(room)
-
-    async def _enter(self, room: LiveRoom, me: Participant) -> None:
-        others = room.in_room()
-        me.set_state(ParticipantState.IN_ROOM)
-        await self._send(
-            me.sid,
-            Joined(you=me.info(), room=room.record.info(), participants=[p.info() for p in others]),
+        await self.messenger.send(
+            target,
+            Offer(
+                sdp=offer.sdp,
+                publish=offer.publish,
+                tracks=[
+                    TrackInfo(mid=t.mid, participant_id=t.participant_id, kind=t.kind)
+                    for t in offer.tracks
+                ],
+            ),
         )
-        for other in others:
-            await self._send(other.sid, ParticipantJoined(participant=me.info()))
-        await room.media.add_peer(me.id)
-        for extension in self.extensions:
-            await self._guard(room, extension.participant_entered(room, me))
 
-    async def _depart(self, room: LiveRoom, me: Participant, reason: LeaveReason) -> None:
-        was = me.state
-        if was is ParticipantState.GONE:
+    async def _peer_failed(self, room_id: str, participant_id: str, reason: str) -> None:
+        """A participant's media connection was closed: give them a new one, within limits."""
+        room = self._live.get(room_id)
+        if room is None:
             return
-        me.set_state(ParticipantState.GONE)
-        room.participants.pop(me.id, None)
-        if was is ParticipantState.IN_ROOM:
-            for extension in self.extensions:
-                await self._guard(room, extension.participant_left(room, me))
-            await room.media.remove_peer(me.id)
-            for other in room.in_room():
-                await self._send(
-                    other.sid,
-                    ParticipantLeft(participant_id=me.id, reason=reason),
-                )
-        elif was is ParticipantState.LOBBY:
-            await self._lobby_changed(room)
-
-    async def _end(self, room: LiveRoom, reason: str) -> None:
-        await self._set_room_state(room, RoomState.ENDED)
-        for participant in list(room.participants.values()):
-            await self._send(participant.sid, Ended(reason=reason))
-            await self._depart(room, participant, "left")
-            await self._drop_socket(participant.sid)
-        await self._close_live(room)
-
-    async def _set_room_state(self, room: LiveRoom, state: RoomState) -> None:
-        try:
-            room.record = await self._rooms.transition(room.id, state)
-        except IllegalTransition as exc:
-            raise RequestError(ErrorCode.NOT_ALLOWED, str(exc)) from exc
-        await self._broadcast(room, RoomStateChanged(state=state), include_lobby=True)
-
-    # ---------------------------------------------------------------- helpers
-    def _require_in_room(self, me: Participant) -> None:
-        if me.state is not ParticipantState.IN_ROOM:
-            raise RequestError(ErrorCode.NOT_IN_ROOM, "Join the consultation first.")
-
-    def _require_moderator(self, me: Participant) -> None:
-        self._require_in_room(me)
-        if not me.role.can_moderate:
-            raise RequestError(ErrorCode.NOT_ALLOWED, "Only the counselor can do this.")
-
-    def _waiting(self, room: LiveRoom, participant_id: str) -> Participant:
-        target = room.participants.get(participant_id)
-        if target is None or target.state is not ParticipantState.LOBBY:
-            raise RequestError(
-                ErrorCode.UNKNOWN_PARTICIPANT, "That person is no longer waiting in the lobby."
-            )
-        return target
-
-    async def _lobby_changed(self, room: LiveRoom) -> None:
-        waiting = [p.info() for p in room.waiting()]
-        for staff in room.staff_in_room():
-            await self._send(staff.sid, LobbyChanged(waiting=waiting))
-
-    async def _broadcast(
-        self, room: LiveRoom, message: ServerMessage | BaseModel, *, include_lobby: bool = False
-    ) -> None:
-        for participant in list(room.participants.values()):
-            if participant.state is ParticipantState.IN_ROOM or (
-                include_lobby and participant.state is ParticipantState.LOBBY
-            ):
-                await self._send(participant.sid, message)
-
-    async def _send(self, sid: str, message: ServerMessage | BaseModel) -> None:
-        await self._sio.emit(EVENT, message.model_dump(mode="json"), to=sid)
-
-    async def _drop_socket(self, sid: str) -> None:
-        """Disconnect a socket we have already dealt with.
-
-        The session is forgotten first: python-socketio runs our disconnect handler
-        inline, and it must not wait for the room lock we are holding.
-        """
-        self._sessions.pop(sid, None)
-        await self._sio.disconnect(sid)
-
-    async def _guard(self, room: LiveRoom, work: Awaitable[None]) -> None:
-        """Run an extension hook; a failing feature must not take the call down with it."""
-        try:
-            await work
-        except Exception:
-            logger.exception("room %s: extension hook failed", room.id)
-
-    # RoomMessenger, for extensions
-    async def send(self, participant: Participant, message: BaseModel) -> None:
-        await self._send(participant.sid, message)
-
-    async def broadcast(self, room: LiveRoom, message: BaseModel) -> None:
-        await self._broadcast(room, message)
-
-    async def _open_live(self, room_id: str) -> LiveRoom:
-        async with self._open_lock:
-            room = self._live.get(room_id)
-            if room is not None:
-                return room
-            record = await self._rooms.require(room_id)
-
-            async def send_offer(participant_id: str, offer: OfferToSend) -> None:
-                target = live.participants.get(participant_id)
-                if target is None:
-                    return
-                await self._send(
-                    target.sid,
-                    Offer(
-                        sdp=offer.sdp,
-                        publish=offer.publish,
-                        tracks=[
-                            TrackInfo(mid=t.mid, participant_id=t.participant_id, kind=t.kind)
-                            for t in offer.tracks
-                        ],
-                    ),
-                )
-
-            async def on_publication(publication: Publication) -> None:
-                for extension in self.extensions:
-                    await self._guard(live, extension.publication_added(live, publication))
-
-            media = MediaRoom(
-                room_id,
-                self._forwarder_factory(),
-                send_offer=send_offer,
-                on_publication=on_publication,
-            )
-            live = LiveRoom(record=record, media=media)
-            self._live[room_id] = live
-            for extension in self.extensions:
-                await self._guard(live, extension.room_opened(live))
-            logger.info("room %s: opened on this node", room_id)
-            return live
-
-    async def _close_live(self, room: LiveRoom) -> None:
-        self._cancel_empty_timer(room)
-        if self._live.get(room.id) is room:
-            del self._live[room.id]
-        for extension in self.extensions:
-            await self._guard(room, extension.room_closed(room))
-        await room.media.aclose()
-        if self._placement is not None:
-            await self._placement.release(room.id)
-        logger.info("room %s: closed on this node", room.id)
-
-    async def _maybe_idle(self, room: LiveRoom) -> None:
-        """Close an empty room; a live one ends after the grace period."""
-        if room.participants or self._live.get(room.id) is not room:
-            return
-        if room.record.state is RoomState.LIVE:
-            if room.empty_timer is None:
-                room.empty_timer = asyncio.create_task(
-                    self._end_when_idle(room), name=f"room {room.id}: idle timer"
-                )
-        else:
-            await self._close_live(room)
-
-    async def _end_when_idle(self, room: LiveRoom) -> None:
-        await asyncio.sleep(self._grace_s)
         async with room.lock:
-            room.empty_timer = None
-            if room.participants:
+            me = room.participants.get(participant_id)
+            if me is None or me.state is not ParticipantState.IN_ROOM:
                 return
-            logger.info("room %s: empty for %.0f s, ending", room.id, self._grace_s)
-            room.record = await self._rooms.transition(room.id, RoomState.ENDED)
-        await self._close_live(room)
-
-    def _cancel_empty_timer(self, room: LiveRoom) -> None:
-        timer, room.empty_timer = room.empty_timer, None
-        if timer is not None and timer is not asyncio.current_task():
-            timer.cancel()
+            now = self._clock()
+            restarts = room.peer_restarts.setdefault(participant_id, deque(maxlen=16))
+            while restarts and now - restarts[0] > PEER_RESTART_WINDOW_S:
+                restarts.popleft()
+            if len(restarts) >= PEER_RESTARTS_ALLOWED:
+                logger.warning(
+                    "room %s participant %s: media failed %d times in %.0f s; disconnecting",
+                    room.id,
+                    participant_id,
+                    len(restarts),
+                    PEER_RESTART_WINDOW_S,
+                )
+                await self._lobby.depart(room, me, "disconnected")
+                await self.messenger.drop(me.sid)
+                return
+            restarts.append(now)
+            await self.messenger.send(
+                me,
+                Error(
+                    code=ErrorCode.NEGOTIATION_FAILED,
+                    message=f"Your media connection was rebuilt: {reason}.",
+                ),
+            )
+            await room.media.add_peer(participant_id)
+        await self._live.maybe_idle(room)

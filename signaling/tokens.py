@@ -15,7 +15,9 @@ from typing import Any
 
 import jwt
 
-from signaling.protocol import LANGUAGES, Role
+from kernel.languages import LANGUAGES, Language
+from signaling.errors import SignalingError
+from signaling.protocol import Role
 
 JOIN_AUDIENCE = "seoulbridge:join"
 STAFF_AUDIENCE = "seoulbridge:staff"
@@ -30,7 +32,7 @@ class TokenErrorCode(StrEnum):
     WRONG_ROOM = "wrong_room"
 
 
-class TokenError(Exception):
+class TokenError(SignalingError):
     """A token that cannot be used; ``message`` is meant for the person holding it."""
 
     def __init__(self, code: TokenErrorCode, message: str) -> None:
@@ -45,7 +47,7 @@ class JoinClaims:
     room_id: str
     role: Role
     name: str
-    language: str
+    language: Language
     expires_at: float
     not_before: float | None = None
 
@@ -106,13 +108,18 @@ class TokenService:
 
     def verify_join(self, token: str | None, *, room_id: str | None = None) -> JoinClaims:
         payload = self._decode(token, JOIN_AUDIENCE)
+        language = payload.get("lang")
+        name = payload.get("name")
+        if language not in LANGUAGES or not isinstance(name, str) or not name.strip():
+            # Signed by us but not usable: refuse it here, before anyone is registered.
+            raise TokenError(TokenErrorCode.INVALID, "This link is not valid.")
         try:
             claims = JoinClaims(
                 participant_id=str(payload["sub"]),
                 room_id=str(payload["room"]),
                 role=Role(payload["role"]),
-                name=str(payload["name"]),
-                language=str(payload["lang"]),
+                name=name,
+                language=language,
                 expires_at=float(payload["exp"]),
                 not_before=float(payload["nbf"]) if "nbf" in payload else None,
             )

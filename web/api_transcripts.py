@@ -25,7 +25,7 @@ from interpretation.glossary import Glossary
 from interpretation.service import CaptionService
 from interpretation.transcript import to_srt, to_webvtt
 from signaling.protocol import LANGUAGES, Role
-from web.appkeys import CAPTIONS, SETTINGS, SIGNALING
+from web.appkeys import CAPTIONS, MEDIA_ROOMS, SETTINGS, SIGNALING
 from web.auth import require_staff
 from web.http_errors import raise_error, validation_message
 from web.room_captions import CaptionsExtension
@@ -49,13 +49,13 @@ async def interpretation_ctx(app: web.Application) -> AsyncIterator[None]:
     signaling = app.get(SIGNALING)
     extension = None
     if signaling is not None:
-        extension = CaptionsExtension(service, signaling)
-        signaling.extensions.append(extension)
+        extension = CaptionsExtension(service, signaling.messenger, app[MEDIA_ROOMS])
+        signaling.register(extension)
     try:
         yield
     finally:
         if signaling is not None and extension is not None:
-            signaling.extensions.remove(extension)
+            signaling.unregister(extension)
             await extension.aclose()
         await service.aclose()
 

@@ -1,41 +1,22 @@
-"""The composition root: builds every service from the settings and wires them together."""
+"""The aiohttp application: middleware, pages and routes; services come from ``web.services``."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import socketio
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 
-from media.codecs import RoomCodecs
 from media.forwarding import Forwarder
-from media.rtp_forwarder import RtpForwarder
-from scheduler.staff import StaffStore
-from signaling.placement import NodePlacement
-from signaling.protocol import IceServerInfo
-from signaling.rooms import RoomDirectory
-from signaling.server import SignalingServer
-from signaling.tokens import TokenService
 from web import api_rooms, api_scheduler, api_transcripts
 from web.api_scheduler import scheduler_ctx
 from web.api_transcripts import interpretation_ctx
-from web.appkeys import (
-    METRICS_REGISTRY,
-    REDIS,
-    ROOMS,
-    SETTINGS,
-    SIGNALING,
-    STAFF,
-    STARTED_AT,
-    TOKENS,
-)
-from web.metrics import SignalingCollector, metrics
-from web.redis_store import open_redis
-from web.room_recording import RoomRecording
+from web.appkeys import REDIS, SETTINGS, SIGNALING, STARTED_AT
+from web.metrics import metrics
+from web.services import core_services, shutdown
 from web.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -95,12 +76,6 @@ def build_app(
     forwarder_factory: Callable[[], Forwarder] | None = None,
 ) -> web.Application:
     """The whole server as one aiohttp application; services start in its cleanup context."""
-    codecs = RoomCodecs(video=settings.video_codec)
-
-    def rtp_forwarder() -> Forwarder:
-        """Encoded RTP forwarding: no decode, no re-encode (media.rtp_forwarder)."""
-        return RtpForwarder(codecs)
-
     app = web.Application(middlewares=[security_headers], client_max_size=1024 * 1024)
     app[SETTINGS] = settings
     app[STARTED_AT] = time.time()
@@ -112,44 +87,10 @@ def build_app(
         engineio_logger=False,
     )
     sio.attach(app)
-
-    async def services(app: web.Application) -> AsyncIterator[None]:
-        handle = await open_redis(settings.redis_url, settings.data_dir)
-        app[REDIS] = handle.client
-        app[TOKENS] = TokenService(settings.resolved_secret())
-        app[STAFF] = StaffStore(handle.client)
-        app[ROOMS] = RoomDirectory(handle.client)
-        placement = NodePlacement(
-            handle.client, node_id=settings.resolved_node_id, base_url=settings.base_url
-        )
-        await placement.start()
-        app[SIGNALING] = SignalingServer(
-            sio,
-            tokens=app[TOKENS],
-            rooms=app[ROOMS],
-            forwarder_factory=forwarder_factory or rtp_forwarder,
-            ice_servers=[IceServerInfo(**s.model_dump()) for s in settings.ice_servers],
-            placement=placement,
-            empty_room_grace_s=settings.empty_room_grace_s,
-        )
-        recording = RoomRecording(settings.data_dir, app[SIGNALING])
-        app[SIGNALING].extensions.append(recording)
-        registry = CollectorRegistry(auto_describe=True)
-        registry.register(SignalingCollector(app[SIGNALING], placement.node_id))
-        app[METRICS_REGISTRY] = registry
-        logger.info("seoulbridge ready on %s", settings.base_url)
-        try:
-            yield
-        finally:
-            await app[SIGNALING].aclose()
-            await sio.shutdown()
-            await recording.aclose()
-            await placement.aclose()
-            await handle.aclose()
-
-    app.cleanup_ctx.append(services)
+    app.cleanup_ctx.append(core_services(sio, forwarder_factory))
     app.cleanup_ctx.append(interpretation_ctx)  # hooks captions into SIGNALING
     app.cleanup_ctx.append(scheduler_ctx)
+    app.on_shutdown.append(shutdown)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/", index_page)

@@ -19,6 +19,7 @@ from scheduler.topics import TopicStore
 from signaling.rooms import RoomDirectory
 from signaling.server import SignalingServer
 from signaling.tokens import TokenService
+from web.media_rooms import SfuRooms
 from web.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -28,6 +29,7 @@ TOKENS = web.AppKey("tokens", TokenService)
 STAFF = web.AppKey("staff", StaffStore)
 ROOMS = web.AppKey("rooms", RoomDirectory)
 SIGNALING = web.AppKey("signaling", SignalingServer)
+MEDIA_ROOMS = web.AppKey("media_rooms", SfuRooms)
 CAPTIONS = web.AppKey("captions", CaptionService)
 BOOKINGS = web.AppKey("scheduler_bookings", BookingService)
 TOPICS = web.AppKey("scheduler_topics", TopicStore)

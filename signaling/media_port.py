@@ -1,0 +1,69 @@
+"""What signaling needs from the media layer, as protocols: no aiortc, no PyAV here.
+
+The composition root gives ``SignalingServer`` a ``MediaRoomFactory``; each live
+room gets one ``MediaSession`` and hands it a ``MediaEvents`` to call back. A
+request the media layer refuses raises ``MediaRefused`` with a wire error code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from kernel.media_types import OfferToSend, PublicationRef
+from signaling.errors import SignalingError
+from signaling.protocol import ErrorCode
+
+
+class MediaRefused(SignalingError):
+    """The media layer refused a participant's request (a bad answer, a codec it lacks)."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class MediaEvents(Protocol):
+    """How a room's media talks back to signaling."""
+
+    async def send_offer(self, participant_id: str, offer: OfferToSend) -> None:
+        """Deliver a (re)negotiation offer to the participant's page."""
+
+    async def publication_added(self, publication: PublicationRef) -> None:
+        """A participant's microphone or camera reached the server."""
+
+    async def peer_failed(self, participant_id: str, reason: str) -> None:
+        """The participant's connection failed or never answered; it was closed."""
+
+
+class MediaSession(Protocol):
+    """The peer connections of one room."""
+
+    async def add_peer(self, participant_id: str) -> None:
+        """Create the participant's connection (replacing an old one) and offer."""
+
+    async def remove_peer(self, participant_id: str) -> None:
+        """Close the participant's connection and everything it published."""
+
+    async def apply_answer(self, participant_id: str, sdp: str) -> None:
+        """Apply the page's answer; ``MediaRefused`` when it cannot be used."""
+
+    async def add_candidate(
+        self,
+        participant_id: str,
+        candidate: str | None,
+        sdp_mid: str | None,
+        sdp_mline_index: int | None,
+    ) -> None:
+        """Add a trickled ICE candidate; ``MediaRefused`` when it is malformed."""
+
+    def peer_count(self) -> int: ...
+
+    def publications(self) -> list[PublicationRef]: ...
+
+    async def aclose(self) -> None:
+        """Close every peer connection and task of the room (bounded)."""
+
+
+MediaRoomFactory = Callable[[str, MediaEvents], MediaSession]

@@ -1,0 +1,69 @@
+"""Sockets and what is sent on them: which socket is whom, typed sends, drops.
+
+Every server message goes out through here as a ``ServerMessage`` (one typed
+union); nothing else emits on the signaling event.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import socketio
+
+from signaling.live import LiveRoom, Participant, ParticipantState
+from signaling.protocol import EVENT, ServerMessage
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Session:
+    room_id: str
+    participant_id: str
+
+
+class Messenger:
+    """The ``RoomMessenger`` extensions use, and the socket registry of this node."""
+
+    def __init__(self, sio: socketio.AsyncServer) -> None:
+        self._sio = sio
+        self._sessions: dict[str, Session] = {}
+
+    # -- sessions -----------------------------------------------------------------------
+    def bind(self, sid: str, session: Session) -> None:
+        self._sessions[sid] = session
+
+    def session(self, sid: str) -> Session | None:
+        return self._sessions.get(sid)
+
+    def forget(self, sid: str) -> Session | None:
+        return self._sessions.pop(sid, None)
+
+    def sids(self) -> list[str]:
+        return list(self._sessions)
+
+    # -- sending ------------------------------------------------------------------------
+    async def send_to(self, sid: str, message: ServerMessage) -> None:
+        await self._sio.emit(EVENT, message.model_dump(mode="json"), to=sid)
+
+    async def send(self, participant: Participant, message: ServerMessage) -> None:
+        await self.send_to(participant.sid, message)
+
+    async def broadcast(
+        self, room: LiveRoom, message: ServerMessage, *, include_lobby: bool = False
+    ) -> None:
+        for participant in list(room.participants.values()):
+            if participant.state is ParticipantState.IN_ROOM or (
+                include_lobby and participant.state is ParticipantState.LOBBY
+            ):
+                await self.send(participant, message)
+
+    async def drop(self, sid: str) -> None:
+        """Disconnect a socket we have already dealt with.
+
+        The session is forgotten first: python-socketio runs our disconnect handler
+        inline, and it must not wait for the room lock we may be holding.
+        """
+        self._sessions.pop(sid, None)
+        await self._sio.disconnect(sid)
