@@ -59,6 +59,13 @@ class Messenger:
             ):
                 await self.send(participant, message)
 
+    async def close_transports(self) -> None:
+        """Close every engine.io connection, including ones that never authenticated,
+        then stop socket.io's background tasks (a stop must not wait on open sockets)."""
+        self._sessions.clear()
+        await self._sio.eio.disconnect()
+        await self._sio.shutdown()
+
     async def drop(self, sid: str) -> None:
         """Disconnect a socket we have already dealt with.
 

@@ -176,6 +176,7 @@ class SignalingServer:
                 await self._live.close(room, final=False)
         for sid in self.messenger.sids():
             await self.messenger.drop(sid)
+        await self.messenger.close_transports()
 
     async def aclose(self) -> None:
         await self.shutdown()

@@ -16,7 +16,7 @@ from web.api_scheduler import scheduler_ctx
 from web.api_transcripts import interpretation_ctx
 from web.appkeys import REDIS, SETTINGS, SIGNALING, STARTED_AT
 from web.metrics import metrics
-from web.services import core_services, shutdown
+from web.services import core_services, shutdown, timed_ctx
 from web.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -88,8 +88,8 @@ def build_app(
     )
     sio.attach(app)
     app.cleanup_ctx.append(core_services(sio, forwarder_factory))
-    app.cleanup_ctx.append(interpretation_ctx)  # hooks captions into SIGNALING
-    app.cleanup_ctx.append(scheduler_ctx)
+    app.cleanup_ctx.append(timed_ctx("captions", interpretation_ctx))  # hooks into SIGNALING
+    app.cleanup_ctx.append(timed_ctx("scheduler", scheduler_ctx))
     app.on_shutdown.append(shutdown)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)

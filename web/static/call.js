@@ -53,6 +53,7 @@
     chat: [],
     socket: null,
     socketState: "idle", // idle | connecting | connected | reconnecting | closed
+    serverRestarting: false, // the server said it is restarting: a server disconnect is not final
     audioMuted: false,
     videoMuted: false,
     joinClickedAt: null,
@@ -339,6 +340,10 @@
       log("socket disconnected", reason);
       if (S.screen === "final" || S.screen === "error") {
         S.socketState = "closed";
+      } else if (reason === "io server disconnect" && S.serverRestarting) {
+        // The server said it is restarting: come back through the join step when it is up.
+        S.socketState = "reconnecting";
+        reconnectLater();
       } else if (reason === "io server disconnect") {
         // The server closed us without a final message: most likely the same link
         // was opened in another window, which replaces this connection.
@@ -357,25 +362,41 @@
         renderConn();
         return;
       }
-      // Refused by the server (token, room): it will not retry.
+      // Refused by the server: the refusal carries a code (signaling/PROTOCOL.md).
       const data = (err && err.data) || {};
       const message = (err && err.message) || "";
-      showError(data.code || codeFromMessage(message), message);
+      const code = data.code || "unknown";
+      if (RETRY_CODES.has(code)) {
+        // Passing: the server is restarting or the room is moving. Try again shortly.
+        S.socketState = "reconnecting";
+        renderConn();
+        reconnectLater();
+        return;
+      }
+      showError(code, message);
     });
     socket.on(EVENT, onMessage);
   }
 
-  /** The refusal code for a connect_error that carries only the server's words. */
-  function codeFromMessage(message) {
-    const m = message.toLowerCase();
-    if (m.includes("expired")) return "token_expired";
-    if (m.includes("not valid yet") || m.includes("not yet valid")) return "token_not_yet_valid";
-    if (m.includes("different consultation") || m.includes("wrong room")) return "wrong_room";
-    if (m.includes("no access token") || m.includes("missing")) return "token_missing";
-    if (m.includes("ended")) return "room_ended";
-    if (m.includes("not found") || m.includes("unknown room") || m.includes("no such")) return "unknown_room";
-    if (m.includes("not valid") || m.includes("invalid")) return "token_invalid";
-    return "unknown";
+  /** Refusals that pass by themselves: the page connects again after a pause. */
+  const RETRY_CODES = new Set(["server_restarting", "room_elsewhere", "server_error"]);
+
+  /** Connect the socket again after a growing pause (the join step runs again on welcome). */
+  function reconnectLater() {
+    if (!S.socket || S.screen === "final" || S.screen === "error") return;
+    clearTimeout(reconnectLater.timer);
+    const attempt = (reconnectLater.attempt = (reconnectLater.attempt || 0) + 1);
+    const delay = Math.min(500 * 2 ** Math.min(attempt - 1, 3), 4000);
+    log("reconnecting in", delay, "ms (attempt", attempt, ")");
+    reconnectLater.timer = setTimeout(() => {
+      if (S.socket && !S.socket.connected && S.screen !== "final" && S.screen !== "error") S.socket.connect();
+    }, delay);
+  }
+
+  /** The person's words for a server error code; the server's English only as a last resort. */
+  function errorText(code, message) {
+    const key = `err_${code}`;
+    return I18N.STRINGS.en[key] !== undefined ? t(key) : message || t("err_unknown");
   }
 
   function onMessage(msg) {
@@ -383,6 +404,8 @@
     if (msg.type !== "offer") log("<-", msg.type);
     switch (msg.type) {
       case "welcome":
+        S.serverRestarting = false;
+        reconnectLater.attempt = 0;
         S.you = msg.you;
         S.room = msg.room;
         S.iceServers = msg.ice_servers || [];
@@ -440,10 +463,14 @@
       case "record_consent_request":
         if (recording) recording.handle(msg);
         break;
+      case "server_restarting":
+        S.serverRestarting = true;
+        toast(t("err_server_restarting"));
+        break;
       case "error":
         log("server error", msg.code, msg.message);
         S.lastError = { code: msg.code, message: msg.message };
-        toast(msg.message);
+        toast(errorText(msg.code, msg.message));
         break;
       default:
         if (typeof msg.type === "string" && msg.type.startsWith("caption")) {
