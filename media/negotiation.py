@@ -201,7 +201,7 @@ class Negotiator:
         self._set_state(NegotiationState.IDLE)
         reason = (
             f"no usable answer to {self._config.resends + 1} offers "
-            f"({self._config.answer_timeout_s:.0f} s each)"
+            f"({self._config.answer_timeout_s:g} s each)"
         )
         self._closed = True
         await self._on_give_up(reason)

@@ -6,8 +6,10 @@ union); nothing else emits on the signaling event.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Final
 
 import socketio
 
@@ -15,6 +17,9 @@ from signaling.live import LiveRoom, Participant, ParticipantState
 from signaling.protocol import EVENT, ServerMessage
 
 logger = logging.getLogger(__name__)
+
+#: How long a stop waits for one engine.io connection to take its close packet.
+TRANSPORT_CLOSE_S: Final = 1.0
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,15 @@ class Messenger:
         """Close every engine.io connection, including ones that never authenticated,
         then stop socket.io's background tasks (a stop must not wait on open sockets)."""
         self._sessions.clear()
-        await self._sio.eio.disconnect()
+        # engine.io's own disconnect-all waits for each socket's send queue to drain,
+        # forever for a client that already went away: close without waiting, bounded.
+        for eio_socket in list(self._sio.eio.sockets.values()):
+            try:
+                async with asyncio.timeout(TRANSPORT_CLOSE_S):
+                    await eio_socket.close(wait=False)
+            except (TimeoutError, OSError):
+                logger.info("engine.io socket %s did not close cleanly", eio_socket.sid)
+        self._sio.eio.sockets.clear()
         await self._sio.shutdown()
 
     async def drop(self, sid: str) -> None:

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from media.codecs import RoomCodecs
 from media.forwarding import Forwarder
+from media.negotiation import NegotiatorConfig
 from media.rtp_forwarder import RtpForwarder
 from scheduler.staff import StaffStore
 from signaling.placement import NodePlacement
@@ -73,6 +74,9 @@ def core_services(
             app[MEDIA_ROOMS] = SfuRooms(
                 forwarder_factory or (lambda: RtpForwarder(codecs)),
                 ice_servers=[RTCIceServer(**s.model_dump()) for s in settings.ice_servers],
+                negotiation=NegotiatorConfig(
+                    answer_timeout_s=settings.answer_timeout_s, resends=settings.offer_resends
+                ),
             )
             signaling = SignalingServer(
                 sio,

@@ -94,6 +94,12 @@ class Settings(BaseSettings):
     empty_room_grace_s: float = Field(
         default=600.0, gt=0, description="A live room left empty this long ends"
     )
+    answer_timeout_s: float = Field(
+        default=10.0, gt=0, description="An offer unanswered this long is sent again"
+    )
+    offer_resends: int = Field(
+        default=2, ge=0, description="Unanswered offers sent again before the connection is closed"
+    )
     metrics_token: str | None = Field(
         default=None, description="Bearer token for /metrics from other hosts (loopback needs none)"
     )

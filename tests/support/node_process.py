@@ -107,7 +107,9 @@ class NodeProcess:
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             if time.monotonic() > deadline:
-                raise AssertionError(f"the server did not come up in {wait_s} s:\n{self.log_tail()}")
+                raise AssertionError(
+                    f"the server did not come up in {wait_s} s:\n{self.log_tail()}"
+                )
             time.sleep(0.1)
 
     def stop(self, sig: signal.Signals = signal.SIGTERM, *, wait_s: float = 15.0) -> float:

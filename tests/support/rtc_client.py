@@ -8,6 +8,7 @@ wire protocol and the real media path on loopback.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -42,6 +43,13 @@ class SmallVideoTrack(VideoStreamTrack):
         return frame
 
 
+def _session_of(sdp: str) -> str:
+    """ICE ufrag and DTLS fingerprint: which server-side peer an offer comes from."""
+    ufrag = re.search(r"a=ice-ufrag:(\S+)", sdp)
+    fingerprint = re.search(r"a=fingerprint:(\S+ \S+)", sdp)
+    return f"{ufrag and ufrag.group(1)}|{fingerprint and fingerprint.group(1)}"
+
+
 class RtcParticipant:
     """Connects with a join token; records every server message; answers offers."""
 
@@ -53,8 +61,10 @@ class RtcParticipant:
         *,
         publish: bool = True,
         answer_filter: Callable[[str], str] | None = None,
+        answers: bool = True,
     ) -> None:
         self.answer_filter = answer_filter
+        self.answers = answers
         self.base_url, self.room_id, self.token = base_url, room_id, token
         self.sio = socketio.AsyncClient(reconnection=False)
         self.messages: list[dict[str, Any]] = []
@@ -67,6 +77,7 @@ class RtcParticipant:
         self.first_frame_at: float | None = None
         self._readers: list[asyncio.Task[None]] = []
         self.you: dict[str, Any] | None = None
+        self._session = ""
         self.sio.on("message", self._on_message)
 
     # ------------------------------------------------------------ lifecycle
@@ -127,12 +138,17 @@ class RtcParticipant:
         self.messages.append(data)
         if data["type"] in ("welcome", "joined"):
             self.you = data["you"]
-        if data["type"] == "offer":
+        if data["type"] == "offer" and self.answers:
             await self._answer(data)
         async with self._arrived:
             self._arrived.notify_all()
 
     async def _answer(self, offer: dict[str, Any]) -> None:
+        if self.pc is not None and _session_of(offer["sdp"]) != self._session:
+            # A new server-side peer (rebuilt after a failure): a new connection, as pages do.
+            await self.pc.close()
+            self.pc = None
+        self._session = _session_of(offer["sdp"])
         if self.pc is None:
             # max-bundle: with aiortc's default (balanced) policy, extra video receivers created
             # by setRemoteDescription stay on a transport that BUNDLE discards.
