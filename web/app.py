@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -10,6 +11,7 @@ from pathlib import Path
 import socketio
 from aiohttp import web
 
+from kernel.languages import LANGUAGES, NATIVE_NAMES
 from media.forwarding import Forwarder
 from web import api_rooms, api_scheduler, api_transcripts
 from web.api_scheduler import scheduler_ctx
@@ -62,6 +64,21 @@ async def healthz(request: web.Request) -> web.Response:
     )
 
 
+def _languages_script() -> str:
+    data = {"codes": list(LANGUAGES), "names": NATIVE_NAMES}
+    return f"window.SB_LANGUAGES = Object.freeze({json.dumps(data, ensure_ascii=False)});\n"
+
+
+async def languages_js(request: web.Request) -> web.Response:
+    """The service's languages for every page, from the one list (kernel/languages.py)."""
+    return web.Response(
+        text=_languages_script(),
+        content_type="text/javascript",
+        charset="utf-8",
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
+
+
 async def call_page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC_DIR / "call.html")
 
@@ -94,6 +111,7 @@ def build_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/", index_page)
+    app.router.add_get("/languages.js", languages_js)
     app.router.add_get("/join/{room}", call_page)
     api_rooms.add_routes(app)
     api_scheduler.add_routes(app)

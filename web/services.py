@@ -26,7 +26,6 @@ from media.negotiation import NegotiatorConfig
 from media.rtp_forwarder import RtpForwarder
 from scheduler.staff import StaffStore
 from signaling.placement import NodePlacement
-from signaling.protocol import IceServerInfo
 from signaling.rooms import RoomDirectory
 from signaling.server import SignalingServer
 from signaling.tokens import TokenService
@@ -84,7 +83,7 @@ def core_services(
                 tokens=app[TOKENS],
                 rooms=app[ROOMS],
                 media_factory=app[MEDIA_ROOMS],
-                ice_servers=[IceServerInfo(**s.model_dump()) for s in settings.ice_servers],
+                ice_servers=settings.ice_servers,
                 placement=placement,
                 empty_room_grace_s=settings.empty_room_grace_s,
             )

@@ -8,18 +8,12 @@ import socket
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from signaling.protocol import IceServerInfo
+
 TOKEN_SECRET_FILE = "token-secret"
-
-
-class IceServer(BaseModel):
-    """One STUN/TURN server as the browser's RTCIceServer wants it."""
-
-    urls: list[str]
-    username: str | None = None
-    credential: str | None = None
 
 
 def _parse_ice_servers(value: object) -> object:
@@ -78,7 +72,7 @@ class Settings(BaseSettings):
         description="HMAC secret for join and staff tokens; generated and kept in the data "
         "directory when not given",
     )
-    ice_servers: Annotated[list[IceServer], NoDecode] = Field(
+    ice_servers: Annotated[list[IceServerInfo], NoDecode] = Field(
         default_factory=list,
         description="STUN/TURN servers handed to browsers, JSON or comma-separated URLs",
     )

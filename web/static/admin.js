@@ -5,7 +5,7 @@
 
   const $ = (id) => document.getElementById(id);
   const { el, button } = window.SB_Staff;
-  const LANGS = ["ko", "en", "ja", "zh", "ru"];
+  const LANGS = window.SB_LANGUAGES.codes; // from /languages.js (kernel/languages.py)
   const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
   let topics = [];
   let staff = [];

@@ -126,7 +126,7 @@
       seoul: "Сеул", network: "Сервер недоступен. Проверьте подключение и попробуйте снова.",
     },
   };
-  const LANGS = ["ko", "en", "ja", "zh", "ru"];
+  const LANGS = window.SB_LANGUAGES.codes; // from /languages.js (kernel/languages.py)
   const LOCALES = { ko: "ko-KR", en: "en-GB", ja: "ja-JP", zh: "zh-CN", ru: "ru-RU" };
   const $ = (id) => document.getElementById(id);
   const params = new URLSearchParams(location.search);

@@ -14,8 +14,8 @@
 (function () {
   "use strict";
 
-  const LANGS = ["ko", "en", "ja", "zh", "ru"];
-  const LANG_NAMES = { ko: "한국어", en: "English", ja: "日本語", zh: "中文", ru: "Русский" };
+  const LANGS = window.SB_LANGUAGES.codes; // from /languages.js (kernel/languages.py)
+  const LANG_NAMES = window.SB_LANGUAGES.names;
   const STRINGS = {
     ko: { title: "실시간 자막", language: "자막 언어", history: "자막 기록", waiting: "말하면 자막이 여기에 나타납니다.", translating: "번역 중…", no_translation: "번역 없음" },
     en: { title: "Live captions", language: "Caption language", history: "Caption history", waiting: "Captions appear here when someone speaks.", translating: "Translating…", no_translation: "No translation" },

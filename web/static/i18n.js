@@ -10,16 +10,11 @@
 (function () {
   "use strict";
 
-  const LANGUAGES = ["ko", "en", "ja", "zh", "ru"];
+  // The one language list, served by the server from kernel/languages.py (/languages.js).
+  const LANGUAGES = window.SB_LANGUAGES.codes;
 
   /** Each language's own name, for the language switcher. */
-  const NATIVE_NAMES = {
-    ko: "한국어",
-    en: "English",
-    ja: "日本語",
-    zh: "中文",
-    ru: "Русский",
-  };
+  const NATIVE_NAMES = window.SB_LANGUAGES.names;
 
   const STRINGS = {
     ko: {
