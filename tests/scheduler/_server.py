@@ -22,6 +22,7 @@ from scheduler.staff import StaffStore
 from signaling.rooms import RoomDirectory
 from signaling.tokens import TokenService
 from web import api_scheduler
+from web.app import languages_js
 from web.appkeys import REDIS, ROOMS, SETTINGS, STAFF, TOKENS
 from web.settings import Settings
 
@@ -45,6 +46,7 @@ def build_app(redis_url: str, secret: str, base_url: str = "http://sb.test") -> 
     app.cleanup_ctx.append(services)
     app.cleanup_ctx.append(api_scheduler.scheduler_ctx)
     api_scheduler.add_routes(app)
+    app.router.add_get("/languages.js", languages_js)
     app.router.add_static("/static/", api_scheduler.STATIC_DIR)
     return app
 
