@@ -31,7 +31,7 @@ from scheduler.models import (
     JoinLink,
     Language,
 )
-from scheduler.staff import StaffMember, StaffRole, StaffStore
+from scheduler.staff import StaffMember, StaffStore
 from scheduler.timezones import SEOUL
 from scheduler.topics import Topic, TopicStore
 from signaling.protocol import Role, RoomState
@@ -106,11 +106,11 @@ class BookingService:
     # -------------------------------------------------------------- matching
     @staticmethod
     def counselors_for(staff: list[StaffMember], topic: str) -> list[StaffMember]:
-        return [m for m in staff if m.role is StaffRole.COUNSELOR and topic in m.topics]
+        return [m for m in staff if m.role is Role.COUNSELOR and topic in m.topics]
 
     @staticmethod
     def interpreters_for(staff: list[StaffMember], language: str) -> list[StaffMember]:
-        return [m for m in staff if m.role is StaffRole.INTERPRETER and language in m.languages]
+        return [m for m in staff if m.role is Role.INTERPRETER and language in m.languages]
 
     def _on_duty(self, people: list[StaffMember], slot: Slot) -> list[str]:
         names = [m.username for m in people if m.works(slot.start, slot.end)]
@@ -346,7 +346,7 @@ class BookingService:
     def staff_link(self, booking: Booking, member: StaffMember) -> JoinLink | None:
         if booking.room_id is None:
             return None
-        role = Role.INTERPRETER if member.role is StaffRole.INTERPRETER else Role.COUNSELOR
+        role = Role.INTERPRETER if member.role is Role.INTERPRETER else Role.COUNSELOR
         language: str = booking.resident.language if role is Role.INTERPRETER else "ko"
         if language not in member.languages and member.languages:
             language = member.languages[0]

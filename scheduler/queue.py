@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from kernel.taskset import TaskSet, raise_if_cancelling
 from scheduler.errors import BookingKeyError, IllegalTransition, UnknownTicketError
 from scheduler.models import Language
-from scheduler.staff import StaffMember, StaffRole, StaffStore
+from scheduler.staff import StaffMember, StaffStore
 from scheduler.topics import TopicStore
 from signaling.protocol import Role
 from signaling.rooms import RoomDirectory
@@ -429,7 +429,7 @@ class WalkInQueue:
     def staff_join_url(self, ticket: Ticket, member: StaffMember) -> str | None:
         if ticket.room_id is None:
             return None
-        role = Role.INTERPRETER if member.role is StaffRole.INTERPRETER else Role.COUNSELOR
+        role = Role.INTERPRETER if member.role is Role.INTERPRETER else Role.COUNSELOR
         language: str = ticket.language if role is Role.INTERPRETER else "ko"
         if language not in member.languages:
             language = member.languages[0]
@@ -469,7 +469,7 @@ class WalkInQueue:
             ]  # fmt: skip
             interpreters = [
                 m.username for m in staff
-                if m.role is StaffRole.INTERPRETER and ticket.language in m.languages
+                if m.role is Role.INTERPRETER and ticket.language in m.languages
                 and presences.get(m.username) is Presence.AVAILABLE
             ]  # fmt: skip
             if not counselors or (ticket.needs_interpreter and not interpreters):
@@ -546,4 +546,4 @@ _ON_DUTY = (Presence.AVAILABLE, Presence.BUSY)
 
 
 def _serves(member: StaffMember, topic: str) -> bool:
-    return member.role is StaffRole.COUNSELOR and topic in member.topics
+    return member.role is Role.COUNSELOR and topic in member.topics

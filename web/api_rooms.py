@@ -69,7 +69,7 @@ async def login(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     token = request.app[TOKENS].issue_staff(
         username=member.username,
-        role=Role(member.role.value),
+        role=member.role,
         name=member.display_name,
         ttl_s=settings.staff_token_ttl_s,
     )

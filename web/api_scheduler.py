@@ -69,6 +69,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _STATUS: dict[type[E.SchedulerError], int] = {
     E.UnknownTopicError: 422,
     E.InvalidSlotError: 422,
+    E.WeakPasswordError: 422,
     E.SlotTakenError: 409,
     E.UnknownBookingError: 404,
     E.UnknownTicketError: 404,
@@ -124,7 +125,7 @@ def _errors(handler: Handler) -> Handler:
         except E.SchedulerError as exc:
             status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 400)
             raise_error(status, exc.code, str(exc))
-        except ValueError as exc:  # model checks outside pydantic (e.g. short password)
+        except ValueError as exc:  # model checks outside pydantic
             raise_error(422, "invalid_request", str(exc))
 
     return wrapped

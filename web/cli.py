@@ -16,8 +16,9 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from kernel.roles import STAFF_ROLES
 from scheduler.errors import SchedulerError
-from scheduler.staff import StaffMember, StaffRole, StaffStore
+from scheduler.staff import StaffMember, StaffStore
 from signaling.protocol import LANGUAGES, Role
 from signaling.rooms import RoomDirectory
 from signaling.tokens import TokenService
@@ -72,14 +73,14 @@ async def _ensure_demo_staff(staff: StaffStore, data_dir: Path) -> str:
         StaffMember(
             username=DEMO_COUNSELOR,
             display_name="상담사 김민지 (Counselor Kim)",
-            role=StaffRole.COUNSELOR,
+            role=Role.COUNSELOR,
             languages=["ko", "en"],
             topics=["nationality", "military_service", "family_registry", "general"],
         ),
         StaffMember(
             username=DEMO_INTERPRETER,
             display_name="통역사 사토 (Interpreter Sato)",
-            role=StaffRole.INTERPRETER,
+            role=Role.INTERPRETER,
             languages=["ja", "ko"],
         ),
     ]
@@ -154,7 +155,7 @@ def cmd_staff_add(args: argparse.Namespace) -> int:
         member = StaffMember(
             username=args.username,
             display_name=args.name,
-            role=StaffRole(args.role),
+            role=Role(args.role),
             languages=[c.strip() for c in args.languages.split(",") if c.strip()],
             topics=[t.strip() for t in (args.topics or "").split(",") if t.strip()],
         )
@@ -255,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     add = staff.add_parser("add", help="add a staff member (password from stdin, env or prompt)")
     add.add_argument("username")
     add.add_argument("--name", required=True, help="display name")
-    add.add_argument("--role", required=True, choices=[r.value for r in StaffRole])
+    add.add_argument("--role", required=True, choices=[r.value for r in STAFF_ROLES])
     add.add_argument("--languages", default="ko", help="comma-separated, e.g. ko,ja")
     add.add_argument("--topics", help="comma-separated topic ids")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")

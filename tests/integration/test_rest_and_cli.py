@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from scheduler.staff import StaffMember, StaffRole
+from kernel.roles import Role
+from scheduler.staff import StaffMember, hash_password, verify_password
 from tests.support.server import running_server
 from web.api_rooms import LOGIN_FAILURES_ALLOWED
 from web.appkeys import STAFF
@@ -23,7 +28,7 @@ async def test_staff_sign_in_create_room_and_check_links(
 ) -> None:
     async with running_server(data_dir, redis_url) as server, aiohttp.ClientSession() as http:
         member = StaffMember(
-            username="kim", display_name="상담사 김", role=StaffRole.COUNSELOR, languages=["ko"]
+            username="kim", display_name="상담사 김", role=Role.COUNSELOR, languages=["ko"]
         )
         await server.app[STAFF].add(member, "correct horse")
         url = server.base_url
@@ -81,7 +86,7 @@ async def test_repeated_failed_sign_ins_are_throttled(
     data_dir: Path, redis_url: str, redis: object
 ) -> None:
     async with running_server(data_dir, redis_url) as server, aiohttp.ClientSession() as http:
-        member = StaffMember(username="lee", display_name="Lee", role=StaffRole.COUNSELOR)
+        member = StaffMember(username="lee", display_name="Lee", role=Role.COUNSELOR)
         await server.app[STAFF].add(member, "right password")
         login = server.base_url + "/api/staff/login"
         for _ in range(LOGIN_FAILURES_ALLOWED):
@@ -185,3 +190,62 @@ def test_cli_staff_room_and_token(data_dir: Path, redis_url: str) -> None:
         data_dir, redis_url, "token", "--room", "r-nope", "--role", "resident", "--name", "K"
     )
     assert missing.returncode == 1 and "no room" in missing.stderr
+
+
+# ------------------------------------------------------------ sign-in cost
+async def test_sign_in_keeps_the_event_loop_responsive(
+    data_dir: Path, redis_url: str, redis: object
+) -> None:
+    """Five concurrent sign-ins: the loop never stalls for anything like one password hash."""
+    async with running_server(data_dir, redis_url) as server, aiohttp.ClientSession() as http:
+        await server.app[STAFF].add(
+            StaffMember(username="kim", display_name="Kim", role=Role.COUNSELOR), "correct horse"
+        )
+        login = server.base_url + "/api/staff/login"
+        body = {"username": "kim", "password": "correct horse"}
+
+        async def sign_in() -> int:
+            async with http.post(login, json=body) as r:
+                return r.status
+
+        assert await sign_in() == 200  # warm: connections, first-call costs
+        encoded = hash_password("correct horse")
+        hash_s = min(_timed(lambda: verify_password("correct horse", encoded)) for _ in range(3))
+        loop = asyncio.get_running_loop()
+        gaps: list[float] = []
+        stop = asyncio.Event()
+
+        async def ticker() -> None:
+            last = loop.time()
+            while not stop.is_set():
+                await asyncio.sleep(0.001)
+                now = loop.time()
+                gaps.append(now - last)
+                last = now
+
+        gc.collect()
+        gc.disable()  # a full collection of this big process is a stall of its own
+        try:
+            ticking = asyncio.create_task(ticker())
+            await asyncio.sleep(0.02)
+            statuses = await asyncio.gather(*(sign_in() for _ in range(5)))
+            stop.set()
+            await ticking
+        finally:
+            gc.enable()
+    assert statuses == [200] * 5
+    ratio = max(gaps) / hash_s
+    print(
+        f"\nsign-in loop gap: max {max(gaps) * 1000:.1f} ms, one hash {hash_s * 1000:.1f} ms, "
+        f"ratio {ratio:.2f}"
+    )
+    assert ratio < 0.5, (
+        f"the event loop stalled {max(gaps) * 1000:.0f} ms during sign-ins; one password hash "
+        f"takes {hash_s * 1000:.0f} ms: hashing runs on the loop"
+    )
+
+
+def _timed(work: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start
