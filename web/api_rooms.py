@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from scheduler.join_links import JoinLinks
 from signaling.protocol import Language, ParticipantInfo, Role, RoomState
 from signaling.tokens import TokenError
 from web.appkeys import REDIS, ROOMS, SETTINGS, STAFF, TOKENS
@@ -35,10 +36,6 @@ class RoomLinks(BaseModel):
     resident: str
     counselor: str
     interpreter: str | None = None
-
-
-def join_link(base_url: str, room_id: str, token: str) -> str:
-    return f"{base_url}/join/{room_id}?t={token}"
 
 
 #: Failed sign-ins allowed per username and per client address in LOGIN_WINDOW_S.
@@ -80,17 +77,16 @@ async def create_room(request: web.Request) -> web.Response:
     staff = require_staff(request, Role.COUNSELOR)
     body = await json_body(request, CreateRoomRequest)
     settings = request.app[SETTINGS]
-    tokens = request.app[TOKENS]
+    join_links = JoinLinks(request.app[TOKENS], settings.base_url)
     record = await request.app[ROOMS].create(
         title=body.title, topic=body.topic, created_by=staff.username
     )
     ttl = settings.join_token_ttl_s
 
     def link(role: Role, name: str, language: str) -> str:
-        token = tokens.issue_join(
+        return join_links.link(
             room_id=record.id, role=role, name=name, language=language, ttl_s=ttl
         )
-        return join_link(settings.base_url, record.id, token)
 
     links = RoomLinks(
         room_id=record.id,

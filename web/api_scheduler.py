@@ -22,23 +22,24 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from scheduler import errors as E
+from scheduler.availability import Availability
 from scheduler.booking_store import BookingStore
-from scheduler.bookings import Availability, BookingService
+from scheduler.bookings import BookingService
+from scheduler.dashboard import DashboardReader
 from scheduler.models import (
     Booking,
     BookingRequest,
-    BookingState,
     BookingView,
     RescheduleRequest,
 )
 from scheduler.openapi import Endpoint, Param, build_document
-from scheduler.queue import (
+from scheduler.queue import WalkInQueue
+from scheduler.queue_models import (
     Presence,
     QueueJoinRequest,
     Ticket,
     TicketState,
     TicketView,
-    WalkInQueue,
 )
 from scheduler.staff import StaffMember
 from scheduler.timezones import SEOUL
@@ -48,16 +49,14 @@ from scheduler.wire import (
     BookingStateRequest,
     CenterView,
     Dashboard,
-    DashboardBooking,
     HolidayView,
     PresenceRequest,
     PresenceView,
-    QueueEntry,
     StaffCreate,
     StaffUpdate,
     TicketStateRequest,
 )
-from signaling.protocol import Role, RoomState
+from signaling.protocol import Role
 from web.appkeys import BOOKINGS, QUEUE, REDIS, ROOMS, SETTINGS, STAFF, TOKENS, TOPICS
 from web.auth import require_staff
 from web.http_errors import raise_error, validation_message
@@ -269,62 +268,10 @@ async def leave_queue(request: web.Request) -> web.Response:
 async def dashboard(request: web.Request) -> web.Response:
     claims = require_staff(request)
     app = request.app
-    service, queue, rooms = app[BOOKINGS], app[QUEUE], app[ROOMS]
-    member = await app[STAFF].get(claims.username)
-    mine_only = claims.role is not Role.ADMIN
-    bookings = await service.today(claims.username if mine_only else None)
-    now = service.now()
-    rows = []
-    for b in bookings:
-        room = await rooms.get(b.room_id) if b.room_id else None
-        link = (
-            service.staff_link(b, member) if member and b.state is BookingState.CONFIRMED else None
-        )
-        rows.append(
-            DashboardBooking(
-                id=b.id, state=b.state, seoul_start=b.start.astimezone(SEOUL),
-                seoul_end=b.end.astimezone(SEOUL), resident_name=b.resident.name,
-                language=b.resident.language, country=b.resident.country, topic=b.topic,
-                counselor=b.counselor, interpreter=b.interpreter, room_id=b.room_id,
-                room_state=room.state if room else None,
-                knocking=room is not None and room.state is RoomState.LOBBY,
-                join_url=link.url if link else None,
-            )
-        )  # fmt: skip
-
-    def entry(t: Ticket) -> QueueEntry:
-        return QueueEntry(
-            id=t.id, state=t.state, name=t.name, topic=t.topic, language=t.language,
-            needs_interpreter=t.needs_interpreter, waited_s=int(now.timestamp() - t.joined_at),
-            connected=now.timestamp() - t.last_seen <= 15, counselor=t.counselor,
-            interpreter=t.interpreter,
-        )  # fmt: skip
-
-    walk_ins = []
-    for t in await queue.matched():
-        if mine_only and claims.username not in (t.counselor, t.interpreter):
-            continue
-        room = await rooms.get(t.room_id) if t.room_id else None
-        walk_ins.append(
-            entry(t).model_copy(
-                update={
-                    "room_state": room.state if room else None,
-                    "knocking": room is not None and room.state is RoomState.LOBBY,
-                    "join_url": queue.staff_join_url(t, member) if member else None,
-                }
-            )
-        )
-    return _json(
-        Dashboard(
-            username=claims.username,
-            role=claims.role.value,
-            presence=await queue.presence(claims.username),
-            now_seoul=now.astimezone(SEOUL),
-            bookings=rows,
-            queue=[entry(t) for t in await queue.waiting()],
-            walk_ins=walk_ins,
-        )
+    reader = DashboardReader(
+        bookings=app[BOOKINGS], queue=app[QUEUE], staff=app[STAFF], rooms=app[ROOMS]
     )
+    return _json(await reader.for_staff(claims.username, claims.role))
 
 
 async def set_presence(request: web.Request) -> web.Response:

@@ -18,12 +18,12 @@ from pydantic import ValidationError
 
 from kernel.roles import STAFF_ROLES
 from scheduler.errors import SchedulerError
+from scheduler.join_links import join_url
 from scheduler.staff import StaffMember, StaffStore
 from signaling.protocol import LANGUAGES, Role
 from signaling.rooms import RoomDirectory
 from signaling.tokens import TokenService
 from web import cli_models, cli_recording
-from web.api_rooms import join_link
 from web.redis_store import open_redis
 from web.settings import Settings
 
@@ -112,7 +112,7 @@ def _demo_ctx(settings: Settings) -> Callable[[web.Application], AsyncIterator[N
             token = tokens.issue_join(
                 room_id=record.id, role=role, name=name, language=language, ttl_s=ttl
             )
-            print(f"  {label:<22} {join_link(settings.base_url, record.id, token)}", flush=True)
+            print(f"  {label:<22} {join_url(settings.base_url, record.id, token)}", flush=True)
         print(
             f"\nStaff sign-in: {DEMO_COUNSELOR} / {DEMO_INTERPRETER}, password {password}\n",
             flush=True,
@@ -209,7 +209,7 @@ def cmd_token(args: argparse.Namespace) -> int:
             language=args.lang,
             ttl_s=args.ttl,
         )
-        print(token if args.bare else join_link(settings.base_url, args.room, token))
+        print(token if args.bare else join_url(settings.base_url, args.room, token))
         return 0
 
     return asyncio.run(_with_stores(settings, work))
@@ -231,7 +231,7 @@ def cmd_room_create(args: argparse.Namespace) -> int:
                 language=language,
                 ttl_s=settings.join_token_ttl_s,
             )
-            print(f"{role} {join_link(settings.base_url, record.id, token)}")
+            print(f"{role} {join_url(settings.base_url, record.id, token)}")
         return 0
 
     return asyncio.run(_with_stores(settings, work))

@@ -8,7 +8,8 @@ from sched_helpers import SECRET, FakeClock, add_staff
 
 from kernel.roles import Role
 from scheduler.errors import IllegalTransition
-from scheduler.queue import Presence, QueueJoinRequest, TicketState, WalkInQueue
+from scheduler.queue import WalkInQueue
+from scheduler.queue_models import Presence, QueueJoinRequest, TicketState
 from scheduler.staff import StaffStore
 from scheduler.topics import TopicStore
 from signaling.rooms import RoomDirectory
