@@ -10,7 +10,8 @@ from signaling.protocol import Language, ParticipantInfo, Role, RoomState
 from signaling.tokens import TokenError
 from web.appkeys import REDIS, ROOMS, SETTINGS, STAFF, TOKENS
 from web.auth import require_staff
-from web.http_errors import json_body, raise_error
+from web.http_errors import raise_error
+from web.http_json import json_body
 
 
 class LoginRequest(BaseModel):

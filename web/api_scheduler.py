@@ -60,6 +60,7 @@ from signaling.protocol import Role
 from web.appkeys import BOOKINGS, QUEUE, REDIS, ROOMS, SETTINGS, STAFF, TOKENS, TOPICS
 from web.auth import require_staff
 from web.http_errors import raise_error, validation_message
+from web.http_json import json_body
 
 STATIC_DIR = Path(__file__).parent / "static"
 M = TypeVar("M", bound=BaseModel)
@@ -130,18 +131,6 @@ def _errors(handler: Handler) -> Handler:
     return wrapped
 
 
-async def _body(request: web.Request, model: type[M]) -> M:
-    raw = await request.read()
-    if not raw.strip():
-        raise_error(400, "empty_body", "Send a JSON object in the request body.")
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
-        if any(err["type"] == "json_invalid" for err in exc.errors()):
-            raise_error(400, "invalid_json", "The request body is not valid JSON.")
-        raise_error(422, "invalid_request", validation_message(exc))
-
-
 def _json(model: BaseModel | list[Any], status: int = 200) -> web.Response:
     if isinstance(model, list):
         text = "[" + ",".join(m.model_dump_json() for m in model) + "]"
@@ -202,7 +191,7 @@ async def availability(request: web.Request) -> web.Response:
 
 
 async def create_booking(request: web.Request) -> web.Response:
-    body = await _body(request, BookingRequest)
+    body = await json_body(request, BookingRequest)
     service = request.app[BOOKINGS]
     created = await service.book(body)
     view = service.view(created.booking, key=created.manage_key, include_key=True)
@@ -222,7 +211,7 @@ async def cancel_booking(request: web.Request) -> web.Response:
 
 async def reschedule_booking(request: web.Request) -> web.Response:
     booking, key, staff = await _booking_for(request)
-    body = await _body(request, RescheduleRequest)
+    body = await json_body(request, RescheduleRequest)
     moved = await request.app[BOOKINGS].reschedule(booking, body.slot_start)
     return _json(await _view(request, moved, key, staff))
 
@@ -239,7 +228,7 @@ async def booking_ics(request: web.Request) -> web.Response:
 
 
 async def join_queue(request: web.Request) -> web.Response:
-    body = await _body(request, QueueJoinRequest)
+    body = await json_body(request, QueueJoinRequest)
     queue = request.app[QUEUE]
     ticket, key = await queue.join(body)
     return _json(await queue.view(ticket, key=key), status=201)
@@ -276,7 +265,7 @@ async def dashboard(request: web.Request) -> web.Response:
 
 async def set_presence(request: web.Request) -> web.Response:
     claims = require_staff(request, Role.COUNSELOR, Role.INTERPRETER)
-    body = await _body(request, PresenceRequest)
+    body = await json_body(request, PresenceRequest)
     status = await request.app[QUEUE].set_presence(claims.username, Presence(body.status))
     return _json(PresenceView(username=claims.username, status=status))
 
@@ -284,14 +273,14 @@ async def set_presence(request: web.Request) -> web.Response:
 async def set_booking_state(request: web.Request) -> web.Response:
     require_staff(request, Role.COUNSELOR)
     booking, _, _ = await _booking_for(request)
-    body = await _body(request, BookingStateRequest)
+    body = await json_body(request, BookingStateRequest)
     updated = await request.app[BOOKINGS].set_state(booking, body.state)
     return _json(await _view(request, updated, None, True))
 
 
 async def set_ticket_state(request: web.Request) -> web.Response:
     require_staff(request, Role.COUNSELOR)
-    body = await _body(request, TicketStateRequest)
+    body = await json_body(request, TicketStateRequest)
     queue = request.app[QUEUE]
     ticket = await queue.get(request.match_info["ticket_id"])
     ticket = await queue.transition(ticket, TicketState(body.state))
@@ -317,7 +306,7 @@ async def list_staff(request: web.Request) -> web.Response:
 
 async def create_staff(request: web.Request) -> web.Response:
     require_staff(request, Role.ADMIN)
-    body = await _body(request, StaffCreate)
+    body = await json_body(request, StaffCreate)
     await _check_topics(request, body.topics)
     member = StaffMember.model_validate(body.model_dump(exclude={"password"}))
     return _json(await request.app[STAFF].add(member, body.password), status=201)
@@ -325,7 +314,7 @@ async def create_staff(request: web.Request) -> web.Response:
 
 async def update_staff(request: web.Request) -> web.Response:
     require_staff(request, Role.ADMIN)
-    body = await _body(request, StaffUpdate)
+    body = await json_body(request, StaffUpdate)
     if body.username != request.match_info["username"]:
         raise_error(422, "invalid_request", "username in the body must match the URL")
     await _check_topics(request, body.topics)
@@ -341,7 +330,7 @@ async def delete_staff(request: web.Request) -> web.Response:
 
 async def put_topic(request: web.Request) -> web.Response:
     require_staff(request, Role.ADMIN)
-    body = await _body(request, Topic)
+    body = await json_body(request, Topic)
     if body.id != request.match_info["topic_id"]:
         raise_error(422, "invalid_request", "topic id in the body must match the URL")
     return _json(await request.app[TOPICS].put(body))

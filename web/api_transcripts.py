@@ -18,7 +18,6 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from pydantic import ValidationError
 
 from interpretation.errors import InterpretationError
 from interpretation.glossary import Glossary
@@ -27,7 +26,8 @@ from interpretation.transcript import to_srt, to_webvtt
 from signaling.protocol import LANGUAGES, Role
 from web.appkeys import CAPTIONS, SETTINGS, SIGNALING
 from web.auth import require_staff
-from web.http_errors import raise_error, validation_message
+from web.http_errors import raise_error
+from web.http_json import json_body
 from web.room_captions import CaptionsExtension
 
 
@@ -106,10 +106,7 @@ async def get_glossary(request: web.Request) -> web.Response:
 
 async def put_glossary(request: web.Request) -> web.Response:
     require_staff(request, Role.ADMIN)
-    try:
-        glossary = Glossary.model_validate_json(await request.read())
-    except ValidationError as exc:
-        raise_error(422, "bad_glossary", validation_message(exc))
+    glossary = await json_body(request, Glossary)
     await asyncio.to_thread(request.app[CAPTIONS].glossary.replace, glossary)
     return web.json_response(glossary.model_dump(mode="json"))
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import NoReturn, TypeVar
+from typing import NoReturn
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
-
-M = TypeVar("M", bound=BaseModel)
+from pydantic import ValidationError
 
 
 def error_response(status: int, code: str, message: str) -> web.Response:
@@ -43,12 +41,3 @@ _STATUS: dict[int, type[web.HTTPError]] = {
     429: web.HTTPTooManyRequests,
     503: web.HTTPServiceUnavailable,
 }
-
-
-async def json_body(request: web.Request, model: type[M]) -> M:
-    """Parse and validate a JSON request body, or answer 422 saying what is wrong."""
-    raw = await request.read()
-    try:
-        return model.model_validate_json(raw or b"{}")
-    except ValidationError as exc:
-        raise_error(422, "invalid_request", validation_message(exc))

@@ -18,7 +18,7 @@ from kernel.roles import Role
 from scheduler.staff import StaffMember, hash_password, verify_password
 from tests.support.server import running_server
 from web.api_rooms import LOGIN_FAILURES_ALLOWED
-from web.appkeys import STAFF
+from web.appkeys import STAFF, TOKENS
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -190,6 +190,33 @@ def test_cli_staff_room_and_token(data_dir: Path, redis_url: str) -> None:
         data_dir, redis_url, "token", "--room", "r-nope", "--role", "resident", "--name", "K"
     )
     assert missing.returncode == 1 and "no room" in missing.stderr
+
+
+# ------------------------------------------------------------ request bodies
+@pytest.mark.parametrize(
+    ("path", "data", "status", "code"),
+    [
+        ("/api/staff/login", b"", 400, "empty_body"),
+        ("/api/staff/login", b"{nope", 400, "invalid_json"),
+        ("/api/rooms", b"{nope", 400, "invalid_json"),
+        ("/api/rooms", b"", 400, "empty_body"),
+        ("/api/queue", b"  ", 400, "empty_body"),
+        ("/api/queue", b'{"name": "Kim"}', 422, "invalid_request"),
+    ],
+)
+async def test_every_json_body_is_parsed_the_same_way(
+    data_dir: Path, redis_url: str, redis: object, path: str, data: bytes, status: int, code: str
+) -> None:
+    async with running_server(data_dir, redis_url) as server, aiohttp.ClientSession() as http:
+        token = server.app[TOKENS].issue_staff(
+            username="kim", role=Role.COUNSELOR, name="Kim", ttl_s=60
+        )
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+        async with http.post(server.base_url + path, data=data, headers=headers) as r:
+            error = (await r.json())["error"]
+            assert (r.status, error["code"]) == (status, code), error
+            if code == "invalid_request":
+                assert "topic" in error["message"] and "language" in error["message"]
 
 
 # ------------------------------------------------------------ sign-in cost

@@ -22,3 +22,9 @@ def test_join_links_are_built_in_one_place() -> None:
     link = re.compile(r"""f["'].*/join/\{""")
     builders = sorted(name for name, text in _sources().items() if link.search(text))
     assert builders == ["scheduler/join_links.py"]
+
+
+def test_json_request_bodies_are_parsed_in_one_place() -> None:
+    reader = re.compile(r"await request\.(read|json|text)\(\)")
+    readers = sorted(name for name, text in _sources().items() if reader.search(text))
+    assert readers == ["web/http_json.py"], readers
