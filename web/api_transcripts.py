@@ -9,7 +9,7 @@ Wiring (in ``web.app.build_app``, after ``app.cleanup_ctx.append(services)``)::
 
     from web import api_transcripts
     app.cleanup_ctx.append(api_transcripts.interpretation_ctx)
-    api_transcripts.add_routes(app)
+    # the routes: ``endpoints()`` is part of the one route table, ``web.routes``
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from interpretation.transcript import to_srt, to_webvtt
 from signaling.protocol import LANGUAGES, Role
 from web.appkeys import CAPTIONS, SETTINGS, SIGNALING
 from web.auth import require_staff
+from web.endpoints import Access, Endpoint, Param, add_endpoints
 from web.http_errors import raise_error
 from web.http_json import json_body
 from web.room_captions import CaptionsExtension
@@ -111,8 +112,24 @@ async def put_glossary(request: web.Request) -> web.Response:
     return web.json_response(glossary.model_dump(mode="json"))
 
 
+def endpoints() -> list[Endpoint]:
+    """This module's entries in the route table (``web.routes``)."""
+    session = Param("id", "path", "consultation room id")
+    lang = Param("lang", description="language of the captions (default ko)")
+    staff, admin = Access.STAFF, (Role.ADMIN,)
+    return [
+        Endpoint("GET", "/api/sessions/{id}/transcript.vtt", transcript_vtt,
+                 "Transcript as WebVTT", "transcripts", params=(session, lang),
+                 access=staff, content_type="text/vtt", errors=(400, 404)),
+        Endpoint("GET", "/api/sessions/{id}/transcript.srt", transcript_srt,
+                 "Transcript as SubRip", "transcripts", params=(session, lang),
+                 access=staff, content_type="application/x-subrip", errors=(400, 404)),
+        Endpoint("GET", "/api/glossary", get_glossary, "The translation glossary",
+                 "transcripts", response=Glossary, access=staff),
+        Endpoint("PUT", "/api/glossary", put_glossary, "Replace the translation glossary",
+                 "transcripts", request=Glossary, response=Glossary, access=staff, roles=admin),
+    ]  # fmt: skip
+
+
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/api/sessions/{id}/transcript.vtt", transcript_vtt)
-    app.router.add_get("/api/sessions/{id}/transcript.srt", transcript_srt)
-    app.router.add_get("/api/glossary", get_glossary)
-    app.router.add_put("/api/glossary", put_glossary)
+    add_endpoints(app, endpoints())

@@ -20,7 +20,7 @@ from signaling.protocol import IceServerInfo
 from signaling.rooms import RoomDirectory
 from signaling.server import SignalingServer
 from signaling.tokens import TokenService
-from web import api_rooms, api_scheduler, api_transcripts
+from web import routes
 from web.api_scheduler import scheduler_ctx
 from web.api_transcripts import interpretation_ctx
 from web.appkeys import (
@@ -154,8 +154,6 @@ def build_app(
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/", index_page)
     app.router.add_get("/join/{room}", call_page)
-    api_rooms.add_routes(app)
-    api_scheduler.add_routes(app)
-    api_transcripts.add_routes(app)
+    routes.add_routes(app)  # every /api endpoint (documented at /api/openapi.json) and pages
     app.router.add_static("/static/", STATIC_DIR, name="static")
     return app

@@ -7,6 +7,8 @@ from typing import NoReturn
 from aiohttp import web
 from pydantic import ValidationError
 
+from scheduler import errors as scheduler_errors
+
 
 def error_response(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
@@ -41,3 +43,24 @@ _STATUS: dict[int, type[web.HTTPError]] = {
     429: web.HTTPTooManyRequests,
     503: web.HTTPServiceUnavailable,
 }
+
+
+#: The HTTP status of each scheduler error (most specific first); anything else is 400.
+_SCHEDULER_STATUS: tuple[tuple[type[scheduler_errors.SchedulerError], int], ...] = (
+    (scheduler_errors.UnknownTopicError, 422),
+    (scheduler_errors.InvalidSlotError, 422),
+    (scheduler_errors.WeakPasswordError, 422),
+    (scheduler_errors.SlotTakenError, 409),
+    (scheduler_errors.UnknownBookingError, 404),
+    (scheduler_errors.UnknownTicketError, 404),
+    (scheduler_errors.UnknownStaffError, 404),
+    (scheduler_errors.BookingKeyError, 403),
+    (scheduler_errors.IllegalTransition, 409),
+    (scheduler_errors.StaffExistsError, 409),
+)
+
+
+def scheduler_error(exc: scheduler_errors.SchedulerError) -> NoReturn:
+    """Abort with the status and code of a scheduler error; its message says what to fix."""
+    status = next((s for cls, s in _SCHEDULER_STATUS if isinstance(exc, cls)), 400)
+    raise_error(status, exc.code, str(exc))

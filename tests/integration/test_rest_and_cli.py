@@ -10,9 +10,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
+from jsonschema import Draft202012Validator
 
 from kernel.roles import Role
 from scheduler.staff import StaffMember, hash_password, verify_password
@@ -192,7 +195,83 @@ def test_cli_staff_room_and_token(data_dir: Path, redis_url: str) -> None:
     assert missing.returncode == 1 and "no room" in missing.stderr
 
 
-# ------------------------------------------------------------ request bodies
+# ------------------------------------------------------------ the REST contract
+def _registered_api_routes(app: web.Application) -> set[tuple[str, str]]:
+    routes = set()
+    for route in app.router.routes():
+        path = route.resource.canonical if route.resource is not None else ""
+        if path.startswith("/api/") and route.method != "HEAD":
+            routes.add((route.method, path))
+    return routes
+
+
+def _check(doc: dict[str, Any], method: str, path: str, status: int, body: object) -> None:
+    """``body`` is valid against the response schema the document gives for it."""
+    responses = doc["paths"][path][method.lower()]["responses"]
+    assert str(status) in responses, f"{method} {path}: {status} is not documented"
+    content = responses[str(status)].get("content", {})
+    assert "application/json" in content, f"{method} {path} {status}: no JSON schema documented"
+    schema = content["application/json"]["schema"]
+    validator = Draft202012Validator({**schema, "components": doc["components"]})
+    errors = [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(body)
+    ]
+    assert not errors, f"{method} {path} {status} does not match its documented schema: {errors}"
+
+
+async def test_every_api_route_is_registered_and_documented_once(
+    data_dir: Path, redis_url: str, redis: object
+) -> None:
+    async with running_server(data_dir, redis_url) as server, aiohttp.ClientSession() as http:
+        async with http.get(server.base_url + "/api/openapi.json") as r:
+            assert r.status == 200
+            doc = await r.json()
+        registered = _registered_api_routes(server.app)
+    documented = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
+    assert not registered - documented, (
+        f"registered, not documented: {sorted(registered - documented)}"
+    )
+    assert not documented - registered, (
+        f"documented, not registered: {sorted(documented - registered)}"
+    )
+
+
+async def test_live_responses_match_their_documented_schemas(
+    data_dir: Path, redis_url: str, redis: object
+) -> None:
+    async with running_server(data_dir, redis_url) as server, aiohttp.ClientSession() as http:
+        url = server.base_url
+        await server.app[STAFF].add(
+            StaffMember(
+                username="kim", display_name="Kim", role=Role.COUNSELOR, topics=["nationality"]
+            ),
+            "correct horse",
+        )
+        async with http.get(url + "/api/openapi.json") as r:
+            doc = await r.json()
+        async with http.get(url + "/api/dashboard") as r:
+            _check(doc, "GET", "/api/dashboard", r.status, await r.json())
+        login = {"username": "kim", "password": "correct horse"}
+        async with http.post(url + "/api/staff/login", json=login) as r:
+            signed_in = await r.json()
+            _check(doc, "POST", "/api/staff/login", r.status, signed_in)
+        auth = {"Authorization": f"Bearer {signed_in['token']}"}
+        room = {"resident": {"name": "Kim Yui", "language": "ja"}}
+        async with http.post(url + "/api/rooms", json=room, headers=auth) as r:
+            created = await r.json()
+            _check(doc, "POST", "/api/rooms", r.status, created)
+        token = created["links"]["resident"].split("?t=")[1]
+        params = {"room": created["room"]["id"], "t": token}
+        async with http.get(url + "/api/join-info", params=params) as r:
+            _check(doc, "GET", "/api/join-info", r.status, await r.json())
+        for path in ("/api/topics", "/api/center", "/api/dashboard", "/api/glossary"):
+            async with http.get(url + path, headers=auth) as r:
+                _check(doc, "GET", path, r.status, await r.json())
+        walk_in = {"name": "Kim", "topic": "nationality", "language": "ko"}
+        async with http.post(url + "/api/queue", json=walk_in) as r:
+            _check(doc, "POST", "/api/queue", r.status, await r.json())
+
+
 @pytest.mark.parametrize(
     ("path", "data", "status", "code"),
     [
@@ -219,7 +298,6 @@ async def test_every_json_body_is_parsed_the_same_way(
                 assert "topic" in error["message"] and "language" in error["message"]
 
 
-# ------------------------------------------------------------ sign-in cost
 async def test_sign_in_keeps_the_event_loop_responsive(
     data_dir: Path, redis_url: str, redis: object
 ) -> None:
