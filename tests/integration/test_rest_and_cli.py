@@ -301,7 +301,11 @@ async def test_every_json_body_is_parsed_the_same_way(
 async def test_sign_in_keeps_the_event_loop_responsive(
     data_dir: Path, redis_url: str, redis: object
 ) -> None:
-    """Five concurrent sign-ins: the loop never stalls for anything like one password hash."""
+    """Five concurrent sign-ins: the loop never stalls for anything like one password hash.
+
+    With hashing on the loop every round stalls at least one hash long. Other load on a
+    shared machine can deschedule the loop now and then, so the best of three rounds counts.
+    """
     async with running_server(data_dir, redis_url) as server, aiohttp.ClientSession() as http:
         await server.app[STAFF].add(
             StaffMember(username="kim", display_name="Kim", role=Role.COUNSELOR), "correct horse"
@@ -315,38 +319,46 @@ async def test_sign_in_keeps_the_event_loop_responsive(
 
         assert await sign_in() == 200  # warm: connections, first-call costs
         encoded = hash_password("correct horse")
-        hash_s = min(_timed(lambda: verify_password("correct horse", encoded)) for _ in range(3))
         loop = asyncio.get_running_loop()
-        gaps: list[float] = []
-        stop = asyncio.Event()
+        rounds: list[tuple[float, float]] = []  # (max loop gap, one hash), seconds
 
-        async def ticker() -> None:
-            last = loop.time()
-            while not stop.is_set():
-                await asyncio.sleep(0.001)
-                now = loop.time()
-                gaps.append(now - last)
-                last = now
+        async def one_round() -> None:
+            hash_s = min(
+                _timed(lambda: verify_password("correct horse", encoded)) for _ in range(3)
+            )
+            gaps: list[float] = []
+            stop = asyncio.Event()
 
-        gc.collect()
-        gc.disable()  # a full collection of this big process is a stall of its own
-        try:
+            async def ticker() -> None:
+                last = loop.time()
+                while not stop.is_set():
+                    await asyncio.sleep(0.001)
+                    now = loop.time()
+                    gaps.append(now - last)
+                    last = now
+
             ticking = asyncio.create_task(ticker())
             await asyncio.sleep(0.02)
             statuses = await asyncio.gather(*(sign_in() for _ in range(5)))
             stop.set()
             await ticking
+            assert statuses == [200] * 5
+            rounds.append((max(gaps), hash_s))
+
+        gc.collect()
+        gc.disable()  # a full collection of this big process is a stall of its own
+        try:
+            for _ in range(3):
+                await one_round()
+                if rounds[-1][0] / rounds[-1][1] < 0.5:
+                    break
         finally:
             gc.enable()
-    assert statuses == [200] * 5
-    ratio = max(gaps) / hash_s
-    print(
-        f"\nsign-in loop gap: max {max(gaps) * 1000:.1f} ms, one hash {hash_s * 1000:.1f} ms, "
-        f"ratio {ratio:.2f}"
-    )
-    assert ratio < 0.5, (
-        f"the event loop stalled {max(gaps) * 1000:.0f} ms during sign-ins; one password hash "
-        f"takes {hash_s * 1000:.0f} ms: hashing runs on the loop"
+    figures = ", ".join(f"{g * 1000:.1f}/{h * 1000:.1f} ms = {g / h:.2f}" for g, h in rounds)
+    print(f"\nsign-in loop gap / one hash: {figures}")
+    assert min(g / h for g, h in rounds) < 0.5, (
+        f"the event loop stalled for a large part of a password hash in every round "
+        f"(max gap / hash: {figures}): hashing runs on the loop"
     )
 
 
