@@ -26,7 +26,8 @@ import redis.asyncio as aioredis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scheduler.staff import StaffMember, StaffRole, StaffStore  # noqa: E402
+from kernel.roles import Role  # noqa: E402
+from scheduler.staff import StaffMember, StaffStore  # noqa: E402
 
 SERVER = ROOT / "tests" / "scheduler" / "_server.py"
 SECRET = "bench-secret-" + "x" * 40
@@ -38,12 +39,12 @@ async def seed(redis_url: str) -> None:
     store = StaffStore(client)
     for i in range(10):
         member = StaffMember(
-            username=f"c{i}", display_name=f"Counselor {i}", role=StaffRole.COUNSELOR,
+            username=f"c{i}", display_name=f"Counselor {i}", role=Role.COUNSELOR,
             topics=["general"],
         )  # fmt: skip
         await store.add(member, "password123")
     await store.add(
-        StaffMember(username="i0", display_name="Interp", role=StaffRole.INTERPRETER,
+        StaffMember(username="i0", display_name="Interp", role=Role.INTERPRETER,
                     languages=["ko", "en"]),
         "password123",
     )  # fmt: skip

@@ -388,7 +388,3 @@ class BookingStore:
                     intervals.append(Interval(int(score), int(end_s), booking_id))
             out[name] = intervals
         return out
-
-    async def loads(self, day: date) -> dict[str, int]:
-        raw = await self._redis.hgetall(load_key(day))
-        return {_text(k): int(v) for k, v in raw.items()}

@@ -1,7 +1,8 @@
-"""Booking service: availability, matching counselor + interpreter, join links, iCalendar.
+"""Booking service: book, cancel, reschedule, and what a booking looks like to its people.
 
 Everything shared lives in Redis (``BookingStore``); this object holds no state of its
 own besides its collaborators, so any number of server processes can run it side by side.
+Free slots are computed in ``scheduler.availability``, links in ``scheduler.booking_links``.
 """
 
 from __future__ import annotations
@@ -14,56 +15,26 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
-from icalendar import Calendar, Event
-from pydantic import BaseModel, Field
-
-from scheduler.booking_store import BookingStore, Interval
+from kernel.languages import Language
+from scheduler.availability import Availability, free_slots, local_range
+from scheduler.booking_links import BookingLinks
+from scheduler.booking_store import BookingStore
 from scheduler.calendar import CenterHours, Slot
 from scheduler.errors import BookingKeyError, InvalidSlotError, SlotTakenError
-from scheduler.models import (
-    Booking,
-    BookingRequest,
-    BookingState,
-    BookingView,
-    JoinLink,
-    Language,
-)
-from scheduler.staff import StaffMember, StaffRole, StaffStore
+from scheduler.ics import booking_calendar
+from scheduler.join_links import JoinLinks
+from scheduler.models import Booking, BookingRequest, BookingState, BookingView, JoinLink
+from scheduler.staff import StaffMember, StaffStore
 from scheduler.timezones import SEOUL
 from scheduler.topics import Topic, TopicStore
-from signaling.protocol import Role, RoomState
+from signaling.protocol import RoomState
 from signaling.rooms import RoomDirectory
 from signaling.tokens import TokenService
 
 log = logging.getLogger(__name__)
-
-JOIN_OPENS_BEFORE = timedelta(minutes=15)
-STAFF_GRACE_AFTER = timedelta(minutes=30)
-MAX_DAYS = 62
-
-
-class SlotOffer(BaseModel):
-    """One free slot, in UTC, the resident's zone and Seoul time."""
-
-    start: datetime
-    end: datetime
-    local_start: datetime
-    local_end: datetime
-    seoul_start: datetime
-
-
-class Availability(BaseModel):
-    topic: str
-    timezone: str
-    slot_minutes: int
-    needs_interpreter: bool
-    slots: list[SlotOffer]
-    closed_days: dict[date, str] = Field(
-        default_factory=dict, description="Seoul dates in range that are public holidays"
-    )
 
 
 def hash_key(key: str) -> str:
@@ -94,23 +65,13 @@ class BookingService:
         self._staff = staff
         self.topics = topics
         self._rooms = rooms
-        self._tokens = tokens
-        self._base_url = base_url.rstrip("/")
+        self.links = BookingLinks(JoinLinks(tokens, base_url))
         self.hours = hours or CenterHours()
         self._clock = clock
         self._rng = rng or random.Random()
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
-
-    # -------------------------------------------------------------- matching
-    @staticmethod
-    def counselors_for(staff: list[StaffMember], topic: str) -> list[StaffMember]:
-        return [m for m in staff if m.role is StaffRole.COUNSELOR and topic in m.topics]
-
-    @staticmethod
-    def interpreters_for(staff: list[StaffMember], language: str) -> list[StaffMember]:
-        return [m for m in staff if m.role is StaffRole.INTERPRETER and language in m.languages]
 
     def _on_duty(self, people: list[StaffMember], slot: Slot) -> list[str]:
         names = [m.username for m in people if m.works(slot.start, slot.end)]
@@ -133,59 +94,15 @@ class BookingService:
         zone = ZoneInfo(timezone)
         need = language != "ko" if needs_interpreter is None else needs_interpreter
         now = self.now()
-        first = first_day or now.astimezone(zone).date()
-        days = max(1, min(days, MAX_DAYS))
-        range_start = datetime.combine(first, datetime.min.time(), zone)
-        range_end = datetime.combine(first + timedelta(days=days), datetime.min.time(), zone)
+        window = local_range(first_day or now.astimezone(zone).date(), days, zone)
         staff = await self._staff.list()
-        counselors = self.counselors_for(staff, topic.id)
-        interpreters = self.interpreters_for(staff, language) if need else []
-        busy = await self.store.busy(
-            [m.username for m in counselors + interpreters], range_start, range_end
-        )
-        offers: list[SlotOffer] = []
-        closed: dict[date, str] = {}
-        seoul_day = range_start.astimezone(SEOUL).date()
-        while datetime.combine(seoul_day, datetime.min.time(), SEOUL) < range_end:
-            holiday = self.hours.holiday(seoul_day)
-            if holiday:
-                closed[seoul_day] = holiday
-            for slot in self.hours.slots(seoul_day, topic):
-                if slot.start <= now or not (range_start <= slot.start < range_end):
-                    continue
-                if not self._someone_free(counselors, busy, slot):
-                    continue
-                if need and not self._someone_free(interpreters, busy, slot):
-                    continue
-                offers.append(
-                    SlotOffer(
-                        start=slot.start,
-                        end=slot.end,
-                        local_start=slot.start.astimezone(zone),
-                        local_end=slot.end.astimezone(zone),
-                        seoul_start=slot.start.astimezone(SEOUL),
-                    )
-                )
-            seoul_day += timedelta(days=1)
-        return Availability(
-            topic=topic.id,
-            timezone=timezone,
-            slot_minutes=topic.slot_minutes,
-            needs_interpreter=need,
-            slots=offers,
-            closed_days=closed,
-        )
-
-    @staticmethod
-    def _someone_free(
-        people: list[StaffMember], busy: dict[str, list[Interval]], slot: Slot
-    ) -> bool:
-        s, e = int(slot.start.timestamp()), int(slot.end.timestamp())
-        return any(
-            m.works(slot.start, slot.end)
-            and not any(i.start < e and i.end > s for i in busy.get(m.username, []))
-            for m in people
-        )
+        counselors = [m for m in staff if m.counsels(topic.id)]
+        interpreters = [m for m in staff if m.interprets(language)] if need else []
+        busy = await self.store.busy([m.username for m in counselors + interpreters], *window)
+        return free_slots(
+            topic=topic, hours=self.hours, zone=zone, window=window, now=now,
+            need_interpreter=need, counselors=counselors, interpreters=interpreters, busy=busy,
+        )  # fmt: skip
 
     # --------------------------------------------------------------- booking
     def _slot_for(self, start: datetime, timezone: str, topic: Topic) -> Slot:
@@ -197,14 +114,14 @@ class BookingService:
         self, topic: Topic, language: str, need: bool, slot: Slot
     ) -> tuple[list[str], list[str]]:
         staff = await self._staff.list()
-        counselors = self._on_duty(self.counselors_for(staff, topic.id), slot)
+        counselors = self._on_duty([m for m in staff if m.counsels(topic.id)], slot)
         if not counselors:
             raise SlotTakenError(
                 "no counselor for this topic works at that time; choose another slot"
             )
         interpreters: list[str] = []
         if need:
-            interpreters = self._on_duty(self.interpreters_for(staff, language), slot)
+            interpreters = self._on_duty([m for m in staff if m.interprets(language)], slot)
             if not interpreters:
                 raise SlotTakenError(
                     f"no interpreter for language {language!r} works at that time; "
@@ -319,68 +236,14 @@ class BookingService:
         return [b for b in bookings if username in (b.counselor, b.interpreter)]
 
     # ----------------------------------------------------------------- links
-    def join_url(self, room_id: str, token: str) -> str:
-        return f"{self._base_url}/join/{room_id}?t={token}"
-
-    def resident_link(self, booking: Booking) -> JoinLink | None:
-        if booking.room_id is None:
-            return None
-        opens = booking.start - JOIN_OPENS_BEFORE
-        token = self._tokens.issue_join(
-            room_id=booking.room_id,
-            role=Role.RESIDENT,
-            name=booking.resident.name,
-            language=booking.resident.language,
-            ttl_s=(booking.end - booking.start).total_seconds(),
-            not_before=opens.timestamp(),
-            expires_at=booking.end.timestamp(),
-        )
-        return JoinLink(
-            role="resident",
-            name=booking.resident.name,
-            url=self.join_url(booking.room_id, token),
-            valid_from=opens,
-            valid_until=booking.end,
-        )
-
-    def staff_link(self, booking: Booking, member: StaffMember) -> JoinLink | None:
-        if booking.room_id is None:
-            return None
-        role = Role.INTERPRETER if member.role is StaffRole.INTERPRETER else Role.COUNSELOR
-        language: str = booking.resident.language if role is Role.INTERPRETER else "ko"
-        if language not in member.languages and member.languages:
-            language = member.languages[0]
-        opens = booking.start - JOIN_OPENS_BEFORE
-        until = booking.end + STAFF_GRACE_AFTER
-        token = self._tokens.issue_join(
-            room_id=booking.room_id,
-            role=role,
-            name=member.display_name,
-            language=language,
-            ttl_s=(until - opens).total_seconds(),
-            not_before=opens.timestamp(),
-            expires_at=until.timestamp(),
-        )
-        return JoinLink(
-            role="interpreter" if role is Role.INTERPRETER else "counselor",
-            name=member.display_name,
-            url=self.join_url(booking.room_id, token),
-            valid_from=opens,
-            valid_until=until,
-        )
-
     async def staff_links(self, booking: Booking) -> list[JoinLink]:
         links = []
         for username in (booking.counselor, booking.interpreter):
             member = await self._staff.get(username) if username else None
-            link = self.staff_link(booking, member) if member else None
+            link = self.links.staff(booking, member) if member else None
             if link is not None:
                 links.append(link)
         return links
-
-    def ics_url(self, booking: Booking, key: str | None) -> str:
-        url = f"{self._base_url}/api/bookings/{booking.id}/calendar.ics"
-        return f"{url}?key={key}" if key else url
 
     def view(
         self,
@@ -391,7 +254,7 @@ class BookingService:
         staff_links: list[JoinLink] | None = None,
     ) -> BookingView:
         zone = ZoneInfo(booking.resident.timezone)
-        link = self.resident_link(booking) if booking.state is BookingState.CONFIRMED else None
+        link = self.links.resident(booking) if booking.state is BookingState.CONFIRMED else None
         return BookingView(
             id=booking.id,
             state=booking.state,
@@ -407,7 +270,7 @@ class BookingService:
             resident_name=booking.resident.name,
             language=booking.resident.language,
             join_url=link.url if link else None,
-            ics_url=self.ics_url(booking, key),
+            ics_url=self.links.ics_url(booking, key),
             manage_key=key if include_key else None,
             staff_links=staff_links,
         )
@@ -415,28 +278,7 @@ class BookingService:
     async def ics(self, booking: Booking) -> bytes:
         topic = await self.topics.get(booking.topic)
         title = topic.name(booking.resident.language) if topic else booking.topic
-        link = self.resident_link(booking)
-        description = "Seoulbridge video consultation."
-        if link is not None:
-            description += f"\nJoin (opens 15 minutes before): {link.url}"
-        calendar = Calendar.new(prodid="-//Seoulbridge//Scheduler//EN")
-        calendar.add("method", "PUBLISH")
-        event = Event.new(
-            uid=f"{booking.id}@seoulbridge",
-            stamp=self.now(),
-            start=booking.start,
-            end=booking.end,
-            summary=f"Seoulbridge: {title}",
-            description=description,
-            url=link.url if link else None,
-            location=link.url if link else None,
-            sequence=int(booking.start.timestamp()) % 100000,
+        link = self.links.resident(booking)
+        return booking_calendar(
+            booking, title=title, join_url=link.url if link else None, stamp=self.now()
         )
-        if booking.state is BookingState.CANCELLED:
-            event.add("status", "CANCELLED")
-        calendar.add_component(event)
-        ical: bytes = calendar.to_ical()
-        return ical
-
-
-__all__ = ["Availability", "BookingService", "Created", "SlotOffer"]

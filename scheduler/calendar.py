@@ -8,7 +8,6 @@ their zone are handled by the zone database, not by arithmetic here.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -29,10 +28,6 @@ def _korean_holidays(year: int) -> dict[date, str]:
 class Slot:
     start: datetime  # aware, UTC
     end: datetime
-
-    @property
-    def seoul_date(self) -> date:
-        return self.start.astimezone(SEOUL).date()
 
 
 @dataclass(frozen=True)
@@ -65,10 +60,6 @@ class CenterHours:
             grid.append(Slot(start.astimezone(UTC), (start + length).astimezone(UTC)))
             start += length
         return grid
-
-    def days(self, first: date, count: int) -> Iterator[date]:
-        for offset in range(count):
-            yield first + timedelta(days=offset)
 
     def check_slot(self, start: datetime, topic: Topic, *, now: datetime) -> Slot:
         """The slot that starts at ``start``, or InvalidSlotError saying what is wrong."""

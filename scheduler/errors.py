@@ -19,6 +19,10 @@ class UnknownStaffError(SchedulerError):
     code = "unknown_staff"
 
 
+class WeakPasswordError(SchedulerError):
+    code = "weak_password"
+
+
 class UnknownTopicError(SchedulerError):
     code = "unknown_topic"
 

@@ -18,9 +18,6 @@ from scheduler.timezones import check_timezone
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 
-__all__ = ["Language"]  # re-exported for scheduler modules
-
-
 class BookingState(StrEnum):
     CONFIRMED = "confirmed"
     IN_SESSION = "in_session"

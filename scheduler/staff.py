@@ -1,31 +1,49 @@
-"""Staff profiles (counselors, interpreters, admins) kept in Redis."""
+"""Staff profiles (counselors, interpreters, admins) kept in Redis.
+
+Passwords are hashed with scrypt (50-100 ms of CPU each); hashing runs in a worker
+thread, never on the event loop that forwards every RTP packet.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Callable
 from datetime import date, datetime, time
 from enum import StrEnum
+from typing import Annotated, Final, TypeVar
 from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
-from kernel.languages import LANGUAGES
-from scheduler.errors import StaffExistsError, UnknownStaffError
+from kernel.languages import Language, check_languages
+from kernel.roles import STAFF_ROLES, Role
+from scheduler.errors import StaffExistsError, UnknownStaffError, WeakPasswordError
 from scheduler.timezones import check_timezone
+
+T = TypeVar("T")
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
 _KEY_PREFIX = "sb:staff:"
 _INDEX = "sb:staff-index"
+MIN_PASSWORD = 8
 
-
-class StaffRole(StrEnum):
-    COUNSELOR = "counselor"
-    INTERPRETER = "interpreter"
-    ADMIN = "admin"
+#: A staff account's role: any ``Role`` but resident (validated by ``StaffMember``).
+_AccountRole = Annotated[
+    Role,
+    WithJsonSchema({"type": "string", "enum": [r.value for r in STAFF_ROLES]}),
+]
 
 
 class Weekday(StrEnum):
@@ -78,11 +96,17 @@ def default_hours() -> dict[Weekday, list[TimeRange]]:
     }
 
 
+def _korean() -> list[Language]:
+    return ["ko"]
+
+
 class StaffMember(BaseModel):
     username: str
-    display_name: str = Field(min_length=1, max_length=80)
-    role: StaffRole
-    languages: list[str] = Field(default_factory=lambda: ["ko"])
+    display_name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)
+    ]
+    role: _AccountRole
+    languages: list[Language] = Field(default_factory=lambda: _korean())
     topics: list[str] = Field(default_factory=list)
     timezone: str = "Asia/Seoul"
     weekly_hours: dict[Weekday, list[TimeRange]] = Field(default_factory=default_hours)
@@ -118,28 +142,49 @@ class StaffMember(BaseModel):
             )
         return value
 
-    @field_validator("languages")
+    @field_validator("role")
     @classmethod
-    def _languages(cls, value: list[str]) -> list[str]:
-        unknown = [code for code in value if code not in LANGUAGES]
-        if unknown:
+    def _role(cls, value: Role) -> Role:
+        if value not in STAFF_ROLES:
             raise ValueError(
-                f"unknown language code(s) {', '.join(unknown)}; use {', '.join(LANGUAGES)}"
+                f"{value.value} is not a staff role; a staff account is one of "
+                f"{', '.join(r.value for r in STAFF_ROLES)}"
             )
-        if not value:
-            raise ValueError("at least one language is needed")
         return value
+
+    @field_validator("languages", mode="before")
+    @classmethod
+    def _languages(cls, value: object) -> object:
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("at least one language is needed")
+            check_languages([str(code) for code in value])
+        return value
+
+    def counsels(self, topic: str) -> bool:
+        """A counselor for ``topic``."""
+        return self.role is Role.COUNSELOR and topic in self.topics
+
+    def interprets(self, language: str) -> bool:
+        """An interpreter who speaks ``language``."""
+        return self.role is Role.INTERPRETER and language in self.languages
 
 
 class _StoredStaff(StaffMember):
     password_hash: str
 
 
+_N, _R, _P, _DKLEN = 2**14, 8, 1, 32
+#: Checked against when the username is unknown: one scrypt with the real parameters,
+#: so a failed sign-in takes as long whether or not the username exists.
+_NO_SUCH_USER: Final = f"scrypt${_N}${_R}${_P}${'00' * 16}${'00' * _DKLEN}"
+
+
 def hash_password(password: str, *, salt: bytes | None = None) -> str:
-    """scrypt with a random salt; the result encodes its parameters."""
+    """scrypt with a random salt; the result encodes its parameters. Blocks ~50-100 ms."""
     salt = salt if salt is not None else secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
-    return f"scrypt$16384$8$1${salt.hex()}${digest.hex()}"
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=_DKLEN)
+    return f"scrypt${_N}${_R}${_P}${salt.hex()}${digest.hex()}"
 
 
 def verify_password(password: str, encoded: str) -> bool:
@@ -150,21 +195,31 @@ def verify_password(password: str, encoded: str) -> bool:
     if scheme != "scrypt":
         return False
     digest = hashlib.scrypt(
-        password.encode(), salt=bytes.fromhex(salt_hex), n=int(n), r=int(r), p=int(p), dklen=32
+        password.encode(), salt=bytes.fromhex(salt_hex), n=int(n), r=int(r), p=int(p), dklen=_DKLEN
     )
     return hmac.compare_digest(digest.hex(), digest_hex)
 
 
 class StaffStore:
-    """Staff accounts. Passwords are scrypt-hashed; hashes never leave this class."""
+    """Staff accounts. Passwords are scrypt-hashed; hashes never leave this class.
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    Hashing runs in worker threads, at most ``hash_concurrency`` at a time: a burst of
+    sign-ins then waits its turn instead of taking every core from the event loop.
+    """
+
+    def __init__(self, redis: aioredis.Redis, *, hash_concurrency: int = 1) -> None:
         self._redis = redis
+        self._hashing = asyncio.Semaphore(hash_concurrency)
+
+    async def _off_loop(self, work: Callable[..., T], *args: str) -> T:
+        async with self._hashing:
+            return await asyncio.to_thread(work, *args)
 
     async def add(self, member: StaffMember, password: str) -> StaffMember:
-        if len(password) < 8:
-            raise ValueError("password must be at least 8 characters")
-        stored = _StoredStaff(**member.model_dump(), password_hash=hash_password(password))
+        if len(password) < MIN_PASSWORD:
+            raise WeakPasswordError(f"password must be at least {MIN_PASSWORD} characters")
+        encoded = await self._off_loop(hash_password, password)
+        stored = _StoredStaff(**member.model_dump(), password_hash=encoded)
         created = await self._redis.set(
             _KEY_PREFIX + member.username, stored.model_dump_json(), nx=True
         )
@@ -208,12 +263,10 @@ class StaffStore:
 
     async def authenticate(self, username: str, password: str) -> StaffMember | None:
         raw = await self._redis.get(_KEY_PREFIX + username)
-        if raw is None:
-            # Spend the same time as a real check so usernames cannot be probed.
-            verify_password(password, hash_password("x" * 8, salt=b"0" * 16))
-            return None
-        stored = _StoredStaff.model_validate_json(raw)
-        if not verify_password(password, stored.password_hash):
+        stored = None if raw is None else _StoredStaff.model_validate_json(raw)
+        # An unknown username costs one hash too, so usernames cannot be probed by time.
+        encoded = _NO_SUCH_USER if stored is None else stored.password_hash
+        if not await self._off_loop(verify_password, password, encoded) or stored is None:
             return None
         return StaffMember.model_validate(stored.model_dump(exclude={"password_hash"}))
 

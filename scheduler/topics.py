@@ -7,7 +7,7 @@ import re
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field, field_validator
 
-from kernel.languages import LANGUAGES
+from kernel.languages import check_languages
 from scheduler.errors import UnknownTopicError
 
 _ID = re.compile(r"^[a-z][a-z0-9_-]{1,31}$")
@@ -32,11 +32,7 @@ class Topic(BaseModel):
     @field_validator("names")
     @classmethod
     def _names(cls, value: dict[str, str]) -> dict[str, str]:
-        unknown = [code for code in value if code not in LANGUAGES]
-        if unknown:
-            raise ValueError(
-                f"unknown language(s) {', '.join(unknown)}; use {', '.join(LANGUAGES)}"
-            )
+        check_languages(list(value))
         if "ko" not in value or "en" not in value:
             raise ValueError("give at least the Korean (ko) and English (en) names")
         if any(not name.strip() for name in value.values()):

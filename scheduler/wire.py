@@ -1,6 +1,6 @@
 """Request and response models of the scheduler's staff and resident endpoints.
 
-They validate at the HTTP boundary (``web.api_scheduler``) and feed the OpenAPI document.
+They validate at the HTTP boundary (``web.api_*``) and feed the OpenAPI document.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from scheduler.models import BookingState, Language
-from scheduler.queue import Presence, TicketState
+from kernel.languages import Language
+from scheduler.models import BookingState
+from scheduler.queue_models import Presence, TicketState
 from scheduler.staff import StaffMember
 from scheduler.timezones import check_timezone
 from signaling.protocol import RoomState

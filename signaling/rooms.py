@@ -103,6 +103,17 @@ class RoomDirectory:
         raw = await self._redis.get(_KEY + room_id)
         return None if raw is None else RoomRecord.model_validate_json(raw)
 
+    async def get_many(self, room_ids: list[str]) -> dict[str, RoomRecord]:
+        """The records of those ``room_ids`` that exist, in one round trip."""
+        if not room_ids:
+            return {}
+        raws = await self._redis.mget([_KEY + room_id for room_id in room_ids])
+        return {
+            room_id: RoomRecord.model_validate_json(raw)
+            for room_id, raw in zip(room_ids, raws, strict=True)
+            if raw is not None
+        }
+
     async def require(self, room_id: str) -> RoomRecord:
         record = await self.get(room_id)
         if record is None:

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from aiohttp import web
-from pydantic import BaseModel, Field
+from typing import Annotated
 
-from signaling.protocol import Language, ParticipantInfo, Role, RoomState
+from aiohttp import web
+from pydantic import BaseModel, Field, StringConstraints
+
+from kernel.roles import Role
+from scheduler.join_links import JoinLinks
+from scheduler.staff import StaffMember
+from signaling.protocol import Language, ParticipantInfo, RoomInfo, RoomState
 from signaling.tokens import TokenError
 from web.appkeys import REDIS, ROOMS, SETTINGS, STAFF, TOKENS
 from web.auth import require_staff
-from web.http_errors import json_body, raise_error
+from web.endpoints import Access, Endpoint, Param
+from web.http_errors import raise_error
+from web.http_json import json_body
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
 
 
 class LoginRequest(BaseModel):
@@ -17,8 +26,13 @@ class LoginRequest(BaseModel):
     password: str = Field(min_length=1, max_length=256)
 
 
+class LoginResponse(BaseModel):
+    token: str = Field(description="send as 'Authorization: Bearer <token>'")
+    staff: StaffMember
+
+
 class Invitee(BaseModel):
-    name: str = Field(min_length=1, max_length=80)
+    name: Name
     language: Language = "ko"
 
 
@@ -37,8 +51,16 @@ class RoomLinks(BaseModel):
     interpreter: str | None = None
 
 
-def join_link(base_url: str, room_id: str, token: str) -> str:
-    return f"{base_url}/join/{room_id}?t={token}"
+class RoomCreated(BaseModel):
+    room: RoomInfo
+    links: RoomLinks
+
+
+class JoinInfo(BaseModel):
+    """Who a join link lets in, and where."""
+
+    you: ParticipantInfo
+    room: RoomInfo
 
 
 #: Failed sign-ins allowed per username and per client address in LOGIN_WINDOW_S.
@@ -46,7 +68,7 @@ LOGIN_FAILURES_ALLOWED = 10
 LOGIN_WINDOW_S = 15 * 60
 
 
-async def login(request: web.Request) -> web.Response:
+async def login(request: web.Request) -> LoginResponse:
     body = await json_body(request, LoginRequest)
     redis = request.app[REDIS]
     keys = [f"sb:login-fail:user:{body.username}", f"sb:login-fail:addr:{request.remote}"]
@@ -66,48 +88,44 @@ async def login(request: web.Request) -> web.Response:
             await pipe.execute()
         raise_error(401, "bad_credentials", "Wrong username or password.")
     await redis.delete(keys[0])
-    settings = request.app[SETTINGS]
     token = request.app[TOKENS].issue_staff(
         username=member.username,
-        role=Role(member.role.value),
+        role=member.role,
         name=member.display_name,
-        ttl_s=settings.staff_token_ttl_s,
+        ttl_s=request.app[SETTINGS].staff_token_ttl_s,
     )
-    return web.json_response({"token": token, "staff": member.model_dump(mode="json")})
+    return LoginResponse(token=token, staff=member)
 
 
-async def create_room(request: web.Request) -> web.Response:
-    staff = require_staff(request, Role.COUNSELOR)
+async def create_room(request: web.Request) -> RoomCreated:
+    staff = require_staff(request)
     body = await json_body(request, CreateRoomRequest)
     settings = request.app[SETTINGS]
-    tokens = request.app[TOKENS]
+    links = JoinLinks(request.app[TOKENS], settings.base_url)
     record = await request.app[ROOMS].create(
         title=body.title, topic=body.topic, created_by=staff.username
     )
     ttl = settings.join_token_ttl_s
 
     def link(role: Role, name: str, language: str) -> str:
-        token = tokens.issue_join(
-            room_id=record.id, role=role, name=name, language=language, ttl_s=ttl
-        )
-        return join_link(settings.base_url, record.id, token)
+        return links.link(room_id=record.id, role=role, name=name, language=language, ttl_s=ttl)
 
-    links = RoomLinks(
-        room_id=record.id,
-        resident=link(Role.RESIDENT, body.resident.name, body.resident.language),
-        counselor=link(Role.COUNSELOR, staff.name, body.counselor_language),
-        interpreter=(
-            link(Role.INTERPRETER, body.interpreter.name, body.interpreter.language)
-            if body.interpreter
-            else None
+    return RoomCreated(
+        room=record.info(),
+        links=RoomLinks(
+            room_id=record.id,
+            resident=link(Role.RESIDENT, body.resident.name, body.resident.language),
+            counselor=link(Role.COUNSELOR, staff.name, body.counselor_language),
+            interpreter=(
+                link(Role.INTERPRETER, body.interpreter.name, body.interpreter.language)
+                if body.interpreter
+                else None
+            ),
         ),
     )
-    return web.json_response(
-        {"room": record.info().model_dump(mode="json"), "links": links.model_dump()}, status=201
-    )
 
 
-async def join_info(request: web.Request) -> web.Response:
+async def join_info(request: web.Request) -> JoinInfo:
     room_id = request.query.get("room")
     try:
         claims = request.app[TOKENS].verify_join(request.query.get("t"), room_id=room_id)
@@ -127,12 +145,18 @@ async def join_info(request: web.Request) -> web.Response:
         role=claims.role,
         language=claims.language,
     )
-    return web.json_response(
-        {"you": you.model_dump(mode="json"), "room": record.info().model_dump(mode="json")}
-    )
+    return JoinInfo(you=you, room=record.info())
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_post("/api/staff/login", login)
-    app.router.add_post("/api/rooms", create_room)
-    app.router.add_get("/api/join-info", join_info)
+ENDPOINTS = (
+    Endpoint("POST", "/api/staff/login", login, "Staff sign-in", "staff",
+             request=LoginRequest, response=LoginResponse, errors=(401, 429)),
+    Endpoint("POST", "/api/rooms", create_room, "Ad-hoc room with join links", "staff",
+             request=CreateRoomRequest, response=RoomCreated, status=201, access=Access.STAFF,
+             roles=(Role.COUNSELOR,)),
+    Endpoint("GET", "/api/join-info", join_info, "Check a join link", "rooms",
+             response=JoinInfo,
+             params=(Param("room", description="room id from the link"),
+                     Param("t", description="join token from the link")),
+             errors=(401, 403, 404, 410)),
+)  # fmt: skip

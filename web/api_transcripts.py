@@ -9,7 +9,7 @@ Wiring (in ``web.app.build_app``, after ``app.cleanup_ctx.append(services)``)::
 
     from web import api_transcripts
     app.cleanup_ctx.append(api_transcripts.interpretation_ctx)
-    api_transcripts.add_routes(app)
+    # the routes: ``endpoints()`` is part of the one route table, ``web.routes``
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from pydantic import ValidationError
 
 from interpretation.errors import InterpretationError
 from interpretation.glossary import Glossary
@@ -27,7 +26,9 @@ from interpretation.transcript import to_srt, to_webvtt
 from signaling.protocol import LANGUAGES, Role
 from web.appkeys import CAPTIONS, MEDIA_ROOMS, SETTINGS, SIGNALING
 from web.auth import require_staff
-from web.http_errors import raise_error, validation_message
+from web.endpoints import Access, Endpoint, Param, add_endpoints
+from web.http_errors import raise_error
+from web.http_json import json_body
 from web.room_captions import CaptionsExtension
 
 
@@ -106,16 +107,29 @@ async def get_glossary(request: web.Request) -> web.Response:
 
 async def put_glossary(request: web.Request) -> web.Response:
     require_staff(request, Role.ADMIN)
-    try:
-        glossary = Glossary.model_validate_json(await request.read())
-    except ValidationError as exc:
-        raise_error(422, "bad_glossary", validation_message(exc))
+    glossary = await json_body(request, Glossary)
     await asyncio.to_thread(request.app[CAPTIONS].glossary.replace, glossary)
     return web.json_response(glossary.model_dump(mode="json"))
 
 
+def endpoints() -> list[Endpoint]:
+    """This module's entries in the route table (``web.routes``)."""
+    session = Param("id", "path", "consultation room id")
+    lang = Param("lang", description="language of the captions (default ko)")
+    staff, admin = Access.STAFF, (Role.ADMIN,)
+    return [
+        Endpoint("GET", "/api/sessions/{id}/transcript.vtt", transcript_vtt,
+                 "Transcript as WebVTT", "transcripts", params=(session, lang),
+                 access=staff, content_type="text/vtt", errors=(400, 404)),
+        Endpoint("GET", "/api/sessions/{id}/transcript.srt", transcript_srt,
+                 "Transcript as SubRip", "transcripts", params=(session, lang),
+                 access=staff, content_type="application/x-subrip", errors=(400, 404)),
+        Endpoint("GET", "/api/glossary", get_glossary, "The translation glossary",
+                 "transcripts", response=Glossary, access=staff),
+        Endpoint("PUT", "/api/glossary", put_glossary, "Replace the translation glossary",
+                 "transcripts", request=Glossary, response=Glossary, access=staff, roles=admin),
+    ]  # fmt: skip
+
+
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/api/sessions/{id}/transcript.vtt", transcript_vtt)
-    app.router.add_get("/api/sessions/{id}/transcript.srt", transcript_srt)
-    app.router.add_get("/api/glossary", get_glossary)
-    app.router.add_put("/api/glossary", put_glossary)
+    add_endpoints(app, endpoints())

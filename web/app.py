@@ -13,7 +13,7 @@ from aiohttp import web
 
 from kernel.languages import LANGUAGES, NATIVE_NAMES
 from media.forwarding import Forwarder
-from web import api_rooms, api_scheduler, api_transcripts
+from web import routes
 from web.api_scheduler import scheduler_ctx
 from web.api_transcripts import interpretation_ctx
 from web.appkeys import REDIS, SETTINGS, SIGNALING, STARTED_AT
@@ -113,8 +113,6 @@ def build_app(
     app.router.add_get("/", index_page)
     app.router.add_get("/languages.js", languages_js)
     app.router.add_get("/join/{room}", call_page)
-    api_rooms.add_routes(app)
-    api_scheduler.add_routes(app)
-    api_transcripts.add_routes(app)
+    routes.add_routes(app)  # every /api endpoint (documented at /api/openapi.json) and pages
     app.router.add_static("/static/", STATIC_DIR, name="static")
     return app

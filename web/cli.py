@@ -16,13 +16,14 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from kernel.roles import STAFF_ROLES
 from scheduler.errors import SchedulerError
-from scheduler.staff import StaffMember, StaffRole, StaffStore
+from scheduler.join_links import join_url
+from scheduler.staff import StaffMember, StaffStore
 from signaling.protocol import LANGUAGES, Role
 from signaling.rooms import RoomDirectory
 from signaling.tokens import TokenService
 from web import cli_models, cli_recording
-from web.api_rooms import join_link
 from web.redis_store import open_redis
 from web.settings import Settings
 
@@ -74,14 +75,14 @@ async def _ensure_demo_staff(staff: StaffStore, data_dir: Path) -> str:
         StaffMember(
             username=DEMO_COUNSELOR,
             display_name="상담사 김민지 (Counselor Kim)",
-            role=StaffRole.COUNSELOR,
+            role=Role.COUNSELOR,
             languages=["ko", "en"],
             topics=["nationality", "military_service", "family_registry", "general"],
         ),
         StaffMember(
             username=DEMO_INTERPRETER,
             display_name="통역사 사토 (Interpreter Sato)",
-            role=StaffRole.INTERPRETER,
+            role=Role.INTERPRETER,
             languages=["ja", "ko"],
         ),
     ]
@@ -113,7 +114,7 @@ def _demo_ctx(settings: Settings) -> Callable[[web.Application], AsyncIterator[N
             token = tokens.issue_join(
                 room_id=record.id, role=role, name=name, language=language, ttl_s=ttl
             )
-            print(f"  {label:<22} {join_link(settings.base_url, record.id, token)}", flush=True)
+            print(f"  {label:<22} {join_url(settings.base_url, record.id, token)}", flush=True)
         print(
             f"\nStaff sign-in: {DEMO_COUNSELOR} / {DEMO_INTERPRETER}, password {password}\n",
             flush=True,
@@ -164,7 +165,7 @@ def cmd_staff_add(args: argparse.Namespace) -> int:
         member = StaffMember(
             username=args.username,
             display_name=args.name,
-            role=StaffRole(args.role),
+            role=Role(args.role),
             languages=[c.strip() for c in args.languages.split(",") if c.strip()],
             topics=[t.strip() for t in (args.topics or "").split(",") if t.strip()],
         )
@@ -218,7 +219,7 @@ def cmd_token(args: argparse.Namespace) -> int:
             language=args.lang,
             ttl_s=args.ttl,
         )
-        print(token if args.bare else join_link(settings.base_url, args.room, token))
+        print(token if args.bare else join_url(settings.base_url, args.room, token))
         return 0
 
     return asyncio.run(_with_stores(settings, work))
@@ -240,7 +241,7 @@ def cmd_room_create(args: argparse.Namespace) -> int:
                 language=language,
                 ttl_s=settings.join_token_ttl_s,
             )
-            print(f"{role} {join_link(settings.base_url, record.id, token)}")
+            print(f"{role} {join_url(settings.base_url, record.id, token)}")
         return 0
 
     return asyncio.run(_with_stores(settings, work))
@@ -265,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     add = staff.add_parser("add", help="add a staff member (password from stdin, env or prompt)")
     add.add_argument("username")
     add.add_argument("--name", required=True, help="display name")
-    add.add_argument("--role", required=True, choices=[r.value for r in StaffRole])
+    add.add_argument("--role", required=True, choices=[r.value for r in STAFF_ROLES])
     add.add_argument("--languages", default="ko", help="comma-separated, e.g. ko,ja")
     add.add_argument("--topics", help="comma-separated topic ids")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")

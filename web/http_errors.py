@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import NoReturn, TypeVar
+from typing import NoReturn
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-M = TypeVar("M", bound=BaseModel)
+from scheduler import errors as scheduler_errors
 
 
 def error_response(status: int, code: str, message: str) -> web.Response:
@@ -45,10 +45,22 @@ _STATUS: dict[int, type[web.HTTPError]] = {
 }
 
 
-async def json_body(request: web.Request, model: type[M]) -> M:
-    """Parse and validate a JSON request body, or answer 422 saying what is wrong."""
-    raw = await request.read()
-    try:
-        return model.model_validate_json(raw or b"{}")
-    except ValidationError as exc:
-        raise_error(422, "invalid_request", validation_message(exc))
+#: The HTTP status of each scheduler error (most specific first); anything else is 400.
+_SCHEDULER_STATUS: tuple[tuple[type[scheduler_errors.SchedulerError], int], ...] = (
+    (scheduler_errors.UnknownTopicError, 422),
+    (scheduler_errors.InvalidSlotError, 422),
+    (scheduler_errors.WeakPasswordError, 422),
+    (scheduler_errors.SlotTakenError, 409),
+    (scheduler_errors.UnknownBookingError, 404),
+    (scheduler_errors.UnknownTicketError, 404),
+    (scheduler_errors.UnknownStaffError, 404),
+    (scheduler_errors.BookingKeyError, 403),
+    (scheduler_errors.IllegalTransition, 409),
+    (scheduler_errors.StaffExistsError, 409),
+)
+
+
+def scheduler_error(exc: scheduler_errors.SchedulerError) -> NoReturn:
+    """Abort with the status and code of a scheduler error; its message says what to fix."""
+    status = next((s for cls, s in _SCHEDULER_STATUS if isinstance(exc, cls)), 400)
+    raise_error(status, exc.code, str(exc))

@@ -1,4 +1,4 @@
-"""Test-only server: the scheduler routes plus the AppKeys they need, on 127.0.0.1.
+"""Test-only server: the REST routes plus the AppKeys the scheduler needs, on 127.0.0.1.
 
 ``python tests/scheduler/_server.py REDIS_URL SECRET`` prints ``PORT <n>`` once listening and
 exits by itself when its parent dies or after ``--max-seconds``.
@@ -21,7 +21,7 @@ from aiohttp import web
 from scheduler.staff import StaffStore
 from signaling.rooms import RoomDirectory
 from signaling.tokens import TokenService
-from web import api_scheduler
+from web import api_scheduler, routes
 from web.app import languages_js
 from web.appkeys import REDIS, ROOMS, SETTINGS, STAFF, TOKENS
 from web.settings import Settings
@@ -45,8 +45,8 @@ def build_app(redis_url: str, secret: str, base_url: str = "http://sb.test") -> 
 
     app.cleanup_ctx.append(services)
     app.cleanup_ctx.append(api_scheduler.scheduler_ctx)
-    api_scheduler.add_routes(app)
     app.router.add_get("/languages.js", languages_js)
+    routes.add_routes(app)  # transcript routes are there too, but there are no captions
     app.router.add_static("/static/", api_scheduler.STATIC_DIR)
     return app
 

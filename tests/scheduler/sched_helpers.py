@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from scheduler.staff import StaffMember, StaffRole, StaffStore
+from kernel.roles import Role
+from scheduler.staff import StaffMember, StaffStore
 
 SECRET = "test-secret-" + "x" * 40
 
@@ -28,7 +29,7 @@ class FakeClock:
 async def add_staff(
     store: StaffStore,
     username: str,
-    role: StaffRole,
+    role: Role,
     *,
     topics: list[str] | None = None,
     languages: list[str] | None = None,

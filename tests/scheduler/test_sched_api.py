@@ -12,7 +12,7 @@ from _server import build_app
 from aiohttp.test_utils import TestClient, TestServer
 from sched_helpers import SECRET, add_staff
 
-from scheduler.staff import StaffRole, StaffStore
+from scheduler.staff import StaffStore
 from signaling.protocol import Role
 from signaling.tokens import TokenService
 
@@ -22,9 +22,9 @@ pytestmark = pytest.mark.timeout(20)
 @pytest.fixture
 async def client(redis_url: str, redis: aioredis.Redis) -> AsyncIterator[TestClient[Any, Any]]:
     store = StaffStore(redis)
-    await add_staff(store, "park", StaffRole.COUNSELOR, topics=["nationality"])
-    await add_staff(store, "sato", StaffRole.INTERPRETER, languages=["ko", "ja"])
-    await add_staff(store, "admin", StaffRole.ADMIN)
+    await add_staff(store, "park", Role.COUNSELOR, topics=["nationality"])
+    await add_staff(store, "sato", Role.INTERPRETER, languages=["ko", "ja"])
+    await add_staff(store, "admin", Role.ADMIN)
     async with TestClient(TestServer(build_app(redis_url, SECRET))) as c:
         yield c
 

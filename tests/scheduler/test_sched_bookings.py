@@ -10,6 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 from sched_helpers import SECRET, FakeClock, add_staff
 
+from kernel.roles import Role
 from scheduler.bookings import BookingService
 from scheduler.errors import (
     BookingKeyError,
@@ -19,7 +20,7 @@ from scheduler.errors import (
     UnknownTopicError,
 )
 from scheduler.models import BookingRequest, BookingState
-from scheduler.staff import StaffRole, StaffStore
+from scheduler.staff import StaffStore
 from signaling.tokens import TokenError, TokenService
 
 pytestmark = pytest.mark.timeout(20)
@@ -43,9 +44,9 @@ def request(slot: datetime, **over: object) -> BookingRequest:
 @pytest.fixture
 async def staff(redis: aioredis.Redis) -> StaffStore:
     store = StaffStore(redis)
-    await add_staff(store, "park", StaffRole.COUNSELOR, topics=["nationality", "military_service"])
-    await add_staff(store, "lee", StaffRole.COUNSELOR, topics=["nationality"])
-    await add_staff(store, "tanaka", StaffRole.INTERPRETER, languages=["ko", "ja"])
+    await add_staff(store, "park", Role.COUNSELOR, topics=["nationality", "military_service"])
+    await add_staff(store, "lee", Role.COUNSELOR, topics=["nationality"])
+    await add_staff(store, "tanaka", Role.INTERPRETER, languages=["ko", "ja"])
     return store
 
 
@@ -147,7 +148,7 @@ async def test_slots_follow_resident_dst(
 async def test_staff_hours_and_leave(service: BookingService, redis: aioredis.Redis) -> None:
     store = StaffStore(redis)
     await add_staff(
-        store, "kang", StaffRole.COUNSELOR, topics=["military_service"],
+        store, "kang", Role.COUNSELOR, topics=["military_service"],
         weekly_hours={"tue": [{"start": "13:00", "end": "15:00"}]},
         leave=[{"start": "2026-12-01", "end": "2026-12-01", "note": "annual leave"}],
     )  # fmt: skip

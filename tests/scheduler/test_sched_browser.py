@@ -11,7 +11,8 @@ from _server import build_app
 from aiohttp import web
 from sched_helpers import SECRET, add_staff
 
-from scheduler.staff import StaffRole, StaffStore
+from kernel.roles import Role
+from scheduler.staff import StaffStore
 
 pytestmark = [pytest.mark.timeout(45), pytest.mark.browser]
 CHROMIUM = "/usr/bin/chromium"
@@ -20,8 +21,8 @@ CHROMIUM = "/usr/bin/chromium"
 @pytest.fixture
 async def base_url(redis_url: str, redis: aioredis.Redis) -> AsyncIterator[str]:
     store = StaffStore(redis)
-    await add_staff(store, "park", StaffRole.COUNSELOR, topics=["nationality"])
-    await add_staff(store, "sato", StaffRole.INTERPRETER, languages=["ko", "ja"])
+    await add_staff(store, "park", Role.COUNSELOR, topics=["nationality"])
+    await add_staff(store, "sato", Role.INTERPRETER, languages=["ko", "ja"])
     runner = web.AppRunner(build_app(redis_url, SECRET), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()

@@ -6,9 +6,11 @@ import pytest
 import redis.asyncio as aioredis
 from sched_helpers import SECRET, FakeClock, add_staff
 
+from kernel.roles import Role
 from scheduler.errors import IllegalTransition
-from scheduler.queue import Presence, QueueJoinRequest, TicketState, WalkInQueue
-from scheduler.staff import StaffRole, StaffStore
+from scheduler.queue import WalkInQueue
+from scheduler.queue_models import Presence, QueueJoinRequest, TicketState
+from scheduler.staff import StaffStore
 from scheduler.topics import TopicStore
 from signaling.rooms import RoomDirectory
 from signaling.tokens import TokenService
@@ -21,9 +23,9 @@ async def queue(redis: aioredis.Redis, clock: FakeClock) -> WalkInQueue:
     topics = TopicStore(redis)
     await topics.ensure_defaults()
     staff = StaffStore(redis)
-    await add_staff(staff, "park", StaffRole.COUNSELOR, topics=["nationality", "family_registry"])
-    await add_staff(staff, "lee", StaffRole.COUNSELOR, topics=["nationality"])
-    await add_staff(staff, "ivanova", StaffRole.INTERPRETER, languages=["ko", "ru"])
+    await add_staff(staff, "park", Role.COUNSELOR, topics=["nationality", "family_registry"])
+    await add_staff(staff, "lee", Role.COUNSELOR, topics=["nationality"])
+    await add_staff(staff, "ivanova", Role.INTERPRETER, languages=["ko", "ru"])
     return WalkInQueue(
         redis, staff=staff, topics=topics, rooms=RoomDirectory(redis, clock=clock),
         tokens=TokenService(SECRET, clock=clock), base_url="http://sb.test", clock=clock,

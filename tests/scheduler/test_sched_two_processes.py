@@ -13,8 +13,9 @@ import pytest
 import redis.asyncio as aioredis
 from sched_helpers import SECRET, add_staff
 
+from kernel.roles import Role
 from scheduler.booking_store import BookingStore
-from scheduler.staff import StaffRole, StaffStore
+from scheduler.staff import StaffStore
 
 pytestmark = pytest.mark.timeout(60)
 SERVER = Path(__file__).with_name("_server.py")
@@ -34,8 +35,8 @@ async def start_server(redis_url: str) -> tuple[asyncio.subprocess.Process, str]
 @pytest.fixture
 async def servers(redis_url: str, redis: aioredis.Redis) -> AsyncIterator[list[str]]:
     store = StaffStore(redis)
-    await add_staff(store, "park", StaffRole.COUNSELOR, topics=["nationality"])
-    await add_staff(store, "sato", StaffRole.INTERPRETER, languages=["ko", "ja"])
+    await add_staff(store, "park", Role.COUNSELOR, topics=["nationality"])
+    await add_staff(store, "sato", Role.INTERPRETER, languages=["ko", "ja"])
     started = await asyncio.gather(start_server(redis_url), start_server(redis_url))
     try:
         yield [url for _, url in started]

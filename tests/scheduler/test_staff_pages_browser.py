@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 from sched_helpers import add_staff
 
-from scheduler.staff import StaffRole
+from kernel.roles import Role
 from tests.support.server import running_server
 from web.appkeys import STAFF
 
@@ -22,8 +22,8 @@ CHROMIUM = "/usr/bin/chromium"
 async def base_url(data_dir: Path, redis_url: str, redis: aioredis.Redis) -> AsyncIterator[str]:
     async with running_server(data_dir, redis_url) as server:
         store = server.app[STAFF]
-        await add_staff(store, "park", StaffRole.COUNSELOR, topics=["nationality"])
-        await add_staff(store, "boss", StaffRole.ADMIN)
+        await add_staff(store, "park", Role.COUNSELOR, topics=["nationality"])
+        await add_staff(store, "boss", Role.ADMIN)
         yield server.base_url
 
 

@@ -36,6 +36,15 @@ async def test_directory_moves_state_atomically(redis: aioredis.Redis) -> None:
         await rooms.transition(record.id, RoomState.LIVE)
 
 
+async def test_directory_reads_many_rooms_in_one_call(redis: aioredis.Redis) -> None:
+    rooms = RoomDirectory(redis)
+    first = await rooms.create(title="하나")
+    second = await rooms.create(title="둘")
+    found = await rooms.get_many([second.id, "r-gone", first.id])
+    assert {k: v.title for k, v in found.items()} == {second.id: "둘", first.id: "하나"}
+    assert await rooms.get_many([]) == {}
+
+
 def test_participant_transitions() -> None:
     claims = JoinClaims("p-1", "r-1", Role.RESIDENT, "Kim", "ja", expires_at=0)
     p = Participant(claims=claims, sid="s")

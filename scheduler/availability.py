@@ -1,0 +1,109 @@
+"""Free slots: the center's slot grid, minus what the people who could take it have booked.
+
+Pure functions over data already read from Redis, so they are easy to test and run in
+one pass: ``BookingService.availability`` fetches staff and busy intervals, then calls
+``free_slots``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field
+
+from scheduler.booking_store import Interval
+from scheduler.calendar import CenterHours, Slot
+from scheduler.staff import StaffMember
+from scheduler.timezones import SEOUL
+from scheduler.topics import Topic
+
+#: The longest range one availability request may cover.
+MAX_DAYS = 62
+
+
+class SlotOffer(BaseModel):
+    """One free slot, in UTC, the resident's zone and Seoul time."""
+
+    start: datetime
+    end: datetime
+    local_start: datetime
+    local_end: datetime
+    seoul_start: datetime
+
+
+class Availability(BaseModel):
+    topic: str
+    timezone: str
+    slot_minutes: int
+    needs_interpreter: bool
+    slots: list[SlotOffer]
+    closed_days: dict[date, str] = Field(
+        default_factory=dict, description="Seoul dates in range that are public holidays"
+    )
+
+
+def local_range(first: date, days: int, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """[start, end) of ``days`` local dates from ``first`` (clamped to 1..MAX_DAYS)."""
+    days = max(1, min(days, MAX_DAYS))
+    start = datetime.combine(first, datetime.min.time(), zone)
+    end = datetime.combine(first + timedelta(days=days), datetime.min.time(), zone)
+    return start, end
+
+
+def someone_free(people: list[StaffMember], busy: dict[str, list[Interval]], slot: Slot) -> bool:
+    """Whether one of ``people`` works during ``slot`` and has nothing booked then."""
+    s, e = int(slot.start.timestamp()), int(slot.end.timestamp())
+    return any(
+        m.works(slot.start, slot.end)
+        and not any(i.start < e and i.end > s for i in busy.get(m.username, []))
+        for m in people
+    )
+
+
+def free_slots(
+    *,
+    topic: Topic,
+    hours: CenterHours,
+    zone: ZoneInfo,
+    window: tuple[datetime, datetime],
+    now: datetime,
+    need_interpreter: bool,
+    counselors: list[StaffMember],
+    interpreters: list[StaffMember],
+    busy: dict[str, list[Interval]],
+) -> Availability:
+    """The slots in ``window`` after ``now`` that a counselor (and interpreter) can take."""
+    range_start, range_end = window
+    offers: list[SlotOffer] = []
+    closed: dict[date, str] = {}
+    seoul_day = range_start.astimezone(SEOUL).date()
+    while datetime.combine(seoul_day, datetime.min.time(), SEOUL) < range_end:
+        holiday = hours.holiday(seoul_day)
+        if holiday:
+            closed[seoul_day] = holiday
+        for slot in hours.slots(seoul_day, topic):
+            if slot.start <= now or not (range_start <= slot.start < range_end):
+                continue
+            if not someone_free(counselors, busy, slot):
+                continue
+            if need_interpreter and not someone_free(interpreters, busy, slot):
+                continue
+            offers.append(
+                SlotOffer(
+                    start=slot.start,
+                    end=slot.end,
+                    local_start=slot.start.astimezone(zone),
+                    local_end=slot.end.astimezone(zone),
+                    seoul_start=slot.start.astimezone(SEOUL),
+                )
+            )
+        seoul_day += timedelta(days=1)
+    return Availability(
+        topic=topic.id,
+        timezone=zone.key,
+        slot_minutes=topic.slot_minutes,
+        needs_interpreter=need_interpreter,
+        slots=offers,
+        closed_days=closed,
+    )

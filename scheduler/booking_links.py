@@ -1,0 +1,68 @@
+"""A booking's links: the resident's and each staff member's join link, and its calendar file.
+
+Join links open 15 minutes before the slot; the resident's closes at its end, staff keep
+theirs 30 minutes longer. Tokens carry the window themselves (``nbf``/``exp``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from kernel.roles import Role
+from scheduler.join_links import JoinLinks
+from scheduler.models import Booking, JoinLink
+from scheduler.staff import StaffMember
+
+JOIN_OPENS_BEFORE = timedelta(minutes=15)
+STAFF_GRACE_AFTER = timedelta(minutes=30)
+
+
+class BookingLinks:
+    def __init__(self, links: JoinLinks) -> None:
+        self._links = links
+
+    def resident(self, booking: Booking) -> JoinLink | None:
+        if booking.room_id is None:
+            return None
+        opens = booking.start - JOIN_OPENS_BEFORE
+        url = self._links.link(
+            room_id=booking.room_id,
+            role=Role.RESIDENT,
+            name=booking.resident.name,
+            language=booking.resident.language,
+            ttl_s=(booking.end - booking.start).total_seconds(),
+            not_before=opens.timestamp(),
+            expires_at=booking.end.timestamp(),
+        )
+        return JoinLink(
+            role="resident",
+            name=booking.resident.name,
+            url=url,
+            valid_from=opens,
+            valid_until=booking.end,
+        )
+
+    def staff(self, booking: Booking, member: StaffMember) -> JoinLink | None:
+        if booking.room_id is None:
+            return None
+        opens = booking.start - JOIN_OPENS_BEFORE
+        until = booking.end + STAFF_GRACE_AFTER
+        seat, url = self._links.staff_link(
+            member,
+            room_id=booking.room_id,
+            resident_language=booking.resident.language,
+            ttl_s=(until - opens).total_seconds(),
+            not_before=opens.timestamp(),
+            expires_at=until.timestamp(),
+        )
+        return JoinLink(
+            role="interpreter" if seat.role is Role.INTERPRETER else "counselor",
+            name=member.display_name,
+            url=url,
+            valid_from=opens,
+            valid_until=until,
+        )
+
+    def ics_url(self, booking: Booking, key: str | None) -> str:
+        url = f"{self._links.base_url}/api/bookings/{booking.id}/calendar.ics"
+        return f"{url}?key={key}" if key else url
