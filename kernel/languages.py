@@ -1,7 +1,7 @@
 """The five languages of the service: one list for every package and every page.
 
 Residents, staff, captions and the UI all speak in these codes (ISO 639-1). The
-pages read the same list from ``GET /api/languages``.
+pages read the same list from ``GET /languages.js`` (served by ``web.app``).
 """
 
 from __future__ import annotations
