@@ -134,10 +134,8 @@ async def test_a_failing_recognizer_is_reported_and_the_other_speaker_goes_on(
         )
         # what p-a said before the failure is still translated
         await room.sink.wait_for(lambda e: e.speaker_id == "p-a" and bool(e.translations))
-        # p-b is captioned to the end, translated
-        await room.sink.wait_for(
-            lambda e: e.speaker_id == "p-b" and e.final and bool(e.translations) and e.end > 5
-        )
+        # p-b is captioned to the end (both utterances), translated
+        await until(lambda: len(room.stored("p-b")) == 2)
         status_b = room.pipeline.status("p-b")
         assert status_b is not None and status_b.state is not SpeakerState.FAILED
     finally:
@@ -145,7 +143,7 @@ async def test_a_failing_recognizer_is_reported_and_the_other_speaker_goes_on(
     assert len(room.finals("p-a")) == 1
     assert list(room.stored("p-a")) == room.finals("p-a")
     assert all(t.keys() == {"en"} for t in room.stored("p-a").values())
-    assert len(room.stored("p-b")) == 2
+    assert all(t.keys() == {"en"} for t in room.stored("p-b").values())
     assert room.pipeline.task_names() == []
 
 
@@ -165,7 +163,7 @@ async def test_a_stalled_recognizer_fails_its_speaker_within_the_bound(
         assert "did not answer within 5.0 s" in str(error)
         assert "SEOULBRIDGE_CAPTION_WORKERS" in str(error)
         # one thread is stuck on p-a; p-b still gets both its utterances on the other
-        await room.sink.wait_for(lambda e: e.speaker_id == "p-b" and e.final and e.end > 5)
+        await until(lambda: len(room.stored("p-b")) == 2)
         loop = asyncio.get_running_loop()
         started = loop.time()
         await room.pipeline.aclose()
