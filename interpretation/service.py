@@ -3,6 +3,11 @@
 ``web`` builds one :class:`CaptionService` at start-up (see
 ``web.api_transcripts.interpretation_ctx``) and asks it for a
 :class:`CaptionPipeline` per room.
+
+Ownership: the service owns the pipelines (by room), the translator (its
+per-pair tasks) and the recognition threads. ``aclose()`` closes the pipelines
+concurrently in its ``TaskSet`` (each bounded), then the translator, then the
+threads (bounded: a stuck decoder is reported, not waited for).
 """
 
 from __future__ import annotations
@@ -12,13 +17,16 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
+from interpretation.errors import PipelineExists, ShuttingDown
 from interpretation.events import CaptionSink
 from interpretation.glossary import GlossaryStore
 from interpretation.packages import PackageStore, configure_argos_environment
-from interpretation.pipeline import CaptionPipeline
+from interpretation.pipeline import CaptionPipeline, SpeakerFailedListener
 from interpretation.recognizer import RecognitionPool, SpeechModels
+from interpretation.speaker import CaptionLimits
 from interpretation.transcript import TranscriptStore, load_or_create_key
 from interpretation.translator import Translator
+from kernel.taskset import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +47,7 @@ class CaptionService:
         vosk_models: Mapping[str, Path] | None = None,
         packages_dir: Path | None = None,
         workers: int | None = None,
+        limits: CaptionLimits | None = None,
     ) -> None:
         packages_dir = packages_dir or default_packages_dir(data_dir)
         configure_argos_environment(packages_dir.parent)
@@ -50,7 +59,10 @@ class CaptionService:
             data_dir / "transcripts", load_or_create_key(data_dir / TRANSCRIPT_KEY_FILE)
         )
         self.translator = Translator(self.packages, self.glossary)
+        self.limits = limits or CaptionLimits()
         self._pipelines: dict[str, CaptionPipeline] = {}
+        self._closed = False
+        self._tasks = TaskSet("captions service")
         log.info(
             "captions: speech models for %s, %d recognition threads, packages in %s",
             ", ".join(self.models.languages()) or "no language",
@@ -58,11 +70,21 @@ class CaptionService:
             packages_dir,
         )
 
-    def pipeline(self, room_id: str, sink: CaptionSink) -> CaptionPipeline:
+    def pipeline(
+        self,
+        room_id: str,
+        sink: CaptionSink,
+        *,
+        on_speaker_failed: SpeakerFailedListener | None = None,
+    ) -> CaptionPipeline:
         """A new caption pipeline for ``room_id``; the caller closes it (or this service does)."""
-        existing = self._pipelines.get(room_id)
-        if existing is not None:
-            raise ValueError(f"room {room_id} already has a caption pipeline")
+        if self._closed:
+            raise ShuttingDown(f"captions are shutting down; room {room_id} gets none")
+        if room_id in self._pipelines:
+            raise PipelineExists(
+                f"room {room_id} already has a caption pipeline on this node; "
+                "close it (close_pipeline) before opening another"
+            )
         p = CaptionPipeline(
             room_id,
             sink,
@@ -70,6 +92,8 @@ class CaptionService:
             pool=self.pool,
             translator=self.translator,
             transcripts=self.transcripts,
+            limits=self.limits,
+            on_speaker_failed=on_speaker_failed,
         )
         self._pipelines[room_id] = p
         return p
@@ -80,7 +104,16 @@ class CaptionService:
             await p.aclose()
 
     async def aclose(self) -> None:
-        for room_id in list(self._pipelines):
-            await self.close_pipeline(room_id)
+        """Close every pipeline (concurrently), the translator, then the recognition threads."""
+        self._closed = True
+        try:
+            closes = [
+                self._tasks.spawn(self.close_pipeline(room_id), name=f"close room {room_id}")
+                for room_id in list(self._pipelines)
+            ]
+            if closes:
+                await asyncio.wait(closes)
+        finally:
+            await self._tasks.aclose()
         await self.translator.aclose()
-        await asyncio.to_thread(self.pool.shutdown)
+        await self.pool.aclose(bound_s=self.limits.close_bound_s)
