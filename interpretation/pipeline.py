@@ -207,9 +207,9 @@ class CaptionPipeline:
         if sp is not None:
             await self._stop(sp)
 
-    async def _stop(self, sp: SpeakerCaptions) -> None:
+    async def _stop(self, sp: SpeakerCaptions, *, flush_s: float | None = None) -> None:
         try:
-            await sp.stop()
+            await sp.stop(flush_s=flush_s)
             await self._writes_done()
         finally:
             if self._speakers.get(sp.participant_id) is sp:
@@ -241,8 +241,11 @@ class CaptionPipeline:
                 sp.participant_id,
             )
 
-    async def aclose(self) -> None:
-        """Stop every speaker, concurrently and each bounded; none starts after this."""
+    async def aclose(self, *, flush_s: float | None = None) -> None:
+        """Stop every speaker, concurrently and each bounded; none starts after this.
+
+        ``flush_s``: how long to wait for the last finals (default: the limits').
+        """
         if self._state is PipelineState.CLOSED:
             return
         if self._state is PipelineState.CLOSING:
@@ -251,7 +254,7 @@ class CaptionPipeline:
         self._set_state(PipelineState.CLOSING)
         try:
             stops = [
-                self._tasks.spawn(self._stop(sp), name=f"stop {sp.participant_id}")
+                self._tasks.spawn(self._stop(sp, flush_s=flush_s), name=f"stop {sp.participant_id}")
                 for sp in list(self._speakers.values())
             ]
             if stops:

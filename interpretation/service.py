@@ -39,6 +39,10 @@ def default_packages_dir(data_dir: Path) -> Path:
     return data_dir / "argos" / "packages"
 
 
+#: How long closing waits for the recognition threads once every speaker stopped.
+POOL_CLOSE_S = 1.0
+
+
 class CaptionService:
     def __init__(
         self,
@@ -98,10 +102,11 @@ class CaptionService:
         self._pipelines[room_id] = p
         return p
 
-    async def close_pipeline(self, room_id: str) -> None:
+    async def close_pipeline(self, room_id: str, *, flush_s: float | None = None) -> None:
+        """Close a room's captions; ``flush_s`` bounds the wait for the last finals."""
         p = self._pipelines.pop(room_id, None)
         if p is not None:
-            await p.aclose()
+            await p.aclose(flush_s=flush_s)
 
     async def aclose(self) -> None:
         """Close every pipeline (concurrently), the translator, then the recognition threads."""
@@ -116,4 +121,6 @@ class CaptionService:
         finally:
             await self._tasks.aclose()
         await self.translator.aclose()
-        await self.pool.aclose(bound_s=self.limits.close_bound_s)
+        # Every speaker has stopped: what still runs on a thread is a model load or a
+        # stuck call, whose result nobody wants. Wait briefly, not the full bound.
+        await self.pool.aclose(bound_s=min(self.limits.close_bound_s, POOL_CLOSE_S))

@@ -202,12 +202,12 @@ class SpeakerCaptions:
         self._decode = self._tasks.spawn(self._decoding(), name="decode")
         self._translate = self._tasks.spawn(self._translating_finals(), name="translate")
 
-    async def stop(self) -> None:
+    async def stop(self, *, flush_s: float | None = None) -> None:
         """Stop reading; deliver the last final and its translation if they come soon.
 
-        Bounded: ``close_bound_s`` twice plus ``flush_s``. Finals whose translation
-        did not finish by then are stored without it. A second caller waits for
-        the first.
+        Bounded: ``close_bound_s`` twice plus ``flush_s`` (the limits', or the one
+        given: a server that is stopping waits less). Finals whose translation did
+        not finish by then are stored without it. A second caller waits for the first.
         """
         if self.state is SpeakerState.STOPPING:
             await self._stopped.wait()
@@ -220,7 +220,7 @@ class SpeakerCaptions:
                 await self._tasks.cancel(self._read)
             self._ended = True
             self._wake.set()
-            await self._flush()
+            await self._flush(self._room.limits.flush_s if flush_s is None else flush_s)
             await self._tasks.aclose()
             await self._store_unstored()
         finally:
@@ -231,11 +231,10 @@ class SpeakerCaptions:
             self._set_state(SpeakerState.STOPPED)
             self._stopped.set()
 
-    async def _flush(self) -> None:
+    async def _flush(self, bound: float) -> None:
         flushing = {t for t in (self._decode, self._translate) if t is not None and not t.done()}
         if not flushing:
             return
-        bound = self._room.limits.flush_s
         _done, late = await asyncio.wait(flushing, timeout=bound)
         if late:
             log.warning(

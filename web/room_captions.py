@@ -42,6 +42,9 @@ from signaling.protocol import Caption, ClientMessage, SetCaptionLanguage
 
 log = logging.getLogger(__name__)
 
+#: How long a room closed because this node lets go (not ended) waits for its last finals.
+LETTING_GO_FLUSH_S = 0.5
+
 #: How many times a failed speaker's captions are started again (per publication).
 MAX_RESTARTS: Final = 1
 
@@ -166,9 +169,11 @@ class CaptionsExtension:
             )
 
     async def room_closed(self, room: LiveRoom, *, final: bool) -> None:
+        """A node letting go (a stop, a move) waits little for the last finals; the
+        consultation goes on elsewhere and a stop must take seconds."""
         rc = self._rooms.pop(room.id, None)
         if rc is not None:
-            await self._close_room(rc)
+            await self._close_room(rc, flush_s=None if final else LETTING_GO_FLUSH_S)
 
     async def handle(
         self, room: LiveRoom, participant: Participant, message: ClientMessage
@@ -291,10 +296,10 @@ class CaptionsExtension:
                 del rc.speaking[participant_id]
                 await failed.tap.aclose()
 
-    async def _close_room(self, rc: _RoomCaptions) -> None:
+    async def _close_room(self, rc: _RoomCaptions, *, flush_s: float | None = None) -> None:
         rc.closed = True
         try:
-            await self._service.close_pipeline(rc.room.id)
+            await self._service.close_pipeline(rc.room.id, flush_s=flush_s)
         finally:
             taps = [s.tap for s in rc.speaking.values()]
             rc.speaking.clear()
