@@ -245,8 +245,7 @@ class RecordingSession:
             self.manifest.tracks.append(track.record)
             self._write_manifest_soon()
         assert track.assembler is not None
-        frame = track.assembler.push(packet)
-        if frame is not None:
+        for frame in track.assembler.push(packet):
             track.writer.write(frame)
 
     async def _close_track(self, track: _Track) -> None:
