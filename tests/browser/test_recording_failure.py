@@ -19,14 +19,16 @@ from tests.support.failing_storage import FailingStorage
 from tests.support.server import running_server
 from web.appkeys import RECORDING
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.timeout(120),
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}"),
+]
 
 
 async def test_every_page_shows_that_the_recording_failed(
     data_dir: Path, redis_url: str, redis: object, browser: Any
 ) -> None:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
     PAGE_ERRORS.clear()
     async with running_server(data_dir, redis_url) as server:
         server.app[RECORDING].storage = FailingStorage(track_bytes=8_000, track_kind="video")
