@@ -22,7 +22,8 @@ from tests.integration.rec_helpers import (
 from tests.support.server import running_server
 from web.cli_recording import register
 
-pytestmark = pytest.mark.timeout(150)
+# Two servers (or several recordings) and an ffmpeg export: slow on a busy 2-core machine.
+pytestmark = pytest.mark.timeout(300)
 
 
 def _export(data_dir: Path, room_id: str, number: int, output: Path) -> int:

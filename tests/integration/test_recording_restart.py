@@ -24,7 +24,8 @@ from tests.support.server import running_server
 from web.cli_recording import register
 from web.recording_store import recording_key
 
-pytestmark = pytest.mark.timeout(150)
+# Two servers (or several recordings) and an ffmpeg export: slow on a busy 2-core machine.
+pytestmark = pytest.mark.timeout(300)
 
 
 def _fingerprint(path: Path) -> tuple[int, int, str]:

@@ -17,7 +17,7 @@ from media.recorder import RecordingSession, read_manifest
 from media.rtp_forwarder import RtpForwarder
 from web.cli_recording import register
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(120)  # several ffmpeg exports
 
 
 async def _wait_publications(room: sfu_loopback.Room, count: int) -> None:

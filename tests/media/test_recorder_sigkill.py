@@ -79,10 +79,10 @@ def test_files_and_counts_survive_sigkill_and_export(tmp_path: Path) -> None:
         assert count > 0
         assert abs(last - expected) < 2.0, (track.file, last, expected)
         assert probe.decodes_cleanly(directory / track.file), track.file
-        # Written as the recording went: behind the file by about a second at most
-        # (the file itself may lose its last half-second cluster).
+        # Written as the recording went: about a second behind the file (flushed once a
+        # second; more on a busy machine), and the file may lose its last half-second cluster.
         per_s = FRAMES_PER_S[track.kind]
-        assert count - 1.6 * per_s <= track.frames <= count + 0.6 * per_s, (
+        assert count - 2.5 * per_s <= track.frames <= count + 0.6 * per_s, (
             track.file,
             track.frames,
             count,
