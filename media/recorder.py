@@ -21,15 +21,16 @@ A failed write (a track file, the manifest) stops the recording with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Final
 
 from kernel.taskset import TaskSet
 from media.consent import Answer, ConsentMachine, RecordingState, Transition
-from media.errors import RecordingWriteError
+from media.errors import MediaError, RecordingWriteError
 from media.forwarding import Kind, PacketSource
 from media.manifest_writer import ManifestWriter
 from media.recording_files import (
@@ -123,10 +124,6 @@ class RecordingSession:
         """What every participant's indicator shows."""
         return self.consent.state
 
-    @property
-    def segment_number(self) -> int | None:
-        return self._segment.number if self._segment is not None else None
-
     def writer_counts(self) -> dict[str, int]:
         """Frames written so far in the open segment, per publication (for tests and metrics)."""
         if self._segment is None:
@@ -140,8 +137,7 @@ class RecordingSession:
     # -- consent actions (the signaling layer calls these) ------------------------------
 
     async def start(self, by: str, participants: list[str]) -> Transition:
-        async with self._lock:
-            await self._load()
+        async with self._acting():
             transition = self.consent.start(by, participants)
             self._requested_at = self._clock()
             self._recording = None
@@ -151,8 +147,7 @@ class RecordingSession:
             return transition
 
     async def agree(self, participant: str) -> Transition | None:
-        async with self._lock:
-            await self._load()
+        async with self._acting():
             before = self.consent.answers.get(participant)
             transition = self.consent.consent(participant)
             if before is not Answer.AGREED:
@@ -161,33 +156,38 @@ class RecordingSession:
             return transition
 
     async def decline(self, participant: str) -> Transition:
-        async with self._lock:
-            await self._load()
+        async with self._acting():
             transition = self.consent.decline(participant)
             self._log(participant, "declined")
             await self._apply(transition)
             return transition
 
     async def stop(self, by: str) -> Transition:
-        async with self._lock:
-            await self._load()
+        async with self._acting():
             transition = self.consent.stop(by)
             await self._apply(transition)
             return transition
 
     async def join(self, participant: str) -> Transition | None:
-        async with self._lock:
-            await self._load()
+        async with self._acting():
             transition = self.consent.join(participant)
             await self._apply(transition)
             return transition
 
     async def leave(self, participant: str) -> Transition | None:
-        async with self._lock:
-            await self._load()
+        async with self._acting():
             transition = self.consent.leave(participant)
             await self._apply(transition)
             return transition
+
+    @contextlib.asynccontextmanager
+    async def _acting(self) -> AsyncIterator[None]:
+        """One consent action at a time, on a loaded, open session."""
+        async with self._lock:
+            if self._closed:
+                raise MediaError(f"room {self.room_id}: this recording session is closed")
+            await self._load()
+            yield
 
     def introduce(self, participant_id: str, *, name: str, role: str) -> None:
         """Who a participant id is, for the manifest's ``people`` (stored with the next change)."""

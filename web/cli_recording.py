@@ -53,7 +53,8 @@ def _describe(room: str, recording: Recording) -> str:
     return (
         f"{room}\t#{recording.number}\t{recording.started_at.isoformat(timespec='seconds')}\t"
         f"{recording.stop_reason or 'not stopped'}\t{length}\t"
-        f"{len(recording.segments)} segments\t{', '.join(people)}"
+        f"{len(recording.segments)} segment{'' if len(recording.segments) == 1 else 's'}\t"
+        f"{', '.join(people)}"
     )
 
 

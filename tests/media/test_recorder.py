@@ -237,3 +237,10 @@ async def test_a_second_recording_after_a_restart_never_overwrites_the_first(
         assert await asyncio.to_thread(_export, tmp_path, "s5", output, "-r", str(number)) == 0
         spans = probe.stream_ends(output)
         assert 1.0 < spans["video"] < 2.5 and abs(spans["audio"] - spans["video"]) < 0.3, spans
+    # One -o for two recordings is refused; without it each goes next to its files.
+    assert await asyncio.to_thread(_export, tmp_path, "s5", tmp_path / "both.webm") == 2
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["recording", "export", "s5", "--data-dir", str(tmp_path)])
+    assert await asyncio.to_thread(args.func, args) == 0
+    assert (directory / "recording-1.webm").exists() and (directory / "recording-2.webm").exists()
