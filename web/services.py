@@ -32,6 +32,7 @@ from signaling.tokens import TokenService
 from web.appkeys import (
     MEDIA_ROOMS,
     METRICS_REGISTRY,
+    RECORDING,
     REDIS,
     ROOMS,
     SETTINGS,
@@ -41,6 +42,7 @@ from web.appkeys import (
 )
 from web.media_rooms import SfuRooms
 from web.metrics import SignalingCollector
+from web.recording_store import RedisRecordingStore
 from web.redis_store import open_redis
 from web.room_recording import RoomRecording
 
@@ -90,7 +92,13 @@ def core_services(
             app[SIGNALING] = signaling
             signaling.start()
             stack.push_async_callback(_timed, "signaling", signaling.aclose)
-            recording = RoomRecording(settings.data_dir, signaling.messenger, app[MEDIA_ROOMS])
+            recording = RoomRecording(
+                settings.data_dir,
+                signaling.messenger,
+                app[MEDIA_ROOMS],
+                store=RedisRecordingStore(handle.client),
+            )
+            app[RECORDING] = recording
             signaling.register(recording)
             stack.push_async_callback(_timed, "recording", recording.aclose)
             registry = CollectorRegistry(auto_describe=True)

@@ -86,9 +86,11 @@ async def test_nothing_is_written_until_everyone_agrees(
                 await p.close()
 
     manifest = json.loads((directory / "manifest.json").read_text())
-    recorded = {t["participant_id"] for t in manifest["tracks"]}
+    (recording,) = manifest["recordings"]  # the declined request recorded nothing
+    recorded = {t["participant_id"] for s in recording["segments"] for t in s["tracks"]}
     assert recorded == set(ids.values())
-    assert set(manifest["consents"]) == set(ids.values())
+    assert {c["participant_id"] for c in recording["consents"]} == set(ids.values())
+    assert all(c["answer"] == "agreed" for c in recording["consents"])
     media_files = [f for f in directory.iterdir() if f.suffix in (".webm", ".mkv")]
     assert len(media_files) == 6
     for path in media_files:
