@@ -200,6 +200,8 @@ class DatagramPath:
         self._connection: Any = dtls.transport._connection
         self._nominated: dict[int, Any] = self._connection._nominated
         self._sinks: dict[Any, PacketSink] = {}
+        #: (ssrc << 7 | payload type) -> sink, for packets aiortc's router already placed.
+        self._routes: dict[int, PacketSink] = {}
         self._pair: Any = None
         self._addr: tuple[str, int] | None = None
         self._direct = False
@@ -221,9 +223,11 @@ class DatagramPath:
 
     def register(self, receiver: RTCRtpReceiver, sink: PacketSink) -> None:
         self._sinks[receiver] = sink
+        self._routes.clear()
 
     def unregister(self, receiver: RTCRtpReceiver) -> None:
         self._sinks.pop(receiver, None)
+        self._routes.clear()
 
     # -- receive ---------------------------------------------------------------------
 
@@ -269,23 +273,33 @@ class DatagramPath:
         view = parse_rtp(plain, self._ids)
         if view is None:
             return
-        receiver = self._router.route_rtp(view)
-        if receiver is None:
-            return
-        sink = self._sinks.get(receiver)
+        key = (view.ssrc << 7) | view.payload_type
+        sink = self._routes.get(key)
         if sink is None:
-            if self._tasks.closed:
+            sink = self._route(view, key, plain, arrival_ms)
+            if sink is None:
                 return
-            self.fallbacks += 1
-            packet = RtpPacket.parse(plain, dtls._rtp_header_extensions_map)
-            self._tasks.spawn(
-                receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_ms), name="rtp"
-            )
-            return
         try:
             sink(view, arrival_ms)
         except Exception:
             logger.exception("RTP packet handling failed: %r", view)
+
+    def _route(self, view: RtpView, key: int, plain: bytes, arrival_ms: int) -> PacketSink | None:
+        """aiortc's routing (SSRC and payload type) for a packet not seen before."""
+        receiver = self._router.route_rtp(view)
+        if receiver is None:
+            return None
+        sink = self._sinks.get(receiver)
+        if sink is not None:
+            self._routes[key] = sink
+            return sink
+        if not self._tasks.closed:  # a receiver with no hook: aiortc's own handling
+            self.fallbacks += 1
+            packet = RtpPacket.parse(plain, self._dtls._rtp_header_extensions_map)
+            self._tasks.spawn(
+                receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_ms), name="rtp"
+            )
+        return None
 
     # -- send ------------------------------------------------------------------------
 
