@@ -275,10 +275,13 @@ class JanusSession:
         self._base = base
         self._tasks = tasks
         self._id = 0
-        self._events: dict[int, asyncio.Queue[dict[str, Any]]] = {}
+        #: transaction -> the plugin event that answers it (Janus tags replies with it)
+        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
 
-    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        body = {**body, "transaction": f"{random.getrandbits(64):x}"}
+    async def _post(
+        self, path: str, body: dict[str, Any], transaction: str | None = None
+    ) -> dict[str, Any]:
+        body = {**body, "transaction": transaction or f"{random.getrandbits(64):x}"}
         async with self._http.post(self._base + path, json=body) as response:
             reply: dict[str, Any] = await response.json(content_type=None)
         if reply.get("janus") == "error":
@@ -295,16 +298,15 @@ class JanusSession:
             async with self._http.get(url) as response:
                 events = await response.json(content_type=None)
             for event in events if isinstance(events, list) else [events]:
-                queue = self._events.get(event.get("sender", 0))
-                if queue is not None and event.get("janus") == "event":
-                    queue.put_nowait(event)
+                waiter = self._pending.pop(event.get("transaction", ""), None)
+                if waiter is not None and event.get("janus") == "event" and not waiter.done():
+                    waiter.set_result(event)
 
     async def attach(self) -> int:
         reply = await self._post(
             f"/{self._id}", {"janus": "attach", "plugin": "janus.plugin.videoroom"}
         )
         handle: int = reply["data"]["id"]
-        self._events[handle] = asyncio.Queue()
         return handle
 
     async def message(
@@ -314,10 +316,14 @@ class JanusSession:
         request: dict[str, Any] = {"janus": "message", "body": body}
         if jsep is not None:
             request["jsep"] = jsep
-        reply = await self._post(f"/{self._id}/{handle}", request)
+        transaction = f"{random.getrandbits(64):x}"
+        waiter = asyncio.get_running_loop().create_future()
+        self._pending[transaction] = waiter
+        reply = await self._post(f"/{self._id}/{handle}", request, transaction)
         if reply.get("janus") == "success":
+            self._pending.pop(transaction, None)
             return reply
-        event = await asyncio.wait_for(self._events[handle].get(), 30)
+        event = await asyncio.wait_for(waiter, 30)
         data = event.get("plugindata", {}).get("data", {})
         if "error" in data:
             raise RuntimeError(f"janus videoroom: {data['error']}")

@@ -517,8 +517,17 @@ class ReceiveHook:
             self.media_ssrc = packet.ssrc
         if not packet.payload:
             return  # padding-only probe
-        if self._nack is not None and self._nack.add(packet):
-            self._send_nack(packet.ssrc, sorted(self._nack.missing))
+        nack = self._nack
+        if nack is not None:
+            last = nack.max_seq
+            if (
+                last is not None
+                and not nack.missing
+                and packet.sequence_number == (last + 1) & 0xFFFF
+            ):
+                nack.max_seq = packet.sequence_number  # in order, nothing missing: add()'s result
+            elif nack.add(packet):
+                self._send_nack(packet.ssrc, sorted(nack.missing))
         sink = self.sink
         if sink is not None:
             sink(packet, arrival_time_ms)
