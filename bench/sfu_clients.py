@@ -258,7 +258,7 @@ async def seoulbridge_participant(
             first_answer.set()
 
     tasks.spawn(negotiate(), name=f"negotiate {room}/{me}")
-    await asyncio.wait_for(first_answer.wait(), 30)
+    await asyncio.wait_for(first_answer.wait(), 120)
     return pc
 
 
@@ -271,7 +271,7 @@ class JanusSession:
     def __init__(self, base: str, tasks: TaskSet) -> None:
         import aiohttp
 
-        self._http = aiohttp.ClientSession()
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=90))
         self._base = base
         self._tasks = tasks
         self._id = 0

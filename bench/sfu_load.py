@@ -51,7 +51,7 @@ async def serve(tree: str, loop_name: str) -> None:
     sys.path.insert(0, tree)
     from kernel.media_types import OfferToSend
     from media.rtp_forwarder import RtpForwarder
-    from media.sfu import MediaRoom
+    from media.sfu import MediaRoom, NegotiatorConfig
 
     rooms: dict[str, MediaRoom] = {}
     writers: dict[tuple[str, str], asyncio.StreamWriter] = {}
@@ -72,8 +72,12 @@ async def serve(tree: str, loop_name: str) -> None:
                 writer.write(json.dumps(message).encode() + b"\n")
                 await writer.drain()
 
+            # Loaded client processes answer slowly while joining: give them time.
             rooms[room_id] = MediaRoom(
-                room_id, RtpForwarder(measure_latency=True), send_offer=send_offer
+                room_id,
+                RtpForwarder(measure_latency=True),
+                send_offer=send_offer,
+                negotiation=NegotiatorConfig(answer_timeout_s=60, resends=2),
             )
         return rooms[room_id]
 
@@ -128,23 +132,22 @@ def run_server(tree: str, loop_name: str) -> None:
 # ----------------------------------------------------------------------------- clients
 
 
-async def clients(spec: dict[str, Any]) -> None:
-    """One client process: whole rooms (publishers and subscribers of a room share a clock)."""
+async def join_all(
+    spec: dict[str, Any],
+    loops: dict[str, list[list[bytes]]],
+    meter: Any,
+    tasks: Any,
+    pcs: list[Any],
+) -> Any:
+    """Every participant of this process's rooms, joined; the Janus session (or None)."""
     from bench.sfu_clients import (
         JanusSession,
-        Meter,
         janus_create_room,
         janus_publish,
         janus_subscribe,
         seoulbridge_participant,
     )
-    from kernel.taskset import TaskSet
 
-    loops_hex = json.loads(Path(spec["media"]).read_text())  # noqa: ASYNC240 - before any media
-    loops = {k: [[bytes.fromhex(p) for p in f] for f in v] for k, v in loops_hex.items()}
-    meter = Meter()
-    tasks = TaskSet("bench clients")
-    pcs = []
     janus: JanusSession | None = None
     if spec["target"] == "janus":
         janus = JanusSession(spec["janus_url"], tasks)
@@ -171,6 +174,25 @@ async def clients(spec: dict[str, Any]) -> None:
                         port, f"room{room}", participant, loops, meter, tasks
                     )
                 )
+    return janus
+
+
+async def clients(spec: dict[str, Any]) -> None:
+    """One client process: whole rooms (publishers and subscribers of a room share a clock)."""
+    from bench.sfu_clients import JanusSession, Meter
+    from kernel.taskset import TaskSet
+
+    loops_hex = json.loads(Path(spec["media"]).read_text())  # noqa: ASYNC240 - before any media
+    loops = {k: [[bytes.fromhex(p) for p in f] for f in v] for k, v in loops_hex.items()}
+    meter = Meter()
+    tasks = TaskSet("bench clients")
+    pcs: list[Any] = []
+    janus: JanusSession | None = None
+    try:
+        janus = await asyncio.wait_for(join_all(spec, loops, meter, tasks, pcs), 300)
+    except (TimeoutError, RuntimeError, OSError) as exc:
+        print(f"join failed: {exc!r}", flush=True)
+        return
     print("JOINED", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     # Every subscriber must get audio and video from both others before measuring.
@@ -218,6 +240,13 @@ async def clients(spec: dict[str, Any]) -> None:
 
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def udp_drops() -> int:
+    """Datagrams the kernel dropped because a socket's receive buffer was full (this netns)."""
+    lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()]
+    header, values = [row for row in lines if row[0] == "Udp:"][:2]
+    return int(values[header.index("RcvbufErrors")])
 
 
 def cpu_seconds(pid: int) -> float:
@@ -352,9 +381,11 @@ def run_clients(
                     )
                 )
         cpu0 = sum(cpu_seconds(p) for p in measured_pids)
+        drops0 = udp_drops()
         t0 = time.perf_counter()
         time.sleep(seconds)
         cpu1 = sum(cpu_seconds(p) for p in measured_pids)
+        drops = udp_drops() - drops0
         t1 = time.perf_counter()
         server_latency: list[float] = []
         loop_names = set()
@@ -391,6 +422,7 @@ def run_clients(
             "load": f"{load_before} -> {load_average()}",
             "loop": ",".join(sorted(loop_names)),
             "peer_states": peer_states,
+            "udp_drops": drops,
         }
     )
     result["cpu_per_stream"] = result["server_cpu_percent"] / result["streams"]
@@ -448,6 +480,8 @@ def report(result: dict[str, Any]) -> None:
         f"audio p50 {pct(audio_ms, 0.5):.1f} ms p99 {pct(audio_ms, 0.99):.1f} ms "
         f"({len(video_ms)}+{len(audio_ms)} samples)"
     )
+    if result.get("udp_drops"):
+        print(f"   kernel dropped {result['udp_drops']} datagrams at full socket buffers")
     if result.get("peer_states"):
         print(f"   server peers by state at the end: {result['peer_states']}")
     server = result.get("server_latency_ms") or []
