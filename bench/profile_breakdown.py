@@ -17,17 +17,17 @@ from pathlib import Path
 
 # (bucket, pattern on one frame "function (file:line)"), checked innermost frame first.
 RULES: list[tuple[str, str]] = [
-    ("idle (event loop wait)", r"^(select|poll) \(selectors"),
+    ("idle (event loop wait)", r"(^|\.)(select|poll) \(selectors"),
     ("idle (event loop wait)", r"^(Condition\.wait|Event\.wait|_worker) \((threading|concurrent)"),
-    ("idle (event loop wait)", r"^(wait|_wait_for_tstate_lock|readline) "),
+    ("idle (event loop wait)", r"(^|\.)(wait|_wait_for_tstate_lock|readline) \((threading|queue)"),
     ("uvloop's loop in C (epoll, callbacks, its sendto)", r"^Runner\.run \(asyncio/runners"),
-    ("socket send (sendto)", r"^sendto \("),
-    ("socket send (sendto)", r"_write \(.*aiortc_internals"),
-    ("socket send (sendto)", r"^send_data \(.*aioice/ice"),
+    ("socket send (sendto)", r"(^|\.)sendto \("),
+    ("socket send (sendto)", r"\._write \(.*aiortc_internals"),
+    ("socket send (sendto)", r"(^|\.)send_data \(.*aioice/ice"),
     ("SRTP protect/unprotect", r"\b(protect|unprotect|protect_rtcp|unprotect_rtcp) \("),
-    ("SRTP protect/unprotect", r"^(send_rtp|send_rtcp) \(.*aiortc_internals"),
-    ("SRTP protect/unprotect", r"^_send_rtp \(.*rtcdtlstransport"),
-    ("SRTP protect/unprotect", r"^_receive_rtp \(.*aiortc_internals"),
+    ("SRTP protect/unprotect", r"pylibsrtp"),
+    ("SRTP protect/unprotect", r"\.(send_rtp|send_rtcp|_receive_rtp) \(.*aiortc_internals"),
+    ("SRTP protect/unprotect", r"\._send_rtp \(.*rtcdtlstransport"),
     ("REMB estimator (aiortc rate.py)", r"aiortc/rate\.py"),
     ("REMB estimator (aiortc rate.py)", r"remb_feed\.py"),
     ("RTP parse", r"\(.*aiortc/rtp\.py"),
@@ -45,7 +45,7 @@ PATTERNS = [(bucket, re.compile(rx)) for bucket, rx in RULES]
 
 def bucket_of(stack: list[str]) -> str:
     leaf = stack[-1]
-    for bucket, pattern in PATTERNS[:4]:
+    for bucket, pattern in PATTERNS[:5]:
         if pattern.search(leaf):
             return bucket
     for frame in reversed(stack):

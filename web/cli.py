@@ -275,8 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--event-loop",
         choices=["uvloop", "asyncio"],
-        default="uvloop",
-        help="event loop (default uvloop when installed, else asyncio's)",
+        default=os.environ.get("SEOULBRIDGE_EVENT_LOOP", "uvloop"),
+        help="event loop (default $SEOULBRIDGE_EVENT_LOOP, else uvloop when installed)",
     )
     _add_common(serve)
     serve.set_defaults(func=cmd_serve)
