@@ -147,14 +147,18 @@ def inside(args: argparse.Namespace) -> None:
     media_file = sfu_load.prepare_media()
     modes = args.modes.split(",")
     trees = {"base": sfu_load.export_tree(sfu_load.base_ref(args))} if "base" in modes else {}
-    print(f"load average at start: {sfu_load.load_average()} ({os.cpu_count()} cores)")
+    print(f"load average at start: {sfu_load.load_average()} ({os.cpu_count()} cores)", flush=True)
     results = []
     for _ in range(args.repeat):
         for mode in modes:
-            if mode == "janus":
-                result = run_janus(args, media_file)
-            else:
-                result = sfu_load.run_mode(mode, args, media_file, trees)
+            try:
+                if mode == "janus":
+                    result = run_janus(args, media_file)
+                else:
+                    result = sfu_load.run_mode(mode, args, media_file, trees)
+            except RuntimeError as exc:  # reported, and the alternation goes on
+                print(f"{mode}: run failed: {exc}", flush=True)
+                continue
             sfu_load.report(result)
             results.append(result)
     sfu_load.summary(results)
