@@ -132,7 +132,7 @@ _DTLS_ATTRS: Final = (
     "_RTCDtlsTransport__tx_bytes",
     "_RTCDtlsTransport__tx_packets",
 )
-_ICE_CONNECTION_ATTRS: Final = ("data_received", "_nominated", "_protocols")
+_ICE_CONNECTION_ATTRS: Final = ("data_received", "_nominated", "_protocols", "_queue")
 
 
 def missing_attributes(
@@ -199,6 +199,8 @@ class DatagramPath:
         self._ids: Any = dtls._rtp_header_extensions_map._HeaderExtensionsMap__ids
         self._connection: Any = dtls.transport._connection
         self._nominated: dict[int, Any] = self._connection._nominated
+        #: Datagrams still waiting in aioice's queue for aiortc's task (asyncio.Queue's deque).
+        self._queued: Any = self._connection._queue._queue
         self._sinks: dict[Any, PacketSink] = {}
         #: (ssrc << 7 | payload type) -> sink, for packets aiortc's router already placed.
         self._routes: dict[int, PacketSink] = {}
@@ -252,7 +254,8 @@ class DatagramPath:
             patched.datagram_received = datagram_received
 
     def _data_received(self, data: bytes, component: int) -> None:
-        if 127 < data[0] < 192 and not 191 < data[1] < 224:  # SRTP, not SRTCP
+        # While aiortc's task still has datagrams queued, queue behind them: in order.
+        if 127 < data[0] < 192 and not 191 < data[1] < 224 and not self._queued:  # SRTP
             srtp = self._dtls._rx_srtp
             if srtp is not None:
                 self._receive_rtp(srtp, data)
