@@ -466,8 +466,11 @@ class ReceiveHook:
             return None
         known = self._kinds.get(payload_type)
         if known is None or known[0] is not codec:
-            apt = codec.parameters.get("apt") if is_rtx(codec) else None
-            known = (codec, apt if isinstance(apt, int) else -1 if is_rtx(codec) else None)
+            original: int | None = None  # not RTX
+            if is_rtx(codec):
+                apt = codec.parameters.get("apt")
+                original = apt if isinstance(apt, int) else -1  # -1: RTX of nothing usable
+            known = (codec, original)
             self._kinds[payload_type] = known
         return known
 
