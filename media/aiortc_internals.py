@@ -9,38 +9,66 @@ expose publicly:
   the sender's SSRC, payload type, header extensions, retransmission history
   and RTCP sender-report counters;
 * the negotiated codecs of a transceiver, and a hook on a sender's keyframe
-  request (aiortc only sets a flag that the pre-encoded path ignores).
+  request (aiortc only sets a flag that the pre-encoded path ignores);
+* a datagram path without aiortc's per-packet queue, task wake-up and
+  coroutine chain (``DatagramPath``): the forwarding hot path runs inside the
+  socket's callback, which also touches aioice's connection and protocols.
 
-This module was written against aiortc 1.16 (``SUPPORTED_AIORTC``). Importing it
-under any other version raises, and ``tests/media/test_aiortc_internals.py``
-checks every attribute it relies on, so an aiortc upgrade fails loudly instead
-of silently decoding again.
+This module was written against aiortc 1.16 and aioice 0.13 (``SUPPORTED_AIORTC``,
+``SUPPORTED_AIOICE``). Importing it under any other version raises, and
+``tests/media/test_aiortc_internals.py`` checks every attribute it relies on, so
+an upgrade fails loudly instead of silently decoding again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import struct
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any, Final
 
+import aioice.ice as aioice_ice
 import aiortc
+import pylibsrtp
+from aioice.ice import StunProtocol
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc import clock as aiortc_clock
 from aiortc.codecs import is_rtx
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket, unwrap_rtx
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    RTP_HISTORY_SIZE,
+    RtcpPsfbPacket,
+    RtcpRtpfbPacket,
+    RtpPacket,
+    pack_remb_fci,
+)
 
+from kernel.taskset import TaskSet
 from media.errors import MediaError
+from media.remb_feed import GroupedRembFeed
+from media.rtp_header import (
+    ExtensionIds,
+    HeaderWriter,
+    RtpView,
+    abs_send_time_of,
+    ntp_of,
+    parse_rtp,
+)
 
 logger = logging.getLogger(__name__)
 
 #: The aiortc versions (inclusive lower, exclusive upper) this module was written for.
 SUPPORTED_AIORTC: Final = ((1, 16), (1, 17))
+#: The same for aioice, whose connection and protocols ``DatagramPath`` uses.
+SUPPORTED_AIOICE: Final = ((0, 13), (0, 14))
 
 
 class AiortcVersionError(MediaError):
@@ -52,19 +80,20 @@ def _parse_version(text: str) -> tuple[int, int]:
     return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
 
 
-def check_aiortc_version(installed: str | None = None) -> None:
-    """Raise unless the installed aiortc is inside ``SUPPORTED_AIORTC``."""
-    text = installed if installed is not None else version("aiortc")
-    low, high = SUPPORTED_AIORTC
+def check_aiortc_version(installed: str | None = None, *, package: str = "aiortc") -> None:
+    """Raise unless the installed aiortc (or aioice) is inside its ``SUPPORTED_*`` range."""
+    text = installed if installed is not None else version(package)
+    low, high = SUPPORTED_AIORTC if package == "aiortc" else SUPPORTED_AIOICE
     if not (low <= _parse_version(text) < high):
         raise AiortcVersionError(
-            f"media.aiortc_internals was written for aiortc >={low[0]}.{low[1]},"
+            f"media.aiortc_internals was written for {package} >={low[0]}.{low[1]},"
             f"<{high[0]}.{high[1]}, found {text}; re-check every private attribute "
             "it uses before widening the range"
         )
 
 
 check_aiortc_version()
+check_aiortc_version(package="aioice")
 
 # Name-mangled private attributes used below, listed so a test can check them all.
 _RECEIVER_ATTRS: Final = (
@@ -74,9 +103,9 @@ _RECEIVER_ATTRS: Final = (
     "_RTCRtpReceiver__nack_generator",
     "_RTCRtpReceiver__remote_bitrate_estimator",
     "_RTCRtpReceiver__active_ssrc",
+    "_RTCRtpReceiver__rtcp_ssrc",
+    "_enabled",
     "_handle_rtp_packet",
-    "_send_rtcp_nack",
-    "_send_rtcp_pli",
 )
 _SENDER_ATTRS: Final = (
     "_RTCRtpSender__started",
@@ -88,9 +117,22 @@ _SENDER_ATTRS: Final = (
     "_RTCRtpSender__octet_count",
     "_RTCRtpSender__packet_count",
     "_send_keyframe",
+    "_retransmit",
     "_ssrc",
 )
 _TRANSCEIVER_ATTRS: Final = ("_codecs",)
+_DTLS_ATTRS: Final = (
+    "_rx_srtp",
+    "_tx_srtp",
+    "_state",
+    "_rtp_router",
+    "_rtp_header_extensions_map",
+    "_RTCDtlsTransport__rx_bytes",
+    "_RTCDtlsTransport__rx_packets",
+    "_RTCDtlsTransport__tx_bytes",
+    "_RTCDtlsTransport__tx_packets",
+)
+_ICE_CONNECTION_ATTRS: Final = ("data_received", "_nominated", "_protocols", "_queue")
 
 
 def missing_attributes(
@@ -100,24 +142,209 @@ def missing_attributes(
     missing = [f"RTCRtpReceiver.{a}" for a in _RECEIVER_ATTRS if not hasattr(receiver, a)]
     missing += [f"RTCRtpSender.{a}" for a in _SENDER_ATTRS if not hasattr(sender, a)]
     missing += [f"RTCRtpTransceiver.{a}" for a in _TRANSCEIVER_ATTRS if not hasattr(transceiver, a)]
+    dtls: Any = receiver.transport
+    missing += [f"RTCDtlsTransport.{a}" for a in _DTLS_ATTRS if not hasattr(dtls, a)]
+    if not hasattr(dtls._rtp_header_extensions_map, "_HeaderExtensionsMap__ids"):
+        missing.append("HeaderExtensionsMap._HeaderExtensionsMap__ids")
+    connection = getattr(dtls.transport, "_connection", None)
+    if connection is None:
+        missing.append("RTCIceTransport._connection")
+    else:
+        missing += [
+            f"aioice.Connection.{a}" for a in _ICE_CONNECTION_ATTRS if not hasattr(connection, a)
+        ]
+    if not isinstance(getattr(aioice_ice.CandidatePair, "remote_addr", None), property):
+        missing.append("aioice.CandidatePair.remote_addr")
     for name in ("StreamStatistics", "NackGenerator"):
         if not hasattr(aiortc.rtcrtpreceiver, name):
             missing.append(f"aiortc.rtcrtpreceiver.{name}")
     return missing
 
 
-#: Minimum spacing of REMB feedback per receiver (aiortc sends one per estimator update).
+#: Minimum spacing of REMB feedback per receiver (the estimator may update more often).
 REMB_INTERVAL_MS: Final = 250
 
-#: Called with each received media packet (RTX already unwrapped) and its arrival in ms.
-PacketSink = Callable[[RtpPacket, int], Awaitable[None]]
+#: Called with each received media packet (RTX already unwrapped) and its arrival in ms
+#: on aiortc's clock. Synchronous: on the fast path it runs inside the socket's callback.
+PacketSink = Callable[[RtpView, int], None]
+
+_NTP_UNIX_OFFSET_MS: Final = 2_208_988_800_000
+_DTLS_CONNECTED: Final = DtlsState.CONNECTED
+
+
+def now_ms() -> int:
+    """aiortc's ``clock.current_ms()`` (ms since the NTP epoch), without building datetimes."""
+    return int(time.time() * 1000) + _NTP_UNIX_OFFSET_MS
+
+
+class DatagramPath:
+    """The RTP datagrams of one DTLS transport, without aiortc's queue and coroutines.
+
+    aiortc moves every received datagram through an ``asyncio.Queue`` to the DTLS
+    transport's task (a wake-up per packet, queued behind everything else the
+    loop has ready), tries to parse it as STUN first, builds an ``RtpPacket``
+    and awaits five coroutine layers per send. Here an SRTP datagram is
+    unprotected, parsed (``media.rtp_header``) and handed to its receiver's
+    ``ReceiveHook`` inside the socket's callback, and a send is SRTP protect plus
+    the socket write, synchronously. DTLS, STUN and RTCP keep aiortc's path.
+
+    One per DTLS transport, kept on the transport (``DatagramPath.of``). Receivers
+    with no registered sink keep aiortc's handling (``fallbacks`` counts them).
+    """
+
+    def __init__(self, dtls: Any, tasks: TaskSet) -> None:
+        self._dtls = dtls
+        self._tasks = tasks
+        self._router: Any = dtls._rtp_router
+        self._ids: Any = dtls._rtp_header_extensions_map._HeaderExtensionsMap__ids
+        self._connection: Any = dtls.transport._connection
+        self._nominated: dict[int, Any] = self._connection._nominated
+        #: Datagrams still waiting in aioice's queue for aiortc's task (asyncio.Queue's deque).
+        self._queued: Any = self._connection._queue._queue
+        self._sinks: dict[Any, PacketSink] = {}
+        #: (ssrc << 7 | payload type) -> sink, for packets aiortc's router already placed.
+        self._routes: dict[int, PacketSink] = {}
+        self._pair: Any = None
+        self._addr: tuple[str, int] | None = None
+        self._direct = False
+        self._patched: set[int] = set()
+        self._original_data_received = self._connection.data_received
+        self._connection.data_received = self._data_received
+        self._patch_protocols()
+        #: RTP packets that took aiortc's path because their receiver has no sink.
+        self.fallbacks = 0
+
+    @classmethod
+    def of(cls, dtls: Any, tasks: TaskSet) -> DatagramPath:
+        """The path of ``dtls`` (an ``RTCDtlsTransport``), installed on first use."""
+        path: DatagramPath | None = getattr(dtls, "_seoulbridge_datagram_path", None)
+        if path is None:
+            path = cls(dtls, tasks)
+            dtls._seoulbridge_datagram_path = path
+        return path
+
+    def register(self, receiver: RTCRtpReceiver, sink: PacketSink) -> None:
+        self._sinks[receiver] = sink
+        self._routes.clear()
+
+    def unregister(self, receiver: RTCRtpReceiver) -> None:
+        self._sinks.pop(receiver, None)
+        self._routes.clear()
+
+    # -- receive ---------------------------------------------------------------------
+
+    def _patch_protocols(self) -> None:
+        """Route SRTP straight from each UDP protocol, skipping aioice's STUN parse attempt."""
+        for protocol in self._connection._protocols:
+            if type(protocol) is not StunProtocol or id(protocol) in self._patched:
+                continue
+            self._patched.add(id(protocol))
+            original = protocol.datagram_received
+            component: int = protocol.local_candidate.component
+
+            def datagram_received(
+                data: bytes, addr: Any, original: Any = original, component: int = component
+            ) -> None:
+                if 127 < data[0] < 192:
+                    self._data_received(data, component)
+                else:
+                    original(data, addr)
+
+            patched: Any = protocol
+            patched.datagram_received = datagram_received
+
+    def _data_received(self, data: bytes, component: int) -> None:
+        # While aiortc's task still has datagrams queued, queue behind them: in order.
+        if 127 < data[0] < 192 and not 191 < data[1] < 224 and not self._queued:  # SRTP
+            srtp = self._dtls._rx_srtp
+            if srtp is not None:
+                self._receive_rtp(srtp, data)
+                return
+        if len(self._patched) != len(self._connection._protocols):
+            self._patch_protocols()
+        self._original_data_received(data, component)
+
+    def _receive_rtp(self, srtp: Any, data: bytes) -> None:
+        arrival_ms = now_ms()
+        try:
+            plain = srtp.unprotect(data)
+        except pylibsrtp.Error:
+            return
+        dtls = self._dtls
+        dtls._RTCDtlsTransport__rx_bytes += len(data)
+        dtls._RTCDtlsTransport__rx_packets += 1
+        view = parse_rtp(plain, self._ids)
+        if view is None:
+            return
+        key = (view.ssrc << 7) | view.payload_type
+        sink = self._routes.get(key)
+        if sink is None:
+            sink = self._route(view, key, plain, arrival_ms)
+            if sink is None:
+                return
+        try:
+            sink(view, arrival_ms)
+        except Exception:
+            logger.exception("RTP packet handling failed: %r", view)
+
+    def _route(self, view: RtpView, key: int, plain: bytes, arrival_ms: int) -> PacketSink | None:
+        """aiortc's routing (SSRC and payload type) for a packet not seen before."""
+        receiver = self._router.route_rtp(view)
+        if receiver is None:
+            return None
+        sink = self._sinks.get(receiver)
+        if sink is not None:
+            self._routes[key] = sink
+            return sink
+        if not self._tasks.closed:  # a receiver with no hook: aiortc's own handling
+            self.fallbacks += 1
+            packet = RtpPacket.parse(plain, self._dtls._rtp_header_extensions_map)
+            self._tasks.spawn(
+                receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_ms), name="rtp"
+            )
+        return None
+
+    # -- send ------------------------------------------------------------------------
+
+    def send_rtp(self, plain: bytes) -> bool:
+        """Protect and send one RTP packet; False when the transport cannot send."""
+        dtls = self._dtls
+        if dtls._state is not _DTLS_CONNECTED:
+            return False
+        return self._write(dtls._tx_srtp.protect(plain))
+
+    def send_rtcp(self, plain: bytes) -> bool:
+        """Protect and send one compound RTCP packet; False when the transport cannot send."""
+        dtls = self._dtls
+        if dtls._state is not _DTLS_CONNECTED:
+            return False
+        return self._write(dtls._tx_srtp.protect_rtcp(plain))
+
+    def _write(self, data: bytes) -> bool:
+        pair = self._nominated.get(1)
+        if pair is None:
+            return False
+        if pair is not self._pair:
+            self._pair = pair
+            self._addr = pair.remote_addr
+            self._direct = type(pair.protocol) is StunProtocol
+        if self._direct:
+            pair.protocol.transport.sendto(data, self._addr)
+        else:  # TURN relay: aioice wraps the datagram (and may await a channel binding)
+            self._tasks.spawn(pair.protocol.send_data(data, self._addr), name="relayed send")
+        dtls = self._dtls
+        dtls._RTCDtlsTransport__tx_bytes += len(data)
+        dtls._RTCDtlsTransport__tx_packets += 1
+        return True
 
 
 class ReceiveHook:
     """Replaces a receiver's RTP path: statistics, RTX, NACK, REMB, then ``sink``.
 
     The jitter buffer and the decoder thread never see a packet, so no decoder is
-    ever created for this receiver.
+    ever created for this receiver. Packets arrive on the ``DatagramPath`` of the
+    receiver's transport; the first ones (before the path knows this receiver)
+    come through aiortc's own ``_handle_rtp_packet``, which this hook replaces.
     """
 
     def __init__(
@@ -125,30 +352,50 @@ class ReceiveHook:
         receiver: RTCRtpReceiver,
         sink: PacketSink | None = None,
         *,
+        tasks: TaskSet,
         estimate_bandwidth: bool = True,
     ) -> None:
         self._receiver = receiver
+        self._tasks = tasks
         self.sink = sink
         self.media_ssrc: int | None = None
+        #: Issue 10's seam: when set, REMB to the publisher is at most this many bit/s.
+        self.remb_cap: Callable[[], int | None] | None = None
         r: Any = receiver
         self._codecs: dict[int, RTCRtpCodecParameters] = r._RTCRtpReceiver__codecs
         self._rtx_ssrc: dict[int, int] = r._RTCRtpReceiver__rtx_ssrc
         self._streams: dict[int, Any] = r._RTCRtpReceiver__remote_streams
         self._active: dict[int, Any] = r._RTCRtpReceiver__active_ssrc
         self._nack: Any = r._RTCRtpReceiver__nack_generator
-        # REMB feedback drives a browser publisher's bitrate; measurement clients skip it.
-        self._remb: Any = (
-            r._RTCRtpReceiver__remote_bitrate_estimator if estimate_bandwidth else None
+        #: payload type -> (codec, the RTX packet's original payload type or None)
+        self._kinds: dict[int, tuple[RTCRtpCodecParameters, int | None]] = {}
+        # REMB drives a browser publisher's bitrate; measurement clients skip it.
+        estimator: Any = r._RTCRtpReceiver__remote_bitrate_estimator
+        self._remb: GroupedRembFeed | None = (
+            GroupedRembFeed(estimator.add) if estimate_bandwidth and estimator else None
         )
         self._remb_last: tuple[int, int] | None = None
+        self._path: DatagramPath | None = None
         self._original = r._handle_rtp_packet
         r._handle_rtp_packet = self._handle_rtp_packet
+        self._attach_path()
 
-    def _remb_due(self, bitrate: int, now_ms: int) -> bool:
+    def _attach_path(self) -> DatagramPath | None:
+        transport: Any = self._receiver.transport
+        if transport is None:
+            return None
+        if self._path is None or self._path._dtls is not transport:
+            if self._path is not None:
+                self._path.unregister(self._receiver)
+            self._path = DatagramPath.of(transport, self._tasks)
+            self._path.register(self._receiver, self.on_packet)
+        return self._path
+
+    def _remb_due(self, bitrate: int, now: int) -> bool:
         """At most one REMB per ``REMB_INTERVAL_MS``, except at once when the estimate drops."""
         last = self._remb_last
-        if last is None or now_ms - last[0] >= REMB_INTERVAL_MS or bitrate < last[1] * 0.97:
-            self._remb_last = (now_ms, bitrate)
+        if last is None or now - last[0] >= REMB_INTERVAL_MS or bitrate < last[1] * 0.97:
+            self._remb_last = (now, bitrate)
             return True
         return False
 
@@ -158,70 +405,138 @@ class ReceiveHook:
     def uninstall(self) -> None:
         r: Any = self._receiver
         r._handle_rtp_packet = self._original
+        if self._path is not None:
+            self._path.unregister(self._receiver)
         self.sink = None
+
+    def _rtcp_ssrc(self) -> int | None:
+        r: Any = self._receiver
+        ssrc: int | None = r._RTCRtpReceiver__rtcp_ssrc
+        return ssrc
+
+    def _send_rtcp(self, packet: Any) -> bool:
+        path = self._attach_path()
+        return path is not None and path.send_rtcp(bytes(packet))
 
     async def send_pli(self) -> bool:
         """Ask the publisher for a keyframe on its primary (non-RTX) SSRC."""
-        if self.media_ssrc is None:
+        rtcp_ssrc = self._rtcp_ssrc()
+        if self.media_ssrc is None or rtcp_ssrc is None:
             return False
-        r: Any = self._receiver
-        await r._send_rtcp_pli(self.media_ssrc)
-        return True
+        packet = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=rtcp_ssrc, media_ssrc=self.media_ssrc)
+        return self._send_rtcp(packet)
+
+    def _send_nack(self, media_ssrc: int, lost: list[int]) -> None:
+        rtcp_ssrc = self._rtcp_ssrc()
+        if rtcp_ssrc is not None:
+            packet = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=rtcp_ssrc, media_ssrc=media_ssrc)
+            packet.lost = lost
+            self._send_rtcp(packet)
+
+    def _send_remb(self, bitrate: int, ssrcs: list[int]) -> None:
+        rtcp_ssrc = self._rtcp_ssrc()
+        if rtcp_ssrc is not None:
+            fci = pack_remb_fci(bitrate, ssrcs)
+            self._send_rtcp(
+                RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=fci)
+            )
 
     async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        """aiortc's path, for packets that arrived before the ``DatagramPath`` knew us."""
+        self._attach_path()
+        ext = packet.extensions
+        self.on_packet(
+            RtpView(
+                packet.payload_type,
+                packet.marker,
+                packet.sequence_number,
+                packet.timestamp,
+                packet.ssrc,
+                packet.payload,
+                abs_send_time=ext.abs_send_time,
+                audio_level=ext.audio_level,
+                padding_size=packet.padding_size,
+            ),
+            arrival_time_ms,
+        )
+
+    def _kind(self, payload_type: int) -> tuple[RTCRtpCodecParameters, int | None] | None:
+        codec = self._codecs.get(payload_type)
+        if codec is None:
+            return None
+        known = self._kinds.get(payload_type)
+        if known is None or known[0] is not codec:
+            original: int | None = None  # not RTX
+            if is_rtx(codec):
+                apt = codec.parameters.get("apt")
+                original = apt if isinstance(apt, int) else -1  # -1: RTX of nothing usable
+            known = (codec, original)
+            self._kinds[payload_type] = known
+        return known
+
+    def on_packet(self, packet: RtpView, arrival_time_ms: int) -> None:
+        """One received RTP packet of this receiver (SRTP already removed)."""
         receiver: Any = self._receiver
         if not receiver._enabled:
             return
-        if self._remb is not None and packet.extensions.abs_send_time is not None:
-            remb = self._remb.add(
-                abs_send_time=packet.extensions.abs_send_time,
-                arrival_time_ms=arrival_time_ms,
-                payload_size=len(packet.payload) + packet.padding_size,
-                ssrc=packet.ssrc,
+        remb = self._remb
+        if remb is not None and packet.abs_send_time is not None:
+            estimate = remb.add(
+                packet.abs_send_time,
+                arrival_time_ms,
+                len(packet.payload) + packet.padding_size,
+                packet.ssrc,
             )
-            if remb is not None and self._remb_due(remb[0], arrival_time_ms):
-                await _send_remb(receiver, remb)
-        codec = self._codecs.get(packet.payload_type)
-        if codec is None:
+            if estimate is not None:
+                bitrate, ssrcs = estimate
+                cap = self.remb_cap() if self.remb_cap is not None else None
+                if cap is not None:
+                    bitrate = min(bitrate, cap)
+                if self._remb_due(bitrate, arrival_time_ms):
+                    self._send_remb(bitrate, ssrcs)
+        kind = self._kind(packet.payload_type)
+        if kind is None:
             return
-        stream = self._streams.get(packet.ssrc)
+        codec, apt = kind
+        stream: Any = self._streams.get(packet.ssrc)
         if stream is None:
             stream = aiortc.rtcrtpreceiver.StreamStatistics(codec.clockRate)
             self._streams[packet.ssrc] = stream
             self._active[packet.ssrc] = aiortc_clock.current_datetime()
         stream.add(packet)
-        if is_rtx(codec):
+        if apt is not None:  # RTX: recover the original packet
             original_ssrc = self._rtx_ssrc.get(packet.ssrc)
-            apt = codec.parameters.get("apt")
-            if (
-                original_ssrc is None
-                or len(packet.payload) < 2
-                or not isinstance(apt, int)
-                or apt not in self._codecs
-            ):
+            if original_ssrc is None or len(packet.payload) < 2 or apt not in self._codecs:
                 return
-            packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
+            payload = packet.payload
+            packet = RtpView(
+                apt,
+                packet.marker,
+                (payload[0] << 8) | payload[1],
+                packet.timestamp,
+                original_ssrc,
+                payload[2:],
+                abs_send_time=packet.abs_send_time,
+                audio_level=packet.audio_level,
+            )
         else:
             self.media_ssrc = packet.ssrc
         if not packet.payload:
             return  # padding-only probe
-        if self._nack is not None and self._nack.add(packet):
-            await receiver._send_rtcp_nack(packet.ssrc, sorted(self._nack.missing))
+        nack = self._nack
+        if nack is not None:
+            last = nack.max_seq
+            if (
+                last is not None
+                and not nack.missing
+                and packet.sequence_number == (last + 1) & 0xFFFF
+            ):
+                nack.max_seq = packet.sequence_number  # in order, nothing missing: add()'s result
+            elif nack.add(packet):
+                self._send_nack(packet.ssrc, sorted(nack.missing))
         sink = self.sink
         if sink is not None:
-            await sink(packet, arrival_time_ms)
-
-
-async def _send_remb(receiver: Any, remb: tuple[int, list[int]]) -> None:
-    from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
-
-    rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc
-    if rtcp_ssrc is not None:
-        await receiver._send_rtcp(
-            RtcpPsfbPacket(
-                fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb)
-            )
-        )
+            sink(packet, arrival_time_ms)
 
 
 class _ParkedTrack(MediaStreamTrack):
@@ -244,61 +559,13 @@ class _ParkedTrack(MediaStreamTrack):
         super().stop()
 
 
-@dataclass(frozen=True)
-class ExtensionIds:
-    """One-byte header extension ids a sender negotiated (0: not negotiated)."""
-
-    mid: int = 0
-    abs_send_time: int = 0
-    audio_level: int = 0
-
-
 def extension_ids(extensions_map: Any) -> ExtensionIds:
     ids = extensions_map._HeaderExtensionsMap__ids
     return ExtensionIds(ids.mid or 0, ids.abs_send_time or 0, ids.audio_level or 0)
 
 
-def serialize_rtp(
-    ids: ExtensionIds,
-    mid_element: bytes,
-    payload_type: int,
-    marker: int,
-    sequence_number: int,
-    timestamp: int,
-    ssrc: int,
-    abs_send_time: int,
-    audio_level: tuple[bool, int] | None,
-    payload: bytes,
-) -> bytes:
-    """RTP packet bytes with one-byte header extensions (RFC 8285), as aiortc would write them.
-
-    A specialised ``RtpPacket.serialize``: the forwarder writes every packet once
-    per subscriber, and the generic path costs more than the SRTP step.
-    """
-    ext = bytearray(mid_element)
-    if ids.abs_send_time:
-        ext.append((ids.abs_send_time << 4) | 2)
-        ext += abs_send_time.to_bytes(3, "big")
-    if ids.audio_level and audio_level is not None:
-        ext.append(ids.audio_level << 4)
-        ext.append((0x80 if audio_level[0] else 0) | (audio_level[1] & 0x7F))
-    if not ext:
-        header = struct.pack(
-            "!BBHLL", 0x80, (marker << 7) | payload_type, sequence_number, timestamp, ssrc
-        )
-        return header + payload
-    ext += bytes(-len(ext) % 4)
-    header = struct.pack(
-        "!BBHLLHH",
-        0x90,
-        (marker << 7) | payload_type,
-        sequence_number,
-        timestamp,
-        ssrc,
-        0xBEDE,
-        len(ext) >> 2,
-    )
-    return header + bytes(ext) + payload
+#: What a sender keeps of each forwarded packet for NACKs: (sequence number, timestamp, packet).
+_HistoryEntry = tuple[int, int, RtpView]
 
 
 @dataclass
@@ -306,23 +573,27 @@ class _SendState:
     payload_type: int
     codec: RTCRtpCodecParameters
     mid: str | None
-    extensions_map: Any
-    history: dict[int, RtpPacket]
-    ids: ExtensionIds
-    mid_element: bytes
+    writer: HeaderWriter
+    transport: Any
+    path: DatagramPath
+    history: list[_HistoryEntry | None]
 
 
 class OutboundRtp:
     """Writes forwarded RTP packets through one ``RTCRtpSender``.
 
-    SSRC, payload type and header extensions are the sender's; the packet lands
-    in the sender's history so NACKs are answered (over RTX when negotiated),
-    and the sender-report counters advance as if aiortc had sent it.
+    SSRC, payload type and header extensions are the sender's; NACKs are
+    answered from this sender's history (over RTX when negotiated, by aiortc's
+    own ``_retransmit``), and the sender-report counters advance as if aiortc
+    had sent the packet.
     """
 
-    def __init__(self, sender: RTCRtpSender, transceiver: RTCRtpTransceiver) -> None:
+    def __init__(
+        self, sender: RTCRtpSender, transceiver: RTCRtpTransceiver, *, tasks: TaskSet
+    ) -> None:
         self.sender = sender
         self._transceiver = transceiver
+        self._tasks = tasks
         self._state: _SendState | None = None
         if not isinstance(sender.track, _ParkedTrack):
             sender.replaceTrack(_ParkedTrack(sender.kind))
@@ -342,79 +613,82 @@ class OutboundRtp:
         s._send_keyframe = callback if callback is not None else (lambda: None)
 
     def _ready(self) -> _SendState | None:
-        if self._state is not None:
-            return self._state
         s: Any = self.sender
         if not s._RTCRtpSender__started:
             return None
         codec = self.negotiated_codec()
-        if codec is None:
-            return None
-        if codec.payloadType is None:
+        if codec is None or codec.payloadType is None:
             return None
         mid: str | None = s._RTCRtpSender__mid
-        extensions_map = s._RTCRtpSender__rtp_header_extensions_map
-        ids = extension_ids(extensions_map)
-        mid_bytes = (mid or "").encode()
-        mid_element = b""
-        if ids.mid and 0 < len(mid_bytes) <= 16:
-            mid_element = bytes([(ids.mid << 4) | (len(mid_bytes) - 1)]) + mid_bytes
+        ids = extension_ids(s._RTCRtpSender__rtp_header_extensions_map)
+        transport = s.transport
+        history: list[_HistoryEntry | None] = [None] * RTP_HISTORY_SIZE
+        if self._state is None:
+            self._answer_nacks_from(history)
+        else:
+            history = self._state.history
         self._state = _SendState(
             payload_type=codec.payloadType,
             codec=codec,
             mid=mid,
-            extensions_map=extensions_map,
-            history=s._RTCRtpSender__rtp_history,
-            ids=ids,
-            mid_element=mid_element,
+            writer=HeaderWriter(ids, mid, codec.payloadType, s._ssrc),
+            transport=transport,
+            path=DatagramPath.of(transport, self._tasks),
+            history=history,
         )
         return self._state
 
-    async def send(
-        self,
-        source: RtpPacket,
-        sequence_number: int,
-        timestamp: int,
-    ) -> bool:
-        """Send ``source``'s payload with the given outgoing numbering; False if not ready."""
-        state = self._ready()
-        if state is None:
-            return False
-        packet = RtpPacket(
-            payload_type=state.payload_type,
-            marker=source.marker,
-            sequence_number=sequence_number,
-            timestamp=timestamp,
-            ssrc=self.sender._ssrc,
-            payload=source.payload,
-        )
-        ntp = aiortc_clock.current_ntp_time()
-        abs_send_time = (ntp >> 14) & 0x00FFFFFF
-        audio_level = source.extensions.audio_level
-        packet.extensions.abs_send_time = abs_send_time
-        packet.extensions.mid = state.mid
-        packet.extensions.audio_level = audio_level
-        state.history[sequence_number % RTP_HISTORY_SIZE] = packet
-        data = serialize_rtp(
-            state.ids,
-            state.mid_element,
-            state.payload_type,
-            source.marker,
-            sequence_number,
-            timestamp,
-            packet.ssrc,
-            abs_send_time,
-            audio_level,
-            source.payload,
-        )
-        try:
-            await self.sender.transport._send_rtp(data)
-        except ConnectionError:
-            return False
+    def _answer_nacks_from(self, history: list[_HistoryEntry | None]) -> None:
+        """Make aiortc's ``_retransmit`` find forwarded packets (built only when NACKed)."""
         s: Any = self.sender
+        aiortc_history: dict[int, RtpPacket] = s._RTCRtpSender__rtp_history
+        original = s._retransmit
+
+        async def _retransmit(sequence_number: int) -> None:
+            entry = history[sequence_number % RTP_HISTORY_SIZE]
+            state = self._state
+            if entry is not None and entry[0] == sequence_number and state is not None:
+                seq, ts, view = entry
+                packet = RtpPacket(
+                    payload_type=state.payload_type,
+                    marker=view.marker,
+                    sequence_number=seq,
+                    timestamp=ts,
+                    ssrc=s._ssrc,
+                    payload=view.payload,
+                )
+                packet.extensions.mid = state.mid
+                packet.extensions.abs_send_time = abs_send_time_of(ntp_of(time.time()))
+                packet.extensions.audio_level = view.audio_level
+                aiortc_history[seq % RTP_HISTORY_SIZE] = packet
+            await original(sequence_number)
+
+        s._retransmit = _retransmit
+
+    def send(
+        self, packet: RtpView, sequence_number: int, timestamp: int, abs_send_time: int, ntp: int
+    ) -> bool:
+        """Send ``packet``'s payload with this sender's header; False if it cannot send yet.
+
+        ``abs_send_time`` and ``ntp`` are the send time, read once per received
+        packet for all its subscribers.
+        """
+        state = self._state
+        s: Any = self.sender
+        if state is None or state.transport is not s.transport:
+            state = self._ready()
+            if state is None:
+                return False
+        data = state.writer.write(
+            packet.marker, sequence_number, timestamp, abs_send_time, packet.audio_level,
+            packet.payload,
+        )  # fmt: skip
+        if not state.path.send_rtp(data):
+            return False
+        state.history[sequence_number % RTP_HISTORY_SIZE] = (sequence_number, timestamp, packet)
         s._RTCRtpSender__ntp_timestamp = ntp
         s._RTCRtpSender__rtp_timestamp = timestamp
-        s._RTCRtpSender__octet_count += len(source.payload)
+        s._RTCRtpSender__octet_count += len(packet.payload)
         s._RTCRtpSender__packet_count += 1
         return True
 

@@ -8,6 +8,12 @@ subscription starts at a keyframe: packets before one are dropped while a
 rate-limited PLI asks the publisher for one. Sends are non-blocking UDP writes,
 so a slow subscriber cannot build a queue on the server; the browser's own
 NACK/PLI recovers loss.
+
+The hot path is synchronous and runs inside the socket's callback
+(``aiortc_internals.DatagramPath``): one header parse and one clock read per
+received packet, then per subscriber one header write (``media.rtp_header``),
+SRTP protect and ``sendto``. Packet listeners (recording, the audio tap) get an
+``RtpPacket`` built once per packet, only when there are listeners.
 """
 
 from __future__ import annotations
@@ -20,7 +26,6 @@ from collections.abc import Callable
 from typing import Final
 
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
-from aiortc import clock as aiortc_clock
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtp import RtpPacket
 
@@ -29,6 +34,7 @@ from media.aiortc_internals import (
     OutboundRtp,
     ReceiveHook,
     find_transceiver,
+    now_ms,
     wrap_negotiation,
 )
 from media.audio_tap import OpusAudioTap
@@ -36,6 +42,7 @@ from media.codecs import RoomCodecs, apply_room_codecs, same_codec
 from media.errors import MediaError
 from media.forwarding import PacketListener, Publication
 from media.keyframes import DEFAULT_MIN_INTERVAL, KeyframeRequester, is_keyframe_start
+from media.rtp_header import RtpView, abs_send_time_of, ntp_of
 
 logger = logging.getLogger(__name__)
 
@@ -74,20 +81,26 @@ class _Source:
         if self.requester is not None:
             self.requester.request()
 
-    async def on_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+    def on_packet(self, packet: RtpView, arrival_time_ms: int) -> None:
         if self.codec_name is None:
             codec = self.hook.codec(packet.payload_type)
             if codec is None:
                 return
             self.codec_name = codec.name
             self.clock_rate = codec.clockRate
-        for subscription in self.subscriptions:
-            await subscription.forward(packet)
-        if self.latency_ms is not None and self.subscriptions:
-            # Residence time in the server: datagram arrival to the last subscriber's send.
-            self.latency_ms.append(aiortc_clock.current_ms() - arrival_time_ms)
-        for listener in self.listeners:
-            listener(packet, self.codec_name)
+        if self.subscriptions:
+            now = time.time()  # one clock read for every subscriber of this packet
+            ntp = ntp_of(now)
+            abs_send_time = abs_send_time_of(ntp)
+            for subscription in self.subscriptions:
+                subscription.forward(packet, now, abs_send_time, ntp)
+            if self.latency_ms is not None:
+                # Residence time in the server: datagram arrival to the last subscriber's send.
+                self.latency_ms.append(now_ms() - arrival_time_ms)
+        if self.listeners:
+            rtp = _rtp_packet(packet)
+            for listener in self.listeners:
+                listener(rtp, self.codec_name)
 
     def close(self) -> None:
         self.hook.sink = None
@@ -97,8 +110,30 @@ class _Source:
             self.requester.close()
 
 
+def _rtp_packet(view: RtpView) -> RtpPacket:
+    """The ``RtpPacket`` packet listeners get (``media.forwarding.PacketListener``)."""
+    packet = RtpPacket(
+        payload_type=view.payload_type,
+        marker=view.marker,
+        sequence_number=view.sequence_number,
+        timestamp=view.timestamp,
+        ssrc=view.ssrc,
+        payload=view.payload,
+    )
+    packet.extensions.abs_send_time = view.abs_send_time
+    packet.extensions.audio_level = view.audio_level
+    return packet
+
+
 class _Subscription:
-    """One sender carrying one source, with its own numbering."""
+    """One sender carrying one source, with its own numbering.
+
+    ``forward`` is the one place a packet is admitted to or dropped for this
+    subscriber, right before the send: per-subscriber bandwidth adaptation
+    (issue 10: pause video, pick a VP8 temporal layer or a simulcast encoding)
+    decides there, and a dropped packet must then shift ``seq_offset`` so the
+    subscriber sees no gap it would NACK.
+    """
 
     def __init__(self, source: _Source, out: OutboundRtp, state: _NumberingState) -> None:
         self.source = source
@@ -115,14 +150,14 @@ class _Subscription:
         #: None until the sender's codec is negotiated; then whether it matches the source.
         self._codec_ok: bool | None = None
 
-    def _anchor(self, packet: RtpPacket) -> None:
+    def _anchor(self, packet: RtpView, now: float) -> None:
         state = self.state
         if state.last_seq is None or state.last_ts is None:
             next_seq = packet.sequence_number
             next_ts = packet.timestamp
         else:
             next_seq = (state.last_seq + 1) % _SEQ_MOD
-            elapsed = max(time.monotonic() - state.last_time, 1 / 30)
+            elapsed = max(now - state.last_time, 1 / 30)
             next_ts = (state.last_ts + int(elapsed * self.source.clock_rate)) % _TS_MOD
         self.seq_offset = (next_seq - packet.sequence_number) % _SEQ_MOD
         self.ts_offset = (next_ts - packet.timestamp) % _TS_MOD
@@ -130,7 +165,8 @@ class _Subscription:
         self.guard_start = True
         self.in_ssrc = packet.ssrc
 
-    async def forward(self, packet: RtpPacket) -> None:
+    def forward(self, packet: RtpView, now: float, abs_send_time: int, ntp: int) -> None:
+        """Send ``packet`` to this subscriber, renumbered, unless it is not admitted."""
         codec_name = self.source.codec_name or ""
         if self._codec_ok is None:
             negotiated = self.out.negotiated_codec()
@@ -150,7 +186,7 @@ class _Subscription:
                 self.dropped_waiting += 1
                 self.source.request_keyframe()
                 return
-            self._anchor(packet)
+            self._anchor(packet, now)
         elif self.guard_start:
             since_start = (packet.sequence_number - self.start_seq) % _SEQ_MOD
             if since_start >= 0x8000:
@@ -159,13 +195,14 @@ class _Subscription:
                 self.guard_start = False  # far past the start: plain offset mapping from now on
         seq = (packet.sequence_number + self.seq_offset) % _SEQ_MOD
         ts = (packet.timestamp + self.ts_offset) % _TS_MOD
-        if await self.out.send(packet, seq, ts):
+        # Admitted: from here on the packet goes to this subscriber.
+        if self.out.send(packet, seq, ts, abs_send_time, ntp):
             self.forwarded += 1
             state = self.state
             if state.last_seq is None or (seq - state.last_seq) % _SEQ_MOD < 0x8000:
                 state.last_seq = seq
                 state.last_ts = ts
-                state.last_time = time.monotonic()
+                state.last_time = now
         elif self.in_ssrc is not None and self.forwarded == 0:
             self.in_ssrc = None  # sender not started yet: anchor again on a later keyframe
 
@@ -238,7 +275,7 @@ class RtpForwarder:
     def _hook(self, receiver: RTCRtpReceiver) -> ReceiveHook:
         hook = self._hooks.get(receiver)
         if hook is None:
-            hook = ReceiveHook(receiver)
+            hook = ReceiveHook(receiver, tasks=self._tasks)
             self._hooks[receiver] = hook
         return hook
 
@@ -287,7 +324,7 @@ class RtpForwarder:
             transceiver = find_transceiver(list(self._pcs), sender)
             if transceiver is None:
                 raise MediaError("attach: sender belongs to no peer given to prepare_peer()")
-            out = OutboundRtp(sender, transceiver)
+            out = OutboundRtp(sender, transceiver, tasks=self._tasks)
             self._outbound[sender] = out
             self._numbering[sender] = _NumberingState()
         return out

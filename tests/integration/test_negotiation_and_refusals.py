@@ -213,6 +213,7 @@ async def test_an_empty_live_room_ended_elsewhere_closes_on_its_node(
         signaling = server.app[SIGNALING]
         await asyncio.sleep(0.1)
         await server.app[ROOMS].transition(room_id, RoomState.ENDED)  # "elsewhere"
+
         def idle_timers() -> list[str]:
             return [n for n in signaling.lifecycle.task_names() if "idle" in n]
 

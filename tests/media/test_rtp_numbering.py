@@ -6,9 +6,8 @@ import itertools
 from types import SimpleNamespace
 from typing import Any
 
-from aiortc.rtp import RtpPacket
-
 from media.rtp_forwarder import _NumberingState, _Subscription
+from media.rtp_header import RtpView
 
 
 class FakeOut:
@@ -20,7 +19,7 @@ class FakeOut:
     def negotiated_codec(self) -> Any:
         return SimpleNamespace(name="opus")
 
-    async def send(self, packet: RtpPacket, seq: int, ts: int) -> bool:
+    def send(self, packet: RtpView, seq: int, ts: int, abs_send_time: int, ntp: int) -> bool:
         self.sent.append((seq, ts))
         return True
 
@@ -39,9 +38,7 @@ async def test_numbering_survives_wraparound_and_long_streams() -> None:
     sub = _Subscription(_source(), out, _NumberingState())  # type: ignore[arg-type]
     seq, ts = 65_000, (1 << 32) - 960 * 10
     for _ in range(70_000):  # > 65536 packets: sequence and timestamp both wrap
-        await sub.forward(
-            RtpPacket(payload_type=111, sequence_number=seq, timestamp=ts, ssrc=7, payload=b"x")
-        )
+        sub.forward(RtpView(111, 0, seq, ts, 7, b"x"), 0.0, 0, 0)
         seq = (seq + 1) % 65536
         ts = (ts + 960) % (1 << 32)
     assert len(out.sent) == 70_000
@@ -55,19 +52,9 @@ async def test_reanchor_continues_numbering_on_the_same_sender() -> None:
     state = _NumberingState()
     first = _Subscription(_source(), out, state)  # type: ignore[arg-type]
     for i in range(10):
-        await first.forward(
-            RtpPacket(
-                payload_type=111,
-                sequence_number=100 + i,
-                timestamp=5000 + 960 * i,
-                ssrc=1,
-                payload=b"x",
-            )
-        )
+        first.forward(RtpView(111, 0, 100 + i, 5000 + 960 * i, 1, b"x"), i * 0.02, 0, 0)
     second = _Subscription(_source(), out, state)  # type: ignore[arg-type]
-    await second.forward(
-        RtpPacket(payload_type=111, sequence_number=40_000, timestamp=9, ssrc=2, payload=b"x")
-    )
+    second.forward(RtpView(111, 0, 40_000, 9, 2, b"x"), 0.5, 0, 0)
     (s0, t0), (s1, t1) = out.sent[9], out.sent[10]
     assert (s1 - s0) % 65536 == 1
     assert 0 < (t1 - t0) % (1 << 32) < 48_000
