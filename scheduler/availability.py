@@ -43,11 +43,29 @@ class Availability(BaseModel):
     )
 
 
-def local_range(first: date, days: int, zone: ZoneInfo) -> tuple[datetime, datetime]:
-    """[start, end) of ``days`` local dates from ``first`` (clamped to 1..MAX_DAYS)."""
+def local_range(
+    first: date, days: int, zone: ZoneInfo, *, today: date | None = None, last: date | None = None
+) -> tuple[datetime, datetime]:
+    """[start, end) of ``days`` local dates from ``first`` (clamped to 1..MAX_DAYS).
+
+    With ``today`` and ``last`` (the booking horizon's last local date), the range is cut
+    to [today, last]: nothing before can be booked, nothing after may be; a range wholly
+    outside is empty (start == end). The dates never overflow (``9999-12-31`` is fine).
+    """
+    if today is not None and first < today:
+        first = today
     days = max(1, min(days, MAX_DAYS))
+    if last is not None:
+        if first > last:
+            start = datetime.combine(last, datetime.min.time(), zone)
+            return start, start
+        days = min(days, (last - first).days + 1)
     start = datetime.combine(first, datetime.min.time(), zone)
-    end = datetime.combine(first + timedelta(days=days), datetime.min.time(), zone)
+    try:
+        end_day = first + timedelta(days=days)
+    except OverflowError:
+        end_day = date.max
+    end = datetime.combine(end_day, datetime.min.time(), zone)
     return start, end
 
 

@@ -15,7 +15,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from kernel.languages import Language
@@ -35,6 +35,9 @@ from signaling.rooms import RoomDirectory
 from signaling.tokens import TokenService
 
 log = logging.getLogger(__name__)
+
+#: How far ahead a slot may be booked (the booking page shows this much).
+DEFAULT_HORIZON_DAYS = 62
 
 
 def hash_key(key: str) -> str:
@@ -60,6 +63,7 @@ class BookingService:
         hours: CenterHours | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        horizon_days: int = DEFAULT_HORIZON_DAYS,
     ) -> None:
         self.store = store
         self._staff = staff
@@ -69,6 +73,7 @@ class BookingService:
         self.hours = hours or CenterHours()
         self._clock = clock
         self._rng = rng or random.Random()
+        self.horizon = timedelta(days=horizon_days)
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
@@ -94,7 +99,9 @@ class BookingService:
         zone = ZoneInfo(timezone)
         need = language != "ko" if needs_interpreter is None else needs_interpreter
         now = self.now()
-        window = local_range(first_day or now.astimezone(zone).date(), days, zone)
+        today = now.astimezone(zone).date()
+        last = (now + self.horizon).astimezone(zone).date()
+        window = local_range(first_day or today, days, zone, today=today, last=last)
         staff = await self._staff.list()
         counselors = [m for m in staff if m.counsels(topic.id)]
         interpreters = [m for m in staff if m.interprets(language)] if need else []
@@ -108,7 +115,17 @@ class BookingService:
     def _slot_for(self, start: datetime, timezone: str, topic: Topic) -> Slot:
         if start.tzinfo is None:
             start = start.replace(tzinfo=ZoneInfo(timezone))
-        return self.hours.check_slot(start.astimezone(UTC), topic, now=self.now())
+        now = self.now()
+        try:
+            utc_start = start.astimezone(UTC)
+        except OverflowError:
+            utc_start = datetime.max.replace(tzinfo=UTC)
+        if utc_start > now + self.horizon:
+            raise InvalidSlotError(
+                f"bookings open {self.horizon.days} days ahead; choose a slot before "
+                f"{(now + self.horizon).astimezone(SEOUL):%Y-%m-%d} (Seoul)"
+            )
+        return self.hours.check_slot(utc_start, topic, now=now)
 
     async def _candidates(
         self, topic: Topic, language: str, need: bool, slot: Slot

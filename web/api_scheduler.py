@@ -43,6 +43,7 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         rooms=app[ROOMS],
         tokens=app[TOKENS],
         base_url=settings.base_url,
+        horizon_days=settings.booking_horizon_days,
     )
     queue = WalkInQueue(
         redis,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import socketio
@@ -17,6 +17,7 @@ from web import routes
 from web.api_scheduler import scheduler_ctx
 from web.api_transcripts import interpretation_ctx
 from web.appkeys import REDIS, SETTINGS, SIGNALING, STARTED_AT
+from web.http_errors import json_errors
 from web.metrics import metrics
 from web.services import core_services, shutdown, timed_ctx
 from web.settings import Settings
@@ -39,16 +40,21 @@ _SECURITY_HEADERS = {
 }
 
 
-@web.middleware
-async def security_headers(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    response = await handler(request)
+#: The ``Server`` header: the product, not the version of the framework it runs on.
+SERVER_HEADER = "seoulbridge"
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: on every response, raised errors included.
+
+    (A middleware sees only the responses handlers return; an ``HTTPException`` — a 401
+    from ``require_staff``, the router's 404 — is turned into a response after it.)
+    """
     for name, value in _SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
-    if request.path.startswith(("/join/", "/api/")):
-        response.headers.setdefault("Cache-Control", "no-store")
-    return response
+    response.headers["Server"] = SERVER_HEADER
+    if response.status >= 400 or request.path.startswith(("/join/", "/api/")):
+        response.headers["Cache-Control"] = "no-store"
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -93,12 +99,16 @@ def build_app(
     forwarder_factory: Callable[[], Forwarder] | None = None,
 ) -> web.Application:
     """The whole server as one aiohttp application; services start in its cleanup context."""
-    app = web.Application(middlewares=[security_headers], client_max_size=1024 * 1024)
+    app = web.Application(middlewares=[json_errors], client_max_size=1024 * 1024)
+    app.on_response_prepare.append(security_headers)
     app[SETTINGS] = settings
     app[STARTED_AT] = time.time()
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
-        cors_allowed_origins=[],  # same origin only
+        # Pages of the public URL's origin and the configured ones (e.g. the other
+        # nodes'); engine.io refuses any other Origin. (An empty list would turn the
+        # check off altogether.) Clients that send no Origin (not browsers) pass.
+        cors_allowed_origins=settings.origins,
         max_http_buffer_size=512 * 1024,
         logger=False,
         engineio_logger=False,

@@ -19,8 +19,10 @@ from scheduler.topics import TopicStore
 from signaling.rooms import RoomDirectory
 from signaling.server import SignalingServer
 from signaling.tokens import TokenService
+from web.login_limiter import LoginLimiter
 from web.media_rooms import SfuRooms
 from web.settings import Settings
+from web.work_gate import WorkGate
 
 SETTINGS = web.AppKey("settings", Settings)
 STARTED_AT = web.AppKey("started_at", float)
@@ -34,4 +36,6 @@ CAPTIONS = web.AppKey("captions", CaptionService)
 BOOKINGS = web.AppKey("scheduler_bookings", BookingService)
 TOPICS = web.AppKey("scheduler_topics", TopicStore)
 QUEUE = web.AppKey("scheduler_queue", WalkInQueue)
+LOGIN_LIMITER = web.AppKey("login_limiter", LoginLimiter)
+LOGIN_GATE = web.AppKey("login_gate", WorkGate)
 METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
