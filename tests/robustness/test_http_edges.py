@@ -3,7 +3,10 @@ behind its token, a booking horizon, and the demo password on a second node."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import re
+import time
 from pathlib import Path
 
 import aiohttp
@@ -11,6 +14,7 @@ import pytest
 
 from kernel.roles import Role
 from scheduler.staff import StaffMember
+from tests.support.node_process import NodeProcess
 from tests.support.server import running_server
 from web.appkeys import STAFF
 
@@ -125,3 +129,37 @@ async def test_bookings_and_availability_stop_at_the_horizon(
             async with http.get(url + "/api/availability", params=params) as r:
                 assert r.status == 200, (first, await r.text())
                 assert (await r.json())["slots"] == []
+
+
+def _printed_password(node: NodeProcess) -> str:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        found = re.search(r"Staff sign-in: .* password (\S+)", node.log_tail(200))
+        if found:
+            return found.group(1)
+        time.sleep(0.1)
+    raise AssertionError(node.log_tail())
+
+
+async def test_demo_on_a_second_node_prints_a_password_that_works(
+    tmp_path: Path, redis_url: str, redis: object
+) -> None:
+    nodes = [
+        NodeProcess(tmp_path / name, extra_args=("--demo",), env={"REDIS_URL": redis_url})
+        for name in ("one", "two")
+    ]
+    try:
+        for node in nodes:
+            node.data_dir.mkdir()
+            await asyncio.to_thread(node.start)
+        passwords = [_printed_password(node) for node in nodes]
+        async with aiohttp.ClientSession() as http:
+            for node, password in zip(nodes, passwords, strict=True):
+                async with http.post(
+                    node.base_url + "/api/staff/login",
+                    json={"username": "demo-counselor", "password": password},
+                ) as r:
+                    assert r.status == 200, (node.base_url, passwords, await r.text())
+    finally:
+        for node in nodes:
+            node.kill()
