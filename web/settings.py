@@ -50,6 +50,9 @@ def _parse_ice_servers(value: object) -> object:
     return servers
 
 
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
 def origin_of(url: str) -> str:
     """``scheme://host[:port]`` of a URL, as browsers send it in ``Origin``."""
     parts = urlsplit(url.strip())
@@ -193,8 +196,19 @@ class Settings(BaseSettings):
 
     @property
     def origins(self) -> list[str]:
-        """Origins whose pages may open socket.io: the public URL's and the configured ones."""
-        return list(dict.fromkeys([origin_of(self.base_url), *self.allowed_origins]))
+        """Origins whose pages may open socket.io: the public URL's and the configured ones.
+
+        A loopback public URL (the default, ``http://127.0.0.1:PORT``) also allows the same
+        port under the other loopback names, as a person opening ``localhost`` expects.
+        """
+        own = origin_of(self.base_url)
+        parts = urlsplit(own)
+        aliases: list[str] = []
+        if parts.hostname in _LOOPBACK_NAMES:
+            port = f":{parts.port}" if parts.port else ""
+            names = ("127.0.0.1", "localhost", "[::1]")
+            aliases = [f"{parts.scheme}://{name}{port}" for name in names]
+        return list(dict.fromkeys([own, *aliases, *self.allowed_origins]))
 
     @property
     def base_url(self) -> str:
