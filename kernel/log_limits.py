@@ -76,3 +76,45 @@ class RateLimitedLog:
     def exception(self, kind: str, msg: str, *args: object) -> bool:
         """An error with its traceback, once per interval per kind."""
         return self.log(logging.ERROR, kind, msg, *args, exc_info=True)
+
+
+class RateLimitFilter(logging.Filter):
+    """For a library's logger: each kind of record once per interval, without its traceback.
+
+    engine.io and socket.io log a full traceback for every malformed frame they drop
+    (an unknown packet type, an attachment that was never announced); a client can send
+    thousands a second. This keeps one line per kind (logger, message, exception type)
+    per interval, naming the exception instead of printing its stack, with a count of
+    the rest.
+    """
+
+    def __init__(self, *, interval_s: float = 10.0, clock: Callable[[], float] = time.monotonic):
+        super().__init__()
+        self._interval = interval_s
+        self._clock = clock
+        self._kinds: dict[str, _Kind] = {}
+        self.seen = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.seen += 1
+        exc_type = record.exc_info[1] if record.exc_info else None
+        kind = f"{record.name}|{record.msg}|{type(exc_type).__name__}"
+        now = self._clock()
+        seen = self._kinds.get(kind)
+        if seen is not None and now - seen.last < self._interval:
+            seen.suppressed += 1
+            return False
+        held = seen.suppressed if seen is not None else 0
+        self._kinds.pop(kind, None)
+        self._kinds[kind] = _Kind(last=now)
+        while len(self._kinds) > MAX_KINDS:
+            del self._kinds[next(iter(self._kinds))]
+        message = record.getMessage()
+        if exc_type is not None:
+            message += f": {type(exc_type).__name__}: {exc_type}"
+            record.exc_info = None
+            record.exc_text = None
+        if held:
+            message += f" (and {held} more like it in the last {self._interval:.0f} s)"
+        record.msg, record.args = message, None
+        return True

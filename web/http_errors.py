@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Final, NoReturn
 
+import aiohttp
 import redis
 from aiohttp import web
 from pydantic import ValidationError
@@ -122,6 +123,15 @@ _FAILURE_LOG: Final = RateLimitedLog(logger, interval_s=10.0)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+#: The websocket a request was upgraded to (set by ``remember_upgrade``).
+UPGRADED: Final = web.RequestKey("upgraded_websocket", web.WebSocketResponse)
+
+
+async def remember_upgrade(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: keep the websocket a handler opened, for ``json_errors``."""
+    if isinstance(response, web.WebSocketResponse):
+        request[UPGRADED] = response
+
 
 @web.middleware
 async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -139,7 +149,21 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         raise overloaded_error(
             "The server is busy or its storage is unreachable; try again shortly."
         ) from None
-    except Exception:
+    except Exception as exc:
+        upgraded: web.WebSocketResponse | None = request.get(UPGRADED)
+        if upgraded is not None:
+            # engine.io let a malformed frame escape its websocket loop (it decodes the
+            # packet outside its own try): nothing more can be sent as HTTP on this
+            # connection. Close the websocket; engine.io's ping timeout retires its socket.
+            _FAILURE_LOG.warning(
+                f"ws:{type(exc).__name__}",
+                "%s: malformed websocket frame (%s: %s); connection closed",
+                request.path,
+                type(exc).__name__,
+                exc,
+            )
+            await upgraded.close(code=aiohttp.WSCloseCode.PROTOCOL_ERROR)
+            return upgraded
         _FAILURE_LOG.exception("unexpected", "%s %s failed", request.method, request.path)
         raise http_error(
             500, "server_error", "The server could not do that; the failure was logged."
