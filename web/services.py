@@ -32,6 +32,7 @@ from signaling.tokens import TokenService
 from web.appkeys import (
     LOGIN_GATE,
     LOGIN_LIMITER,
+    LOOP_LAG,
     MEDIA_ROOMS,
     METRICS_REGISTRY,
     REDIS,
@@ -42,6 +43,7 @@ from web.appkeys import (
     TOKENS,
 )
 from web.login_limiter import LoginLimiter, LoginLimits
+from web.loop_lag import LoopLagMonitor
 from web.media_rooms import SfuRooms
 from web.metrics import SignalingCollector
 from web.redis_store import open_redis
@@ -113,6 +115,10 @@ def core_services(
             stack.push_async_callback(_timed, "recording", recording.aclose)
             registry = CollectorRegistry(auto_describe=True)
             registry.register(SignalingCollector(signaling, placement.node_id))
+            lag = LoopLagMonitor(registry)
+            lag.start()
+            stack.push_async_callback(_timed, "loop lag monitor", lag.aclose)
+            app[LOOP_LAG] = lag
             app[METRICS_REGISTRY] = registry
             logger.info("seoulbridge ready on %s", settings.base_url)
             yield

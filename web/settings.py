@@ -148,6 +148,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Sign-ins checked at once; more get 503 with Retry-After",
     )
+    availability_concurrency: int = Field(
+        default=4,
+        ge=1,
+        description="Free-slot computations at once (identical requests share one); "
+        "more get 503 with Retry-After",
+    )
     booking_horizon_days: int = Field(
         default=62, ge=1, le=366, description="How far ahead residents may book"
     )
