@@ -15,11 +15,16 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from kernel.languages import Language
-from scheduler.availability import Availability, free_slots, local_range
+from scheduler.availability import (
+    Availability,
+    SlotQuestion,
+    free_slots_cooperatively,
+    local_range,
+)
 from scheduler.booking_links import BookingLinks
 from scheduler.booking_store import BookingStore
 from scheduler.calendar import CenterHours, Slot
@@ -35,6 +40,9 @@ from signaling.rooms import RoomDirectory
 from signaling.tokens import TokenService
 
 log = logging.getLogger(__name__)
+
+#: How far ahead a slot may be booked (the booking page shows this much).
+DEFAULT_HORIZON_DAYS = 62
 
 
 def hash_key(key: str) -> str:
@@ -60,6 +68,7 @@ class BookingService:
         hours: CenterHours | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        horizon_days: int = DEFAULT_HORIZON_DAYS,
     ) -> None:
         self.store = store
         self._staff = staff
@@ -69,6 +78,10 @@ class BookingService:
         self.hours = hours or CenterHours()
         self._clock = clock
         self._rng = rng or random.Random()
+        self.horizon = timedelta(days=horizon_days)
+        #: Bookings made, moved or cancelled through this service: a cache of free slots
+        #: keyed by it is stale when it changes (other nodes' changes: see its TTL).
+        self.changes = 0
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
@@ -94,21 +107,35 @@ class BookingService:
         zone = ZoneInfo(timezone)
         need = language != "ko" if needs_interpreter is None else needs_interpreter
         now = self.now()
-        window = local_range(first_day or now.astimezone(zone).date(), days, zone)
+        today = now.astimezone(zone).date()
+        last = (now + self.horizon).astimezone(zone).date()
+        window = local_range(first_day or today, days, zone, today=today, last=last)
         staff = await self._staff.list()
         counselors = [m for m in staff if m.counsels(topic.id)]
         interpreters = [m for m in staff if m.interprets(language)] if need else []
         busy = await self.store.busy([m.username for m in counselors + interpreters], *window)
-        return free_slots(
+        question = SlotQuestion(
             topic=topic, hours=self.hours, zone=zone, window=window, now=now,
             need_interpreter=need, counselors=counselors, interpreters=interpreters, busy=busy,
         )  # fmt: skip
+        return await free_slots_cooperatively(question)
 
     # --------------------------------------------------------------- booking
     def _slot_for(self, start: datetime, timezone: str, topic: Topic) -> Slot:
         if start.tzinfo is None:
             start = start.replace(tzinfo=ZoneInfo(timezone))
-        return self.hours.check_slot(start.astimezone(UTC), topic, now=self.now())
+        now = self.now()
+        beyond = InvalidSlotError(
+            f"bookings open {self.horizon.days} days ahead; choose a slot before "
+            f"{(now + self.horizon).astimezone(SEOUL):%Y-%m-%d} (Seoul)"
+        )
+        try:
+            slot = self.hours.check_slot(start.astimezone(UTC), topic, now=now)
+        except OverflowError:  # the last day of year 9999 in a zone west of UTC
+            raise beyond from None
+        if slot.start > now + self.horizon:
+            raise beyond
+        return slot
 
     async def _candidates(
         self, topic: Topic, language: str, need: bool, slot: Slot
@@ -152,6 +179,7 @@ class BookingService:
             counselors=counselors,
             interpreters=interpreters,
         )
+        self.changes += 1
         booking = await self._attach_room(booking, topic)
         log.info(
             "booking %s: %s at %s with %s%s",
@@ -194,6 +222,7 @@ class BookingService:
 
     async def cancel(self, booking: Booking) -> Booking:
         cancelled = await self.store.transition(booking, BookingState.CANCELLED)
+        self.changes += 1
         await self._end_room(booking)
         log.info("booking %s: cancelled", booking.id)
         return cancelled
@@ -215,6 +244,7 @@ class BookingService:
         moved = await self.store.move(
             booking, slot.start, slot.end, counselors=counselors, interpreters=interpreters
         )
+        self.changes += 1
         await self._end_room(booking)
         moved = await self._attach_room(moved, topic)
         log.info("booking %s: moved to %s", booking.id, moved.start.isoformat())

@@ -34,6 +34,11 @@ class Messenger:
     def __init__(self, sio: socketio.AsyncServer) -> None:
         self._sio = sio
         self._sessions: dict[str, Session] = {}
+        # Sockets whose connect handler is still running, and those of them dropped
+        # meanwhile: python-socketio ignores a disconnect until the handler returns,
+        # so they are refused when it does (``connect_done``) instead.
+        self._connecting: set[str] = set()
+        self._superseded: set[str] = set()
 
     # -- sessions -----------------------------------------------------------------------
     def bind(self, sid: str, session: Session) -> None:
@@ -47,6 +52,22 @@ class Messenger:
 
     def sids(self) -> list[str]:
         return list(self._sessions)
+
+    def connect_started(self, sid: str) -> None:
+        self._connecting.add(sid)
+
+    def connect_done(self, sid: str) -> bool:
+        """The connect handler of ``sid`` is returning: whether it was dropped meanwhile.
+
+        Called with no ``await`` between it and the handler's return, so nothing can be
+        dropped in between unnoticed (python-socketio marks the socket connected
+        without yielding once the handler returns).
+        """
+        self._connecting.discard(sid)
+        if sid in self._superseded:
+            self._superseded.discard(sid)
+            return True
+        return False
 
     # -- sending ------------------------------------------------------------------------
     async def send_to(self, sid: str, message: ServerMessage) -> None:
@@ -86,4 +107,7 @@ class Messenger:
         inline, and it must not wait for the room lock we may be holding.
         """
         self._sessions.pop(sid, None)
+        if sid in self._connecting:
+            self._superseded.add(sid)  # refused when its connect handler returns
+            return
         await self._sio.disconnect(sid)

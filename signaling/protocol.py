@@ -50,6 +50,8 @@ class ErrorCode(StrEnum):
     WRONG_ROOM = "wrong_room"
     UNKNOWN_ROOM = "unknown_room"
     REMOVED = "removed"
+    #: the same link connected again (another tab or device): this connection is closed
+    REPLACED = "replaced"
     ROOM_ELSEWHERE = "room_elsewhere"
     SERVER_RESTARTING = "server_restarting"
     SERVER_ERROR = "server_error"

@@ -18,6 +18,7 @@ from collections.abc import Callable
 import redis.asyncio as aioredis
 import socketio
 
+from kernel.log_limits import RateLimitedLog
 from kernel.media_types import OfferToSend, PublicationRef
 from signaling.admission import AdmissionStore
 from signaling.errors import SignalingError, UnknownRoomError
@@ -60,6 +61,12 @@ from signaling.rooms import RoomDirectory
 from signaling.tokens import TokenError, TokenService
 
 logger = logging.getLogger(__name__)
+
+_REPLACED_MESSAGE = (
+    "This link was opened again (another window or device); this connection was closed."
+)
+#: Bad input a client can repeat at will is logged once per kind per interval.
+_BAD_INPUT_LOG = RateLimitedLog(logger, interval_s=10.0)
 
 #: A participant whose media connection fails is given a new one at most this often.
 PEER_RESTARTS_ALLOWED = 3
@@ -184,6 +191,16 @@ class SignalingServer:
 
     # -------------------------------------------------------------- socket.io
     async def _on_connect(self, sid: str, environ: object, auth: object = None) -> None:
+        self.messenger.connect_started(sid)
+        try:
+            await self._connect_or_refuse(sid, auth)
+        finally:
+            replaced = self.messenger.connect_done(sid)
+        if replaced:
+            # A newer connection with the same link won while this one was connecting.
+            raise _refused(ErrorCode.REPLACED, _REPLACED_MESSAGE)
+
+    async def _connect_or_refuse(self, sid: str, auth: object) -> None:
         try:
             await self._connect(sid, auth)
         except RequestError as exc:
@@ -196,7 +213,7 @@ class SignalingServer:
                 "This consultation does not exist. Check the link you were sent.",
             ) from None
         except Exception:
-            logger.exception("socket %s: connect failed", sid)
+            _BAD_INPUT_LOG.exception("connect", "socket %s: connect failed", sid)
             self.messenger.forget(sid)
             raise _refused(
                 ErrorCode.SERVER_ERROR, "The server could not connect you. Try again shortly."
@@ -232,6 +249,9 @@ class SignalingServer:
                 # The same link connected again (a reload or a new network): the new one wins.
                 logger.info("room %s participant %s: replaced by a new connection", room.id, old.id)
                 await self._lobby.depart(room, old, "disconnected")
+                await self.messenger.send_to(
+                    old.sid, Error(code=ErrorCode.REPLACED, message=_REPLACED_MESSAGE)
+                )
                 await self.messenger.drop(old.sid)
             room.participants[participant.id] = participant
             self.messenger.bind(sid, Session(room.id, participant.id))
@@ -253,11 +273,19 @@ class SignalingServer:
 
     async def _on_message(self, sid: str, data: object = None, *extra: object) -> None:
         session = self.messenger.session(sid)
-        if session is None:
-            return
-        room = self._live.get(session.room_id)
-        participant = room.participants.get(session.participant_id) if room else None
-        if room is None or participant is None:
+        room = self._live.get(session.room_id) if session is not None else None
+        participant = room.participants.get(session.participant_id) if room and session else None
+        if room is None or participant is None or participant.sid != sid:
+            # A socket no participant owns (replaced, or its room closed): say so, close it.
+            _BAD_INPUT_LOG.info("orphan", "socket %s: message from a socket without a seat", sid)
+            await self.messenger.send_to(
+                sid,
+                Error(
+                    code=ErrorCode.NOT_IN_ROOM,
+                    message="This connection no longer belongs to a consultation; reconnect.",
+                ),
+            )
+            await self.messenger.drop(sid)
             return
         try:
             if extra:
@@ -265,15 +293,25 @@ class SignalingServer:
             message = parse_client_message(data)
             await self._dispatch(room, participant, message)
         except ProtocolError as exc:
+            _BAD_INPUT_LOG.info(
+                "bad_message", "room %s participant %s: %s", room.id, participant.id, exc
+            )
             await self.messenger.send_to(sid, Error(code=ErrorCode.BAD_MESSAGE, message=str(exc)))
         except (RequestError, MediaRefused) as exc:
             if isinstance(exc, MediaRefused):
-                logger.warning("room %s participant %s: %s", room.id, participant.id, exc)
+                _BAD_INPUT_LOG.warning(
+                    f"media:{exc.code}", "room %s participant %s: %s", room.id, participant.id, exc
+                )
             await self.messenger.send_to(sid, Error(code=exc.code, message=exc.message))
         except SignalingError as exc:
             await self.messenger.send_to(sid, Error(code=ErrorCode.NOT_ALLOWED, message=str(exc)))
-        except Exception:
-            logger.exception("room %s participant %s: message failed", room.id, participant.id)
+        except Exception as exc:
+            _BAD_INPUT_LOG.exception(
+                f"failed:{type(exc).__name__}",
+                "room %s participant %s: message failed",
+                room.id,
+                participant.id,
+            )
             await self.messenger.send_to(
                 sid,
                 Error(code=ErrorCode.SERVER_ERROR, message="The server could not do that now."),

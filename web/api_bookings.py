@@ -15,7 +15,7 @@ from scheduler.models import Booking, BookingRequest, BookingView, RescheduleReq
 from scheduler.timezones import SEOUL
 from scheduler.topics import Topic
 from scheduler.wire import AvailabilityQuery, BookingStateRequest, CenterView, HolidayView
-from web.appkeys import BOOKINGS, TOPICS
+from web.appkeys import AVAILABILITY, BOOKINGS, TOPICS
 from web.auth import require_staff
 from web.endpoints import Access, Endpoint, Param
 from web.http_json import json_body, query_params
@@ -77,9 +77,10 @@ async def center(request: web.Request) -> CenterView:
     )
 
 
-async def availability(request: web.Request) -> Availability:
+async def availability(request: web.Request) -> web.Response:
+    """Free slots (an ``Availability``), through the node's cache (``web.availability_cache``)."""
     query = query_params(request, AvailabilityQuery)
-    return await request.app[BOOKINGS].availability(
+    return await request.app[AVAILABILITY].response(
         topic_id=query.topic,
         language=query.language,
         timezone=query.timezone,
@@ -141,7 +142,7 @@ ENDPOINTS = (
     Endpoint("GET", "/api/center", center, "Opening hours and Korean public holidays",
              "bookings", response=CenterView),
     Endpoint("GET", "/api/availability", availability, "Free slots in the resident's time zone",
-             "bookings", query=AvailabilityQuery, response=Availability),
+             "bookings", query=AvailabilityQuery, response=Availability, errors=(503,)),
     Endpoint("POST", "/api/bookings", create_booking,
              "Book a slot (assigns counselor and interpreter)", "bookings",
              request=BookingRequest, response=BookingView, status=201, errors=(409,)),

@@ -12,11 +12,12 @@ from scheduler.join_links import JoinLinks
 from scheduler.staff import StaffMember
 from signaling.protocol import Language, ParticipantInfo, RoomInfo, RoomState
 from signaling.tokens import TokenError
-from web.appkeys import REDIS, ROOMS, SETTINGS, STAFF, TOKENS
+from web.appkeys import LOGIN_GATE, LOGIN_LIMITER, ROOMS, SETTINGS, STAFF, TOKENS
 from web.auth import require_staff
 from web.endpoints import Access, Endpoint, Param
 from web.http_errors import raise_error
 from web.http_json import json_body
+from web.login_limiter import client_address
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
 
@@ -63,31 +64,26 @@ class JoinInfo(BaseModel):
     room: RoomInfo
 
 
-#: Failed sign-ins allowed per username and per client address in LOGIN_WINDOW_S.
-LOGIN_FAILURES_ALLOWED = 10
-LOGIN_WINDOW_S = 15 * 60
-
-
 async def login(request: web.Request) -> LoginResponse:
+    """Sign in: limited per account and per address (``web.login_limiter``), and bounded
+    in how many are checked at once (each costs one scrypt): past that, 503."""
     body = await json_body(request, LoginRequest)
-    redis = request.app[REDIS]
-    keys = [f"sb:login-fail:user:{body.username}", f"sb:login-fail:addr:{request.remote}"]
-    counts = [int(v) for v in await redis.mget(keys) if v is not None]
-    if counts and max(counts) >= LOGIN_FAILURES_ALLOWED:
-        raise_error(
-            429,
-            "too_many_attempts",
-            f"Too many failed sign-ins. Wait {LOGIN_WINDOW_S // 60} minutes or ask an admin.",
-        )
-    member = await request.app[STAFF].authenticate(body.username, body.password)
-    if member is None:
-        async with redis.pipeline(transaction=True) as pipe:
-            for key in keys:
-                pipe.incr(key)
-                pipe.expire(key, LOGIN_WINDOW_S)  # sliding: each failure renews the window
-            await pipe.execute()
-        raise_error(401, "bad_credentials", "Wrong username or password.")
-    await redis.delete(keys[0])
+    settings = request.app[SETTINGS]
+    limiter = request.app[LOGIN_LIMITER]
+    address = client_address(request, settings.trusted_proxy_header)
+    async with request.app[LOGIN_GATE].enter():
+        if not await limiter.reserve(body.username, address):
+            minutes = max(1, limiter.limits.window_s // 60)
+            raise_error(
+                429,
+                "too_many_attempts",
+                f"Too many failed sign-ins. Wait {minutes} minutes or ask an admin.",
+                headers={"Retry-After": str(limiter.limits.window_s)},
+            )
+        member = await request.app[STAFF].authenticate(body.username, body.password)
+        if member is None:
+            raise_error(401, "bad_credentials", "Wrong username or password.")
+        await limiter.succeeded(body.username, address)
     token = request.app[TOKENS].issue_staff(
         username=member.username,
         role=member.role,
@@ -150,7 +146,7 @@ async def join_info(request: web.Request) -> JoinInfo:
 
 ENDPOINTS = (
     Endpoint("POST", "/api/staff/login", login, "Staff sign-in", "staff",
-             request=LoginRequest, response=LoginResponse, errors=(401, 429)),
+             request=LoginRequest, response=LoginResponse, errors=(401, 429, 503)),
     Endpoint("POST", "/api/rooms", create_room, "Ad-hoc room with join links", "staff",
              request=CreateRoomRequest, response=RoomCreated, status=201, access=Access.STAFF,
              roles=(Role.COUNSELOR,)),

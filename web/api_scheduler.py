@@ -22,7 +22,8 @@ from scheduler.booking_store import BookingStore
 from scheduler.bookings import BookingService
 from scheduler.queue import WalkInQueue
 from scheduler.topics import TopicStore
-from web.appkeys import BOOKINGS, QUEUE, REDIS, ROOMS, SETTINGS, STAFF, TOKENS, TOPICS
+from web.appkeys import AVAILABILITY, BOOKINGS, QUEUE, REDIS, ROOMS, SETTINGS, STAFF, TOKENS, TOPICS
+from web.availability_cache import AvailabilityCache
 
 STATIC_DIR = Path(__file__).parent / "static"
 #: Pages served by the scheduler: path -> file in web/static.
@@ -36,14 +37,16 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     topics = TopicStore(redis)
     await topics.ensure_defaults()
     app[TOPICS] = topics
-    app[BOOKINGS] = BookingService(
+    app[BOOKINGS] = bookings = BookingService(
         store=BookingStore(redis),
         staff=app[STAFF],
         topics=topics,
         rooms=app[ROOMS],
         tokens=app[TOKENS],
         base_url=settings.base_url,
+        horizon_days=settings.booking_horizon_days,
     )
+    app[AVAILABILITY] = AvailabilityCache(bookings, limit=settings.availability_concurrency)
     queue = WalkInQueue(
         redis,
         staff=app[STAFF],

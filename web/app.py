@@ -5,18 +5,20 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import socketio
 from aiohttp import web
 
 from kernel.languages import LANGUAGES, NATIVE_NAMES
+from kernel.log_limits import RateLimitFilter
 from media.forwarding import Forwarder
 from web import routes
 from web.api_scheduler import scheduler_ctx
 from web.api_transcripts import interpretation_ctx
 from web.appkeys import REDIS, SETTINGS, SIGNALING, STARTED_AT
+from web.http_errors import json_errors, remember_upgrade
 from web.metrics import metrics
 from web.services import core_services, shutdown, timed_ctx
 from web.settings import Settings
@@ -39,16 +41,21 @@ _SECURITY_HEADERS = {
 }
 
 
-@web.middleware
-async def security_headers(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    response = await handler(request)
+#: The ``Server`` header: the product, not the version of the framework it runs on.
+SERVER_HEADER = "seoulbridge"
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: on every response, raised errors included.
+
+    (A middleware sees only the responses handlers return; an ``HTTPException`` — a 401
+    from ``require_staff``, the router's 404 — is turned into a response after it.)
+    """
     for name, value in _SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
-    if request.path.startswith(("/join/", "/api/")):
-        response.headers.setdefault("Cache-Control", "no-store")
-    return response
+    response.headers["Server"] = SERVER_HEADER
+    if response.status >= 400 or request.path.startswith(("/join/", "/api/")):
+        response.headers["Cache-Control"] = "no-store"
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -87,21 +94,42 @@ async def index_page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC_DIR / "index.html")
 
 
+def _library_logger(name: str) -> logging.Logger:
+    """A logger for python-socketio / python-engineio: warnings and up, rate-limited."""
+    library = logging.getLogger(f"{__name__}.{name}")
+    library.setLevel(logging.WARNING)  # at INFO they log every packet
+    if not any(isinstance(f, RateLimitFilter) for f in library.filters):
+        library.addFilter(RateLimitFilter(interval_s=10.0))
+    return library
+
+
 def build_app(
     settings: Settings,
     *,
     forwarder_factory: Callable[[], Forwarder] | None = None,
 ) -> web.Application:
     """The whole server as one aiohttp application; services start in its cleanup context."""
-    app = web.Application(middlewares=[security_headers], client_max_size=1024 * 1024)
+    app = web.Application(middlewares=[json_errors], client_max_size=1024 * 1024)
+    app.on_response_prepare.append(security_headers)
+    app.on_response_prepare.append(remember_upgrade)
     app[SETTINGS] = settings
     app[STARTED_AT] = time.time()
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
-        cors_allowed_origins=[],  # same origin only
+        # Pages of the public URL's origin and the configured ones (e.g. the other
+        # nodes'); engine.io refuses any other Origin. (An empty list would turn the
+        # check off altogether.) Clients that send no Origin (not browsers) pass.
+        cors_allowed_origins=settings.origins,
         max_http_buffer_size=512 * 1024,
-        logger=False,
-        engineio_logger=False,
+        # One connection's events are handled in order, one at a time, in its own
+        # receive loop: a flood from one client is back-pressured instead of spawning a
+        # task per packet, and a packet socket.io cannot dispatch (an event name that
+        # is not a string) fails in engine.io's guarded loop, not in a task nobody awaits.
+        async_handlers=False,
+        # Malformed frames are dropped by the libraries (the connection closes) and logged
+        # by them with a traceback each: these loggers keep one line per kind per interval.
+        logger=_library_logger("socketio"),
+        engineio_logger=_library_logger("engineio"),
     )
     sio.attach(app)
     app.cleanup_ctx.append(core_services(sio, forwarder_factory))

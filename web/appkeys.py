@@ -19,9 +19,13 @@ from scheduler.topics import TopicStore
 from signaling.rooms import RoomDirectory
 from signaling.server import SignalingServer
 from signaling.tokens import TokenService
+from web.availability_cache import AvailabilityCache
+from web.login_limiter import LoginLimiter
+from web.loop_lag import LoopLagMonitor
 from web.media_rooms import SfuRooms
 from web.room_recording import RoomRecording
 from web.settings import Settings
+from web.work_gate import WorkGate
 
 SETTINGS = web.AppKey("settings", Settings)
 STARTED_AT = web.AppKey("started_at", float)
@@ -33,7 +37,11 @@ SIGNALING = web.AppKey("signaling", SignalingServer)
 MEDIA_ROOMS = web.AppKey("media_rooms", SfuRooms)
 RECORDING = web.AppKey("recording", RoomRecording)
 CAPTIONS = web.AppKey("captions", CaptionService)
+AVAILABILITY = web.AppKey("availability", AvailabilityCache)
 BOOKINGS = web.AppKey("scheduler_bookings", BookingService)
 TOPICS = web.AppKey("scheduler_topics", TopicStore)
 QUEUE = web.AppKey("scheduler_queue", WalkInQueue)
+LOGIN_LIMITER = web.AppKey("login_limiter", LoginLimiter)
+LOGIN_GATE = web.AppKey("login_gate", WorkGate)
+LOOP_LAG = web.AppKey("loop_lag", LoopLagMonitor)
 METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)

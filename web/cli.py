@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import redis.asyncio as aioredis
 from aiohttp import web
 from pydantic import ValidationError
 
@@ -31,6 +32,7 @@ from web.settings import Settings
 DEMO_COUNSELOR = "demo-counselor"
 DEMO_INTERPRETER = "demo-interpreter"
 DEMO_CREDENTIALS = "demo-credentials.txt"
+DEMO_PASSWORD_KEY = "sb:demo:password"
 #: How long a stop waits for open HTTP connections after every socket was told and closed.
 SHUTDOWN_TIMEOUT_S = 0.5
 
@@ -65,13 +67,36 @@ async def _with_stores(
 
 
 # ------------------------------------------------------------------- serve
-async def _ensure_demo_staff(staff: StaffStore, data_dir: Path) -> str:
-    """Create the demo counselor and interpreter once; their password lives in the data dir."""
+async def _demo_password(redis: aioredis.Redis, data_dir: Path) -> str:
+    """The demo accounts' one password, shared by every node of this Redis.
+
+    The first node to start puts it in Redis (``SET NX``); the others take it from
+    there, so a second node (another data directory) prints the password that works.
+    It is also kept in the data directory, for the operator.
+    """
     path = data_dir / DEMO_CREDENTIALS
-    password = path.read_text().strip() if path.exists() else secrets.token_urlsafe(9)
-    if not path.exists():
-        path.write_text(password + "\n")
-        path.chmod(0o600)
+    local = await asyncio.to_thread(_read_text, path)
+    await redis.set(DEMO_PASSWORD_KEY, local or secrets.token_urlsafe(9), nx=True)
+    raw = await redis.get(DEMO_PASSWORD_KEY)
+    password = raw.decode() if isinstance(raw, bytes) else str(raw)
+    if password != local:
+        await asyncio.to_thread(_write_private, path, password + "\n")
+    return password
+
+
+def _read_text(path: Path) -> str:
+    return path.read_text().strip() if path.exists() else ""
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(0o600)
+
+
+async def _ensure_demo_staff(staff: StaffStore, redis: aioredis.Redis, data_dir: Path) -> str:
+    """Create the demo counselor and interpreter once; their password is ``_demo_password``."""
+    password = await _demo_password(redis, data_dir)
     demo = [
         StaffMember(
             username=DEMO_COUNSELOR,
@@ -94,10 +119,10 @@ async def _ensure_demo_staff(staff: StaffStore, data_dir: Path) -> str:
 
 
 def _demo_ctx(settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:
-    from web.appkeys import ROOMS, STAFF, TOKENS
+    from web.appkeys import REDIS, ROOMS, STAFF, TOKENS
 
     async def demo(app: web.Application) -> AsyncIterator[None]:
-        password = await _ensure_demo_staff(app[STAFF], settings.data_dir)
+        password = await _ensure_demo_staff(app[STAFF], app[REDIS], settings.data_dir)
         record = await app[ROOMS].create(
             title="데모 상담 · Demo consultation (국적 / nationality)",
             topic="nationality",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 from collections.abc import Iterator
 
@@ -13,6 +14,7 @@ from prometheus_client.registry import Collector
 from signaling.live import ParticipantState
 from signaling.server import SignalingServer
 from web.appkeys import METRICS_REGISTRY, SETTINGS
+from web.http_errors import raise_error
 
 
 class SignalingCollector(Collector):
@@ -60,14 +62,28 @@ def _is_loopback(remote: str | None) -> bool:
         return False
 
 
+def metrics_allowed(request: web.Request) -> bool:
+    """The metrics token as a Bearer token; or loopback, if explicitly configured.
+
+    Loopback alone is not enough by default: through a reverse proxy on the same host
+    every request arrives from loopback.
+    """
+    settings = request.app[SETTINGS]
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    token = settings.metrics_token
+    if token and scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token):
+        return True
+    return settings.metrics_open_to_loopback and _is_loopback(request.remote)
+
+
 async def metrics(request: web.Request) -> web.Response:
-    """``/metrics``: from loopback, or with ``Authorization: Bearer <metrics token>``."""
-    token = request.app[SETTINGS].metrics_token
-    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    if not (_is_loopback(request.remote) or (token and given == token)):
-        raise web.HTTPForbidden(
-            text="metrics are served to loopback, or with the SEOULBRIDGE_METRICS_TOKEN "
-            "as a Bearer token"
+    """``/metrics``: with ``Authorization: Bearer <metrics token>`` (see ``metrics_allowed``)."""
+    if not metrics_allowed(request):
+        raise_error(
+            401,
+            "metrics_token_required",
+            "Send SEOULBRIDGE_METRICS_TOKEN as 'Authorization: Bearer <token>' (or set "
+            "SEOULBRIDGE_METRICS_OPEN_TO_LOOPBACK=true on a host without a reverse proxy).",
         )
     body = generate_latest(request.app[METRICS_REGISTRY])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -100,14 +100,40 @@ def _start_embedded(data_dir: Path) -> tuple[str, object]:
     return f"unix://{server.socket_file}", server
 
 
-async def open_redis(redis_url: str | None, data_dir: Path) -> RedisHandle:
+#: Connections a process may open, and how long a caller waits for one, unless told.
+DEFAULT_MAX_CONNECTIONS: Final = 64
+DEFAULT_POOL_TIMEOUT_S: Final = 2.0
+
+
+def connection_pool(
+    url: str, *, max_connections: int, pool_timeout_s: float
+) -> aioredis.BlockingConnectionPool:
+    """A bounded pool whose callers wait for a free connection (at most ``pool_timeout_s``).
+
+    redis-py's default pool raises ``MaxConnectionsError`` the moment a burst exceeds it;
+    waiting turns a burst into a queue, and a wait that runs out raises
+    ``redis.ConnectionError``, which the HTTP boundary answers with 503 + Retry-After.
+    """
+    return aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=pool_timeout_s
+    )
+
+
+async def open_redis(
+    redis_url: str | None,
+    data_dir: Path,
+    *,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    pool_timeout_s: float = DEFAULT_POOL_TIMEOUT_S,
+) -> RedisHandle:
     embedded: object | None = None
     if redis_url:
         url = redis_url
     else:
         url, embedded = await asyncio.to_thread(_start_embedded, data_dir)
         logger.info("embedded redis at %s (data in %s)", url, data_dir / EMBEDDED_DB)
-    client = aioredis.Redis.from_url(url)
+    pool = connection_pool(url, max_connections=max_connections, pool_timeout_s=pool_timeout_s)
+    client = aioredis.Redis.from_pool(pool)
     try:
         await client.ping()
     except (OSError, aioredis.ConnectionError) as exc:

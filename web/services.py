@@ -30,6 +30,9 @@ from signaling.rooms import RoomDirectory
 from signaling.server import SignalingServer
 from signaling.tokens import TokenService
 from web.appkeys import (
+    LOGIN_GATE,
+    LOGIN_LIMITER,
+    LOOP_LAG,
     MEDIA_ROOMS,
     METRICS_REGISTRY,
     RECORDING,
@@ -40,11 +43,14 @@ from web.appkeys import (
     STAFF,
     TOKENS,
 )
+from web.login_limiter import LoginLimiter, LoginLimits
+from web.loop_lag import LoopLagMonitor
 from web.media_rooms import SfuRooms
 from web.metrics import SignalingCollector
 from web.recording_store import RedisRecordingStore
 from web.redis_store import open_redis
 from web.room_recording import RoomRecording
+from web.work_gate import WorkGate
 
 logger = logging.getLogger(__name__)
 
@@ -61,11 +67,25 @@ def core_services(
         settings = app[SETTINGS]
         codecs = RoomCodecs(video=settings.video_codec)
         async with contextlib.AsyncExitStack() as stack:
-            handle = await open_redis(settings.redis_url, settings.data_dir)
+            handle = await open_redis(
+                settings.redis_url,
+                settings.data_dir,
+                max_connections=settings.redis_max_connections,
+                pool_timeout_s=settings.redis_pool_timeout_s,
+            )
             stack.push_async_callback(_timed, "redis", handle.aclose)
             app[REDIS] = handle.client
             app[TOKENS] = TokenService(settings.resolved_secret())
             app[STAFF] = StaffStore(handle.client)
+            app[LOGIN_LIMITER] = LoginLimiter(
+                handle.client,
+                LoginLimits(
+                    per_account=settings.login_failures_per_account,
+                    per_address=settings.login_failures_per_address,
+                    window_s=settings.login_window_s,
+                ),
+            )
+            app[LOGIN_GATE] = WorkGate("sign-ins", settings.login_concurrency)
             app[ROOMS] = RoomDirectory(handle.client)
             placement = NodePlacement(
                 handle.client, node_id=settings.resolved_node_id, base_url=settings.base_url
@@ -103,6 +123,10 @@ def core_services(
             stack.push_async_callback(_timed, "recording", recording.aclose)
             registry = CollectorRegistry(auto_describe=True)
             registry.register(SignalingCollector(signaling, placement.node_id))
+            lag = LoopLagMonitor(registry)
+            lag.start()
+            stack.push_async_callback(_timed, "loop lag monitor", lag.aclose)
+            app[LOOP_LAG] = lag
             app[METRICS_REGISTRY] = registry
             logger.info("seoulbridge ready on %s", settings.base_url)
             yield

@@ -7,6 +7,7 @@ import secrets
 import socket
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -47,6 +48,20 @@ def _parse_ice_servers(value: object) -> object:
         else:
             servers.append({"urls": [url]})
     return servers
+
+
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of a URL, as browsers send it in ``Origin``."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"origin {url!r} must look like https://host[:port]")
+    default = {"http": 80, "https": 443}[parts.scheme]
+    port = f":{parts.port}" if parts.port and parts.port != default else ""
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}{port}"
 
 
 class Settings(BaseSettings):
@@ -95,7 +110,52 @@ class Settings(BaseSettings):
         default=2, ge=0, description="Unanswered offers sent again before the connection is closed"
     )
     metrics_token: str | None = Field(
-        default=None, description="Bearer token for /metrics from other hosts (loopback needs none)"
+        default=None, description="Bearer token /metrics requires (Authorization: Bearer ...)"
+    )
+    metrics_open_to_loopback: bool = Field(
+        default=False,
+        description="Serve /metrics to loopback without the token. Only for hosts with no "
+        "reverse proxy: through a same-host proxy every request comes from loopback",
+    )
+    redis_max_connections: int = Field(
+        default=64, ge=2, le=10_000, description="Redis connections this process may open"
+    )
+    redis_pool_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="How long a request waits for a free Redis connection before the "
+        "server answers 503 with Retry-After",
+    )
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins allowed to open socket.io connections besides the public URL's "
+        "own (comma-separated, e.g. every node's public URL)",
+    )
+    trusted_proxy_header: str | None = Field(
+        default=None,
+        description="A header your reverse proxy sets to the client's address (e.g. "
+        "X-Forwarded-For; its last entry is used). Unset: the TCP peer's address",
+    )
+    login_failures_per_account: int = Field(
+        default=10, ge=1, description="Failed sign-ins per username in the login window"
+    )
+    login_failures_per_address: int = Field(
+        default=50, ge=1, description="Failed sign-ins per client address in the login window"
+    )
+    login_window_s: int = Field(default=15 * 60, ge=1, description="The login limiter's window")
+    login_concurrency: int = Field(
+        default=16,
+        ge=1,
+        description="Sign-ins checked at once; more get 503 with Retry-After",
+    )
+    availability_concurrency: int = Field(
+        default=4,
+        ge=1,
+        description="Free-slot computations at once (identical requests share one); "
+        "more get 503 with Retry-After",
+    )
+    booking_horizon_days: int = Field(
+        default=62, ge=1, le=366, description="How far ahead residents may book"
     )
     log_level: str = "INFO"
     # interpretation (captions): speech models per language and translation packages
@@ -117,6 +177,14 @@ class Settings(BaseSettings):
     def _ice(cls, value: object) -> object:
         return _parse_ice_servers(value)
 
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list):
+            return value
+        return [origin_of(str(item)) for item in items if str(item).strip()]
+
     @field_validator("vosk_models", mode="before")
     @classmethod
     def _vosk_models(cls, value: object) -> object:
@@ -131,6 +199,22 @@ class Settings(BaseSettings):
                 raise ValueError(f"vosk model {item!r} must look like 'ja=/path/to/model'")
             models[lang.strip()] = path.strip()
         return models
+
+    @property
+    def origins(self) -> list[str]:
+        """Origins whose pages may open socket.io: the public URL's and the configured ones.
+
+        A loopback public URL (the default, ``http://127.0.0.1:PORT``) also allows the same
+        port under the other loopback names, as a person opening ``localhost`` expects.
+        """
+        own = origin_of(self.base_url)
+        parts = urlsplit(own)
+        aliases: list[str] = []
+        if parts.hostname in _LOOPBACK_NAMES:
+            port = f":{parts.port}" if parts.port else ""
+            names = ("127.0.0.1", "localhost", "[::1]")
+            aliases = [f"{parts.scheme}://{name}{port}" for name in names]
+        return list(dict.fromkeys([own, *aliases, *self.allowed_origins]))
 
     @property
     def base_url(self) -> str:

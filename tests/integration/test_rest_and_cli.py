@@ -20,8 +20,10 @@ from jsonschema import Draft202012Validator
 from kernel.roles import Role
 from scheduler.staff import StaffMember, hash_password, verify_password
 from tests.support.server import running_server
-from web.api_rooms import LOGIN_FAILURES_ALLOWED
 from web.appkeys import STAFF, TOKENS
+from web.settings import Settings
+
+LOGIN_FAILURES_ALLOWED: int = Settings.model_fields["login_failures_per_account"].default
 
 pytestmark = pytest.mark.timeout(60)
 

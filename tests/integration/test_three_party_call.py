@@ -148,8 +148,8 @@ async def test_refused_tokens_get_a_reason(data_dir: Path, redis_url: str, redis
 async def test_health_and_metrics(data_dir: Path, redis_url: str, redis: object) -> None:
     import aiohttp
 
-    async with running_server(data_dir, redis_url) as server:
-        async with aiohttp.ClientSession() as http:
+    async with running_server(data_dir, redis_url, metrics_token="m" * 32) as server:
+        async with aiohttp.ClientSession(headers={"Authorization": "Bearer " + "m" * 32}) as http:
             async with http.get(server.base_url + "/healthz") as resp:
                 assert resp.status == 200
                 assert (await resp.json())["status"] == "ok"

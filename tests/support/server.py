@@ -10,6 +10,7 @@ from pathlib import Path
 from aiohttp import web
 
 from signaling.protocol import Role
+from tests.support.node_process import free_port
 from tests.support.rtc_client import RtcParticipant
 from web.app import build_app
 from web.appkeys import ROOMS, SIGNALING, TOKENS
@@ -55,12 +56,15 @@ class RunningServer:
 async def running_server(
     data_dir: Path, redis_url: str, **overrides: object
 ) -> AsyncIterator[RunningServer]:
+    # The port is chosen first, so the settings' public URL (join links, the allowed
+    # socket.io origin) is the one the server is reached at.
+    overrides.setdefault("port", free_port())
     settings = Settings(data_dir=data_dir, redis_url=redis_url, token_secret="t" * 40, **overrides)  # type: ignore[arg-type]
     app = build_app(settings)
     # A connection left open must not stall a test for aiohttp's default 60 s.
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", settings.port)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
