@@ -50,7 +50,9 @@ async def test_an_api_flood_during_a_call_shows_in_the_loop_lag_metric(
         await asyncio.to_thread(node.start)
         result = await call_under_flood(node)
         print(f"{result.summary()}; load {machine_load()}")
-        assert set(result.statuses) <= {200, 401, 503}, result.summary()
+        # 401 wrong password, 429 the per-address sign-in limiter (reached when the flood
+        # runs fast, on a quiet machine), 503 + Retry-After for availability past its bound.
+        assert set(result.statuses) <= {200, 401, 429, 503}, result.summary()
         assert result.statuses[200] > 0
         async with aiohttp.ClientSession() as http:
             async with http.get(
