@@ -1,55 +1,240 @@
-"""Which node hosts which room: a registry of nodes with heartbeats, and room claims.
+"""Which node hosts which room: the node registry, placement by load, fenced room claims.
 
-A room's media lives on exactly one node (as in LiveKit). A node claims a room
-when the first participant connects to it there; the claim expires unless the
-node's heartbeat renews it, so when a node dies its rooms move to whichever
-node the next participant reaches.
+A room's media lives on exactly one node (as in LiveKit). Every node registers
+in Redis with a heartbeat that carries its load; the join step (any node) asks
+``place()`` for the room's node: the live holder if there is one, else the
+least-loaded live node under its room limit, chosen and claimed in one Lua
+script, so concurrent joins never split a room or overfill a node.
+
+Claims are fenced. Each new holder of a room gets the next *epoch*; a claim is
+``"node|epoch"`` and lapses unless its holder renews it. A renewal only succeeds
+while the claim is still the holder's own epoch (or lapsed with no newer epoch
+issued), so a node that lost Redis, or was stalled past the lapse while the room
+moved, learns on its next heartbeat that the room is gone and drops its peers
+(``on_lost``). Redis is the one arbiter: no consensus of our own.
+
+Keys (all prefixed ``sb:``):
+
+* ``node:{id}``         JSON ``NodeInfo``, expires ``ttl_s`` after the last heartbeat
+* ``nodes``             set of registered node ids (lapsed ones are pruned lazily)
+* ``room-node:{room}``  ``"node|epoch"``: the claim, expires ``ttl_s`` after its renewal
+* ``room-epoch:{room}`` hash ``epoch``, ``node``: the last epoch issued and to whom
+* ``node-rooms:{id}``   set of rooms claimed for the node (pruned lazily by placement)
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
+from pydantic import BaseModel, ConfigDict, Field
 
 from kernel.taskset import TaskSet, raise_if_cancelling
+from signaling.errors import SignalingError
 
 logger = logging.getLogger(__name__)
 
 _NODE = "sb:node:"
+_NODES = "sb:nodes"
 _ROOM_NODE = "sb:room-node:"
+_EPOCH = "sb:room-epoch:"
+_NODE_ROOMS = "sb:node-rooms:"
+#: Epoch records outlive any consultation, like admission.
+EPOCH_TTL_S = 3 * 24 * 3600
+#: A room counts as at least this many forwarded streams (a two-person call: each
+#: person's audio and video to the other) until it has its own, so a burst of new
+#: rooms spreads over the nodes before their media shows in the heartbeats.
+STREAMS_PER_NEW_ROOM = 4
 
-# Take the room if nobody holds it, or if its holder's heartbeat has lapsed.
-_CLAIM = """
-local holder = redis.call('GET', KEYS[1])
-if holder and holder ~= ARGV[1] and redis.call('EXISTS', ARGV[3] .. holder) == 1 then
-  return holder
+_LUA_PARSE = """
+local function holder_of(v)
+  if not v then return nil, nil end
+  local i = string.find(v, '|', 1, true)
+  if not i then return v, 0 end
+  return string.sub(v, 1, i - 1), tonumber(string.sub(v, i + 1))
 end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-return ARGV[1]
+"""
+
+# Find or choose the room's node and claim it there.
+# KEYS: 1 room-node:{room}, 2 room-epoch:{room}, 3 nodes
+# ARGV: 1 room id, 2 ttl, 3 candidate ('' = least loaded), 4 fenced node ('' = none),
+#       5 node prefix, 6 node-rooms prefix, 7 room-node prefix, 8 streams per new room,
+#       9 epoch ttl
+# Returns {claim, node info json} or {false, reason}.
+_PLACE = (
+    _LUA_PARSE
+    + """
+local room, ttl, candidate, fenced = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local node_p, rooms_p, claim_p = ARGV[5], ARGV[6], ARGV[7]
+local function claim(node, epoch)
+  local value = node .. '|' .. epoch
+  redis.call('SET', KEYS[1], value, 'EX', ttl)
+  redis.call('SADD', rooms_p .. node, room)
+  return {value, redis.call('GET', node_p .. node)}
+end
+local cur = redis.call('GET', KEYS[1])
+local holder, epoch = holder_of(cur)
+if holder and holder ~= fenced and redis.call('EXISTS', node_p .. holder) == 1 then
+  if candidate ~= '' and holder ~= candidate then return {cur, false} end
+  return claim(holder, epoch)
+end
+-- Nobody live holds the room: the candidate, the previous holder if it is back, or the
+-- least-loaded live node under its limit.
+local last = redis.call('HGET', KEYS[2], 'node')
+local last_epoch = tonumber(redis.call('HGET', KEYS[2], 'epoch') or '0')
+local chosen = nil
+if candidate ~= '' then
+  chosen = candidate
+elseif last and last ~= fenced and redis.call('EXISTS', node_p .. last) == 1 then
+  local info = cjson.decode(redis.call('GET', node_p .. last))
+  if info['accepting'] then chosen = last end
+end
+if not chosen then
+  local best_score = nil
+  for _, id in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+    local raw = redis.call('GET', node_p .. id)
+    if not raw then
+      redis.call('SREM', KEYS[3], id)
+    elseif id ~= fenced then
+      local info = cjson.decode(raw)
+      local count = 0
+      for _, r in ipairs(redis.call('SMEMBERS', rooms_p .. id)) do
+        if holder_of(redis.call('GET', claim_p .. r)) == id then
+          count = count + 1
+        else
+          redis.call('SREM', rooms_p .. id, r)
+        end
+      end
+      if info['accepting'] and count < info['room_limit'] then
+        local score = math.max(info['streams'], 0) + count * tonumber(ARGV[8])
+        if best_score == nil or score < best_score or (score == best_score and id < chosen) then
+          chosen, best_score = id, score
+        end
+      end
+    end
+  end
+end
+if not chosen then return {false, 'no_capacity'} end
+if holder and holder ~= chosen then redis.call('SREM', rooms_p .. holder, room) end
+local new_epoch = last_epoch
+if chosen ~= last or last_epoch == 0 then
+  new_epoch = redis.call('HINCRBY', KEYS[2], 'epoch', 1)
+  redis.call('HSET', KEYS[2], 'node', chosen)
+end
+redis.call('EXPIRE', KEYS[2], ARGV[9])
+return claim(chosen, new_epoch)
+"""
+)
+
+# Renew this node's claims; returns the rooms it no longer holds.
+# ARGV: 1 node, 2 ttl, 3 room-node prefix, 4 room-epoch prefix, 5 node-rooms key,
+#       then pairs of room id, epoch.
+_RENEW = """
+local node, ttl = ARGV[1], ARGV[2]
+local lost = {}
+for i = 6, #ARGV, 2 do
+  local room, epoch = ARGV[i], ARGV[i + 1]
+  local key = ARGV[3] .. room
+  local mine = node .. '|' .. epoch
+  local cur = redis.call('GET', key)
+  if cur == mine then
+    redis.call('EXPIRE', key, ttl)
+  elseif not cur then
+    local ekey = ARGV[4] .. room
+    local issued = redis.call('HGET', ekey, 'epoch')
+    if (not issued) or issued == epoch then
+      -- lapsed (a stall, an outage) and nobody took it since: still ours
+      redis.call('SET', key, mine, 'EX', ttl)
+      redis.call('HSET', ekey, 'epoch', epoch, 'node', node)
+      redis.call('SADD', ARGV[5], room)
+    else
+      table.insert(lost, room)
+    end
+  else
+    table.insert(lost, room)
+  end
+end
+return lost
 """
 
 _RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+redis.call('SREM', KEYS[2], ARGV[2])
 return 0
 """
 
 
-@dataclass(frozen=True)
-class NodeInfo:
+class NodeLoad(BaseModel):
+    """What a node reports of itself with each heartbeat."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rooms: int = Field(default=0, description="rooms open on the node")
+    participants: int = 0
+    peers: int = Field(default=0, description="server-side peer connections")
+    streams: int = Field(default=0, description="tracks forwarded to subscribers")
+    cpu_percent: float = 0.0
+
+
+class NodeInfo(NodeLoad):
+    """A node's registry entry: where pages reach it, its limit, its load."""
+
     node_id: str
     base_url: str
     started_at: float
     heartbeat_at: float
+    room_limit: int
+    accepting: bool = True
+
+
+class NodeStatus(BaseModel):
+    """A registry entry with the rooms claimed for the node (``seoulbridge nodes``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    info: NodeInfo
+    claimed: int
+
+
+@dataclass(frozen=True)
+class Claim:
+    node_id: str
+    epoch: int
+
+    @classmethod
+    def parse(cls, raw: bytes | str) -> Claim:
+        text = raw.decode() if isinstance(raw, bytes) else str(raw)
+        node, sep, epoch = text.rpartition("|")
+        return cls(node, int(epoch)) if sep else cls(text, 0)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a room lives now: its claim and the holder's registry entry."""
+
+    claim: Claim
+    node: NodeInfo
+
+
+class NoCapacity(SignalingError):
+    """Every live node is at its room limit (or none is registered)."""
+
+
+LostHandler = Callable[[str], Coroutine[Any, Any, None]]
+
+
+def _text(raw: object) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
 class NodePlacement:
-    """This node's entry in the registry, and its claims on rooms."""
+    """This node's entry in the registry, its fenced claims, and placement for the join step."""
 
     def __init__(
         self,
@@ -57,20 +242,40 @@ class NodePlacement:
         *,
         node_id: str,
         base_url: str,
-        heartbeat_s: float = 5.0,
+        room_limit: int = 25,
+        heartbeat_s: float = 1.0,
+        ttl_s: float = 5.0,
+        load: Callable[[], NodeLoad] = NodeLoad,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._redis = redis
         self.node_id = node_id
-        self._base_url = base_url
+        self.base_url = base_url
+        self.room_limit = room_limit
         self._heartbeat_s = heartbeat_s
-        self._ttl_s = max(3, int(heartbeat_s * 3))
+        self._ttl_s = max(2, math.ceil(ttl_s))
+        self._load = load
         self._clock = clock
         self._started_at = clock()
-        self._rooms: set[str] = set()
-        self._claim = redis.register_script(_CLAIM)
+        self._accepting = True
+        #: room id -> epoch of this node's claim
+        self._claims: dict[str, int] = {}
+        self._on_lost: LostHandler | None = None
+        self._place = redis.register_script(_PLACE)
+        self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
         self._tasks = TaskSet(f"node {node_id}")
+        self._snapshot: list[NodeStatus] = []
+        self.last_beat_ok: float | None = None
+
+    # ------------------------------------------------------------ lifecycle
+    def set_load(self, load: Callable[[], NodeLoad]) -> None:
+        """Where the heartbeat reads this node's figures."""
+        self._load = load
+
+    def on_lost(self, handler: LostHandler) -> None:
+        """``handler(room_id)`` runs when a renewal finds the room moved to another node."""
+        self._on_lost = handler
 
     async def start(self) -> None:
         await self._beat()
@@ -82,53 +287,182 @@ class NodePlacement:
 
     async def aclose(self) -> None:
         await self.stop_heartbeat()
-        for room_id in list(self._rooms):
+        for room_id in list(self._claims):
             await self.release(room_id)
-        await self._redis.delete(_NODE + self.node_id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.delete(_NODE + self.node_id)
+            pipe.srem(_NODES, self.node_id)
+            await pipe.execute()
 
-    async def claim(self, room_id: str) -> str:
-        """Claim the room for this node; returns the node that holds it."""
-        holder = await self._claim(
-            keys=[_ROOM_NODE + room_id], args=[self.node_id, self._ttl_s, _NODE]
+    # ---------------------------------------------------------------- claims
+    @property
+    def claims(self) -> dict[str, int]:
+        """The rooms this node holds, with their epochs."""
+        return dict(self._claims)
+
+    async def claim(self, room_id: str) -> Claim:
+        """Claim the room for this node (it opens here); returns whoever holds it."""
+        placed = await self._run_place(room_id, candidate=self.node_id, fenced="")
+        if placed.node_id == self.node_id:
+            self._claims[room_id] = placed.epoch
+        return placed
+
+    async def place(self, room_id: str, *, fenced: str | None = None) -> Placement:
+        """The room's node for the join step: its live holder, else the least-loaded
+        live node under its limit, claimed for it. ``fenced``: a holder known to be
+        unreachable; the room moves off it. Raises ``NoCapacity``."""
+        result = await self._place(
+            keys=self._place_keys(room_id), args=self._place_args(room_id, "", fenced or "")
         )
-        holder_id = holder.decode() if isinstance(holder, bytes) else str(holder)
-        if holder_id == self.node_id:
-            self._rooms.add(room_id)
-        return holder_id
+        value, info = result[0], result[1]
+        if value is None:
+            raise NoCapacity(f"no node can take room {room_id}: every live node is full")
+        claim = Claim.parse(value)
+        if info is None:
+            raise NoCapacity(f"room {room_id}: node {claim.node_id} is not registered")
+        return Placement(claim, NodeInfo.model_validate_json(info))
 
-    async def holder(self, room_id: str) -> str | None:
+    async def holder(self, room_id: str) -> Placement | None:
         """The live node holding the room, if any (a lapsed node holds nothing)."""
         raw = await self._redis.get(_ROOM_NODE + room_id)
         if raw is None:
             return None
-        node = raw.decode() if isinstance(raw, bytes) else str(raw)
-        return node if await self._redis.exists(_NODE + node) else None
+        claim = Claim.parse(raw)
+        info = await self._redis.get(_NODE + claim.node_id)
+        return None if info is None else Placement(claim, NodeInfo.model_validate_json(info))
 
     async def release(self, room_id: str) -> None:
-        self._rooms.discard(room_id)
-        await self._release(keys=[_ROOM_NODE + room_id], args=[self.node_id])
+        epoch = self._claims.pop(room_id, None)
+        if epoch is None:
+            return
+        await self._release(
+            keys=[_ROOM_NODE + room_id, _NODE_ROOMS + self.node_id],
+            args=[f"{self.node_id}|{epoch}", room_id],
+        )
 
-    async def nodes(self) -> list[NodeInfo]:
-        found: list[NodeInfo] = []
-        async for key in self._redis.scan_iter(match=_NODE + "*"):
-            raw = await self._redis.get(key)
-            if raw is not None:
-                found.append(NodeInfo(**json.loads(raw)))
-        return sorted(found, key=lambda n: n.node_id)
+    async def _run_place(self, room_id: str, *, candidate: str, fenced: str) -> Claim:
+        result = await self._place(
+            keys=self._place_keys(room_id), args=self._place_args(room_id, candidate, fenced)
+        )
+        return Claim.parse(result[0])
 
-    async def _beat(self) -> None:
-        info = NodeInfo(self.node_id, self._base_url, self._started_at, self._clock())
+    def _place_keys(self, room_id: str) -> list[str]:
+        return [_ROOM_NODE + room_id, _EPOCH + room_id, _NODES]
+
+    def _place_args(self, room_id: str, candidate: str, fenced: str) -> list[str | int]:
+        return [
+            room_id, self._ttl_s, candidate, fenced, _NODE, _NODE_ROOMS, _ROOM_NODE,
+            STREAMS_PER_NEW_ROOM, EPOCH_TTL_S,
+        ]  # fmt: skip
+
+    # -------------------------------------------------------------- registry
+    async def drain(self) -> None:
+        """Take no new rooms from now on (the node is stopping); said in Redis at once."""
+        self._accepting = False
+        try:
+            async with asyncio.timeout(1.0):
+                await self._redis.set(
+                    _NODE + self.node_id, self._info().model_dump_json(), ex=self._ttl_s
+                )
+        except (OSError, TimeoutError, aioredis.RedisError):
+            logger.warning("node %s: could not say it is draining", self.node_id)
+
+    @property
+    def accepting(self) -> bool:
+        return self._accepting
+
+    def snapshot(self) -> list[NodeStatus]:
+        """The registry as of the last heartbeat (for metrics, which cannot wait on Redis)."""
+        return list(self._snapshot)
+
+    async def nodes(self) -> list[NodeStatus]:
+        """Every live node with the number of rooms claimed for it."""
+        return await read_registry(self._redis)
+
+    def _info(self) -> NodeInfo:
+        load = self._load()
+        return NodeInfo(
+            **load.model_dump(),
+            node_id=self.node_id,
+            base_url=self.base_url,
+            started_at=self._started_at,
+            heartbeat_at=self._clock(),
+            room_limit=self.room_limit,
+            accepting=self._accepting,
+        )
+
+    async def _beat(self) -> list[str]:
+        """Register this node and renew its claims; returns the rooms it lost."""
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.set(_NODE + self.node_id, json.dumps(info.__dict__), ex=self._ttl_s)
-            for room_id in self._rooms:
-                pipe.set(_ROOM_NODE + room_id, self.node_id, ex=self._ttl_s)
+            pipe.set(_NODE + self.node_id, self._info().model_dump_json(), ex=self._ttl_s)
+            pipe.sadd(_NODES, self.node_id)
             await pipe.execute()
+        claims = dict(self._claims)
+        lost: list[str] = []
+        if claims:
+            args: list[str | int] = [
+                self.node_id, self._ttl_s, _ROOM_NODE, _EPOCH, _NODE_ROOMS + self.node_id,
+            ]  # fmt: skip
+            for room_id, epoch in claims.items():
+                args += [room_id, epoch]
+            for room_id in (_text(r) for r in await self._renew(args=args)):
+                if self._claims.get(room_id) != claims[room_id]:
+                    continue  # released or re-claimed meanwhile
+                del self._claims[room_id]
+                logger.warning(
+                    "room %s: claim epoch %d of node %s was superseded; dropping it here",
+                    room_id,
+                    claims[room_id],
+                    self.node_id,
+                )
+                lost.append(room_id)
+        self.last_beat_ok = self._clock()
+        return lost
+
+    async def heartbeat_now(self) -> list[str]:
+        """One heartbeat now; the rooms it found lost are dropped (``on_lost``) before it
+        returns them."""
+        lost = await self._beat()
+        for room_id in lost:
+            if self._on_lost is not None:
+                await self._on_lost(room_id)
+        return lost
 
     async def _run(self) -> None:
+        beats = 0
         while True:
             raise_if_cancelling()
             await asyncio.sleep(self._heartbeat_s)
             try:
-                await self._beat()
-            except (OSError, aioredis.RedisError):
-                logger.warning("node %s: heartbeat failed", self.node_id, exc_info=True)
+                async with asyncio.timeout(self._ttl_s):
+                    lost = await self._beat()
+                for room_id in lost:
+                    if self._on_lost is not None:
+                        self._tasks.spawn(self._on_lost(room_id), name=f"room {room_id} lost")
+                if beats % 5 == 0:
+                    async with asyncio.timeout(self._ttl_s):
+                        self._snapshot = await self.nodes()
+                beats += 1
+            except (OSError, TimeoutError, aioredis.RedisError):
+                logger.warning(
+                    "node %s: heartbeat failed (Redis unreachable?); media goes on, retrying",
+                    self.node_id,
+                    exc_info=logger.isEnabledFor(logging.DEBUG),
+                )
+
+
+async def read_registry(redis: aioredis.Redis) -> list[NodeStatus]:
+    """Every live node with the number of rooms claimed for it (``seoulbridge nodes``)."""
+    ids = sorted(_text(m) for m in await redis.smembers(_NODES))
+    if not ids:
+        return []
+    infos = await redis.mget([_NODE + i for i in ids])
+    found: list[NodeStatus] = []
+    for node_id, raw in zip(ids, infos, strict=True):
+        if raw is None:
+            continue
+        rooms = sorted(_text(r) for r in await redis.smembers(_NODE_ROOMS + node_id))
+        claims = await redis.mget([_ROOM_NODE + r for r in rooms]) if rooms else []
+        held = sum(1 for c in claims if c is not None and Claim.parse(c).node_id == node_id)
+        found.append(NodeStatus(info=NodeInfo.model_validate_json(raw), claimed=held))
+    return found

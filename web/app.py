@@ -10,6 +10,7 @@ from pathlib import Path
 
 import socketio
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from kernel.languages import LANGUAGES, NATIVE_NAMES
 from media.forwarding import Forwarder
@@ -24,31 +25,42 @@ from web.settings import Settings
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-_SECURITY_HEADERS = {
-    "Referrer-Policy": "no-referrer",  # join links carry tokens in the query string
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Permissions-Policy": "camera=(self), microphone=(self), display-capture=()",
-    "Content-Security-Policy": (
-        "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data: blob:; "
-        "media-src 'self' blob: mediastream:; style-src 'self' 'unsafe-inline'; "
-        "script-src 'self'; frame-ancestors 'none'"
-    ),
-}
+def security_headers_for(settings: Settings) -> dict[str, str]:
+    """The headers of every response. ``connect-src`` allows this node and every node of
+    the deployment (``Settings.deployment_origins``): the join step may send the page's
+    socket.io and REST calls to another node."""
+    origins = settings.deployment_origins
+    sockets = [o.replace("https://", "wss://", 1).replace("http://", "ws://", 1) for o in origins]
+    connect = " ".join(["'self'", *origins, *sockets])
+    return {
+        "Referrer-Policy": "no-referrer",  # join links carry tokens in the query string
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Permissions-Policy": "camera=(self), microphone=(self), display-capture=()",
+        "Content-Security-Policy": (
+            f"default-src 'self'; connect-src {connect}; img-src 'self' data: blob:; "
+            "media-src 'self' blob: mediastream:; style-src 'self' 'unsafe-inline'; "
+            "script-src 'self'; frame-ancestors 'none'"
+        ),
+    }
 
 
-@web.middleware
-async def security_headers(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    response = await handler(request)
-    for name, value in _SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    if request.path.startswith(("/join/", "/api/")):
-        response.headers.setdefault("Cache-Control", "no-store")
-    return response
+def security_headers(settings: Settings) -> Middleware:
+    headers = security_headers_for(settings)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        for name, value in headers.items():
+            response.headers.setdefault(name, value)
+        if request.path.startswith(("/join/", "/api/")):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    return middleware
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -93,7 +105,7 @@ def build_app(
     forwarder_factory: Callable[[], Forwarder] | None = None,
 ) -> web.Application:
     """The whole server as one aiohttp application; services start in its cleanup context."""
-    app = web.Application(middlewares=[security_headers], client_max_size=1024 * 1024)
+    app = web.Application(middlewares=[security_headers(settings)], client_max_size=1024 * 1024)
     app[SETTINGS] = settings
     app[STARTED_AT] = time.time()
     sio = socketio.AsyncServer(

@@ -16,9 +16,12 @@ from scheduler.bookings import BookingService
 from scheduler.queue import WalkInQueue
 from scheduler.staff import StaffStore
 from scheduler.topics import TopicStore
+from signaling.node_events import NodeEvents
+from signaling.placement import NodePlacement
 from signaling.rooms import RoomDirectory
 from signaling.server import SignalingServer
 from signaling.tokens import TokenService
+from web.cluster import NodeProbe
 from web.media_rooms import SfuRooms
 from web.settings import Settings
 
@@ -35,3 +38,6 @@ BOOKINGS = web.AppKey("scheduler_bookings", BookingService)
 TOPICS = web.AppKey("scheduler_topics", TopicStore)
 QUEUE = web.AppKey("scheduler_queue", WalkInQueue)
 METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
+PLACEMENT = web.AppKey("placement", NodePlacement)
+NODE_EVENTS = web.AppKey("node_events", NodeEvents)
+NODE_PROBE = web.AppKey("node_probe", NodeProbe)

@@ -7,6 +7,7 @@ import secrets
 import socket
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -14,6 +15,14 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from signaling.protocol import IceServerInfo
 
 TOKEN_SECRET_FILE = "token-secret"
+
+
+def _origin(url: str) -> str | None:
+    """``scheme://host[:port]`` of an http(s) URL, or None."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _parse_ice_servers(value: object) -> object:
@@ -79,6 +88,24 @@ class Settings(BaseSettings):
     node_id: str | None = Field(
         default=None, description="Name of this node in the registry (default HOSTNAME-PORT)"
     )
+    node_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Public URLs of every node of this deployment, comma-separated: pages "
+        "served by one node may connect to any of them (Content-Security-Policy, the join "
+        "step's CORS, socket.io's origin allow-list)",
+    )
+    room_limit: int = Field(
+        default=25, ge=0, description="Rooms this node hosts at most; 0 = pages and REST only"
+    )
+    node_heartbeat_s: float = Field(
+        default=1.0, gt=0, description="How often this node renews its registry entry and claims"
+    )
+    node_ttl_s: float = Field(
+        default=5.0,
+        ge=2,
+        description="A node (and its room claims) counts as gone this long after its last "
+        "heartbeat; its rooms then move on the next join",
+    )
     join_token_ttl_s: int = Field(default=4 * 3600, ge=60)
     staff_token_ttl_s: int = Field(default=12 * 3600, ge=60)
     video_codec: Literal["VP8", "H264"] = Field(
@@ -117,6 +144,18 @@ class Settings(BaseSettings):
     def _ice(cls, value: object) -> object:
         return _parse_ice_servers(value)
 
+    @field_validator("node_urls", mode="before")
+    @classmethod
+    def _node_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [u.strip() for u in value.split(",") if u.strip()]
+        if isinstance(value, list):
+            for url in value:
+                if not isinstance(url, str) or _origin(url) is None:
+                    raise ValueError(f"node URL {url!r} must look like https://host[:port]")
+            return [u.rstrip("/") for u in value]
+        return value
+
     @field_validator("vosk_models", mode="before")
     @classmethod
     def _vosk_models(cls, value: object) -> object:
@@ -138,6 +177,17 @@ class Settings(BaseSettings):
             return self.public_url.rstrip("/")
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def deployment_origins(self) -> list[str]:
+        """The origins of this node and every node of the deployment (``node_urls``):
+        pages from any of them may use this node's socket.io and join step."""
+        found: list[str] = []
+        for url in [self.base_url, *self.node_urls]:
+            origin = _origin(url)
+            if origin is not None and origin not in found:
+                found.append(origin)
+        return found
 
     @property
     def resolved_node_id(self) -> str:
