@@ -39,7 +39,7 @@ OUTBOX_SIZE: Final = 256
 PUBLISH_TIMEOUT_S: Final = 2.0
 #: Listener reconnection: first pause, doubling up to the cap.
 RETRY_FIRST_S: Final = 0.25
-RETRY_CAP_S: Final = 5.0
+RETRY_CAP_S: Final = 2.0
 
 
 class _Event(BaseModel):
@@ -118,14 +118,17 @@ class RedisPubSub:
         await self._redis.publish(self._channel, data)
 
     async def listen(self, on_ready: Callable[[], None]) -> AsyncIterator[bytes]:
-        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        pubsub = self._redis.pubsub()
         try:
             await pubsub.subscribe(self._channel)
-            on_ready()
             while True:
                 raise_if_cancelling()  # redis-py may swallow a cancellation
                 message = await pubsub.get_message(timeout=1.0)
-                if message is not None and message.get("type") == "message":
+                if message is None:
+                    continue
+                if message.get("type") == "subscribe":
+                    on_ready()  # the server confirmed: from now on nothing is missed
+                elif message.get("type") == "message":
                     data = message["data"]
                     yield data if isinstance(data, bytes) else str(data).encode()
         finally:
@@ -234,11 +237,17 @@ class NodeEvents:
 
     async def _listen_forever(self) -> None:
         pause = RETRY_FIRST_S
+
+        def ready() -> None:
+            nonlocal pause
+            pause = RETRY_FIRST_S
+            self.connected.set()
+            logger.info("node %s: listening for events from every node", self.node_id)
+
         while True:
             raise_if_cancelling()
             try:
-                async for raw in self._backend.listen(self.connected.set):
-                    pause = RETRY_FIRST_S
+                async for raw in self._backend.listen(ready):
                     try:
                         event = parse_event(raw)
                     except ValidationError:

@@ -65,7 +65,7 @@ end
 # KEYS: 1 room-node:{room}, 2 room-epoch:{room}, 3 nodes
 # ARGV: 1 room id, 2 ttl, 3 candidate ('' = least loaded), 4 fenced node ('' = none),
 #       5 node prefix, 6 node-rooms prefix, 7 room-node prefix, 8 streams per new room,
-#       9 epoch ttl
+#       9 epoch ttl, 10 '1' if this node's view of the registry is settled (may move rooms)
 # Returns {claim, node info json} or {false, reason}.
 _PLACE = (
     _LUA_PARSE
@@ -121,6 +121,10 @@ if not chosen then
   end
 end
 if not chosen then return {false, 'no_capacity'} end
+if last and chosen ~= last and candidate == '' and last ~= fenced and ARGV[10] ~= '1' then
+  -- the last holder may only be late re-registering (Redis just came back): do not move yet
+  return {false, 'unsettled'}
+end
 if holder and holder ~= chosen then redis.call('SREM', rooms_p .. holder, room) end
 local new_epoch = last_epoch
 if chosen ~= last or last_epoch == 0 then
@@ -226,6 +230,11 @@ class NoCapacity(SignalingError):
     """Every live node is at its room limit (or none is registered)."""
 
 
+class PlacementUnsettled(SignalingError):
+    """This node's Redis came back only moments ago: the room's last holder may not have
+    re-registered yet, so the room is not moved off it now (ask again in a second)."""
+
+
 LostHandler = Callable[[str], Coroutine[Any, Any, None]]
 
 
@@ -246,6 +255,7 @@ class NodePlacement:
         heartbeat_s: float = 1.0,
         ttl_s: float = 5.0,
         load: Callable[[], NodeLoad] = NodeLoad,
+        settle_s: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._redis = redis
@@ -254,6 +264,8 @@ class NodePlacement:
         self.room_limit = room_limit
         self._heartbeat_s = heartbeat_s
         self._ttl_s = max(2, math.ceil(ttl_s))
+        #: how long after reaching Redis (again) a missing node counts as gone: a TTL
+        self._settle_s = self._ttl_s if settle_s is None else settle_s
         self._load = load
         self._clock = clock
         self._started_at = clock()
@@ -267,6 +279,8 @@ class NodePlacement:
         self._tasks = TaskSet(f"node {node_id}")
         self._snapshot: list[NodeStatus] = []
         self.last_beat_ok: float | None = None
+        #: since when every heartbeat reached Redis (None after a failed one)
+        self._redis_ok_since: float | None = None
 
     # ------------------------------------------------------------ lifecycle
     def set_load(self, load: Callable[[], NodeLoad]) -> None:
@@ -316,6 +330,10 @@ class NodePlacement:
         )
         value, info = result[0], result[1]
         if value is None:
+            if info is not None and _text(info) == "unsettled":
+                raise PlacementUnsettled(
+                    f"room {room_id}: Redis came back moments ago; its node may be re-registering"
+                )
             raise NoCapacity(f"no node can take room {room_id}: every live node is full")
         claim = Claim.parse(value)
         if info is None:
@@ -352,8 +370,16 @@ class NodePlacement:
     def _place_args(self, room_id: str, candidate: str, fenced: str) -> list[str | int]:
         return [
             room_id, self._ttl_s, candidate, fenced, _NODE, _NODE_ROOMS, _ROOM_NODE,
-            STREAMS_PER_NEW_ROOM, EPOCH_TTL_S,
+            STREAMS_PER_NEW_ROOM, EPOCH_TTL_S, "1" if self.settled else "0",
         ]  # fmt: skip
+
+    @property
+    def settled(self) -> bool:
+        """This node has reached Redis without a failed heartbeat for a whole TTL, so a
+        node missing from the registry is gone, not late re-registering after an outage
+        that every node lived through."""
+        since = self._redis_ok_since
+        return since is not None and self._clock() - since >= self._settle_s
 
     # -------------------------------------------------------------- registry
     async def drain(self) -> None:
@@ -417,6 +443,8 @@ class NodePlacement:
                 )
                 lost.append(room_id)
         self.last_beat_ok = self._clock()
+        if self._redis_ok_since is None:
+            self._redis_ok_since = self.last_beat_ok
         return lost
 
     async def heartbeat_now(self) -> list[str]:
@@ -444,6 +472,7 @@ class NodePlacement:
                         self._snapshot = await self.nodes()
                 beats += 1
             except (OSError, TimeoutError, aioredis.RedisError):
+                self._redis_ok_since = None
                 logger.warning(
                     "node %s: heartbeat failed (Redis unreachable?); media goes on, retrying",
                     self.node_id,

@@ -26,7 +26,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from signaling.admission import AdmissionStore
-from signaling.placement import NoCapacity
+from signaling.placement import NoCapacity, PlacementUnsettled
 from signaling.protocol import ParticipantInfo, RoomInfo, RoomState
 from signaling.tokens import TokenError
 from web.appkeys import NODE_PROBE, PLACEMENT, REDIS, ROOMS, SETTINGS, TOKENS
@@ -112,6 +112,13 @@ async def join_info(request: web.Request) -> JoinInfo:
                     )
                     fenced = unreachable
             placed = await placement.place(record.id, fenced=fenced)
+    except PlacementUnsettled as exc:
+        logger.info("join step: %s", exc)
+        _unavailable(
+            "service_unavailable",
+            "The service is coming back. The page tries again by itself.",
+            1,
+        )
     except NoCapacity:
         _unavailable(
             "no_capacity",

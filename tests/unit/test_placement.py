@@ -3,24 +3,66 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 
 import pytest
 import redis.asyncio as aioredis
 
-from signaling.placement import Claim, NoCapacity, NodeLoad, NodePlacement
+from signaling.placement import (
+    Claim,
+    NoCapacity,
+    NodeLoad,
+    NodePlacement,
+    PlacementUnsettled,
+)
 
 Make = Callable[..., NodePlacement]
 
 
+class Clock:
+    """Wall-clock time, plus however far a test moved it on."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.ahead
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
 @pytest.fixture
 async def make(redis: aioredis.Redis) -> AsyncIterator[Make]:
+    """Nodes that have seen Redis long enough to trust the registry (``settled``)."""
     made: list[NodePlacement] = []
 
     def new(node_id: str, **kw: object) -> NodePlacement:
         kw.setdefault("heartbeat_s", 1000.0)  # beats only when the test says so
         kw.setdefault("ttl_s", 2.0)
+        kw.setdefault("settle_s", 0.0)
         node = NodePlacement(redis, node_id=node_id, base_url=f"http://{node_id}", **kw)  # type: ignore[arg-type]
+        made.append(node)
+        return node
+
+    yield new
+    for node in made:
+        await node.aclose()
+
+
+@pytest.fixture
+async def fresh(redis: aioredis.Redis, clock: Clock) -> AsyncIterator[Make]:
+    """Nodes whose first heartbeat is now (just started, or Redis just came back)."""
+    made: list[NodePlacement] = []
+
+    def new(node_id: str) -> NodePlacement:
+        node = NodePlacement(
+            redis, node_id=node_id, base_url=f"http://{node_id}", heartbeat_s=1000.0,
+            ttl_s=2.0, clock=clock,
+        )  # fmt: skip
         made.append(node)
         return node
 
@@ -170,3 +212,27 @@ async def test_placement_is_atomic_under_concurrent_joins(make: Make) -> None:
     assert all(len(holders) == 1 for holders in by_room.values()), by_room
     counts = {n.info.node_id: n.claimed for n in await nodes[0].nodes()}
     assert sorted(counts.values()) == [3, 3, 3], counts
+
+
+async def test_a_node_that_just_reached_redis_does_not_move_rooms_off_a_missing_holder(
+    make: Make, fresh: Make, clock: Clock, redis: aioredis.Redis
+) -> None:
+    """After a Redis restart every key with a TTL is gone and the nodes re-register one
+    by one: a join in that moment must not take a room from its node, which is only late.
+    New rooms are placed at once; a holder that a page reports unreachable (and a probe
+    confirms) is fenced at once."""
+    a = make("node-a")
+    await a.start()
+    await a.claim("r-1")
+    await a.claim("r-2")
+    await redis.delete("sb:node:node-a", "sb:room-node:r-1", "sb:room-node:r-2")
+    b = fresh("node-b")
+    await b.start()
+    assert not b.settled
+    with pytest.raises(PlacementUnsettled):
+        await b.place("r-1")
+    assert (await b.place("r-new")).claim == Claim("node-b", 1)
+    assert (await b.place("r-2", fenced="node-a")).claim == Claim("node-b", 2)
+    clock.ahead = 3.0  # a whole TTL of good heartbeats later, node-a never came back
+    assert b.settled
+    assert (await b.place("r-1")).claim == Claim("node-b", 2)
