@@ -274,3 +274,66 @@ async def test_a_stalled_node_drops_its_peers_once_the_room_moved(cluster: Clust
         assert "superseded" in stalled.log_path.read_text()
     finally:
         await _close(people)
+
+
+class _Speaker(RoutedParticipant):
+    """Publishes Korean speech (espeak-ng) instead of a tone, on every new connection."""
+
+    def __init__(self, *args: Any, pcm: bytes, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._pcm = pcm
+
+    def make_track(self, kind: str) -> Any:
+        from tests.interpretation.speech_fixture import WavAudioTrack
+
+        return WavAudioTrack(self._pcm) if kind == "audio" else super().make_track(kind)
+
+
+@pytest.mark.timeout(420)
+async def test_captions_resume_on_the_surviving_node(
+    tmp_path: Path, redis_server: RedisProcess
+) -> None:
+    from tests.interpretation.speech_fixture import korean_wav, wav_pcm
+
+    try:
+        pcm = wav_pcm(korean_wav(tmp_path / "ko.wav"))
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    two = Cluster(tmp_path / "nodes", redis_server.url, size=2)
+    try:
+        await asyncio.gather(*(asyncio.to_thread(n.start) for n in two.nodes))
+        room_id, tokens = two.room("counselor:상담사 김:ko", "interpreter:Sato:ja")
+        urls = [n.base_url for n in two.nodes]
+        speaker = _Speaker(urls, room_id, tokens["counselor"], pcm=pcm)
+        listener = RoutedParticipant(urls[::-1], room_id, tokens["interpreter"])
+        people = {"counselor": speaker, "interpreter": listener}
+        try:
+            await _into_call(people, roles=("counselor", "interpreter"))
+            for p in people.values():
+                p.auto_rejoin = True
+
+            async def caption_after(at: float, timeout: float) -> dict[str, Any]:
+                deadline = time.monotonic() + timeout
+                while time.monotonic() < deadline:
+                    for m in listener.received("caption"):
+                        if m["ts"] > at and m["speaker_id"] == speaker.you["id"]:  # type: ignore[index]
+                            return m
+                    await asyncio.sleep(0.1)
+                raise AssertionError(f"no caption after {at}:\n{two.log_tails()}")
+
+            first = await caption_after(0, 180)  # the node loads its speech model (slow here)
+            assert first["language"] == "ko"
+            holder = speaker.node
+            assert holder is not None
+            killed = time.time()
+            await asyncio.to_thread(two.by_id(holder["id"]).kill)
+            again = await caption_after(killed, 180)
+            assert speaker.node is not None and speaker.node["id"] != holder["id"]
+            print(
+                f"\ncaptions again {again['ts'] - killed:.1f} s after the SIGKILL "
+                f"(the surviving node loaded its speech model meanwhile)"
+            )
+        finally:
+            await _close(people)
+    finally:
+        await asyncio.to_thread(two.kill_all)

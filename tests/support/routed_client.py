@@ -115,6 +115,10 @@ class RoutedParticipant(RtcParticipant):
         async with self._arrived:
             await asyncio.wait_for(self._arrived.wait_for(done), timeout)
 
+    async def send(self, message: dict[str, Any]) -> None:
+        if self.sio.connected:  # an offer answered while the node went away goes nowhere
+            await super().send(message)
+
     async def close(self) -> None:
         self._closing = True
         if self._rejoin is not None:
