@@ -1,41 +1,49 @@
-"""Caption messages on the wire, and the sink the signaling server implements.
+"""The caption the pipeline makes, and the sink its owner implements.
 
-(The client's ``caption_language`` request is ``signaling.protocol.SetCaptionLanguage``.)
+A :class:`CaptionEvent` is a domain event, not a wire message: it has no wire
+``type`` tag and is never sent as is. The composition root converts it to the
+wire's ``signaling.protocol.Caption`` in exactly one place
+(``web.room_captions.to_wire``), so the one typed server-message union stays the
+only thing that reaches a page.
 """
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from kernel.languages import Language
 
 
-class CaptionEvent(BaseModel):
-    """One caption, sent to everyone in the room on socket.io event ``message``.
+@dataclass(frozen=True, slots=True)
+class CaptionEvent:
+    """One caption in one room.
 
     An utterance keeps its ``id`` from the first partial to the final. A final is
-    sent as soon as it is recognised (``translations`` may be empty) and once more
-    with ``translations`` filled in; clients replace the caption with that id.
-    All text is already redacted.
+    published as soon as it is recognised (``translations`` empty) and once more
+    with ``translations`` filled in, so listeners replace the caption with that
+    id. All text is already redacted.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    type: Literal["caption"] = "caption"
     room_id: str
-    id: str = Field(description="utterance id, stable from the first partial to the final")
+    #: utterance id, stable from the first partial to the final
+    id: str
     speaker_id: str
     speaker_name: str
-    language: str = Field(description="the language spoken (the caption's original)")
+    #: the language spoken (the caption's original)
+    language: Language
     text: str
     final: bool
-    start: float = Field(description="seconds since captions began in this room")
+    #: seconds since captions began in this room
+    start: float
     end: float
-    ts: float = Field(description="wall-clock time the event was made, Unix seconds")
-    translations: dict[str, str] = Field(default_factory=dict)
+    #: wall-clock time the event was made, Unix seconds
+    ts: float
+    translations: Mapping[Language, str] = field(default_factory=dict)
 
 
 class CaptionSink(Protocol):
-    """Where a room's caption events go (the signaling server emits them to the room)."""
+    """Where a room's caption events go (the composition root sends them to the room)."""
 
     async def publish(self, event: CaptionEvent) -> None: ...

@@ -1,14 +1,16 @@
-"""One room's captions: recognise each speaker, translate finals, publish, keep a transcript.
+"""One room's captions: its listeners' languages and its speakers, published and stored.
 
-Per speaker, three owned tasks:
+Ownership (every task named, in a ``kernel.taskset.TaskSet``)::
 
-* ``read``: pulls PCM from the audio tap into a bounded buffer, never waiting on
-  recognition (so media is never held up; if decoding falls far behind, the
-  oldest audio is dropped with a warning);
-* ``decode``: hands whatever audio has accumulated to the recognition pool and
-  publishes partials and finals;
-* ``translate``: translates each final into every listener's caption language, in
-  order, publishes it again with translations and appends it to the transcript.
+    CaptionPipeline (room R)       TaskSet "captions room R": "stop P" per speaker at close
+      SpeakerCaptions (speaker P)  TaskSet "captions room R speaker P": read, decode, translate
+
+A speaker whose audio or recognition fails (see :mod:`interpretation.speaker`)
+is shown as ``FAILED`` by :meth:`CaptionPipeline.status`, logged with room and
+speaker, and reported to ``on_speaker_failed``; the other speakers go on, and
+what that speaker said until then is still translated and stored. The owner
+decides what comes next (``web.room_captions`` restarts a speaker once) with
+``stop_speaker`` and, if it wants, ``start_speaker`` again.
 
 Everything published or stored passes through :mod:`interpretation.redaction`.
 """
@@ -18,31 +20,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Final
 
-from interpretation.events import CaptionEvent, CaptionSink
-from interpretation.recognizer import (
-    BYTES_PER_SECOND,
-    RecognitionPool,
-    Recognized,
-    SpeechModels,
-    SpeechStream,
+from interpretation.errors import (
+    IllegalTransition,
+    PipelineClosed,
+    SpeakerAlreadyCaptioned,
+    SpeakerFailed,
 )
-from interpretation.redaction import redact, redact_partial
+from interpretation.events import CaptionEvent, CaptionSink
+from interpretation.recognizer import RecognitionPool, SpeechModels, SpeechStream
+from interpretation.speaker import (
+    CaptionLimits,
+    CaptionTranslator,
+    RoomContext,
+    SpeakerCaptions,
+    SpeakerStatus,
+    StreamFactory,
+)
 from interpretation.transcript import TranscriptEntry, TranscriptStore
-from interpretation.translator import Translator
+from kernel.languages import Language
+from kernel.taskset import TaskSet
 
 log = logging.getLogger(__name__)
 
-#: Audio kept waiting for the decoder at most; older audio is dropped.
-MAX_BACKLOG_S = 20.0
-#: How long stopping a speaker waits for the last final and its translation.
-FLUSH_TIMEOUT_S = 5.0
+#: Told when a speaker's captions fail: (participant id, the error).
+SpeakerFailedListener = Callable[[str, SpeakerFailed], None]
 
 
 class PipelineState(enum.Enum):
@@ -51,32 +57,11 @@ class PipelineState(enum.Enum):
     CLOSED = "closed"
 
 
-@dataclass
-class _Speaker:
-    participant_id: str
-    name: str
-    language: str
-    offset: float  # seconds since the pipeline began when this stream started
-    buffer: bytearray = field(default_factory=bytearray)
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    ended: bool = False
-    finals: asyncio.Queue[CaptionEvent | None] = field(default_factory=asyncio.Queue)
-    counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-    current_id: str | None = None
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
-
-
-async def _cancel_and_wait(tasks: list[asyncio.Task[None]]) -> None:
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        try:
-            await task
-        except asyncio.CancelledError:
-            if not task.cancelled():
-                raise
-        except Exception:
-            log.exception("caption task %s failed", task.get_name())
+_TRANSITIONS: Final[Mapping[PipelineState, frozenset[PipelineState]]] = {
+    PipelineState.RUNNING: frozenset({PipelineState.CLOSING}),
+    PipelineState.CLOSING: frozenset({PipelineState.CLOSED}),
+    PipelineState.CLOSED: frozenset(),
+}
 
 
 class CaptionPipeline:
@@ -89,41 +74,81 @@ class CaptionPipeline:
         *,
         models: SpeechModels,
         pool: RecognitionPool,
-        translator: Translator | None = None,
+        translator: CaptionTranslator | None = None,
         transcripts: TranscriptStore | None = None,
+        limits: CaptionLimits | None = None,
+        on_speaker_failed: SpeakerFailedListener | None = None,
         clock: Callable[[], float] = time.time,
-        stream_factory: Callable[[Any], SpeechStream] = SpeechStream,
+        stream_factory: StreamFactory = SpeechStream,
     ) -> None:
         self.room_id = room_id
         self._sink = sink
-        self._models = models
-        self._pool = pool
-        self._translator = translator
         self._transcripts = transcripts
+        self._on_speaker_failed = on_speaker_failed
         self._clock = clock
-        self._stream_factory = stream_factory
         self._origin = clock()
-        self._speakers: dict[str, _Speaker] = {}
-        self._listeners: dict[str, str] = {}
+        self._room = RoomContext(
+            room_id=room_id,
+            models=models,
+            pool=pool,
+            stream_factory=stream_factory,
+            translator=translator,
+            limits=limits or CaptionLimits(),
+            clock=clock,
+            caption_languages=lambda: self.caption_languages,
+            deliver=self._deliver,
+            store=self._store,
+        )
+        self._speakers: dict[str, SpeakerCaptions] = {}
+        #: transcript appends running on a thread (awaited when a speaker stops)
+        self._writes: set[asyncio.Future[None]] = set()
+        self._listeners: dict[str, Language] = {}
         self._state = PipelineState.RUNNING
+        self._closed = asyncio.Event()
+        self._tasks = TaskSet(
+            f"captions room {room_id}", close_bound_s=self._room.limits.close_bound_s
+        )
 
     # -- state -------------------------------------------------------------
 
-    def _set_state(self, state: PipelineState) -> None:
-        log.debug("captions room=%s %s -> %s", self.room_id, self._state.value, state.value)
-        self._state = state
+    def _set_state(self, new: PipelineState) -> None:
+        if new not in _TRANSITIONS[self._state]:
+            raise IllegalTransition(
+                f"captions for room {self.room_id}: "
+                f"cannot go from {self._state.value} to {new.value}"
+            )
+        log.info("captions room=%s: %s -> %s", self.room_id, self._state.value, new.value)
+        self._state = new
+
+    @property
+    def state(self) -> PipelineState:
+        return self._state
 
     @property
     def speakers(self) -> list[str]:
         return list(self._speakers)
 
+    def status(self, participant_id: str) -> SpeakerStatus | None:
+        """How captioning ``participant_id`` goes (None: not being captioned)."""
+        sp = self._speakers.get(participant_id)
+        return sp.status() if sp is not None else None
+
+    def statuses(self) -> list[SpeakerStatus]:
+        return [sp.status() for sp in self._speakers.values()]
+
+    def task_names(self) -> list[str]:
+        names = self._tasks.names()
+        for sp in self._speakers.values():
+            names += sp.task_names()
+        return sorted(names)
+
     @property
-    def caption_languages(self) -> set[str]:
+    def caption_languages(self) -> set[Language]:
         return set(self._listeners.values())
 
     # -- listeners ---------------------------------------------------------
 
-    def set_listener_language(self, participant_id: str, language: str) -> None:
+    def set_listener_language(self, participant_id: str, language: Language) -> None:
         """``participant_id`` wants translated captions in ``language`` (from now on)."""
         self._listeners[participant_id] = language
         log.info("captions room=%s listener=%s language=%s", self.room_id, participant_id, language)
@@ -134,7 +159,7 @@ class CaptionPipeline:
     # -- speakers ----------------------------------------------------------
 
     def start_speaker(
-        self, participant_id: str, name: str, language: str, chunks: AsyncIterator[bytes]
+        self, participant_id: str, name: str, language: Language, chunks: AsyncIterator[bytes]
     ) -> bool:
         """Caption ``participant_id`` speaking ``language`` from 16 kHz s16le PCM ``chunks``.
 
@@ -142,10 +167,17 @@ class CaptionPipeline:
         language: that speaker gets no live captions.
         """
         if self._state is not PipelineState.RUNNING:
-            raise RuntimeError(f"caption pipeline for room {self.room_id} is closed")
-        if participant_id in self._speakers:
-            raise ValueError(f"{participant_id} is already being captioned in {self.room_id}")
-        if not self._models.has(language):
+            raise PipelineClosed(
+                f"captions for room {self.room_id} are closed; "
+                "the room has to be opened again to caption it"
+            )
+        existing = self._speakers.get(participant_id)
+        if existing is not None:
+            raise SpeakerAlreadyCaptioned(
+                f"{existing.where} is already being captioned ({existing.state.value}); "
+                "stop their captions (stop_speaker) before starting them again"
+            )
+        if not self._room.models.has(language):
             log.info(
                 "captions room=%s speaker=%s: no speech model for %s, no live captions",
                 self.room_id,
@@ -153,132 +185,86 @@ class CaptionPipeline:
                 language,
             )
             return False
-        sp = _Speaker(participant_id, name, language, offset=self._clock() - self._origin)
+        sp = SpeakerCaptions(
+            self._room,
+            participant_id,
+            name,
+            language,
+            offset=self._clock() - self._origin,
+            on_failed=self._speaker_failed,
+        )
         self._speakers[participant_id] = sp
-        tag = f"{self.room_id}:{participant_id}"
-        sp.tasks = [
-            self._spawn(self._read(sp, chunks), f"captions-read:{tag}"),
-            self._spawn(self._decode(sp), f"captions-decode:{tag}"),
-            self._spawn(self._translate(sp), f"captions-translate:{tag}"),
-        ]
+        sp.start(chunks)
         return True
 
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        return asyncio.create_task(coro, name=name)
-
     async def stop_speaker(self, participant_id: str) -> None:
-        """Stop reading; deliver the last final (and its translation) if it comes soon."""
-        sp = self._speakers.pop(participant_id, None)
-        if sp is None:
-            return
-        read, decode, translate = sp.tasks
-        await _cancel_and_wait([read])
-        sp.ended = True
-        sp.wake.set()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait({decode, translate}, timeout=FLUSH_TIMEOUT_S)
-        await _cancel_and_wait([decode, translate])
+        """Stop captioning ``participant_id``: the last final is delivered if it comes soon.
 
-    async def aclose(self) -> None:
-        if self._state is PipelineState.CLOSED:
-            return
-        self._set_state(PipelineState.CLOSING)
-        await asyncio.gather(*(self.stop_speaker(pid) for pid in list(self._speakers)))
-        self._set_state(PipelineState.CLOSED)
+        Bounded (see ``SpeakerCaptions.stop``); finals not translated by then are
+        stored without translations. No-op for a participant not captioned.
+        """
+        sp = self._speakers.get(participant_id)
+        if sp is not None:
+            await self._stop(sp)
 
-    # -- tasks -------------------------------------------------------------
-
-    async def _read(self, sp: _Speaker, chunks: AsyncIterator[bytes]) -> None:
-        limit = int(MAX_BACKLOG_S * BYTES_PER_SECOND)
+    async def _stop(self, sp: SpeakerCaptions, *, flush_s: float | None = None) -> None:
         try:
-            async for chunk in chunks:
-                sp.buffer.extend(chunk)
-                if len(sp.buffer) > limit:
-                    drop = len(sp.buffer) - limit
-                    drop -= drop % 2
-                    del sp.buffer[:drop]
-                    log.warning(
-                        "captions room=%s speaker=%s: recognition behind, dropped %.1fs of audio",
-                        self.room_id,
-                        sp.participant_id,
-                        drop / BYTES_PER_SECOND,
-                    )
-                sp.wake.set()
+            await sp.stop(flush_s=flush_s)
+            await self._writes_done()
         finally:
-            sp.ended = True
-            sp.wake.set()
+            if self._speakers.get(sp.participant_id) is sp:
+                del self._speakers[sp.participant_id]
 
-    async def _decode(self, sp: _Speaker) -> None:
+    async def _writes_done(self) -> None:
+        """Wait (bounded) for transcript appends still on their thread."""
+        if not self._writes:
+            return
+        bound = self._room.limits.close_bound_s
+        _done, late = await asyncio.wait(set(self._writes), timeout=bound)
+        if late:
+            log.error(
+                "captions room=%s: %d transcript write(s) not done within %.1f s",
+                self.room_id,
+                len(late),
+                bound,
+            )
+
+    def _speaker_failed(self, sp: SpeakerCaptions, error: SpeakerFailed) -> None:
+        if self._speakers.get(sp.participant_id) is not sp or self._on_speaker_failed is None:
+            return
         try:
-            model = await self._pool.run(self._models.get, sp.language)
-            stream: SpeechStream = await self._pool.run(self._stream_factory, model)
-            while True:
-                await sp.wake.wait()
-                sp.wake.clear()
-                data = bytes(sp.buffer[: len(sp.buffer) - len(sp.buffer) % 2])
-                del sp.buffer[: len(data)]
-                if data:
-                    results: list[Recognized] = await self._pool.run(stream.accept, data)
-                    await self._publish_results(sp, results)
-                if sp.ended and not sp.buffer:
-                    await self._publish_results(sp, await self._pool.run(stream.finish))
-                    return
-        except asyncio.CancelledError:
-            raise
+            self._on_speaker_failed(sp.participant_id, error)
         except Exception:
             log.exception(
-                "captions room=%s speaker=%s: recognition stopped", self.room_id, sp.participant_id
+                "captions room=%s speaker=%s: on_speaker_failed raised",
+                self.room_id,
+                sp.participant_id,
             )
+
+    async def aclose(self, *, flush_s: float | None = None) -> None:
+        """Stop every speaker, concurrently and each bounded; none starts after this.
+
+        ``flush_s``: how long to wait for the last finals (default: the limits').
+        """
+        if self._state is PipelineState.CLOSED:
+            return
+        if self._state is PipelineState.CLOSING:
+            await self._closed.wait()
+            return
+        self._set_state(PipelineState.CLOSING)
+        try:
+            stops = [
+                self._tasks.spawn(self._stop(sp, flush_s=flush_s), name=f"stop {sp.participant_id}")
+                for sp in list(self._speakers.values())
+            ]
+            if stops:
+                await asyncio.wait(stops)
         finally:
-            sp.finals.put_nowait(None)
+            await self._tasks.aclose()
+            self._set_state(PipelineState.CLOSED)
+            self._closed.set()
 
-    async def _publish_results(self, sp: _Speaker, results: list[Recognized]) -> None:
-        for r in results:
-            if sp.current_id is None:
-                sp.current_id = f"{sp.participant_id}-{next(sp.counter)}"
-            event = CaptionEvent(
-                room_id=self.room_id,
-                id=sp.current_id,
-                speaker_id=sp.participant_id,
-                speaker_name=sp.name,
-                language=sp.language,
-                text=redact(r.text) if r.final else redact_partial(r.text),
-                final=r.final,
-                start=round(sp.offset + r.start, 3),
-                end=round(sp.offset + r.end, 3),
-                ts=self._clock(),
-            )
-            if r.final:
-                sp.current_id = None
-                sp.finals.put_nowait(event)
-            await self._deliver(event)
-
-    async def _translate(self, sp: _Speaker) -> None:
-        while True:
-            event = await sp.finals.get()
-            if event is None:
-                return
-            translations: dict[str, str] = {}
-            targets = self.caption_languages - {event.language}
-            if self._translator is not None and targets:
-                try:
-                    raw = await self._translator.translate_many(event.text, event.language, targets)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception(
-                        "captions room=%s speaker=%s: translation failed",
-                        self.room_id,
-                        sp.participant_id,
-                    )
-                    raw = {}
-                translations = {lang: redact(text) for lang, text in raw.items()}
-                if translations:
-                    event = event.model_copy(
-                        update={"translations": translations, "ts": self._clock()}
-                    )
-                    await self._deliver(event)
-            await self._store(event)
+    # -- what speakers publish and store ---------------------------------------
 
     async def _deliver(self, event: CaptionEvent) -> None:
         try:
@@ -288,17 +274,45 @@ class CaptionPipeline:
         except Exception:
             log.exception("captions room=%s: sink failed for %s", self.room_id, event.id)
 
-    async def _store(self, event: CaptionEvent) -> None:
-        if self._transcripts is None:
+    async def _store(self, events: list[CaptionEvent]) -> None:
+        """Append finals to the room's transcript on a thread; a failure is logged.
+
+        The write is shielded: a speaker's task cancelled while it runs does not
+        lose it, and stopping the speaker waits for it.
+        """
+        if self._transcripts is None or not events:
             return
-        entry = TranscriptEntry(
-            id=event.id,
-            speaker_id=event.speaker_id,
-            speaker_name=event.speaker_name,
-            language=event.language,
-            text=event.text,
-            start=event.start,
-            end=event.end,
-            translations=event.translations,
+        entries = [
+            TranscriptEntry(
+                id=e.id,
+                speaker_id=e.speaker_id,
+                speaker_name=e.speaker_name,
+                language=e.language,
+                text=e.text,
+                start=e.start,
+                end=e.end,
+                translations=dict(e.translations),
+            )
+            for e in events
+        ]
+        write = asyncio.get_running_loop().run_in_executor(
+            None, self._transcripts.append_all, self.room_id, entries
         )
-        await asyncio.to_thread(self._transcripts.append, self.room_id, entry)
+        self._writes.add(write)
+        speakers = ", ".join(sorted({e.speaker_id for e in entries}))
+
+        def written(future: asyncio.Future[None]) -> None:
+            self._writes.discard(future)
+            exc = None if future.cancelled() else future.exception()
+            if exc is not None:
+                log.error(
+                    "captions room=%s: could not store %d transcript line(s) of %s",
+                    self.room_id,
+                    len(entries),
+                    speakers,
+                    exc_info=exc,
+                )
+
+        write.add_done_callback(written)
+        with contextlib.suppress(Exception):  # logged by written()
+            await asyncio.shield(write)

@@ -14,29 +14,26 @@ utterance after ``endpoint_silence_s`` of quiet following speech.
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import json
 import logging
-import os
 import re
 import threading
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol
 
 import numpy as np
 
 from interpretation.errors import ModelNotAvailable
+from interpretation.workers import WorkerThreads
 
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
 BYTES_PER_SECOND = SAMPLE_RATE * 2
-T = TypeVar("T")
 
 
 def korean_model_path() -> Path | None:
@@ -105,20 +102,11 @@ def clean_text(text: str) -> str:
     return " ".join(_MARKERS.sub(" ", text).split())
 
 
-class RecognitionPool:
+class RecognitionPool(WorkerThreads):
     """Worker threads for decoding, one per core unless told otherwise."""
 
     def __init__(self, workers: int | None = None) -> None:
-        self.workers = workers or os.cpu_count() or 1
-        self._executor = ThreadPoolExecutor(
-            max_workers=self.workers, thread_name_prefix="recognize"
-        )
-
-    async def run(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-
-    def shutdown(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        super().__init__("recognize", workers)
 
 
 @dataclass(frozen=True)
@@ -129,6 +117,18 @@ class Recognized:
     final: bool
     start: float
     end: float
+
+
+class RecognizerStream(Protocol):
+    """What the caption pipeline needs of a speaker's decoder (:class:`SpeechStream`).
+
+    Both methods block and are called from a :class:`RecognitionPool` thread, one
+    call at a time.
+    """
+
+    def accept(self, pcm: bytes) -> list[Recognized]: ...
+
+    def finish(self) -> list[Recognized]: ...
 
 
 class SpeechStream:

@@ -18,7 +18,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from interpretation.errors import InterpretationError
+from interpretation.errors import TranscriptError
 
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
@@ -65,19 +65,30 @@ class TranscriptStore:
 
     def _path(self, session_id: str) -> Path:
         if not _SESSION_ID.match(session_id):
-            raise InterpretationError(f"invalid session id {session_id!r}")
+            raise TranscriptError(
+                f"invalid session id {session_id!r}: use 1 to 128 letters, digits, '-' or '_'"
+            )
         return self.directory / f"{session_id}.jsonl"
 
     def append(self, session_id: str, entry: TranscriptEntry) -> None:
+        self.append_all(session_id, [entry])
+
+    def append_all(self, session_id: str, entries: list[TranscriptEntry]) -> None:
+        """Append ``entries`` in order, one line each."""
         path = self._path(session_id)
-        data = entry.model_dump_json().encode("utf-8")
-        if self._fernet is not None:
-            data = self._fernet.encrypt(data)
-        line = data.decode("ascii" if self._fernet is not None else "utf-8") + "\n"
+        lines = "".join(self._line(e) for e in entries)
+        if not lines:
+            return
         with self._lock:
             self.directory.mkdir(parents=True, exist_ok=True)
             with path.open("a", encoding="utf-8") as f:
-                f.write(line)
+                f.write(lines)
+
+    def _line(self, entry: TranscriptEntry) -> str:
+        data = entry.model_dump_json().encode("utf-8")
+        if self._fernet is None:
+            return data.decode("utf-8") + "\n"
+        return self._fernet.encrypt(data).decode("ascii") + "\n"
 
     def exists(self, session_id: str) -> bool:
         return self._path(session_id).is_file()

@@ -6,6 +6,13 @@ per language pair. Pairs without a direct package pivot through English.
 Concurrent requests for the same pair are batched into one ``translate_batch``
 call on a worker thread; nothing blocks the event loop.
 
+Ownership: the :class:`Translator` owns one ``serve`` task per language pair in
+its ``TaskSet``. A request is a future the pair's task resolves; it always ends
+with a result or an :class:`InterpretationError` (never a bare cancellation,
+which the waiting caller would mistake for its own): a failed batch fails its
+requests with :class:`TranslationFailed`, a pair task that dies fails what it
+had queued, and ``aclose()`` fails whatever is left with :class:`ShuttingDown`.
+
 Sentence splitting is ours and rule-based (punctuation), so no sentence-boundary
 model is ever downloaded: Argos's default MiniSBD splitter fetches one from the
 network on first use. Text without punctuation (what Vosk produces) is one sentence.
@@ -15,19 +22,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from interpretation.errors import ModelNotAvailable
+from interpretation.errors import (
+    InterpretationError,
+    ModelNotAvailable,
+    ShuttingDown,
+    TranslationFailed,
+)
 from interpretation.glossary import GlossaryStore, contains_term, replace_terms
 from interpretation.packages import PackageInfo, PackageStore, configure_argos_environment
+from interpretation.workers import WorkerThreads
+from kernel.taskset import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +108,12 @@ class _Request:
 class _PairQueue:
     pair: tuple[str, str]
     queue: asyncio.Queue[_Request] = field(default_factory=asyncio.Queue)
-    task: asyncio.Task[None] | None = None
+
+    def fail_queued(self, error: InterpretationError) -> None:
+        while not self.queue.empty():
+            future = self.queue.get_nowait().future
+            if not future.done():
+                future.set_exception(error)
 
 
 class Translator:
@@ -107,16 +124,15 @@ class Translator:
         store: PackageStore,
         glossary: GlossaryStore | None = None,
         *,
-        executor: Executor | None = None,
+        workers: WorkerThreads | None = None,
         max_batch: int = 32,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self._glossary = glossary
-        self._own_executor = executor is None
-        self._executor = executor or ThreadPoolExecutor(
-            max_workers=os.cpu_count() or 1, thread_name_prefix="translate"
-        )
+        self._own_workers = workers is None
+        self._workers = workers or WorkerThreads("translate")
+        self._tasks = TaskSet("translator")
         self._max_batch = max_batch
         self._clock = clock
         self._models: dict[tuple[str, str], PairModel] = {}
@@ -147,9 +163,7 @@ class Translator:
     async def _installed(self) -> frozenset[tuple[str, str]]:
         now = self._clock()
         if self._scanned_at is None or now - self._scanned_at > RESCAN_S:
-            pairs, fingerprint = await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._scan
-            )
+            pairs, fingerprint = await self._workers.run(self._scan)
             if fingerprint != self._fingerprint:
                 # a package was installed, replaced or removed: load models afresh
                 with self._models_lock:
@@ -197,19 +211,34 @@ class Translator:
     async def translate_many(
         self, text: str, source: str, targets: Iterable[str]
     ) -> dict[str, str]:
-        """Translations into every target that has a route, concurrently (so batched)."""
+        """Translations into every target that has a route, concurrently (so batched).
+
+        A target whose translation fails is logged and left out; the others are
+        still returned. (``gather`` here awaits every child before returning, and
+        cancels them all if the caller is cancelled, so none outlives the call.)
+        """
         wanted = sorted({t for t in targets if t != source})
-        results = await asyncio.gather(*(self.translate(text, source, t) for t in wanted))
-        return {t: r for t, r in zip(wanted, results, strict=True) if r is not None}
+        results = await asyncio.gather(
+            *(self.translate(text, source, t) for t in wanted), return_exceptions=True
+        )
+        out: dict[str, str] = {}
+        for target, result in zip(wanted, results, strict=True):
+            if isinstance(result, InterpretationError):
+                log.warning("translation %s -> %s left out: %s", source, target, result)
+            elif isinstance(result, BaseException):
+                raise result
+            elif result is not None:
+                out[target] = result
+        return out
 
     async def _translate_pair(self, text: str, pair: tuple[str, str]) -> str:
         if self._closed:
-            raise ModelNotAvailable("the translator is closed")
+            raise ShuttingDown("the translator is closed: captions are shutting down")
         sentences = split_sentences(text) or [text]
         pq = self._queues.get(pair)
         if pq is None:
             pq = self._queues[pair] = _PairQueue(pair)
-            pq.task = asyncio.create_task(self._serve(pq), name=f"translate:{pair[0]}-{pair[1]}")
+            self._tasks.spawn(self._serve(pq), name=f"serve {pair[0]}->{pair[1]}")
         future: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
         pq.queue.put_nowait(_Request(sentences, future))
         translated = await future
@@ -235,48 +264,72 @@ class Translator:
         return self._model(pair).translate(sentences)
 
     async def _serve(self, pq: _PairQueue) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            batch = [await pq.queue.get()]
-            while len(batch) < self._max_batch and not pq.queue.empty():
-                batch.append(pq.queue.get_nowait())
-            sentences = [s for r in batch for s in r.sentences]
-            self.batch_sizes.append(len(sentences))
-            try:
-                out = await loop.run_in_executor(
-                    self._executor, self._run_batch, pq.pair, sentences
+        """The pair's task: batch what is queued, translate it on a worker thread.
+
+        However it ends, no request is left waiting: a cancellation fails them with
+        ``ShuttingDown``, anything else with ``TranslationFailed`` (and the error
+        reaches the task set's owner); the next request starts a fresh task.
+        """
+        batch: list[_Request] = []
+        try:
+            while True:
+                batch = [await pq.queue.get()]
+                while len(batch) < self._max_batch and not pq.queue.empty():
+                    batch.append(pq.queue.get_nowait())
+                await self._translate_batch(pq.pair, batch)
+                batch = []
+        except BaseException as exc:
+            if self._queues.get(pq.pair) is pq:
+                del self._queues[pq.pair]
+            error: InterpretationError
+            if isinstance(exc, asyncio.CancelledError):
+                error = ShuttingDown("the translator is closed: captions are shutting down")
+            else:
+                error = TranslationFailed(
+                    f"translation {pq.pair[0]} -> {pq.pair[1]} failed: {exc!r}"
                 )
-            except asyncio.CancelledError:
-                for r in batch:
-                    r.future.cancel()
-                raise
-            except Exception as exc:
-                log.warning("translation %s -> %s failed: %s", *pq.pair, exc)
-                for r in batch:
-                    if not r.future.done():
-                        r.future.set_exception(exc)
-                continue
-            pos = 0
-            for r in batch:
-                n = len(r.sentences)
-                if not r.future.done():
-                    r.future.set_result(out[pos : pos + n])
-                pos += n
+            _fail(batch, error)
+            pq.fail_queued(error)
+            raise
+
+    async def _translate_batch(self, pair: tuple[str, str], batch: list[_Request]) -> None:
+        sentences = [s for r in batch for s in r.sentences]
+        self.batch_sizes.append(len(sentences))
+        try:
+            out = await self._workers.run(self._run_batch, pair, sentences)
+        except InterpretationError as exc:
+            log.warning("translation %s -> %s failed: %s", *pair, exc)
+            _fail(batch, exc)
+            return
+        except Exception as exc:
+            log.warning("translation %s -> %s failed: %r", *pair, exc)
+            error = TranslationFailed(
+                f"translation {pair[0]} -> {pair[1]} failed ({exc}); reinstall that "
+                "package with 'seoulbridge models install FILE.argosmodel'"
+            )
+            error.__cause__ = exc
+            _fail(batch, error)
+            return
+        pos = 0
+        for r in batch:
+            n = len(r.sentences)
+            if not r.future.done():
+                r.future.set_result(out[pos : pos + n])
+            pos += n
 
     async def aclose(self) -> None:
+        """Stop every pair's task (bounded), fail what is queued, close owned threads."""
         self._closed = True
-        tasks = [pq.task for pq in self._queues.values() if pq.task is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                if not task.cancelled():
-                    raise
+        await self._tasks.aclose()
+        closed = ShuttingDown("the translator is closed: captions are shutting down")
         for pq in self._queues.values():
-            while not pq.queue.empty():
-                pq.queue.get_nowait().future.cancel()
+            pq.fail_queued(closed)
         self._queues.clear()
-        if self._own_executor:
-            await asyncio.to_thread(self._executor.shutdown, True, cancel_futures=True)
+        if self._own_workers:
+            await self._workers.aclose()
+
+
+def _fail(batch: list[_Request], error: InterpretationError) -> None:
+    for r in batch:
+        if not r.future.done():
+            r.future.set_exception(error)

@@ -9,6 +9,10 @@ recording stops. Leaving removes a participant from the rule.
                       |                       |   ^--all agreed--'  |
                       '--decline/stop-->  STOPPED <--decline/stop---'
     STOPPED --start--> ASKING   (a new recording; consents are asked again)
+
+A failure, or the end of the consultation, stops it too (``abort``). When another
+process takes the room over, ``everyone_away`` forgets who is present but keeps
+each agreement for that person's return.
 """
 
 from __future__ import annotations
@@ -129,6 +133,28 @@ class ConsentMachine:
         if self.state is RecordingState.RECORDING:
             return self._set_state(RecordingState.PAUSED, f"{participant} joined")
         return None
+
+    def abort(self, reason: str) -> Transition:
+        """Stop for a reason that is no person's answer (a failure, the consultation ended)."""
+        if self.state not in (
+            RecordingState.ASKING,
+            RecordingState.RECORDING,
+            RecordingState.PAUSED,
+        ):
+            raise ConsentError(f"room {self.room_id}: nothing to stop (state {self.state})")
+        return self._stop(reason)
+
+    def everyone_away(self) -> None:
+        """This node took the room over (a restart, a move): nobody is present yet.
+
+        Each agreement to the current request stands for that person's return, as
+        after a reconnect; whoever had not answered is asked again when they return.
+        The state stays: a running recording goes on for those who come back.
+        """
+        for participant, answer in self.answers.items():
+            if answer is Answer.AGREED:
+                self.agreed_before_leaving.add(participant)
+        self.answers = {}
 
     def leave(self, participant: str) -> Transition | None:
         answer = self.answers.pop(participant, None)

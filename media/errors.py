@@ -19,3 +19,7 @@ class NegotiationError(MediaError):
     """An SDP answer or candidate could not be applied."""
 
     code: ClassVar[str] = "negotiation_failed"
+
+
+class RecordingWriteError(MediaError):
+    """A recording's files could not be written; the recording was stopped."""

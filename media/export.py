@@ -1,83 +1,172 @@
-"""Offline composite of a recorded session: one file with every track, time-aligned.
+"""Offline composite of one recording: one file, one tile per person, audio and video in step.
 
-This is the one place recordings are transcoded (VP8 + Opus into WebM), by
-ffmpeg in a subprocess, from the per-track files and their manifest offsets.
+This is the one place recordings are transcoded (into VP8 + Opus WebM), by ffmpeg
+in a subprocess. A recording is made of segments (a pause, a restart or a
+failure ends one) and each segment of one file per track; every file is placed
+on the recording's timeline at its own start (``TrackFile.started_at``, the
+wall-clock time of its first frame), so pauses become black and silence and
+both kinds stay in step. What each file holds is read back from the file itself
+(a crash leaves the manifest's counts behind), never taken from the manifest.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import subprocess
-from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
 
+from kernel.media_types import Kind
 from media.errors import MediaError
-from media.recorder import read_manifest
+from media.recording_files import RecordingStorage, read_manifest
 
 logger = logging.getLogger(__name__)
 
 TILE_W, TILE_H = 640, 480
+FPS = 30
 
 
 class ExportError(MediaError):
     """The composite could not be made."""
 
 
-def composite_command(directory: Path, output: Path) -> list[str]:
+@dataclass(frozen=True)
+class ExportInput:
+    path: Path
+    participant_id: str
+    kind: Kind
+    offset_s: float
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    room_id: str
+    recording: int
+    inputs: tuple[ExportInput, ...]
+    #: one tile each, in the order they first appear
+    people: tuple[str, ...]
+    duration_s: float
+
+    @property
+    def has_video(self) -> bool:
+        return any(i.kind == "video" for i in self.inputs)
+
+
+def default_output(directory: Path, number: int) -> Path:
+    return directory / f"recording-{number}.webm"
+
+
+def plan_export(
+    directory: Path, number: int, storage: RecordingStorage | None = None
+) -> ExportPlan:
+    """What goes where in recording ``number`` of the room in ``directory``. Blocking."""
+    storage = storage or RecordingStorage()
+    manifest = read_manifest(directory, storage)
+    recording = manifest.recording(number)
+    origin = recording.started_at.timestamp()
+    inputs: list[ExportInput] = []
+    for track in recording.tracks():
+        path = directory / track.file
+        if not path.exists():
+            logger.warning("room %s: %s is missing", manifest.room_id, track.file)
+            continue
+        found = storage.probe_track(path)
+        if found.packets == 0:
+            continue
+        offset = max(0.0, track.started_at.timestamp() - origin)
+        inputs.append(ExportInput(path, track.participant_id, track.kind, offset, found.duration_s))
+    if not inputs:
+        raise ExportError(
+            f"{directory}: recording {number} has no readable track files "
+            "(were they deleted, or did it stop before the first frame?)"
+        )
+    inputs.sort(key=lambda i: (i.offset_s, i.participant_id, i.kind))
+    people = tuple(dict.fromkeys(i.participant_id for i in inputs))
+    duration = max(i.offset_s + i.duration_s for i in inputs)
+    return ExportPlan(manifest.room_id, number, tuple(inputs), people, round(duration, 3))
+
+
+def composite_command(plan: ExportPlan, output: Path) -> list[str]:
     """The ffmpeg command line that builds the composite (exposed for tests and dry runs)."""
-    manifest = read_manifest(directory)
-    tracks = [t for t in manifest.tracks if (directory / t.file).exists() and t.frames != 0]
-    if not tracks:
-        raise ExportError(f"{directory}: the manifest lists no recorded track files")
-    starts = {t.file: datetime.fromisoformat(t.started_at).timestamp() for t in tracks}
-    origin = min(starts.values())
     command = ["ffmpeg", "-v", "error", "-y"]
     filters: list[str] = []
-    videos: list[str] = []
-    audios: list[str] = []
-    for index, track in enumerate(tracks):
-        command += ["-i", str(directory / track.file)]
-        offset = starts[track.file] - origin
-        if track.kind == "video":
-            label = f"v{index}"
+    maps: list[str] = []
+    for item in plan.inputs:
+        command += ["-i", str(item.path)]
+    total = f"{plan.duration_s:.3f}"
+    if plan.has_video:
+        cols = math.ceil(math.sqrt(len(plan.people)))
+        rows = math.ceil(len(plan.people) / cols)
+        filters.append(f"color=c=black:s={cols * TILE_W}x{rows * TILE_H}:r={FPS}:d={total}[c0]")
+        canvas = 0
+        for index, item in enumerate(plan.inputs):
+            if item.kind != "video":
+                continue
+            tile = plan.people.index(item.participant_id)
+            x, y = (tile % cols) * TILE_W, (tile // cols) * TILE_H
             filters.append(
                 f"[{index}:v]scale={TILE_W}:{TILE_H}:force_original_aspect_ratio=decrease,"
-                f"pad={TILE_W}:{TILE_H}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps=30,"
-                f"tpad=start_duration={offset:.3f}:color=black[{label}]"
+                f"pad={TILE_W}:{TILE_H}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps={FPS},"
+                f"setpts=PTS-STARTPTS+{item.offset_s:.3f}/TB[v{index}]"
             )
-            videos.append(f"[{label}]")
-        else:
-            label = f"a{index}"
-            filters.append(f"[{index}:a]adelay={int(offset * 1000)}:all=1[{label}]")
-            audios.append(f"[{label}]")
-    maps: list[str] = []
-    if len(videos) == 1:
-        maps += ["-map", videos[0]]
-    elif videos:
-        filters.append(f"{''.join(videos)}hstack=inputs={len(videos)}[vout]")
+            filters.append(
+                f"[c{canvas}][v{index}]overlay=x={x}:y={y}:eof_action=pass:repeatlast=0"
+                f"[c{canvas + 1}]"
+            )
+            canvas += 1
+        filters.append(f"[c{canvas}]format=yuv420p[vout]")
         maps += ["-map", "[vout]"]
-    if len(audios) == 1:
-        maps += ["-map", audios[0]]
-    elif audios:
-        filters.append(f"{''.join(audios)}amix=inputs={len(audios)}:normalize=0[aout]")
+    audios = [(index, item) for index, item in enumerate(plan.inputs) if item.kind == "audio"]
+    if audios:
+        labels = []
+        for index, item in audios:
+            # async=1 fills any hole inside a file with silence; adelay places the file.
+            filters.append(
+                f"[{index}:a]aresample=async=1:first_pts=0,"
+                f"adelay={round(item.offset_s * 1000)}:all=1[a{index}]"
+            )
+            labels.append(f"[a{index}]")
+        mixed = "".join(labels)
+        if len(labels) > 1:
+            filters.append(
+                f"{mixed}amix=inputs={len(labels)}:normalize=0:duration=longest:"
+                "dropout_transition=0[mix]"
+            )
+            mixed = "[mix]"
+        filters.append(f"{mixed}apad=whole_dur={total}[aout]")
         maps += ["-map", "[aout]"]
-    command += ["-filter_complex", ";".join(filters), *maps]
-    if videos:
+    command += ["-filter_complex", ";".join(filters), *maps, "-t", total]
+    if plan.has_video:
         command += ["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "1M"]
     if audios:
         command += ["-c:a", "libopus", "-b:a", "64k"]
     return [*command, str(output)]
 
 
-def export_composite(directory: Path, output: Path | None = None) -> Path:
-    """Write ``composite.webm`` (or ``output``) for the session in ``directory``. Blocking."""
+def export_recording(directory: Path, number: int, output: Path | None = None) -> Path:
+    """Write recording ``number`` of the room in ``directory`` as one WebM. Blocking."""
     if shutil.which("ffmpeg") is None:
         raise ExportError("ffmpeg is not installed; install it to export recordings")
-    target = output or directory / "composite.webm"
-    command = composite_command(directory, target)
-    logger.info("exporting %s to %s", directory, target)
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    plan = plan_export(directory, number)
+    target = output or default_output(directory, number)
+    logger.info(
+        "room %s: exporting recording %d (%.1f s, %d people) to %s",
+        plan.room_id,
+        number,
+        plan.duration_s,
+        len(plan.people),
+        target,
+    )
+    result = subprocess.run(
+        composite_command(plan, target), capture_output=True, text=True, check=False
+    )
     if result.returncode != 0:
         raise ExportError(f"ffmpeg failed for {directory}: {result.stderr.strip()[-500:]}")
     return target
+
+
+def recording_numbers(directory: Path) -> list[int]:
+    return [r.number for r in read_manifest(directory).recordings]

@@ -1,108 +1,81 @@
-"""A room's recording: consent rules, one remuxed file per track, and a manifest.
+"""A room's recordings: consent rules, segments of remuxed files, the manifest, the live state.
 
-Nothing is written — not a file, not a directory — until ``ConsentMachine``
-says everyone agreed. Packets come from the forwarder's packet listeners
-(encoded, exactly what subscribers get); frames go to one ``TrackWriter`` per
-track. ``manifest.json`` (replaced atomically) says who, when, which codecs
-and where each file starts relative to the recording's start.
+Nothing is written — not a file, not a directory — until ``ConsentMachine`` says
+everyone agreed. Every time writing becomes allowed a new ``SegmentRecorder``
+starts (numbered across restarts, never reusing a file name) and every known
+publication is hooked in, a late joiner's too; every time it stops being allowed
+the segment's files are finished. ``manifest.json`` is rewritten atomically on
+every change and about once a second while writing, so a killed process leaves
+counts at most a second old (and the next session, or an export, reads the rest
+back from the files).
+
+The live state (consent answers, the open request's consent log, counters) goes
+to a ``RecordingStateStore`` after every change, so another process can take the
+room over: ``load()`` restores it, everyone counts as away until they return,
+and a recording that was running goes on in a new segment.
+
+A failed write (a track file, the manifest) stops the recording with
+``FAILED_REASON``; the owner hears of it through ``on_failure``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
-import re
-import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Final
 
-from aiortc.rtp import RtpPacket
+from kernel.taskset import TaskSet
+from media.consent import Answer, ConsentMachine, RecordingState, Transition
+from media.errors import MediaError, RecordingWriteError
+from media.forwarding import Kind, PacketSource
+from media.manifest_writer import ManifestWriter
+from media.recording_files import (
+    MANIFEST,
+    RECORDINGS_DIR,
+    RecordingStorage,
+    read_manifest,
+    session_directory,
+)
+from media.recording_model import (
+    ConsentAnswer,
+    ConsentEntry,
+    Manifest,
+    ManifestError,
+    Person,
+    Recording,
+    RecordingSnapshot,
+    RecordingStateStore,
+    utc,
+)
+from media.recording_restore import consent_from, read_disk
+from media.recording_segment import PublicationInfo, SegmentRecorder
 
-from media.consent import ConsentMachine, RecordingState, Transition
-from media.depacketize import FrameAssembler
-from media.errors import MediaError
-from media.forwarding import Kind
-from media.track_writer import TrackWriter, suffix_for, supported
+__all__ = [
+    "MANIFEST",
+    "RECORDINGS_DIR",
+    "RecordingSession",
+    "RecordingWriteError",
+    "read_manifest",
+    "session_directory",
+]
 
 logger = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
-#: Recordings live in ``<data dir>/recordings/<session id>/``.
-RECORDINGS_DIR = "recordings"
+FAILED_REASON: Final = "failed: the server could not write the recording"
+RELEASED_REASON: Final = "the server let go of the room"
+MAX_CONSENT_LOG: Final = 500
+_ACTIVE: Final = (RecordingState.ASKING, RecordingState.RECORDING, RecordingState.PAUSED)
 
 
-def session_directory(data_dir: Path, session_id: str) -> Path:
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", session_id) or session_id.startswith("."):
-        raise MediaError(f"invalid recording session id {session_id!r}")
-    return data_dir / RECORDINGS_DIR / session_id
-
-
-class PacketSource(Protocol):
-    """What a recording needs from the forwarder (``RtpForwarder`` provides it)."""
-
-    def add_packet_listener(
-        self, publication_id: str, listener: Callable[[RtpPacket, str], None]
-    ) -> Callable[[], None]: ...
-
-    def request_keyframe(self, publication_id: str) -> None: ...
-
-
-@dataclass
-class TrackRecord:
-    """One file of the manifest."""
-
-    file: str
-    publication_id: str
-    participant_id: str
-    kind: str
-    codec: str
-    segment: int
-    start_offset_s: float
-    started_at: str
-    ended_at: str | None = None
-    frames: int = 0
-
-
-@dataclass
-class Manifest:
-    session_id: str
-    room_id: str
-    requested_by: str | None = None
-    started_at: str | None = None
-    stopped_at: str | None = None
-    stop_reason: str | None = None
-    consents: dict[str, str] = field(default_factory=dict)
-    tracks: list[TrackRecord] = field(default_factory=list)
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
-
-
-class _Track:
-    def __init__(self, publication_id: str, participant_id: str, kind: Kind) -> None:
-        self.publication_id = publication_id
-        self.participant_id = participant_id
-        self.kind = kind
-        self.remove_listener: Callable[[], None] | None = None
-        self.assembler: FrameAssembler | None = None
-        self.writer: TrackWriter | None = None
-        self.record: TrackRecord | None = None
+FailureHandler = Callable[[RecordingWriteError, Transition | None], Awaitable[None]]
 
 
 class RecordingSession:
-    """Consent-gated recording of one room into ``directory`` (one session id)."""
+    """Consent-gated recordings of one room into ``directory``."""
 
     def __init__(
         self,
@@ -111,205 +84,390 @@ class RecordingSession:
         directory: Path,
         source: PacketSource,
         *,
+        store: RecordingStateStore | None = None,
+        storage: RecordingStorage | None = None,
         clock: Callable[[], float] = time.time,
+        on_failure: FailureHandler | None = None,
+        flush_interval_s: float = 1.0,
     ) -> None:
         self.room_id = room_id
         self.session_id = session_id
         self.directory = directory
         self._source = source
+        self._store = store
+        self._storage = storage or RecordingStorage()
         self._clock = clock
+        self._on_failure = on_failure
+        self._flush_interval_s = flush_interval_s
         self.consent = ConsentMachine(room_id)
         self.manifest = Manifest(session_id=session_id, room_id=room_id)
-        self._tracks: dict[str, _Track] = {}
-        self._segment = 0
-        self._t0: float | None = None
-        self._pending_writes: set[asyncio.Task[None]] = set()
-        self._manifest_lock = asyncio.Lock()
+        self._publications: dict[str, PublicationInfo] = {}
+        self._people: dict[str, Person] = {}
+        # the open request
+        self._requested_at: float | None = None
+        self._consents: list[ConsentEntry] = []
+        self._recording: Recording | None = None
+        # counters: never reuse a number
+        self._last_recording = 0
+        self._last_segment = 0
+        self._segment: SegmentRecorder | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._manifest = ManifestWriter(room_id, directory, self._storage, self._fail)
+        self.failure: RecordingWriteError | None = None
+        self._loaded = False
+        self._closed = False
+        self._lock = asyncio.Lock()
+        self._tasks = TaskSet(f"recording {room_id}", on_error=self._task_failed)
 
     @property
     def state(self) -> RecordingState:
         """What every participant's indicator shows."""
         return self.consent.state
 
+    def writer_counts(self) -> dict[str, int]:
+        """Frames written so far in the open segment, per publication (for tests and metrics)."""
+        if self._segment is None:
+            return {}
+        self._segment.refresh()
+        counts: dict[str, int] = {}
+        for track in self._segment.segment.tracks:
+            counts[track.publication_id] = counts.get(track.publication_id, 0) + track.frames
+        return counts
+
     # -- consent actions (the signaling layer calls these) ------------------------------
 
     async def start(self, by: str, participants: list[str]) -> Transition:
-        transition = await self._apply(self.consent.start(by, participants))
-        assert transition is not None
-        return transition
+        async with self._acting():
+            transition = self.consent.start(by, participants)
+            self._requested_at = self._clock()
+            self._recording = None
+            self._consents = []
+            self._log(by, "agreed")
+            await self._apply(transition)
+            return transition
 
     async def agree(self, participant: str) -> Transition | None:
-        return await self._apply(self.consent.consent(participant))
+        async with self._acting():
+            before = self.consent.answers.get(participant)
+            transition = self.consent.consent(participant)
+            if before is not Answer.AGREED:
+                self._log(participant, "agreed")
+            await self._apply(transition)
+            return transition
 
     async def decline(self, participant: str) -> Transition:
-        transition = await self._apply(self.consent.decline(participant))
-        assert transition is not None
-        return transition
+        async with self._acting():
+            transition = self.consent.decline(participant)
+            self._log(participant, "declined")
+            await self._apply(transition)
+            return transition
 
     async def stop(self, by: str) -> Transition:
-        transition = await self._apply(self.consent.stop(by))
-        assert transition is not None
-        return transition
+        async with self._acting():
+            transition = self.consent.stop(by)
+            await self._apply(transition)
+            return transition
 
     async def join(self, participant: str) -> Transition | None:
-        return await self._apply(self.consent.join(participant))
+        async with self._acting():
+            transition = self.consent.join(participant)
+            await self._apply(transition)
+            return transition
 
     async def leave(self, participant: str) -> Transition | None:
-        return await self._apply(self.consent.leave(participant))
+        async with self._acting():
+            transition = self.consent.leave(participant)
+            await self._apply(transition)
+            return transition
+
+    @contextlib.asynccontextmanager
+    async def _acting(self) -> AsyncIterator[None]:
+        """One consent action at a time, on a loaded, open session."""
+        async with self._lock:
+            if self._closed:
+                raise MediaError(f"room {self.room_id}: this recording session is closed")
+            await self._load()
+            yield
+
+    def introduce(self, participant_id: str, *, name: str, role: str) -> None:
+        """Who a participant id is, for the manifest's ``people`` (stored with the next change)."""
+        self._people[participant_id] = Person(name=name, role=role)
 
     # -- publications -------------------------------------------------------------------
 
     def add_publication(self, publication_id: str, participant_id: str, kind: Kind) -> None:
-        track = _Track(publication_id, participant_id, kind)
-        self._tracks[publication_id] = track
-        if self.consent.writing_allowed:
-            self._listen(track)
+        publication = PublicationInfo(publication_id, participant_id, kind)
+        self._publications[publication_id] = publication
+        if self._segment is not None and self.consent.writing_allowed:
+            self._segment.listen(publication)
 
     async def remove_publication(self, publication_id: str) -> None:
-        track = self._tracks.pop(publication_id, None)
-        if track is not None:
-            await self._close_track(track)
+        if self._publications.pop(publication_id, None) is None:
+            return
+        segment = self._segment
+        if segment is not None:
+            await segment.drop(publication_id)
             await self._write_manifest()
+
+    # -- the node lets go, or the consultation ends -------------------------------------
+
+    async def release(self) -> None:
+        """This node lets go of the room: finish the files, keep the live state for the next."""
+        if self._closed:
+            return
+        async with self._lock:
+            self._closed = True
+            if not self._loaded:  # never used here: the stored state is not ours to rewrite
+                await self._tasks.aclose()
+                return
+            await self._end_segment(RELEASED_REASON)
+            if self._recording is not None:
+                await self._write_manifest()
+            await self._save_state()
+        await self._tasks.aclose()
+
+    async def finish(self, reason: str) -> None:
+        """The consultation ended: stop what runs, finish the files, forget the live state."""
+        if self._closed:
+            return
+        async with self._lock:
+            await self._load()
+            self._closed = True
+            if self.consent.state in _ACTIVE:
+                await self._apply(self.consent.abort(reason))
+            if self._store is not None:
+                try:
+                    await self._store.delete(self.room_id)
+                except Exception:
+                    logger.warning(
+                        "room %s: recording state not deleted", self.room_id, exc_info=True
+                    )
+        await self._tasks.aclose()
+
+    async def aclose(self) -> None:
+        await self.release()
+
+    # -- restoring ----------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Pick up what an earlier process left: the manifest on disk and the live state."""
+        async with self._lock:
+            await self._load()
+
+    async def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        snapshot = await self._load_snapshot()
+        continuing = snapshot.recording if snapshot and snapshot.state in _ACTIVE else 0
+        disk = await asyncio.to_thread(read_disk, self._storage, self.directory, continuing)
+        if disk.manifest is not None:
+            self.manifest = disk.manifest
+        self._last_segment = disk.last_segment
+        self._last_recording = max((r.number for r in self.manifest.recordings), default=0)
+        if snapshot is not None:
+            self._restore(snapshot, continuing)
+        if disk.changed:
+            await self._write_manifest()
+        if self.consent.state is RecordingState.RECORDING:
+            logger.info("room %s: the recording goes on in a new segment", self.room_id)
+            await self._begin_segment()
+            await self._save_state()
+            await self._write_manifest()
+
+    async def _load_snapshot(self) -> RecordingSnapshot | None:
+        if self._store is None:
+            return None
+        try:
+            return await self._store.load(self.room_id)
+        except Exception:
+            logger.warning("room %s: recording state unreadable", self.room_id, exc_info=True)
+            return None
+
+    def _restore(self, snapshot: RecordingSnapshot, continuing: int) -> None:
+        self.consent = consent_from(self.room_id, snapshot)
+        self._requested_at = snapshot.requested_at.timestamp() if snapshot.requested_at else None
+        self._consents = list(snapshot.consents)
+        self._people = dict(snapshot.people) | self._people
+        self._last_recording = max(self._last_recording, snapshot.last_recording)
+        self._last_segment = max(self._last_segment, snapshot.last_segment)
+        if continuing:
+            try:
+                self._recording = self.manifest.recording(continuing)
+            except ManifestError:  # written by a node with another disk
+                self._recording = Recording(
+                    number=continuing,
+                    requested_by=snapshot.requested_by,
+                    requested_at=snapshot.requested_at,
+                    started_at=snapshot.recording_started_at or utc(self._clock()),
+                )
+                self.manifest.recordings.append(self._recording)
+            self._recording.stopped_at = self._recording.stop_reason = None
+        logger.info(
+            "room %s: recording state restored (%s, recording %s)",
+            self.room_id,
+            self.consent.state.value,
+            continuing or "none",
+        )
 
     # -- effects ------------------------------------------------------------------------
 
-    async def _apply(self, transition: Transition | None) -> Transition | None:
-        if transition is None:
-            return None
-        now = self._clock()
-        for participant, answer in self.consent.answers.items():
-            if answer.value == "agreed" and participant not in self.manifest.consents:
-                self.manifest.consents[participant] = _iso(now)
-        if transition.new is RecordingState.RECORDING and transition.old is RecordingState.ASKING:
-            self._segment += 1
-            self._t0 = now
-            self.manifest.requested_by = self.consent.requested_by
-            self.manifest.started_at = self.manifest.started_at or _iso(now)
-            self.manifest.stopped_at = None
-            for track in self._tracks.values():
-                self._listen(track)
-            await self._write_manifest()
-        elif transition.new is RecordingState.RECORDING:  # resumed after a late joiner agreed
-            for track in self._tracks.values():
-                if track.assembler is not None:
-                    track.assembler.reset()
-        elif transition.new is RecordingState.STOPPED:
-            for track in self._tracks.values():
-                await self._close_track(track)
-            if self.manifest.started_at is not None:
-                self.manifest.stopped_at = _iso(now)
-                self.manifest.stop_reason = transition.reason
-                await self._write_manifest()
-        if transition.new is RecordingState.ASKING:
-            self.manifest.consents = {}
-        return transition
+    def _log(self, participant: str, answer: ConsentAnswer) -> None:
+        entry = ConsentEntry(participant_id=participant, answer=answer, at=utc(self._clock()))
+        self._consents = [*self._consents, entry][-MAX_CONSENT_LOG:]
 
-    def _listen(self, track: _Track) -> None:
-        if track.remove_listener is not None:
+    async def _apply(self, transition: Transition | None) -> None:
+        recording = self._recording
+        if transition is not None:
+            old, new = transition.old, transition.new
+            if old is RecordingState.RECORDING:
+                await self._end_segment(
+                    "paused" if new is RecordingState.PAUSED else transition.reason
+                )
+            if new is RecordingState.RECORDING:
+                if old is RecordingState.ASKING:
+                    recording = self._begin_recording()
+                await self._begin_segment()
+            if new is RecordingState.STOPPED:
+                if recording is not None:
+                    recording.stopped_at = utc(self._clock())
+                    recording.stop_reason = transition.reason
+                self._recording = None
+        await self._save_state()
+        if recording is not None:
+            await self._write_manifest(recording)
+
+    def _begin_recording(self) -> Recording:
+        self._last_recording += 1
+        self.failure = None
+        self._recording = Recording(
+            number=self._last_recording,
+            requested_by=self.consent.requested_by,
+            requested_at=utc(self._requested_at) if self._requested_at else None,
+            started_at=utc(self._clock()),
+        )
+        self.manifest.recordings.append(self._recording)
+        return self._recording
+
+    async def _begin_segment(self) -> None:
+        recording = self._recording
+        if recording is None or self._segment is not None:
             return
+        self._last_segment += 1
+        segment = SegmentRecorder(
+            room_id=self.room_id,
+            recording=recording.number,
+            number=self._last_segment,
+            directory=self.directory,
+            source=self._source,
+            storage=self._storage,
+            clock=self._clock,
+            on_error=self._fail,
+            on_new_file=self._write_manifest_soon,
+        )
+        self._segment = segment
+        recording.segments.append(segment.segment)
+        for publication in self._publications.values():
+            segment.listen(publication)
+        if not self._tasks.closed:
+            self._flusher = self._tasks.spawn(self._flush_forever(), name="manifest flush")
+        logger.info(
+            "room %s: recording %d, segment %d begins",
+            self.room_id,
+            recording.number,
+            segment.number,
+        )
 
-        def on_packet(packet: RtpPacket, codec_name: str) -> None:
-            if self.consent.writing_allowed:
-                self._on_packet(track, packet, codec_name)
+    async def _end_segment(self, reason: str) -> None:
+        segment, self._segment = self._segment, None
+        if segment is not None:
+            segment.halt()  # before any await: not one more packet once consent is gone
+        flusher, self._flusher = self._flusher, None
+        if flusher is not None and flusher is not asyncio.current_task():
+            await self._tasks.cancel(flusher)
+        if segment is not None:
+            await segment.aclose(reason)
+            logger.info("room %s: segment %d ends (%s)", self.room_id, segment.number, reason)
 
-        track.remove_listener = self._source.add_packet_listener(track.publication_id, on_packet)
-        if track.kind == "video":
-            self._source.request_keyframe(track.publication_id)
+    # -- state and manifest -------------------------------------------------------------
 
-    def _on_packet(self, track: _Track, packet: RtpPacket, codec_name: str) -> None:
-        if track.writer is None:
-            if not supported(codec_name) or self._t0 is None:
-                return
-            now = self._clock()
-            file = (
-                f"{_safe(track.participant_id)}-{track.kind}-{self._segment}"
-                f"{suffix_for(codec_name)}"
-            )
-            track.assembler = FrameAssembler(
-                codec_name, lambda: self._source.request_keyframe(track.publication_id)
-            )
-            clock_rate = 48_000 if track.kind == "audio" else 90_000
-            track.writer = TrackWriter(
-                self.directory / file, codec_name, clock_rate, name=f"{self.room_id} {file}"
-            )
-            track.record = TrackRecord(
-                file=file,
-                publication_id=track.publication_id,
-                participant_id=track.participant_id,
-                kind=track.kind,
-                codec=codec_name,
-                segment=self._segment,
-                start_offset_s=round(now - self._t0, 3),
-                started_at=_iso(now),
-            )
-            self.manifest.tracks.append(track.record)
-            self._write_manifest_soon()
-        assert track.assembler is not None
-        frame = track.assembler.push(packet)
-        if frame is not None:
-            track.writer.write(frame)
-
-    async def _close_track(self, track: _Track) -> None:
-        if track.remove_listener is not None:
-            track.remove_listener()
-            track.remove_listener = None
-        writer, record = track.writer, track.record
-        track.writer = track.assembler = track.record = None
-        if writer is not None and record is not None:
-            await writer.aclose()
-            record.ended_at = _iso(self._clock())
-            record.frames = writer.frames_written
-
-    # -- manifest -----------------------------------------------------------------------
+    async def _save_state(self) -> None:
+        if self._store is None:
+            return
+        recording = self._recording
+        snapshot = RecordingSnapshot(
+            room_id=self.room_id,
+            state=self.consent.state,
+            requested_by=self.consent.requested_by,
+            requested_at=utc(self._requested_at) if self._requested_at else None,
+            answers=dict(self.consent.answers),
+            agreed_before_leaving=sorted(self.consent.agreed_before_leaving),
+            stop_reason=self.consent.stop_reason,
+            consents=self._consents,
+            people=self._people,
+            recording=recording.number if recording is not None else 0,
+            recording_started_at=recording.started_at if recording is not None else None,
+            last_recording=self._last_recording,
+            last_segment=self._last_segment,
+        )
+        try:
+            await self._store.save(snapshot)
+        except Exception:  # the recording goes on; only a restart would lose track of it
+            logger.warning("room %s: recording state not saved", self.room_id, exc_info=True)
 
     def _write_manifest_soon(self) -> None:
-        # Called from a packet listener (sync); the write itself is done in a thread.
-        loop = asyncio.get_running_loop()
-        task = loop.create_task(self._write_manifest(), name=f"manifest {self.session_id}")
-        self._pending_writes.add(task)
-        task.add_done_callback(self._pending_writes.discard)
+        """From a packet listener (sync): the write itself is a task of this session."""
+        if not self._tasks.closed:
+            self._tasks.spawn(self._write_manifest(), name="manifest write")
 
-    async def _write_manifest(self) -> None:
-        # One write at a time, each taking the manifest as it is when its turn comes,
-        # so the file on disk always ends with the newest state.
-        async with self._manifest_lock:
-            text = json.dumps(asdict(self.manifest), indent=2, ensure_ascii=False)
-            await asyncio.to_thread(_replace_file, self.directory / MANIFEST, text)
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._flush_interval_s)
+            await self._write_manifest()
 
-    async def aclose(self) -> None:
-        if self.consent.state in (
-            RecordingState.ASKING,
-            RecordingState.RECORDING,
-            RecordingState.PAUSED,
-        ):
-            await self.stop("server shutdown")
-        for track in self._tracks.values():
-            await self._close_track(track)
-        if self._pending_writes:
-            await asyncio.gather(*self._pending_writes)
+    async def _write_manifest(self, recording: Recording | None = None) -> None:
+        if not any(r.segments for r in self.manifest.recordings):
+            return  # nothing recorded yet: nothing on disk either
 
+        def prepare() -> None:  # the newest counts and consents, when the write's turn comes
+            current = recording or self._recording
+            if current is not None:
+                current.consents = list(self._consents)
+                current.people = {
+                    p: self._people[p] for p in self._involved(current) if p in self._people
+                }
+            if self._segment is not None:
+                self._segment.refresh()
 
-def _replace_file(path: Path, text: str) -> None:
-    """Atomically replace ``path``: a private temp file, fsynced, then renamed over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+        await self._manifest.write(self.manifest, prepare)
 
+    def _involved(self, recording: Recording) -> set[str]:
+        people = {c.participant_id for c in recording.consents}
+        return people | {t.participant_id for t in recording.tracks()}
 
-def read_manifest(directory: Path) -> Manifest:
-    """Load a session's manifest (for export and listing)."""
-    path = directory / MANIFEST
-    if not path.exists():
-        raise MediaError(f"{directory} has no {MANIFEST}: not a recording session")
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    tracks = [TrackRecord(**t) for t in raw.pop("tracks", [])]
-    return Manifest(**raw, tracks=tracks)
+    # -- failures -----------------------------------------------------------------------
+
+    def _task_failed(self, name: str, exc: BaseException) -> None:
+        logger.error("room %s: %s failed", self.room_id, name, exc_info=exc)
+        self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        """A write failed: stop the recording (once) and tell the owner."""
+        if self.failure is not None:
+            return
+        error = exc if isinstance(exc, RecordingWriteError) else RecordingWriteError(str(exc))
+        self.failure = error
+        logger.error("room %s: recording failed: %s", self.room_id, error)
+        if not self._tasks.closed:
+            self._tasks.spawn(self._stop_after_failure(error), name="stop after a failed write")
+
+    async def _stop_after_failure(self, error: RecordingWriteError) -> None:
+        transition: Transition | None = None
+        async with self._lock:
+            if self._closed:
+                return
+            if self.consent.state in _ACTIVE:
+                transition = self.consent.abort(FAILED_REASON)
+                await self._apply(transition)
+        if self._on_failure is not None:
+            await self._on_failure(error, transition)

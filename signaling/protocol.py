@@ -340,6 +340,8 @@ class RecordIndicator(_Msg):
     requested_by: str | None = None
     pending: list[str] = Field(default_factory=list)
     reason: str = ""
+    #: set when the recording stopped because it failed (``media_unavailable``: not written)
+    error_code: ErrorCode | None = None
 
 
 class RecordConsentRequest(_Msg):

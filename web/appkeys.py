@@ -23,6 +23,7 @@ from signaling.server import SignalingServer
 from signaling.tokens import TokenService
 from web.cluster import NodeProbe
 from web.media_rooms import SfuRooms
+from web.room_recording import RoomRecording
 from web.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -33,6 +34,7 @@ STAFF = web.AppKey("staff", StaffStore)
 ROOMS = web.AppKey("rooms", RoomDirectory)
 SIGNALING = web.AppKey("signaling", SignalingServer)
 MEDIA_ROOMS = web.AppKey("media_rooms", SfuRooms)
+RECORDING = web.AppKey("recording", RoomRecording)
 CAPTIONS = web.AppKey("captions", CaptionService)
 BOOKINGS = web.AppKey("scheduler_bookings", BookingService)
 TOPICS = web.AppKey("scheduler_topics", TopicStore)

@@ -10,6 +10,7 @@ import logging
 import os
 import secrets
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -151,6 +152,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log=None,
         shutdown_timeout=SHUTDOWN_TIMEOUT_S,
     )
+    _exit_now_if_threads_linger()
     return 0
 
 
@@ -189,6 +191,29 @@ def cmd_nodes(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(work())
+
+
+def _exit_now_if_threads_linger() -> None:
+    """After an orderly stop, do not wait on worker threads still in library code.
+
+    Every service is closed by now (Redis flushed, recordings finished); what can
+    still run is a call that cannot be interrupted (a speech model still loading,
+    a stuck recognition), which Python would wait for at exit. Say which, then exit.
+    """
+    lingering = [
+        t.name
+        for t in threading.enumerate()
+        if t is not threading.main_thread() and t.is_alive() and not t.daemon
+    ]
+    if not lingering:
+        return
+    logging.getLogger(__name__).warning(
+        "exiting without waiting for %d worker thread(s): %s", len(lingering), ", ".join(lingering)
+    )
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 # ------------------------------------------------------------------- staff

@@ -3,6 +3,14 @@
 A ``RoomExtension`` (composition-root glue): the counselor asks, every participant
 in the room is asked to consent (a late joiner on entry), nothing is written until
 all have agreed, a decline stops it, and everyone sees the indicator.
+
+The live state is in the ``RecordingStateStore`` (Redis): when this node opens a
+room whose recording was running (a restart, a move from another node), the
+session is restored and goes on in a new segment; everyone who (re)enters gets
+the indicator. ``room_closed(final=False)`` finishes the files and keeps the
+state; ``final=True`` stops the recording and forgets it. A failed write stops
+the recording: every page's indicator says so (``error_code``) and the
+counselor gets an ``error`` with ``media_unavailable``.
 """
 
 from __future__ import annotations
@@ -13,7 +21,14 @@ from pathlib import Path
 from kernel.media_types import PublicationRef
 from media.consent import ConsentError, RecordingState, Transition
 from media.errors import MediaError
-from media.recorder import RecordingSession, session_directory
+from media.recorder import (
+    FAILED_REASON,
+    RecordingSession,
+    RecordingWriteError,
+    session_directory,
+)
+from media.recording_files import RecordingStorage
+from media.recording_model import RecordingStateStore
 from signaling.extensions import RoomMessenger
 from signaling.live import LiveRoom, Participant
 from signaling.protocol import (
@@ -32,28 +47,51 @@ from web.media_rooms import SfuRooms
 logger = logging.getLogger(__name__)
 
 _RECORDING_MESSAGES = (RecordStart, RecordStop, RecordConsent, RecordDecline)
+_ACTIVE = (RecordingState.ASKING, RecordingState.RECORDING, RecordingState.PAUSED)
+ENDED_REASON = "the consultation ended"
 
 
 class RoomRecording:
-    """One ``RecordingSession`` per live room, created when the counselor first asks."""
+    """One ``RecordingSession`` per live room: restored on open, or made when first asked."""
 
-    def __init__(self, data_dir: Path, messenger: RoomMessenger, media: SfuRooms) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        messenger: RoomMessenger,
+        media: SfuRooms,
+        *,
+        store: RecordingStateStore | None = None,
+        storage: RecordingStorage | None = None,
+    ) -> None:
         self._data_dir = data_dir
         self._messenger = messenger
         self._media = media
+        self._store = store
+        #: how files are written; tests swap in one that fails on purpose
+        self.storage = storage or RecordingStorage()
         self._sessions: dict[str, RecordingSession] = {}
+        self._rooms: dict[str, LiveRoom] = {}
 
     def session(self, room_id: str) -> RecordingSession | None:
         return self._sessions.get(room_id)
 
     # ------------------------------------------------------------ room hooks
     async def room_opened(self, room: LiveRoom) -> None:
-        return None
+        self._rooms[room.id] = room
+        if self._store is None:
+            return
+        snapshot = await self._store.load(room.id)
+        if snapshot is None or snapshot.state not in _ACTIVE:
+            return
+        session = self._new_session(room)
+        await session.load()
+        logger.info("room %s: recording restored (%s)", room.id, session.state.value)
 
     async def participant_entered(self, room: LiveRoom, participant: Participant) -> None:
         session = self._sessions.get(room.id)
         if session is None or session.state is RecordingState.IDLE:
             return
+        self._introduce(session, participant)
         await self._after(room, session, await session.join(participant.id))
         await self._messenger.send(participant, self._indicator(session, ""))
         if participant.id in session.consent.pending:
@@ -73,13 +111,21 @@ class RoomRecording:
         await self._after(room, session, await session.leave(participant.id))
 
     async def room_closed(self, room: LiveRoom, *, final: bool) -> None:
+        self._rooms.pop(room.id, None)
         session = self._sessions.pop(room.id, None)
-        if session is not None:
-            await session.aclose()
+        if final:
+            if session is not None:
+                await session.finish(ENDED_REASON)
+            elif self._store is not None:
+                await self._store.delete(room.id)
+        elif session is not None:
+            await session.release()
 
     async def aclose(self) -> None:
+        """The server stops: let go of every room (the state stays for the next start)."""
+        self._rooms.clear()
         for room_id in list(self._sessions):
-            await self._sessions.pop(room_id).aclose()
+            await self._sessions.pop(room_id).release()
 
     # -------------------------------------------------------------- messages
     async def handle(
@@ -93,17 +139,13 @@ class RoomRecording:
             await self._messenger.send(
                 participant, Error(code=ErrorCode.NOT_ALLOWED, message=str(exc))
             )
-        except OSError as exc:
-            # Never leave people looking at a stale indicator: stop, say so, tell everyone.
-            logger.exception("room %s: recording files could not be written", room.id)
-            session = self._sessions.get(room.id)
-            if session is not None and session.state is not RecordingState.STOPPED:
-                await self._after(room, session, await session.stop("the server could not write"))
+        except OSError as exc:  # the recording directory cannot even be read
+            logger.exception("room %s: recording files could not be read", room.id)
             await self._messenger.send(
                 participant,
                 Error(
                     code=ErrorCode.MEDIA_UNAVAILABLE,
-                    message=f"Recording stopped: the server could not write its files ({exc}).",
+                    message=f"Recording is not possible: the server cannot use its files ({exc}).",
                 ),
             )
         return True
@@ -120,8 +162,10 @@ class RoomRecording:
         if isinstance(message, RecordStart):
             if session is None:
                 session = self._new_session(room)
-            present = [p.id for p in room.in_room()]
-            transition = await session.start(me.id, present)
+            present = room.in_room()
+            for participant in present:
+                self._introduce(session, participant)
+            transition = await session.start(me.id, [p.id for p in present])
             await self._after(room, session, transition)
             await self._ask(room, session, session.consent.pending)
             return
@@ -140,11 +184,51 @@ class RoomRecording:
         if media is None:
             raise MediaError(f"room {room.id} has no media on this node")
         directory = session_directory(self._data_dir, room.id)
-        session = RecordingSession(room.id, room.id, directory, media.packets)
+        room_id = room.id
+
+        async def on_failure(error: RecordingWriteError, transition: Transition | None) -> None:
+            await self._failed(room_id, error, transition)
+
+        session = RecordingSession(
+            room.id,
+            room.id,
+            directory,
+            media.packets,
+            store=self._store,
+            storage=self.storage,
+            on_failure=on_failure,
+        )
         for publication in room.media.publications():
             session.add_publication(publication.id, publication.participant_id, publication.kind)
         self._sessions[room.id] = session
         return session
+
+    @staticmethod
+    def _introduce(session: RecordingSession, participant: Participant) -> None:
+        session.introduce(participant.id, name=participant.claims.name, role=participant.role.value)
+
+    async def _failed(
+        self, room_id: str, error: RecordingWriteError, transition: Transition | None
+    ) -> None:
+        """A write failed and the session stopped: the counselor is told why, everyone sees it."""
+        room, session = self._rooms.get(room_id), self._sessions.get(room_id)
+        if room is None or session is None:
+            return
+        logger.error("room %s: recording stopped after a failed write: %s", room_id, error)
+        for participant in room.in_room():
+            if participant.role.can_moderate:
+                await self._messenger.send(
+                    participant,
+                    Error(
+                        code=ErrorCode.MEDIA_UNAVAILABLE,
+                        message=(
+                            "Recording stopped: the server could not write its files "
+                            f"({error}). What was written up to now is kept."
+                        ),
+                    ),
+                )
+        reason = transition.reason if transition is not None else FAILED_REASON
+        await self._messenger.broadcast(room, self._indicator(session, reason))
 
     async def _ask(
         self, room: LiveRoom, session: RecordingSession, participant_ids: list[str]
@@ -174,9 +258,11 @@ class RoomRecording:
 
     @staticmethod
     def _indicator(session: RecordingSession, reason: str) -> RecordIndicator:
+        failed = session.failure is not None and session.state is RecordingState.STOPPED
         return RecordIndicator(
             state=session.state.value,
             requested_by=session.consent.requested_by,
             pending=session.consent.pending,
             reason=reason,
+            error_code=ErrorCode.MEDIA_UNAVAILABLE if failed else None,
         )

@@ -36,6 +36,7 @@ from web.appkeys import (
     NODE_EVENTS,
     NODE_PROBE,
     PLACEMENT,
+    RECORDING,
     REDIS,
     ROOMS,
     SETTINGS,
@@ -46,6 +47,7 @@ from web.appkeys import (
 from web.cluster import NodeProbe, load_of
 from web.media_rooms import SfuRooms
 from web.metrics import PlacementCollector, SignalingCollector
+from web.recording_store import RedisRecordingStore
 from web.redis_store import open_redis
 from web.room_recording import RoomRecording
 
@@ -111,7 +113,13 @@ def core_services(
             stack.push_async_callback(_timed, "placement", placement.aclose)
             signaling.start()
             stack.push_async_callback(_timed, "signaling", signaling.aclose)
-            recording = RoomRecording(settings.data_dir, signaling.messenger, app[MEDIA_ROOMS])
+            recording = RoomRecording(
+                settings.data_dir,
+                signaling.messenger,
+                app[MEDIA_ROOMS],
+                store=RedisRecordingStore(handle.client),
+            )
+            app[RECORDING] = recording
             signaling.register(recording)
             stack.push_async_callback(_timed, "recording", recording.aclose)
             registry = CollectorRegistry(auto_describe=True)

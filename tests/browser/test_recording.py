@@ -149,6 +149,8 @@ async def test_recording_needs_everyones_consent(server: Server, browser: Any) -
     await _until(interpreter, "s.consentAsked === false")
     await _until(counselor, "s.recordState === 'asking' && s.recordPending.length === 1")
     assert not await _dialog_open(interpreter)
+    # Each page gets the indicator on its own socket: the interpreter's may come later.
+    await _until(interpreter, "s.recordPending.length === 1")
     visible, text = await _indicator(interpreter)
     assert visible and "1" in text, text
     await asyncio.sleep(0.5)

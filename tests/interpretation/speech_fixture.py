@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import time
 import wave
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiortc.mediastreams import MediaStreamTrack
@@ -53,6 +54,19 @@ def wav_pcm(path: Path) -> bytes:
     with wave.open(str(path), "rb") as w:
         assert w.getnchannels() == 1 and w.getsampwidth() == 2
         return w.readframes(w.getnframes())
+
+
+async def pcm_chunks(
+    pcm: bytes, chunk_s: float = 0.02, *, speed: float | None = None
+) -> AsyncIterator[bytes]:
+    """``pcm`` in ``chunk_s`` pieces: as fast as they are taken, or ``speed`` x real time."""
+    step = int(16_000 * 2 * chunk_s)
+    for n, i in enumerate(range(0, len(pcm), step)):
+        yield pcm[i : i + step]
+        if speed is not None:
+            await asyncio.sleep(chunk_s / speed)
+        elif n % 10 == 0:
+            await asyncio.sleep(0)
 
 
 class WavAudioTrack(MediaStreamTrack):

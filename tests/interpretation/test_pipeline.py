@@ -6,43 +6,13 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-from interpretation.events import CaptionEvent
 from interpretation.pipeline import CaptionPipeline
-from interpretation.recognizer import BYTES_PER_SECOND, RecognitionPool, Recognized, SpeechModels
+from interpretation.recognizer import RecognitionPool, Recognized, SpeechModels
 from interpretation.transcript import TranscriptStore, to_srt, to_webvtt
 from interpretation.translator import Translator
-from tests.interpretation.speech_fixture import wav_pcm
-
-
-class ListSink:
-    """A caption sink that keeps what it is given (the signaling server emits instead)."""
-
-    def __init__(self) -> None:
-        self.events: list[CaptionEvent] = []
-        self.changed = asyncio.Event()
-
-    async def publish(self, event: CaptionEvent) -> None:
-        self.events.append(event)
-        self.changed.set()
-
-    async def wait_for(self, predicate: Any) -> CaptionEvent:
-        async with asyncio.timeout(30.0):
-            while True:
-                for e in self.events:
-                    if predicate(e):
-                        return e
-                self.changed.clear()
-                await self.changed.wait()
-
-
-async def pcm_chunks(pcm: bytes, chunk_s: float = 0.02) -> AsyncIterator[bytes]:
-    step = int(BYTES_PER_SECOND * chunk_s)
-    for i in range(0, len(pcm), step):
-        yield pcm[i : i + step]
-        if i % (step * 10) == 0:
-            await asyncio.sleep(0)
+from tests.interpretation.recording_sink import ListSink
+from tests.interpretation.speech_fixture import pcm_chunks, wav_pcm
 
 
 async def test_korean_speech_is_captioned_and_translated(
@@ -123,7 +93,7 @@ async def test_everything_published_or_stored_is_redacted(
         pool=pool,
         translator=translator,
         transcripts=transcripts,
-        stream_factory=ScriptedStream,  # type: ignore[arg-type]
+        stream_factory=ScriptedStream,
     )
 
     async def audio() -> AsyncIterator[bytes]:

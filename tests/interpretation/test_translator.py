@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from interpretation.errors import PackageError
+from interpretation.errors import PackageError, ShuttingDown, TranslationFailed
 from interpretation.packages import PackageStore
 from interpretation.translator import RESCAN_S, PairModel, Translator, split_sentences
+from interpretation.workers import WorkerThreads
 
 TEXT = "안녕하세요 저는 일본에 살고 있습니다"
 
@@ -110,3 +112,42 @@ async def test_packages_installed_while_running_are_picked_up(
         assert await translator.translate(TEXT, "ko", "en")
     finally:
         await translator.aclose()
+
+
+async def test_a_broken_package_fails_its_targets_and_spares_the_others(
+    package_store: PackageStore,
+) -> None:
+    info = package_store.find("en", "ja")
+    assert info is not None
+    (info.path / "model" / "model.bin").write_bytes(b"not a ctranslate2 model")
+    translator = Translator(package_store)
+    try:
+        with pytest.raises(TranslationFailed, match=r"en -> ja .*seoulbridge models install"):
+            await translator.translate(TEXT, "ko", "ja")
+        many = await translator.translate_many(TEXT, "ko", ["en", "ja"])
+        assert sorted(many) == ["en"] and many["en"]
+    finally:
+        await translator.aclose()
+
+
+async def test_closing_fails_waiting_requests_instead_of_cancelling_their_callers(
+    package_store: PackageStore,
+) -> None:
+    workers = WorkerThreads("translate-test", 1)
+    translator = Translator(package_store, workers=workers)
+    release = threading.Event()
+    assert await translator.translate(TEXT, "ko", "en")  # pairs scanned, model loaded
+    busy = asyncio.ensure_future(workers.run(release.wait, 20))  # the only thread is taken
+    try:
+        waiting = asyncio.ensure_future(translator.translate(TEXT, "ko", "en"))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+        await translator.aclose()
+        with pytest.raises(ShuttingDown):
+            await waiting
+        with pytest.raises(ShuttingDown):
+            await translator.translate(TEXT, "ko", "en")
+    finally:
+        release.set()
+        await busy
+        await workers.aclose()

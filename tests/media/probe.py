@@ -39,3 +39,35 @@ def decodes_cleanly(path: Path) -> bool:
         timeout=60,
     )
     return result.returncode == 0 and not result.stderr.strip()
+
+
+def stream_ends(path: Path) -> dict[str, float]:
+    """Where each kind's media ends (seconds: the last packet's pts plus its duration)."""
+    out: dict[str, float] = {}
+    for kind, selector in (("video", "v:0"), ("audio", "a:0")):
+        result = subprocess.run(
+            [
+                "ffprobe",
+                "-v",
+                "error",
+                "-select_streams",
+                selector,
+                "-show_entries",
+                "packet=pts_time,duration_time",
+                "-of",
+                "csv=p=0",
+                str(path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        ends = []
+        for line in result.stdout.split():
+            parts = [x for x in line.split(",") if x and x != "N/A"]
+            if parts:
+                ends.append(sum(float(x) for x in parts))
+        if ends:
+            out[kind] = max(ends)
+    return out

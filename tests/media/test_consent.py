@@ -120,3 +120,44 @@ def test_an_agreement_does_not_carry_over_to_a_new_request() -> None:
     t = m.join("resident")
     assert t is not None and t.new is RecordingState.PAUSED
     assert m.pending == ["resident"]
+
+
+def test_abort_stops_for_a_reason_that_is_nobodys_answer() -> None:
+    m = machine()
+    m.start("counselor", ["resident"])
+    m.consent("resident")
+    t = m.abort("failed: the disk is full")
+    assert (t.old, t.new, t.reason) == (
+        RecordingState.RECORDING,
+        RecordingState.STOPPED,
+        "failed: the disk is full",
+    )
+    with pytest.raises(ConsentError, match="nothing to stop"):
+        m.abort("again")
+
+
+def test_after_a_takeover_agreements_stand_for_each_return() -> None:
+    m = machine()
+    m.start("counselor", ["counselor", "resident"])
+    m.consent("resident")
+    m.everyone_away()  # another process took the room over: nobody is present yet
+    assert m.state is RecordingState.RECORDING and m.answers == {}
+    assert m.join("resident") is None and m.join("counselor") is None
+    assert m.state is RecordingState.RECORDING and m.pending == []
+    t = m.join("interpreter")  # never asked: a late joiner
+    assert t is not None and t.new is RecordingState.PAUSED
+
+
+def test_after_a_takeover_a_pause_waits_only_for_those_present() -> None:
+    m = machine()
+    m.start("counselor", ["counselor", "resident"])
+    m.consent("resident")
+    m.join("interpreter")  # paused, waiting for the interpreter
+    m.everyone_away()
+    assert m.state is RecordingState.PAUSED
+    # The counselor is back first: everyone present agreed, so it goes on.
+    t = m.join("counselor")
+    assert t is not None and t.new is RecordingState.RECORDING
+    # The interpreter comes back still unasked-for: paused again and asked again.
+    t = m.join("interpreter")
+    assert t is not None and t.new is RecordingState.PAUSED and m.pending == ["interpreter"]

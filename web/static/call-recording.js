@@ -12,7 +12,11 @@
  * SB_Recording.attach({state, send, t, toast, canModerate, log}) once, hands it
  * every record_* message with handle(msg) and calls render() after its own
  * renders. State for tests is written onto the page state (window.seoulbridge):
- * recordState, recordPending, recordRequestedBy, recordReason, consentAsked.
+ * recordState, recordPending, recordRequestedBy, recordReason, recordError,
+ * consentAsked.
+ *
+ * A recording the server could not write stops with error_code
+ * "media_unavailable": every page says so in its own words (rec_failed).
  */
 (function () {
   "use strict";
@@ -41,6 +45,7 @@
     S.recordPending = [];
     S.recordRequestedBy = null;
     S.recordReason = "";
+    S.recordError = null;
     S.consentAsked = false;
     let returnFocus = null;
     let waitTimer = null; // the Record control waits for the server's answer
@@ -74,7 +79,8 @@
       S.recordPending = Array.isArray(msg.pending) ? msg.pending : [];
       S.recordRequestedBy = msg.requested_by || null;
       S.recordReason = msg.reason || "";
-      log("recording", before, "->", S.recordState, S.recordReason);
+      S.recordError = msg.error_code || null;
+      log("recording", before, "->", S.recordState, S.recordReason, S.recordError || "");
       const asked = ACTIVE.includes(S.recordState) && S.recordPending.includes(myId());
       if (!asked && S.consentAsked) {
         // Someone else declined, the counselor withdrew, or the answer was taken.
@@ -82,7 +88,9 @@
         closeDialog();
       }
       if (before !== S.recordState) {
-        if (S.recordState === "stopped" && ACTIVE.includes(before)) opts.toast(stopNotice(S.recordReason));
+        if (S.recordState === "stopped" && ACTIVE.includes(before)) {
+          opts.toast(S.recordError === "media_unavailable" ? t("rec_failed") : stopNotice(S.recordReason));
+        }
         else if (S.recordState === "recording" && before === "asking") opts.toast(t("rec_started"));
       }
       render();

@@ -153,6 +153,7 @@
       rec_stopped_by: "{name} 님이 녹화를 중지했습니다.",
       rec_stopped_you: "녹화를 중지했습니다.",
       rec_stopped: "녹화가 중지되었습니다.",
+      rec_failed: "녹화가 중지되었습니다. 서버가 녹화 파일을 저장하지 못했습니다. 지금까지 녹화된 내용은 보관됩니다.",
       rec_someone: "참여자",
     },
 
@@ -292,6 +293,7 @@
       rec_stopped_by: "{name} stopped the recording.",
       rec_stopped_you: "You stopped the recording.",
       rec_stopped: "Recording stopped.",
+      rec_failed: "Recording stopped: the server could not save it. What was recorded so far is kept.",
       rec_someone: "A participant",
     },
 
@@ -431,6 +433,7 @@
       rec_stopped_by: "{name}さんが録画を停止しました。",
       rec_stopped_you: "録画を停止しました。",
       rec_stopped: "録画を停止しました。",
+      rec_failed: "録画を停止しました。サーバーが録画を保存できませんでした。ここまでの録画は保存されています。",
       rec_someone: "参加者",
     },
 
@@ -570,6 +573,7 @@
       rec_stopped_by: "{name}已停止录像。",
       rec_stopped_you: "您已停止录像。",
       rec_stopped: "录像已停止。",
+      rec_failed: "录像已停止：服务器无法保存录像。此前录制的内容已保留。",
       rec_someone: "一位参与者",
     },
 
@@ -709,6 +713,7 @@
       rec_stopped_by: "Запись остановлена ({name}).",
       rec_stopped_you: "Вы остановили запись.",
       rec_stopped: "Запись остановлена.",
+      rec_failed: "Запись остановлена: сервер не смог её сохранить. Уже записанное сохранено.",
       rec_someone: "Участник",
     },
   };

@@ -1,0 +1,69 @@
+"""A recording the server cannot write stops, and every call page says so in its language.
+
+The server runs in-process here (so its storage can be made to fail on purpose:
+a full disk after a few kilobytes of video); the pages are real headless
+Chromium with fake camera and microphone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from signaling.protocol import Role
+from tests.browser.conftest import CHROMIUM
+from tests.browser.test_call import PAGE_ERRORS, _join, _open, _state, _until
+from tests.support.failing_storage import FailingStorage
+from tests.support.server import running_server
+from web.appkeys import RECORDING
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.timeout(120),
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}"),
+]
+
+
+async def test_every_page_shows_that_the_recording_failed(
+    data_dir: Path, redis_url: str, redis: object, browser: Any
+) -> None:
+    PAGE_ERRORS.clear()
+    async with running_server(data_dir, redis_url) as server:
+        server.app[RECORDING].storage = FailingStorage(track_bytes=8_000, track_kind="video")
+        room_id, (t_counselor, t_interpreter) = await server.room_with(
+            (Role.COUNSELOR, "Counselor Kim", "ko"), (Role.INTERPRETER, "Sato", "ja")
+        )
+        counselor = await _open(browser, f"{server.base_url}/join/{room_id}?t={t_counselor}")
+        interpreter = await _open(
+            browser, f"{server.base_url}/join/{room_id}?t={t_interpreter}", locale="ja-JP"
+        )
+        pages = {"counselor": counselor, "interpreter": interpreter}
+        try:
+            for page in pages.values():
+                await _join(page)
+                await _until(page, "s.screen === 'call'")
+            for page in pages.values():
+                await _until(
+                    page, "Object.keys(s.participants).length === 1 && s.pcState === 'connected'"
+                )
+            await counselor.locator("#btn-record").click()
+            await _until(interpreter, "s.consentAsked === true")
+            await interpreter.locator("#rec-agree").click()
+            for role, page in pages.items():
+                await _until(page, "s.recordState === 'stopped'")
+                assert await _state(page, "s.recordError") == "media_unavailable", role
+                assert not await page.locator("#rec-indicator").is_visible(), role
+                toast = page.locator("#toast")
+                await toast.wait_for(state="visible")
+                assert await toast.inner_text() == await _state(page, "s.t('rec_failed')"), role
+            assert await _state(counselor, "s.lastError.code") == "media_unavailable"
+            assert await _state(interpreter, "s.lastError") is None
+            words = {role: await _state(p, "s.t('rec_failed')") for role, p in pages.items()}
+            assert words["counselor"] != words["interpreter"]  # each in the page's language
+        finally:
+            for page in pages.values():
+                await page.context.close()
+    errors = [e for e in PAGE_ERRORS if "Failed to load resource" not in e]
+    assert not errors, errors

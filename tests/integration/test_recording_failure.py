@@ -1,0 +1,73 @@
+"""A recording whose disk writes fail stops, and every page is told; the state lives in Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from media.recorder import FAILED_REASON, session_directory
+from tests.integration.rec_helpers import enter, indicator, manifest
+from tests.support.failing_storage import FailingStorage
+from tests.support.server import running_server
+from web.appkeys import RECORDING
+from web.recording_store import recording_key
+
+pytestmark = pytest.mark.timeout(90)
+
+
+async def test_a_failed_disk_write_stops_the_recording_on_every_page(
+    data_dir: Path, redis_url: str, redis: aioredis.Redis
+) -> None:
+    async with running_server(data_dir, redis_url) as server:
+        # The disk fills up once a video file holds 8 kB (root ignores permissions).
+        server.app[RECORDING].storage = FailingStorage(track_bytes=8_000, track_kind="video")
+        room_id, counselor, interpreter, resident = await server.consultation()
+        people = (counselor, interpreter, resident)
+        try:
+            ids = await enter(counselor, interpreter, resident)
+            await resident.wait_frames(ids[counselor], "video", 5, timeout=30)
+            await counselor.send({"type": "record_start"})
+            for p in (interpreter, resident):
+                await p.wait_for("record_consent_request")
+                await p.send({"type": "record_consent"})
+            for p in people:
+                await indicator(p, "recording")
+
+            # Every page: stopped, with the reason and the code the page shows words for.
+            for p in people:
+                stopped = await indicator(p, "stopped")
+                assert stopped["reason"] == FAILED_REASON
+                assert stopped["error_code"] == "media_unavailable"
+            # Staff who can act on it get the error too; the resident is not alarmed twice.
+            error = await counselor.wait_for("error", code="media_unavailable")
+            assert "could not write" in error["message"]
+            await asyncio.sleep(0.5)
+            assert not [e for e in resident.received("error")]
+            state = json.loads(await redis.get(recording_key(room_id)) or "{}")
+            assert state["state"] == "stopped" and state["stop_reason"] == FAILED_REASON
+            assert [c["participant_id"] for c in state["consents"]] == [
+                ids[counselor],
+                ids[interpreter],
+                ids[resident],
+            ]
+
+            # The consultation ends: the live recording state goes with it.
+            await counselor.send({"type": "end"})
+            await resident.wait_for("ended")
+            for _ in range(100):
+                if await redis.get(recording_key(room_id)) is None:
+                    break
+                await asyncio.sleep(0.05)
+            assert await redis.get(recording_key(room_id)) is None
+        finally:
+            for p in people:
+                await p.close()
+
+    (recording,) = manifest(session_directory(data_dir, room_id))["recordings"]
+    assert recording["stop_reason"] == FAILED_REASON
+    failed = [t for s in recording["segments"] for t in s["tracks"] if t["error"]]
+    assert failed and all(t["kind"] == "video" for t in failed)
