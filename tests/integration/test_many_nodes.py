@@ -337,3 +337,60 @@ async def test_captions_resume_on_the_surviving_node(
             await _close(people)
     finally:
         await asyncio.to_thread(two.kill_all)
+
+
+@pytest.mark.timeout(300)
+async def test_a_running_recording_goes_on_as_a_new_segment_on_the_new_node(
+    tmp_path: Path, redis_server: RedisProcess
+) -> None:
+    """SIGKILL the node recording a consultation: on the survivor the recording goes on in
+    a new segment, nobody is asked to consent again, and the first node's files stay."""
+    from media.recorder import session_directory
+    from tests.integration.rec_helpers import indicator, manifest, media_files
+
+    two = Cluster(tmp_path / "nodes", redis_server.url, size=2, shared_data_dir=True)
+    try:
+        await asyncio.gather(*(asyncio.to_thread(n.start) for n in two.nodes))
+        room_id, people = _people(two, {"counselor": 0, "resident": 1})
+        counselor, resident = people["counselor"], people["resident"]
+        try:
+            await _into_call(people, roles=("counselor", "resident"))
+            assert resident.you is not None
+            await counselor.wait_frames(resident.you["id"], "video", 5, timeout=30)
+            await counselor.send({"type": "record_start"})
+            await resident.wait_for("record_consent_request")
+            await resident.send({"type": "record_consent"})
+            for p in people.values():
+                await indicator(p, "recording")
+            await asyncio.sleep(3.0)
+            directory = session_directory(two.nodes[0].data_dir, room_id)
+            first_files = {f.name for f in media_files(directory)}
+            assert len(first_files) == 4, first_files
+            holder = counselor.node
+            assert holder is not None
+            for p in people.values():
+                p.auto_rejoin = True
+            seen = {p: len(p.received("record_indicator")) for p in people.values()}
+            asked = len(resident.received("record_consent_request"))
+            await asyncio.to_thread(two.by_id(holder["id"]).kill)
+            await _wait_reconnected(people, timeout=30)
+            for p in people.values():
+                shown = await indicator(p, "recording", seen[p])
+                assert shown["pending"] == []
+            await counselor.wait_frames(resident.you["id"], "video", 200, timeout=60)
+            await asyncio.sleep(3.0)
+            assert len(resident.received("record_consent_request")) == asked, "asked again"
+            stopped_at = len(counselor.received("record_indicator"))
+            await counselor.send({"type": "record_stop"})
+            await indicator(counselor, "stopped", stopped_at)
+        finally:
+            await _close(people)
+        files = {f.name for f in media_files(directory)}
+        assert first_files < files and len(files) == 8, sorted(files)
+        (recording,) = manifest(directory)["recordings"]
+        segments = recording["segments"]
+        assert len(segments) == 2, segments
+        assert all(t["frames"] > 0 for t in segments[-1]["tracks"]), segments[-1]
+        print(f"\nrecording went on after the SIGKILL of {holder['id']}: segments {len(segments)}")
+    finally:
+        await asyncio.to_thread(two.kill_all)

@@ -25,13 +25,15 @@ class Cluster:
     size: int = 3
     extra_env: dict[str, str] = field(default_factory=dict)
     extra_args: tuple[str, ...] = ()
+    #: one data directory for all nodes (as ``serve --workers`` has): recordings in one place
+    shared_data_dir: bool = False
     nodes: list[NodeProcess] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         ports = [free_port() for _ in range(self.size)]
         urls = ",".join(f"http://127.0.0.1:{p}" for p in ports)
         for i, port in enumerate(ports):
-            data_dir = self.root / f"node-{i}"
+            data_dir = self.root / ("data" if self.shared_data_dir else f"node-{i}")
             data_dir.mkdir(parents=True, exist_ok=True)
             env = {
                 "REDIS_URL": self.redis_url,
