@@ -40,7 +40,10 @@ class Cluster:
                 "SEOULBRIDGE_NODE_ID": f"node-{i}",
                 "SEOULBRIDGE_NODE_URLS": urls,
             } | self.extra_env
-            self.nodes.append(NodeProcess(data_dir, port=port, env=env, extra_args=self.extra_args))
+            node = NodeProcess(
+                data_dir, port=port, env=env, extra_args=self.extra_args, log_name=f"server-{i}.log"
+            )
+            self.nodes.append(node)
 
     def start(self) -> None:
         for node in self.nodes:
