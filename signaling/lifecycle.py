@@ -132,7 +132,11 @@ class LiveRooms:
         await self._hooks.room_closed(room, final=final)
         await room.media.aclose()
         if self._placement is not None:
-            await self._placement.release(room.id)
+            try:
+                await self._placement.release(room.id)
+            except (OSError, aioredis.RedisError) as exc:
+                # Redis is away: the claim lapses by itself within the node TTL.
+                logger.warning("room %s: claim not released (%s); it lapses", room.id, exc)
         if final:
             await self._admissions.forget(room.id)
         logger.info("room %s: closed on this node%s", room.id, " (ended)" if final else "")

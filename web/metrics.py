@@ -79,7 +79,9 @@ class PlacementCollector(Collector):
         )
         limit.add_metric([node], self._placement.room_limit)
         claimed = GaugeMetricFamily(
-            "seoulbridge_node_rooms_claimed", "Rooms this node holds claims on", labels=["node"]
+            "seoulbridge_node_rooms_claimed",
+            "Rooms open on this node whose claims it renews",
+            labels=["node"],
         )
         claimed.add_metric([node], len(self._placement.claims))
         accepting = GaugeMetricFamily(

@@ -614,6 +614,8 @@
       if (pc !== S.pc || pc.connectionState !== "failed" || S.screen !== "call") return;
       log("media failed: connecting again (join step) for a new peer connection");
       dropSocket();
+      S.socketState = "reconnecting";
+      renderConn();
       rejoin();
     }, 2000);
   }
