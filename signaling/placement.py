@@ -13,13 +13,8 @@ issued), so a node that lost Redis, or was stalled past the lapse while the room
 moved, learns on its next heartbeat that the room is gone and drops its peers
 (``on_lost``). Redis is the one arbiter: no consensus of our own.
 
-Keys (all prefixed ``sb:``):
-
-* ``node:{id}``         JSON ``NodeInfo``, expires ``ttl_s`` after the last heartbeat
-* ``nodes``             set of registered node ids (lapsed ones are pruned lazily)
-* ``room-node:{room}``  ``"node|epoch"``: the claim, expires ``ttl_s`` after its renewal
-* ``room-epoch:{room}`` hash ``epoch``, ``node``: the last epoch issued and to whom
-* ``node-rooms:{id}``   set of rooms claimed for the node (pruned lazily by placement)
+The keys are described in ``signaling.node_registry``, the scripts in
+``signaling.placement_scripts``.
 """
 
 from __future__ import annotations
@@ -33,189 +28,31 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from pydantic import BaseModel, ConfigDict, Field
 
 from kernel.taskset import TaskSet, raise_if_cancelling
 from signaling.errors import SignalingError
+from signaling.node_registry import (
+    EPOCH,
+    EPOCH_TTL_S,
+    NODE,
+    NODE_ROOMS,
+    NODES,
+    ROOM_NODE,
+    Claim,
+    NodeInfo,
+    NodeLoad,
+    NodeStatus,
+    read_registry,
+    text,
+)
+from signaling.placement_scripts import PLACE, RELEASE, RENEW
 
 logger = logging.getLogger(__name__)
 
-_NODE = "sb:node:"
-_NODES = "sb:nodes"
-_ROOM_NODE = "sb:room-node:"
-_EPOCH = "sb:room-epoch:"
-_NODE_ROOMS = "sb:node-rooms:"
-#: Epoch records outlive any consultation, like admission.
-EPOCH_TTL_S = 3 * 24 * 3600
 #: A room counts as at least this many forwarded streams (a two-person call: each
 #: person's audio and video to the other) until it has its own, so a burst of new
 #: rooms spreads over the nodes before their media shows in the heartbeats.
 STREAMS_PER_NEW_ROOM = 4
-
-_LUA_PARSE = """
-local function holder_of(v)
-  if not v then return nil, nil end
-  local i = string.find(v, '|', 1, true)
-  if not i then return v, 0 end
-  return string.sub(v, 1, i - 1), tonumber(string.sub(v, i + 1))
-end
-"""
-
-# Find or choose the room's node and claim it there.
-# KEYS: 1 room-node:{room}, 2 room-epoch:{room}, 3 nodes
-# ARGV: 1 room id, 2 ttl, 3 candidate ('' = least loaded), 4 fenced node ('' = none),
-#       5 node prefix, 6 node-rooms prefix, 7 room-node prefix, 8 streams per new room,
-#       9 epoch ttl, 10 '1' if this node's view of the registry is settled (may move rooms)
-# Returns {claim, node info json} or {false, reason}.
-_PLACE = (
-    _LUA_PARSE
-    + """
-local room, ttl, candidate, fenced = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local node_p, rooms_p, claim_p = ARGV[5], ARGV[6], ARGV[7]
-local function claim(node, epoch)
-  local value = node .. '|' .. epoch
-  redis.call('SET', KEYS[1], value, 'EX', ttl)
-  redis.call('SADD', rooms_p .. node, room)
-  return {value, redis.call('GET', node_p .. node)}
-end
-local cur = redis.call('GET', KEYS[1])
-local holder, epoch = holder_of(cur)
-if holder and holder ~= fenced and redis.call('EXISTS', node_p .. holder) == 1 then
-  if candidate ~= '' and holder ~= candidate then return {cur, false} end
-  return claim(holder, epoch)
-end
--- Nobody live holds the room: the candidate, the previous holder if it is back, or the
--- least-loaded live node under its limit.
-local last = redis.call('HGET', KEYS[2], 'node')
-local last_epoch = tonumber(redis.call('HGET', KEYS[2], 'epoch') or '0')
-local chosen = nil
-if candidate ~= '' then
-  chosen = candidate
-elseif last and last ~= fenced and redis.call('EXISTS', node_p .. last) == 1 then
-  local info = cjson.decode(redis.call('GET', node_p .. last))
-  if info['accepting'] then chosen = last end
-end
-if not chosen then
-  local best_score = nil
-  for _, id in ipairs(redis.call('SMEMBERS', KEYS[3])) do
-    local raw = redis.call('GET', node_p .. id)
-    if not raw then
-      redis.call('SREM', KEYS[3], id)
-    elseif id ~= fenced then
-      local info = cjson.decode(raw)
-      local count = 0
-      for _, r in ipairs(redis.call('SMEMBERS', rooms_p .. id)) do
-        if holder_of(redis.call('GET', claim_p .. r)) == id then
-          count = count + 1
-        else
-          redis.call('SREM', rooms_p .. id, r)
-        end
-      end
-      if info['accepting'] and count < info['room_limit'] then
-        local score = math.max(info['streams'], 0) + count * tonumber(ARGV[8])
-        if best_score == nil or score < best_score or (score == best_score and id < chosen) then
-          chosen, best_score = id, score
-        end
-      end
-    end
-  end
-end
-if not chosen then return {false, 'no_capacity'} end
-if last and chosen ~= last and candidate == '' and last ~= fenced and ARGV[10] ~= '1' then
-  -- the last holder may only be late re-registering (Redis just came back): do not move yet
-  return {false, 'unsettled'}
-end
-if holder and holder ~= chosen then redis.call('SREM', rooms_p .. holder, room) end
-local new_epoch = last_epoch
-if chosen ~= last or last_epoch == 0 then
-  new_epoch = redis.call('HINCRBY', KEYS[2], 'epoch', 1)
-  redis.call('HSET', KEYS[2], 'node', chosen)
-end
-redis.call('EXPIRE', KEYS[2], ARGV[9])
-return claim(chosen, new_epoch)
-"""
-)
-
-# Renew this node's claims; returns the rooms it no longer holds.
-# ARGV: 1 node, 2 ttl, 3 room-node prefix, 4 room-epoch prefix, 5 node-rooms key,
-#       then pairs of room id, epoch.
-_RENEW = """
-local node, ttl = ARGV[1], ARGV[2]
-local lost = {}
-for i = 6, #ARGV, 2 do
-  local room, epoch = ARGV[i], ARGV[i + 1]
-  local key = ARGV[3] .. room
-  local mine = node .. '|' .. epoch
-  local cur = redis.call('GET', key)
-  if cur == mine then
-    redis.call('EXPIRE', key, ttl)
-  elseif not cur then
-    local ekey = ARGV[4] .. room
-    local issued = redis.call('HGET', ekey, 'epoch')
-    if (not issued) or issued == epoch then
-      -- lapsed (a stall, an outage) and nobody took it since: still ours
-      redis.call('SET', key, mine, 'EX', ttl)
-      redis.call('HSET', ekey, 'epoch', epoch, 'node', node)
-      redis.call('SADD', ARGV[5], room)
-    else
-      table.insert(lost, room)
-    end
-  else
-    table.insert(lost, room)
-  end
-end
-return lost
-"""
-
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-redis.call('SREM', KEYS[2], ARGV[2])
-return 0
-"""
-
-
-class NodeLoad(BaseModel):
-    """What a node reports of itself with each heartbeat."""
-
-    model_config = ConfigDict(frozen=True)
-
-    rooms: int = Field(default=0, description="rooms open on the node")
-    participants: int = 0
-    peers: int = Field(default=0, description="server-side peer connections")
-    streams: int = Field(default=0, description="tracks forwarded to subscribers")
-    cpu_percent: float = 0.0
-
-
-class NodeInfo(NodeLoad):
-    """A node's registry entry: where pages reach it, its limit, its load."""
-
-    node_id: str
-    base_url: str
-    started_at: float
-    heartbeat_at: float
-    room_limit: int
-    accepting: bool = True
-
-
-class NodeStatus(BaseModel):
-    """A registry entry with the rooms claimed for the node (``seoulbridge nodes``)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    info: NodeInfo
-    claimed: int
-
-
-@dataclass(frozen=True)
-class Claim:
-    node_id: str
-    epoch: int
-
-    @classmethod
-    def parse(cls, raw: bytes | str) -> Claim:
-        text = raw.decode() if isinstance(raw, bytes) else str(raw)
-        node, sep, epoch = text.rpartition("|")
-        return cls(node, int(epoch)) if sep else cls(text, 0)
 
 
 @dataclass(frozen=True)
@@ -236,10 +73,6 @@ class PlacementUnsettled(SignalingError):
 
 
 LostHandler = Callable[[str], Coroutine[Any, Any, None]]
-
-
-def _text(raw: object) -> str:
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
 class NodePlacement:
@@ -273,9 +106,9 @@ class NodePlacement:
         #: room id -> epoch of this node's claim
         self._claims: dict[str, int] = {}
         self._on_lost: LostHandler | None = None
-        self._place = redis.register_script(_PLACE)
-        self._renew = redis.register_script(_RENEW)
-        self._release = redis.register_script(_RELEASE)
+        self._place = redis.register_script(PLACE)
+        self._renew = redis.register_script(RENEW)
+        self._release = redis.register_script(RELEASE)
         self._tasks = TaskSet(f"node {node_id}")
         self._snapshot: list[NodeStatus] = []
         self.last_beat_ok: float | None = None
@@ -304,8 +137,8 @@ class NodePlacement:
         for room_id in list(self._claims):
             await self.release(room_id)
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.delete(_NODE + self.node_id)
-            pipe.srem(_NODES, self.node_id)
+            pipe.delete(NODE + self.node_id)
+            pipe.srem(NODES, self.node_id)
             await pipe.execute()
 
     # ---------------------------------------------------------------- claims
@@ -330,7 +163,7 @@ class NodePlacement:
         )
         value, info = result[0], result[1]
         if value is None:
-            if info is not None and _text(info) == "unsettled":
+            if info is not None and text(info) == "unsettled":
                 raise PlacementUnsettled(
                     f"room {room_id}: Redis came back moments ago; its node may be re-registering"
                 )
@@ -342,11 +175,11 @@ class NodePlacement:
 
     async def holder(self, room_id: str) -> Placement | None:
         """The live node holding the room, if any (a lapsed node holds nothing)."""
-        raw = await self._redis.get(_ROOM_NODE + room_id)
+        raw = await self._redis.get(ROOM_NODE + room_id)
         if raw is None:
             return None
         claim = Claim.parse(raw)
-        info = await self._redis.get(_NODE + claim.node_id)
+        info = await self._redis.get(NODE + claim.node_id)
         return None if info is None else Placement(claim, NodeInfo.model_validate_json(info))
 
     async def release(self, room_id: str) -> None:
@@ -354,7 +187,7 @@ class NodePlacement:
         if epoch is None:
             return
         await self._release(
-            keys=[_ROOM_NODE + room_id, _NODE_ROOMS + self.node_id],
+            keys=[ROOM_NODE + room_id, NODE_ROOMS + self.node_id],
             args=[f"{self.node_id}|{epoch}", room_id],
         )
 
@@ -365,11 +198,11 @@ class NodePlacement:
         return Claim.parse(result[0])
 
     def _place_keys(self, room_id: str) -> list[str]:
-        return [_ROOM_NODE + room_id, _EPOCH + room_id, _NODES]
+        return [ROOM_NODE + room_id, EPOCH + room_id, NODES]
 
     def _place_args(self, room_id: str, candidate: str, fenced: str) -> list[str | int]:
         return [
-            room_id, self._ttl_s, candidate, fenced, _NODE, _NODE_ROOMS, _ROOM_NODE,
+            room_id, self._ttl_s, candidate, fenced, NODE, NODE_ROOMS, ROOM_NODE,
             STREAMS_PER_NEW_ROOM, EPOCH_TTL_S, "1" if self.settled else "0",
         ]  # fmt: skip
 
@@ -388,7 +221,7 @@ class NodePlacement:
         try:
             async with asyncio.timeout(1.0):
                 await self._redis.set(
-                    _NODE + self.node_id, self._info().model_dump_json(), ex=self._ttl_s
+                    NODE + self.node_id, self._info().model_dump_json(), ex=self._ttl_s
                 )
         except (OSError, TimeoutError, aioredis.RedisError):
             logger.warning("node %s: could not say it is draining", self.node_id)
@@ -420,18 +253,18 @@ class NodePlacement:
     async def _beat(self) -> list[str]:
         """Register this node and renew its claims; returns the rooms it lost."""
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.set(_NODE + self.node_id, self._info().model_dump_json(), ex=self._ttl_s)
-            pipe.sadd(_NODES, self.node_id)
+            pipe.set(NODE + self.node_id, self._info().model_dump_json(), ex=self._ttl_s)
+            pipe.sadd(NODES, self.node_id)
             await pipe.execute()
         claims = dict(self._claims)
         lost: list[str] = []
         if claims:
             args: list[str | int] = [
-                self.node_id, self._ttl_s, _ROOM_NODE, _EPOCH, _NODE_ROOMS + self.node_id,
+                self.node_id, self._ttl_s, ROOM_NODE, EPOCH, NODE_ROOMS + self.node_id,
             ]  # fmt: skip
             for room_id, epoch in claims.items():
                 args += [room_id, epoch]
-            for room_id in (_text(r) for r in await self._renew(args=args)):
+            for room_id in (text(r) for r in await self._renew(args=args)):
                 if self._claims.get(room_id) != claims[room_id]:
                     continue  # released or re-claimed meanwhile
                 del self._claims[room_id]
@@ -478,20 +311,3 @@ class NodePlacement:
                     self.node_id,
                     exc_info=logger.isEnabledFor(logging.DEBUG),
                 )
-
-
-async def read_registry(redis: aioredis.Redis) -> list[NodeStatus]:
-    """Every live node with the number of rooms claimed for it (``seoulbridge nodes``)."""
-    ids = sorted(_text(m) for m in await redis.smembers(_NODES))
-    if not ids:
-        return []
-    infos = await redis.mget([_NODE + i for i in ids])
-    found: list[NodeStatus] = []
-    for node_id, raw in zip(ids, infos, strict=True):
-        if raw is None:
-            continue
-        rooms = sorted(_text(r) for r in await redis.smembers(_NODE_ROOMS + node_id))
-        claims = await redis.mget([_ROOM_NODE + r for r in rooms]) if rooms else []
-        held = sum(1 for c in claims if c is not None and Claim.parse(c).node_id == node_id)
-        found.append(NodeStatus(info=NodeInfo.model_validate_json(raw), claimed=held))
-    return found

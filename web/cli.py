@@ -23,7 +23,7 @@ from kernel.roles import STAFF_ROLES
 from scheduler.errors import SchedulerError
 from scheduler.join_links import join_url
 from scheduler.staff import StaffMember, StaffStore
-from signaling.placement import read_registry
+from signaling.node_registry import read_registry
 from signaling.protocol import LANGUAGES, Role
 from signaling.rooms import RoomDirectory
 from signaling.tokens import TokenService

@@ -19,7 +19,7 @@ from typing import Final
 import aiohttp
 import psutil
 
-from signaling.placement import NodeLoad
+from signaling.node_registry import NodeLoad
 from signaling.server import SignalingServer
 
 logger = logging.getLogger(__name__)

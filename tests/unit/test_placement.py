@@ -9,13 +9,8 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 import redis.asyncio as aioredis
 
-from signaling.placement import (
-    Claim,
-    NoCapacity,
-    NodeLoad,
-    NodePlacement,
-    PlacementUnsettled,
-)
+from signaling.node_registry import Claim, NodeLoad
+from signaling.placement import NoCapacity, NodePlacement, PlacementUnsettled
 
 Make = Callable[..., NodePlacement]
 
