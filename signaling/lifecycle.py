@@ -20,11 +20,12 @@ from kernel.taskset import TaskSet, raise_if_cancelling
 from signaling.admission import AdmissionStore
 from signaling.errors import IllegalTransition, UnknownRoomError
 from signaling.extensions import ExtensionHooks
-from signaling.live import LiveRoom
+from signaling.live import LiveRoom, ParticipantState
 from signaling.media_port import MediaEvents, MediaRoomFactory
 from signaling.messenger import Messenger
+from signaling.node_events import EventSink, RoomStateEvent
 from signaling.placement import NodePlacement
-from signaling.protocol import ErrorCode, RequestError, RoomState, RoomStateChanged
+from signaling.protocol import ErrorCode, RequestError, RoomMoved, RoomState, RoomStateChanged
 from signaling.rooms import RoomDirectory
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class LiveRooms:
         hooks: ExtensionHooks,
         messenger: Messenger,
         placement: NodePlacement | None,
+        events: EventSink | None = None,
         grace_s: float,
         sweep_interval_s: float = 30.0,
         clock: Callable[[], float] = time.time,
@@ -59,12 +61,15 @@ class LiveRooms:
         self._hooks = hooks
         self._messenger = messenger
         self._placement = placement
+        self._events = events
         self._grace_s = grace_s
         self._sweep_interval_s = sweep_interval_s
         self._clock = clock
         self._live: dict[str, LiveRoom] = {}
         self._open_lock = asyncio.Lock()
         self._tasks = TaskSet("live rooms")
+        if placement is not None:
+            placement.on_lost(self._room_lost)
 
     # ------------------------------------------------------------ queries
     def get(self, room_id: str) -> LiveRoom | None:
@@ -93,12 +98,13 @@ class LiveRooms:
             if room is not None:
                 return room
             if self._placement is not None:
-                holder = await self._placement.claim(room_id)
-                if holder != self._placement.node_id:
+                claim = await self._placement.claim(room_id)
+                if claim.node_id != self._placement.node_id:
                     raise RequestError(
                         ErrorCode.ROOM_ELSEWHERE,
-                        f"This consultation is hosted on another server ({holder}). "
-                        "Reload the page; if it keeps happening, tell the service center.",
+                        f"This consultation is hosted on another server ({claim.node_id}). "
+                        "Connect through the join step; if it keeps happening, tell the "
+                        "service center.",
                     )
             try:
                 record = await self._rooms.require(room_id)
@@ -126,7 +132,11 @@ class LiveRooms:
         await self._hooks.room_closed(room, final=final)
         await room.media.aclose()
         if self._placement is not None:
-            await self._placement.release(room.id)
+            try:
+                await self._placement.release(room.id)
+            except (OSError, aioredis.RedisError) as exc:
+                # Redis is away: the claim lapses by itself within the node TTL.
+                logger.warning("room %s: claim not released (%s); it lapses", room.id, exc)
         if final:
             await self._admissions.forget(room.id)
         logger.info("room %s: closed on this node%s", room.id, " (ended)" if final else "")
@@ -138,6 +148,26 @@ class LiveRooms:
         except IllegalTransition as exc:
             raise RequestError(ErrorCode.NOT_ALLOWED, str(exc)) from exc
         await self._messenger.broadcast(room, RoomStateChanged(state=state), include_lobby=True)
+        if self._events is not None:
+            self._events.publish(RoomStateEvent(room_id=room.id, state=state))
+
+    # ------------------------------------------------------------- fencing
+    async def _room_lost(self, room_id: str) -> None:
+        """The room's claim moved to another node (this one was cut off or stalled):
+        drop its peers here and send everyone back through the join step."""
+        room = self._live.get(room_id)
+        if room is None:
+            return
+        logger.warning("room %s: moved to another node; dropping its peers here", room_id)
+        async with room.lock:
+            people = list(room.participants.values())
+            for participant in people:
+                await self._messenger.send(participant, RoomMoved())
+                participant.set_state(ParticipantState.GONE)
+            room.participants.clear()
+            await self.close(room, final=False)
+        for participant in people:
+            await self._messenger.drop(participant.sid)
 
     # ------------------------------------------------------- empty rooms
     async def maybe_idle(self, room: LiveRoom) -> None:

@@ -16,6 +16,7 @@ from signaling.extensions import ExtensionHooks
 from signaling.lifecycle import LiveRooms
 from signaling.live import LiveRoom, Participant, ParticipantState
 from signaling.messenger import Messenger
+from signaling.node_events import EventSink, KnockEvent, LobbyEvent
 from signaling.protocol import (
     Denied,
     Ended,
@@ -43,11 +44,13 @@ class Lobby:
         admissions: AdmissionStore,
         messenger: Messenger,
         hooks: ExtensionHooks,
+        events: EventSink | None = None,
     ) -> None:
         self._live = live
         self._admissions = admissions
         self._messenger = messenger
         self._hooks = hooks
+        self._events = events
 
     # ------------------------------------------------------------ requests
     async def join(self, room: LiveRoom, me: Participant) -> None:
@@ -66,6 +69,8 @@ class Lobby:
         await self._messenger.send(me, InLobby())
         for staff in room.staff_in_room():
             await self._messenger.send(staff, Knock(participant=me.info()))
+        if self._events is not None:
+            self._events.publish(KnockEvent(room_id=room.id, waiting=len(room.waiting())))
         await self.lobby_changed(room)
 
     async def admit(self, room: LiveRoom, target: Participant) -> None:
@@ -130,6 +135,8 @@ class Lobby:
         waiting = [p.info() for p in room.waiting()]
         for staff in room.staff_in_room():
             await self._messenger.send(staff, LobbyChanged(waiting=waiting))
+        if self._events is not None:
+            self._events.publish(LobbyEvent(room_id=room.id, waiting=len(waiting)))
 
     # ------------------------------------------------------------- checks
     @staticmethod

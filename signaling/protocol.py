@@ -381,6 +381,14 @@ class ServerRestarting(_Msg):
     retry_after_s: float = 2.0
 
 
+class RoomMoved(_Msg):
+    """To everyone on a node that no longer holds the room (its claim was fenced, e.g.
+    after it lost Redis while the room moved): connect again through the join step."""
+
+    type: Literal["room_moved"] = "room_moved"
+    retry_after_s: float = 0.5
+
+
 class Error(_Msg):
     type: Literal["error"] = "error"
     code: ErrorCode
@@ -406,6 +414,7 @@ ServerMessage = Annotated[
     | RecordConsentRequest
     | Caption
     | ServerRestarting
+    | RoomMoved
     | Error,
     Field(discriminator="type"),
 ]

@@ -28,6 +28,7 @@ from signaling.live import LiveRoom, Participant, ParticipantState
 from signaling.lobby import Lobby
 from signaling.media_port import MediaEvents, MediaRefused, MediaRoomFactory
 from signaling.messenger import Messenger, Session
+from signaling.node_events import EventSink
 from signaling.placement import NodePlacement
 from signaling.protocol import (
     EVENT,
@@ -111,6 +112,7 @@ class SignalingServer:
         media_factory: MediaRoomFactory,
         ice_servers: list[IceServerInfo],
         placement: NodePlacement | None = None,
+        events: EventSink | None = None,
         empty_room_grace_s: float = 600.0,
         sweep_interval_s: float = 30.0,
         clock: Callable[[], float] = time.time,
@@ -132,12 +134,17 @@ class SignalingServer:
             hooks=self.hooks,
             messenger=self.messenger,
             placement=placement,
+            events=events,
             grace_s=empty_room_grace_s,
             sweep_interval_s=sweep_interval_s,
             clock=clock,
         )
         self._lobby = Lobby(
-            live=self._live, admissions=self._admissions, messenger=self.messenger, hooks=self.hooks
+            live=self._live,
+            admissions=self._admissions,
+            messenger=self.messenger,
+            hooks=self.hooks,
+            events=events,
         )
         sio.on("connect", self._on_connect)
         sio.on("disconnect", self._on_disconnect)

@@ -8,7 +8,8 @@ from aiohttp import web
 from kernel.roles import Role
 from scheduler.queue_models import Presence, QueueJoinRequest, Ticket, TicketState, TicketView
 from scheduler.wire import PresenceRequest, PresenceView, TicketStateRequest
-from web.appkeys import QUEUE
+from signaling.node_events import QueueEvent
+from web.appkeys import NODE_EVENTS, QUEUE
 from web.auth import require_staff
 from web.endpoints import Access, Endpoint, Param
 from web.http_json import json_body
@@ -19,10 +20,18 @@ async def _ticket_for(request: web.Request) -> Ticket:
     return await request.app[QUEUE].authorize(request.match_info["ticket_id"], key)
 
 
+def _queue_changed(request: web.Request) -> None:
+    """Dashboards on every node refresh their queue at once."""
+    events = request.app.get(NODE_EVENTS)
+    if events is not None:
+        events.publish(QueueEvent())
+
+
 async def join_queue(request: web.Request) -> TicketView:
     body = await json_body(request, QueueJoinRequest)
     queue = request.app[QUEUE]
     ticket, key = await queue.join(body)
+    _queue_changed(request)
     return await queue.view(ticket, key=key)
 
 
@@ -35,6 +44,7 @@ async def poll_ticket(request: web.Request) -> TicketView:
 async def leave_queue(request: web.Request) -> TicketView:
     queue = request.app[QUEUE]
     ticket = await queue.transition(await _ticket_for(request), TicketState.LEFT)
+    _queue_changed(request)
     return await queue.view(ticket)
 
 
@@ -43,6 +53,7 @@ async def set_ticket_state(request: web.Request) -> TicketView:
     queue = request.app[QUEUE]
     ticket = await queue.get(request.match_info["ticket_id"])
     ticket = await queue.transition(ticket, TicketState(body.state))
+    _queue_changed(request)
     return await queue.view(ticket)
 
 

@@ -1,4 +1,4 @@
-"""REST: staff sign-in, consultation rooms and their join links, join-link checks."""
+"""REST: staff sign-in, consultation rooms and their join links (join step: ``web.api_join``)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ from pydantic import BaseModel, Field, StringConstraints
 from kernel.roles import Role
 from scheduler.join_links import JoinLinks
 from scheduler.staff import StaffMember
-from signaling.protocol import Language, ParticipantInfo, RoomInfo, RoomState
-from signaling.tokens import TokenError
+from signaling.protocol import Language, RoomInfo
 from web.appkeys import LOGIN_GATE, LOGIN_LIMITER, ROOMS, SETTINGS, STAFF, TOKENS
 from web.auth import require_staff
-from web.endpoints import Access, Endpoint, Param
+from web.endpoints import Access, Endpoint
 from web.http_errors import raise_error
 from web.http_json import json_body
 from web.login_limiter import client_address
@@ -55,13 +54,6 @@ class RoomLinks(BaseModel):
 class RoomCreated(BaseModel):
     room: RoomInfo
     links: RoomLinks
-
-
-class JoinInfo(BaseModel):
-    """Who a join link lets in, and where."""
-
-    you: ParticipantInfo
-    room: RoomInfo
 
 
 async def login(request: web.Request) -> LoginResponse:
@@ -121,38 +113,10 @@ async def create_room(request: web.Request) -> RoomCreated:
     )
 
 
-async def join_info(request: web.Request) -> JoinInfo:
-    room_id = request.query.get("room")
-    try:
-        claims = request.app[TOKENS].verify_join(request.query.get("t"), room_id=room_id)
-    except TokenError as exc:
-        status = 401 if exc.code.value in ("token_missing", "token_invalid") else 403
-        raise_error(status, exc.code.value, exc.message)
-    record = await request.app[ROOMS].get(claims.room_id)
-    if record is None:
-        raise_error(
-            404, "unknown_room", "This consultation does not exist. Check the link you were sent."
-        )
-    if record.state is RoomState.ENDED:
-        raise_error(410, "room_ended", "This consultation has ended.")
-    you = ParticipantInfo(
-        id=claims.participant_id,
-        name=claims.name,
-        role=claims.role,
-        language=claims.language,
-    )
-    return JoinInfo(you=you, room=record.info())
-
-
 ENDPOINTS = (
     Endpoint("POST", "/api/staff/login", login, "Staff sign-in", "staff",
              request=LoginRequest, response=LoginResponse, errors=(401, 429, 503)),
     Endpoint("POST", "/api/rooms", create_room, "Ad-hoc room with join links", "staff",
              request=CreateRoomRequest, response=RoomCreated, status=201, access=Access.STAFF,
              roles=(Role.COUNSELOR,)),
-    Endpoint("GET", "/api/join-info", join_info, "Check a join link", "rooms",
-             response=JoinInfo,
-             params=(Param("room", description="room id from the link"),
-                     Param("t", description="join token from the link")),
-             errors=(401, 403, 404, 410)),
 )  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import socketio
@@ -28,34 +28,48 @@ logger = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 
 
-_SECURITY_HEADERS = {
-    "Referrer-Policy": "no-referrer",  # join links carry tokens in the query string
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Permissions-Policy": "camera=(self), microphone=(self), display-capture=()",
-    "Content-Security-Policy": (
-        "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data: blob:; "
-        "media-src 'self' blob: mediastream:; style-src 'self' 'unsafe-inline'; "
-        "script-src 'self'; frame-ancestors 'none'"
-    ),
-}
+def security_headers_for(settings: Settings) -> dict[str, str]:
+    """The headers of every response. ``connect-src`` allows this node and every node of
+    the deployment (``Settings.deployment_origins``): the join step may send the page's
+    socket.io and REST calls to another node."""
+    origins = settings.deployment_origins
+    sockets = [o.replace("https://", "wss://", 1).replace("http://", "ws://", 1) for o in origins]
+    connect = " ".join(["'self'", *origins, *sockets])
+    return {
+        "Referrer-Policy": "no-referrer",  # join links carry tokens in the query string
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Permissions-Policy": "camera=(self), microphone=(self), display-capture=()",
+        "Content-Security-Policy": (
+            f"default-src 'self'; connect-src {connect}; img-src 'self' data: blob:; "
+            "media-src 'self' blob: mediastream:; style-src 'self' 'unsafe-inline'; "
+            "script-src 'self'; frame-ancestors 'none'"
+        ),
+    }
 
 
 #: The ``Server`` header: the product, not the version of the framework it runs on.
 SERVER_HEADER = "seoulbridge"
 
+ResponseHook = Callable[[web.Request, web.StreamResponse], Awaitable[None]]
 
-async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: on every response, raised errors included.
+
+def security_headers(settings: Settings) -> ResponseHook:
+    """An ``on_response_prepare`` hook: on every response, raised errors included.
 
     (A middleware sees only the responses handlers return; an ``HTTPException`` — a 401
     from ``require_staff``, the router's 404 — is turned into a response after it.)
     """
-    for name, value in _SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    response.headers["Server"] = SERVER_HEADER
-    if response.status >= 400 or request.path.startswith(("/join/", "/api/")):
-        response.headers["Cache-Control"] = "no-store"
+    headers = security_headers_for(settings)
+
+    async def hook(request: web.Request, response: web.StreamResponse) -> None:
+        for name, value in headers.items():
+            response.headers.setdefault(name, value)
+        response.headers["Server"] = SERVER_HEADER
+        if response.status >= 400 or request.path.startswith(("/join/", "/api/")):
+            response.headers["Cache-Control"] = "no-store"
+
+    return hook
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -110,7 +124,7 @@ def build_app(
 ) -> web.Application:
     """The whole server as one aiohttp application; services start in its cleanup context."""
     app = web.Application(middlewares=[json_errors], client_max_size=1024 * 1024)
-    app.on_response_prepare.append(security_headers)
+    app.on_response_prepare.append(security_headers(settings))
     app.on_response_prepare.append(remember_upgrade)
     app[SETTINGS] = settings
     app[STARTED_AT] = time.time()

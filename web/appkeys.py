@@ -16,10 +16,13 @@ from scheduler.bookings import BookingService
 from scheduler.queue import WalkInQueue
 from scheduler.staff import StaffStore
 from scheduler.topics import TopicStore
+from signaling.node_events import NodeEvents
+from signaling.placement import NodePlacement
 from signaling.rooms import RoomDirectory
 from signaling.server import SignalingServer
 from signaling.tokens import TokenService
 from web.availability_cache import AvailabilityCache
+from web.cluster import NodeProbe
 from web.login_limiter import LoginLimiter
 from web.loop_lag import LoopLagMonitor
 from web.media_rooms import SfuRooms
@@ -45,3 +48,6 @@ LOGIN_LIMITER = web.AppKey("login_limiter", LoginLimiter)
 LOGIN_GATE = web.AppKey("login_gate", WorkGate)
 LOOP_LAG = web.AppKey("loop_lag", LoopLagMonitor)
 METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
+PLACEMENT = web.AppKey("placement", NodePlacement)
+NODE_EVENTS = web.AppKey("node_events", NodeEvents)
+NODE_PROBE = web.AppKey("node_probe", NodeProbe)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import json
 import logging
 import os
 import secrets
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from kernel.roles import STAFF_ROLES
 from scheduler.errors import SchedulerError
 from scheduler.join_links import join_url
 from scheduler.staff import StaffMember, StaffStore
+from signaling.node_registry import read_registry
 from signaling.protocol import LANGUAGES, Role
 from signaling.rooms import RoomDirectory
 from signaling.tokens import TokenService
@@ -157,6 +160,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.workers is not None:
+        from web.workers import run_workers
+
+        return run_workers(settings, args.workers, demo=args.demo)
     app = build_app(settings)
     if args.demo:
         app.cleanup_ctx.append(_demo_ctx(settings))
@@ -175,6 +182,43 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     _exit_now_if_threads_linger()
     return 0
+
+
+# ------------------------------------------------------------------- nodes
+def cmd_nodes(args: argparse.Namespace) -> int:
+    """The node registry: each live node's URL, rooms against its limit, load, heartbeat."""
+    settings = _settings(args)
+
+    async def work() -> int:
+        handle = await open_redis(settings.redis_url, settings.data_dir)
+        try:
+            nodes = await read_registry(handle.client)
+        finally:
+            await handle.aclose()
+        if args.json:
+            print(json.dumps([n.model_dump(mode="json") for n in nodes], indent=2))
+            return 0
+        if not nodes:
+            print("no live nodes: start one with 'seoulbridge serve'")
+            return 0
+        now = time.time()
+        header = ("NODE", "URL", "ROOMS", "PEOPLE", "PEERS", "STREAMS", "CPU%", "BEAT", "STATE")
+        rows = [header]
+        for n in nodes:
+            i = n.info
+            rows.append((
+                i.node_id, i.base_url, f"{n.claimed}/{i.room_limit}", str(i.participants),
+                str(i.peers), str(i.streams), f"{i.cpu_percent:.0f}",
+                f"{max(0.0, now - i.heartbeat_at):.1f}s ago",
+                "accepting" if i.accepting and n.claimed < i.room_limit
+                else ("full" if i.accepting else "draining"),
+            ))  # fmt: skip
+        widths = [max(len(r[c]) for r in rows) for c in range(len(header))]
+        for row in rows:
+            print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        return 0
+
+    return asyncio.run(work())
 
 
 def _exit_now_if_threads_linger() -> None:
@@ -329,8 +373,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("SEOULBRIDGE_EVENT_LOOP", "uvloop"),
         help="event loop (default $SEOULBRIDGE_EVENT_LOOP, else uvloop when installed)",
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="run N nodes on consecutive ports from --port, sharing one Redis and one secret",
+    )
     _add_common(serve)
     serve.set_defaults(func=cmd_serve)
+
+    nodes = sub.add_parser("nodes", help="list the live nodes, their rooms and load")
+    nodes.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_common(nodes)
+    nodes.set_defaults(func=cmd_nodes)
 
     staff = sub.add_parser("staff", help="manage staff accounts").add_subparsers(
         dest="staff_command", required=True

@@ -12,6 +12,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from signaling.live import ParticipantState
+from signaling.placement import NodePlacement
 from signaling.server import SignalingServer
 from web.appkeys import METRICS_REGISTRY, SETTINGS
 from web.http_errors import raise_error
@@ -52,7 +53,66 @@ class SignalingCollector(Collector):
         for kind in ("audio", "video"):
             count = sum(1 for r in rooms.values() for p in r.media.publications() if p.kind == kind)
             pubs.add_metric([self._node, kind], count)
-        yield from (live, people, peers, pubs)
+        streams = GaugeMetricFamily(
+            "seoulbridge_forwarded_streams",
+            "Tracks forwarded to subscribers on this node (the placement load)",
+            labels=["node"],
+        )
+        streams.add_metric(
+            [self._node],
+            sum(
+                len(r.media.publications()) * max(r.media.peer_count() - 1, 0)
+                for r in rooms.values()
+            ),
+        )
+        yield from (live, people, peers, pubs, streams)
+
+
+class PlacementCollector(Collector):
+    """This node's placement figures, and the registry as of its last heartbeat."""
+
+    def __init__(self, placement: NodePlacement) -> None:
+        self._placement = placement
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        node = self._placement.node_id
+        limit = GaugeMetricFamily(
+            "seoulbridge_node_room_limit", "Rooms this node hosts at most", labels=["node"]
+        )
+        limit.add_metric([node], self._placement.room_limit)
+        claimed = GaugeMetricFamily(
+            "seoulbridge_node_rooms_claimed",
+            "Rooms open on this node whose claims it renews",
+            labels=["node"],
+        )
+        claimed.add_metric([node], len(self._placement.claims))
+        accepting = GaugeMetricFamily(
+            "seoulbridge_node_accepting", "1 while this node takes new rooms", labels=["node"]
+        )
+        accepting.add_metric([node], 1 if self._placement.accepting else 0)
+        nodes = GaugeMetricFamily(
+            "seoulbridge_cluster_nodes", "Live nodes in the registry (last heartbeat's view)"
+        )
+        snapshot = self._placement.snapshot()
+        nodes.add_metric([], len(snapshot))
+        rooms = GaugeMetricFamily(
+            "seoulbridge_cluster_node_rooms", "Rooms claimed for each live node", labels=["node"]
+        )
+        streams = GaugeMetricFamily(
+            "seoulbridge_cluster_node_streams",
+            "Forwarded streams each live node reported",
+            labels=["node"],
+        )
+        cpu = GaugeMetricFamily(
+            "seoulbridge_cluster_node_cpu_percent",
+            "Process CPU each live node reported (100 = one core)",
+            labels=["node"],
+        )
+        for status in snapshot:
+            rooms.add_metric([status.info.node_id], status.claimed)
+            streams.add_metric([status.info.node_id], status.info.streams)
+            cpu.add_metric([status.info.node_id], status.info.cpu_percent)
+        yield from (limit, claimed, accepting, nodes, rooms, streams, cpu)
 
 
 def _is_loopback(remote: str | None) -> bool:

@@ -14,6 +14,8 @@ from aiohttp import web
 from web import (
     api_bookings,
     api_dashboard,
+    api_events,
+    api_join,
     api_queue,
     api_rooms,
     api_scheduler,
@@ -27,10 +29,12 @@ from web.openapi import openapi_endpoint
 def api_endpoints() -> list[Endpoint]:
     """Every REST endpoint but the OpenAPI document itself, grouped by module."""
     return [
+        *api_join.ENDPOINTS,
         *api_rooms.ENDPOINTS,
         *api_bookings.ENDPOINTS,
         *api_queue.ENDPOINTS,
         *api_dashboard.ENDPOINTS,
+        *api_events.ENDPOINTS,
         *api_staff_admin.ENDPOINTS,
         *api_transcripts.endpoints(),
     ]
@@ -47,4 +51,5 @@ def add_routes(app: web.Application) -> None:
     """The REST API, its OpenAPI document, and the scheduler's pages."""
     endpoints = api_endpoints()
     add_endpoints(app, [*endpoints, openapi_endpoint(endpoints, version=_version())])
+    app.on_response_prepare.append(api_join.cors_headers)
     api_scheduler.add_pages(app)

@@ -25,6 +25,7 @@ from media.forwarding import Forwarder
 from media.negotiation import NegotiatorConfig
 from media.rtp_forwarder import RtpForwarder
 from scheduler.staff import StaffStore
+from signaling.node_events import NodeEvents, RedisPubSub
 from signaling.placement import NodePlacement
 from signaling.rooms import RoomDirectory
 from signaling.server import SignalingServer
@@ -35,6 +36,9 @@ from web.appkeys import (
     LOOP_LAG,
     MEDIA_ROOMS,
     METRICS_REGISTRY,
+    NODE_EVENTS,
+    NODE_PROBE,
+    PLACEMENT,
     RECORDING,
     REDIS,
     ROOMS,
@@ -43,10 +47,11 @@ from web.appkeys import (
     STAFF,
     TOKENS,
 )
+from web.cluster import NodeProbe, load_of
 from web.login_limiter import LoginLimiter, LoginLimits
 from web.loop_lag import LoopLagMonitor
 from web.media_rooms import SfuRooms
-from web.metrics import SignalingCollector
+from web.metrics import PlacementCollector, SignalingCollector
 from web.recording_store import RedisRecordingStore
 from web.redis_store import open_redis
 from web.room_recording import RoomRecording
@@ -87,11 +92,23 @@ def core_services(
             )
             app[LOGIN_GATE] = WorkGate("sign-ins", settings.login_concurrency)
             app[ROOMS] = RoomDirectory(handle.client)
+            node_id = settings.resolved_node_id
+            events = NodeEvents(RedisPubSub(handle.client), node_id=node_id)
+            events.start()
+            stack.push_async_callback(_timed, "node events", events.aclose)
+            app[NODE_EVENTS] = events
+            probe = NodeProbe()
+            stack.push_async_callback(_timed, "node probe", probe.aclose)
+            app[NODE_PROBE] = probe
             placement = NodePlacement(
-                handle.client, node_id=settings.resolved_node_id, base_url=settings.base_url
+                handle.client,
+                node_id=node_id,
+                base_url=settings.base_url,
+                room_limit=settings.room_limit,
+                heartbeat_s=settings.node_heartbeat_s,
+                ttl_s=settings.node_ttl_s,
             )
-            await placement.start()
-            stack.push_async_callback(_timed, "placement", placement.aclose)
+            app[PLACEMENT] = placement
             app[MEDIA_ROOMS] = SfuRooms(
                 forwarder_factory or (lambda: RtpForwarder(codecs)),
                 ice_servers=[RTCIceServer(**s.model_dump()) for s in settings.ice_servers],
@@ -107,9 +124,13 @@ def core_services(
                 media_factory=app[MEDIA_ROOMS],
                 ice_servers=settings.ice_servers,
                 placement=placement,
+                events=events,
                 empty_room_grace_s=settings.empty_room_grace_s,
             )
             app[SIGNALING] = signaling
+            placement.set_load(load_of(signaling))
+            await placement.start()
+            stack.push_async_callback(_timed, "placement", placement.aclose)
             signaling.start()
             stack.push_async_callback(_timed, "signaling", signaling.aclose)
             recording = RoomRecording(
@@ -127,6 +148,7 @@ def core_services(
             lag.start()
             stack.push_async_callback(_timed, "loop lag monitor", lag.aclose)
             app[LOOP_LAG] = lag
+            registry.register(PlacementCollector(placement))
             app[METRICS_REGISTRY] = registry
             logger.info("seoulbridge ready on %s", settings.base_url)
             yield
@@ -162,6 +184,12 @@ def timed_ctx(name: str, ctx: CleanupCtx) -> CleanupCtx:
 
 async def shutdown(app: web.Application) -> None:
     """``on_shutdown``: tell every page, close rooms and sockets before aiohttp waits on them."""
+    events = app.get(NODE_EVENTS)
+    if events is not None:
+        events.close_subscriptions()  # open event streams end now, not at aiohttp's timeout
+    placement = app.get(PLACEMENT)
+    if placement is not None:
+        await placement.drain()  # no new rooms are placed here while it stops
     signaling = app.get(SIGNALING)
     if signaling is not None:
         await _timed("rooms and sockets", signaling.shutdown)

@@ -17,6 +17,14 @@ from signaling.protocol import IceServerInfo
 TOKEN_SECRET_FILE = "token-secret"
 
 
+def _origin(url: str) -> str | None:
+    """``scheme://host[:port]`` of an http(s) URL, or None."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def _parse_ice_servers(value: object) -> object:
     """Accept JSON (a list of RTCIceServer) or a comma-separated list of URLs.
 
@@ -93,6 +101,24 @@ class Settings(BaseSettings):
     )
     node_id: str | None = Field(
         default=None, description="Name of this node in the registry (default HOSTNAME-PORT)"
+    )
+    node_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Public URLs of every node of this deployment, comma-separated: pages "
+        "served by one node may connect to any of them (Content-Security-Policy, the join "
+        "step's CORS, socket.io's origin allow-list)",
+    )
+    room_limit: int = Field(
+        default=25, ge=0, description="Rooms this node hosts at most; 0 = pages and REST only"
+    )
+    node_heartbeat_s: float = Field(
+        default=1.0, gt=0, description="How often this node renews its registry entry and claims"
+    )
+    node_ttl_s: float = Field(
+        default=5.0,
+        ge=2,
+        description="A node (and its room claims) counts as gone this long after its last "
+        "heartbeat; its rooms then move on the next join",
     )
     join_token_ttl_s: int = Field(default=4 * 3600, ge=60)
     staff_token_ttl_s: int = Field(default=12 * 3600, ge=60)
@@ -185,6 +211,18 @@ class Settings(BaseSettings):
             return value
         return [origin_of(str(item)) for item in items if str(item).strip()]
 
+    @field_validator("node_urls", mode="before")
+    @classmethod
+    def _node_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [u.strip() for u in value.split(",") if u.strip()]
+        if isinstance(value, list):
+            for url in value:
+                if not isinstance(url, str) or _origin(url) is None:
+                    raise ValueError(f"node URL {url!r} must look like https://host[:port]")
+            return [u.rstrip("/") for u in value]
+        return value
+
     @field_validator("vosk_models", mode="before")
     @classmethod
     def _vosk_models(cls, value: object) -> object:
@@ -202,7 +240,8 @@ class Settings(BaseSettings):
 
     @property
     def origins(self) -> list[str]:
-        """Origins whose pages may open socket.io: the public URL's and the configured ones.
+        """Origins whose pages may open socket.io: the public URL's, every node's of the
+        deployment (the join step sends a page to the room's node), and the configured ones.
 
         A loopback public URL (the default, ``http://127.0.0.1:PORT``) also allows the same
         port under the other loopback names, as a person opening ``localhost`` expects.
@@ -214,7 +253,7 @@ class Settings(BaseSettings):
             port = f":{parts.port}" if parts.port else ""
             names = ("127.0.0.1", "localhost", "[::1]")
             aliases = [f"{parts.scheme}://{name}{port}" for name in names]
-        return list(dict.fromkeys([own, *aliases, *self.allowed_origins]))
+        return list(dict.fromkeys([own, *aliases, *self.deployment_origins, *self.allowed_origins]))
 
     @property
     def base_url(self) -> str:
@@ -222,6 +261,17 @@ class Settings(BaseSettings):
             return self.public_url.rstrip("/")
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def deployment_origins(self) -> list[str]:
+        """The origins of this node and every node of the deployment (``node_urls``):
+        pages from any of them may use this node's socket.io and join step."""
+        found: list[str] = []
+        for url in [self.base_url, *self.node_urls]:
+            origin = _origin(url)
+            if origin is not None and origin not in found:
+                found.append(origin)
+        return found
 
     @property
     def resolved_node_id(self) -> str:

@@ -163,9 +163,7 @@ class RtcParticipant:
             for kind, mid in offer["publish"].items():
                 transceiver = next(t for t in pc.getTransceivers() if t.mid == mid)
                 if transceiver.sender.track is None:
-                    track: MediaStreamTrack = (
-                        SmallVideoTrack() if kind == "video" else AudioStreamTrack()
-                    )
+                    track = self.make_track(kind)
                     self.local_tracks.append(track)
                     transceiver.sender.replaceTrack(track)
                 transceiver.direction = "sendonly"
@@ -175,6 +173,10 @@ class RtcParticipant:
         if self.answer_filter is not None:
             sdp = self.answer_filter(sdp)
         await self.send({"type": "answer", "sdp": sdp})
+
+    def make_track(self, kind: str) -> MediaStreamTrack:
+        """The microphone or camera this participant publishes (a subclass may speak)."""
+        return SmallVideoTrack() if kind == "video" else AudioStreamTrack()
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         assert self.pc is not None

@@ -59,3 +59,34 @@ def test_video_codec(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEOULBRIDGE_VIDEO_CODEC", "AV1")
     with pytest.raises(ValidationError, match="VP8"):
         Settings()
+
+
+def test_node_urls_give_the_deployment_origins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "SEOULBRIDGE_NODE_URLS", "https://sb1.example.org/, https://sb2.example.org:8443"
+    )
+    settings = Settings(public_url="https://sb1.example.org")
+    assert settings.node_urls == ["https://sb1.example.org", "https://sb2.example.org:8443"]
+    assert settings.deployment_origins == [
+        "https://sb1.example.org",
+        "https://sb2.example.org:8443",
+    ]
+
+
+def test_a_bad_node_url_says_what_to_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEOULBRIDGE_NODE_URLS", "sb2.example.org")
+    with pytest.raises(ValidationError, match="must look like https://host"):
+        Settings()
+
+
+def test_the_csp_lets_pages_connect_to_every_node() -> None:
+    from web.app import security_headers_for
+
+    settings = Settings(port=8080, node_urls=["http://10.0.0.2:8080", "https://sb.example.org"])
+    csp = security_headers_for(settings)["Content-Security-Policy"]
+    connect = next(p for p in csp.split("; ") if p.startswith("connect-src"))
+    assert connect.split()[1:] == [
+        "'self'",
+        "http://127.0.0.1:8080", "http://10.0.0.2:8080", "https://sb.example.org",
+        "ws://127.0.0.1:8080", "ws://10.0.0.2:8080", "wss://sb.example.org",
+    ]  # fmt: skip

@@ -52,6 +52,9 @@
     waiting: [], // lobby, for counselors
     chat: [],
     socket: null,
+    node: null, // {id, url, epoch}: the node holding the room, from the join step
+    joinNodes: [], // base URLs of live nodes: where the join step may run if ours is gone
+    unreachable: null, // id of the node we lost or could not reach: told to the join step
     socketState: "idle", // idle | connecting | connected | reconnecting | closed
     serverRestarting: false, // the server said it is restarting: a server disconnect is not final
     audioMuted: false,
@@ -235,7 +238,7 @@
     const showDetail = known && message && message !== t(key);
     detail.hidden = !showDetail;
     detail.textContent = showDetail ? `${t("server_says")} ${message}` : "";
-    $("error-retry").hidden = !(code === "network" || code === "unknown");
+    $("error-retry").hidden = !["network", "unknown", "service_unavailable", "no_capacity"].includes(code);
   }
 
   function finish(kind, reason) {
@@ -271,29 +274,51 @@
     }, ms);
   }
 
-  // ------------------------------------------------------------- join info
+  // ------------------------------------------------------------- join step
+  /**
+   * The join step (GET /api/join-info, signaling/PROTOCOL.md): who the link is for and
+   * which node holds the room. It runs on page load and before every (re)connection;
+   * `unreachable` names a node we lost, so the room moves off it if it is gone. When
+   * this page's own server cannot be reached, the other live nodes are tried.
+   * Resolves to {ok: true, body} or {ok: false, code, message, passing}.
+   */
+  async function joinStep(unreachable) {
+    const q = new URLSearchParams({ room: S.roomId, t: S.token });
+    if (unreachable) q.set("unreachable", unreachable);
+    const bases = [""].concat(S.joinNodes.filter((u) => u !== window.location.origin));
+    let failed = { ok: false, code: "network", message: "", passing: true };
+    for (const base of bases) {
+      let res;
+      try {
+        res = await fetch(`${base}/api/join-info?${q}`, { cache: "no-store", credentials: "omit", mode: base ? "cors" : "same-origin" });
+      } catch (e) {
+        failed = { ok: false, code: "network", message: String(e), passing: true };
+        continue; // that node is gone too: try the next
+      }
+      let body = null;
+      try {
+        body = await res.json();
+      } catch {
+        body = null;
+      }
+      if (res.ok && body && body.you && body.node) {
+        if (Array.isArray(body.nodes) && body.nodes.length) S.joinNodes = body.nodes;
+        return { ok: true, body };
+      }
+      const err = (body && body.error) || {};
+      return { ok: false, code: err.code || `http_${res.status}`, message: err.message || `HTTP ${res.status}`, passing: res.status >= 500 };
+    }
+    return failed;
+  }
+
   async function loadJoinInfo() {
     if (!S.token) return showError("token_missing", "");
     if (!window.RTCPeerConnection || !window.io || !window.SB_CallPeer || !window.SB_LocalMedia) return showError("unsupported", "");
-    let res;
-    try {
-      const q = new URLSearchParams({ room: S.roomId, t: S.token });
-      res = await fetch(`/api/join-info?${q}`, { cache: "no-store", credentials: "same-origin" });
-    } catch (e) {
-      return showError("network", String(e));
-    }
-    let body = null;
-    try {
-      body = await res.json();
-    } catch {
-      body = null;
-    }
-    if (!res.ok || !body || !body.you) {
-      const err = (body && body.error) || {};
-      return showError(err.code || `http_${res.status}`, err.message || `HTTP ${res.status}`);
-    }
-    S.you = body.you;
-    S.room = body.room;
+    const step = await joinStep(null);
+    if (!step.ok) return showError(step.code, step.message);
+    S.you = step.body.you;
+    S.room = step.body.room;
+    S.node = step.body.node;
     if (S.room && S.room.state === "ended") return showError("room_ended", "");
     if (!S.langChosen && I18N.match(S.you.language)) setLanguage(I18N.match(S.you.language), false);
     setScreen("check");
@@ -322,26 +347,34 @@
     $("join-btn").textContent = t("joining");
     S.socketState = "connecting";
     renderConn();
-    const socket = window.io({
+    rejoin();
+  }
+
+  /** Connect socket.io to the node the join step named (never to a remembered one by itself). */
+  function openSocket(node) {
+    dropSocket();
+    S.node = node;
+    const socket = window.io(node.url, {
       path: "/socket.io/",
       auth: { token: S.token, room: S.roomId },
       transports: ["websocket"],
-      reconnectionDelay: 500,
-      reconnectionDelayMax: 4000,
+      reconnection: false, // every reconnection goes through the join step (rejoin)
+      forceNew: true,
     });
     S.socket = socket;
     socket.on("connect", () => {
-      log("socket connected", socket.id);
+      log("socket connected", socket.id, "to", node.id);
       S.socketState = "connected";
       renderConn();
       // The server sends "welcome"; "join" follows it (also after every reconnect).
     });
     socket.on("disconnect", (reason) => {
+      if (socket !== S.socket) return;
       log("socket disconnected", reason);
       if (S.screen === "final" || S.screen === "error") {
         S.socketState = "closed";
       } else if (reason === "io server disconnect" && S.serverRestarting) {
-        // The server said it is restarting: come back through the join step when it is up.
+        // The server said it is restarting or the room moved: back through the join step.
         S.socketState = "reconnecting";
         reconnectLater();
       } else if (reason === "io server disconnect") {
@@ -350,22 +383,28 @@
         S.socketState = "closed";
         finish("replaced", "");
       } else {
+        // The connection to the node was lost (it may have died): the join step finds
+        // the room's node again, and moves the room if that node is gone.
+        S.unreachable = node.id;
         S.socketState = "reconnecting";
+        reconnectLater();
       }
       renderConn();
     });
     socket.on("connect_error", (err) => {
-      log("connect_error", err && err.message, socket.active);
-      if (socket.active) {
-        // A transport problem: socket.io tries again by itself.
+      if (socket !== S.socket) return;
+      const data = (err && err.data) || {};
+      log("connect_error", err && err.message, data.code || "");
+      if (!data.code) {
+        // No answer from that node: try again through the join step.
+        S.unreachable = node.id;
         S.socketState = S.socketState === "connecting" ? "connecting" : "reconnecting";
         renderConn();
+        reconnectLater();
         return;
       }
       // Refused by the server: the refusal carries a code (signaling/PROTOCOL.md).
-      const data = (err && err.data) || {};
-      const message = (err && err.message) || "";
-      const code = data.code || "unknown";
+      const code = data.code;
       if (RETRY_CODES.has(code)) {
         // Passing: the server is restarting or the room is moving. Try again shortly.
         S.socketState = "reconnecting";
@@ -373,24 +412,57 @@
         reconnectLater();
         return;
       }
-      showError(code, message);
+      showError(code, (err && err.message) || "");
     });
     socket.on(EVENT, onMessage);
+  }
+
+  function dropSocket() {
+    const old = S.socket;
+    S.socket = null;
+    if (old) {
+      old.off();
+      old.disconnect();
+    }
   }
 
   /** Refusals that pass by themselves: the page connects again after a pause. */
   const RETRY_CODES = new Set(["server_restarting", "room_elsewhere", "server_error"]);
 
-  /** Connect the socket again after a growing pause (the join step runs again on welcome). */
+  /** Run the join step again after a growing pause (0.5 s doubling to 4 s). */
   function reconnectLater() {
-    if (!S.socket || S.screen === "final" || S.screen === "error") return;
+    if (S.screen === "final" || S.screen === "error") return;
     clearTimeout(reconnectLater.timer);
     const attempt = (reconnectLater.attempt = (reconnectLater.attempt || 0) + 1);
     const delay = Math.min(500 * 2 ** Math.min(attempt - 1, 3), 4000);
     log("reconnecting in", delay, "ms (attempt", attempt, ")");
-    reconnectLater.timer = setTimeout(() => {
-      if (S.socket && !S.socket.connected && S.screen !== "final" && S.screen !== "error") S.socket.connect();
-    }, delay);
+    reconnectLater.timer = setTimeout(rejoin, delay);
+  }
+
+  /** The join step, then a socket to the node it names; a passing failure tries again later. */
+  async function rejoin() {
+    if (S.screen === "final" || S.screen === "error" || (S.socket && S.socket.connected)) return;
+    if (rejoin.busy) return; // one join step at a time
+    rejoin.busy = true;
+    const unreachable = S.unreachable;
+    S.unreachable = null;
+    let step;
+    try {
+      step = await joinStep(unreachable);
+    } finally {
+      rejoin.busy = false;
+    }
+    if (S.screen === "final" || S.screen === "error") return;
+    if (!step.ok) {
+      log("join step failed", step.code);
+      if (!step.passing) return showError(step.code, step.message);
+      S.lastError = { code: step.code, message: step.message };
+      if (S.screen === "call") toast(errorText(step.code, step.message));
+      reconnectLater();
+      return;
+    }
+    log("join step: room on", step.body.node.id, step.body.node.url);
+    openSocket(step.body.node);
   }
 
   /** The person's words for a server error code; the server's English only as a last resort. */
@@ -467,6 +539,11 @@
         S.serverRestarting = true;
         toast(t("err_server_restarting"));
         break;
+      case "room_moved":
+        // This node no longer holds the room: it closes us; the join step finds the new one.
+        S.serverRestarting = true;
+        toast(t("err_room_elsewhere"));
+        break;
       case "error":
         log("server error", msg.code, msg.message);
         S.lastError = { code: msg.code, message: msg.message };
@@ -535,8 +612,11 @@
     recoverMedia.last = now;
     setTimeout(() => {
       if (pc !== S.pc || pc.connectionState !== "failed" || S.screen !== "call") return;
-      log("media failed: reconnecting the socket for a new peer connection");
-      S.socket.disconnect().connect();
+      log("media failed: connecting again (join step) for a new peer connection");
+      dropSocket();
+      S.socketState = "reconnecting";
+      renderConn();
+      rejoin();
     }, 2000);
   }
 
@@ -624,6 +704,7 @@
     devices.stopMeter();
     clearTimeout(statsTimer);
     statsTimer = null;
+    clearTimeout(reconnectLater.timer);
     if (S.socket) {
       S.socket.off(EVENT, onMessage);
       S.socket.disconnect();

@@ -184,6 +184,57 @@
     refresh();
     clearInterval(timer);
     timer = setInterval(refresh, 3000);
+    listen();
+  }
+
+  /* Knocks, lobby, room and queue changes from every node (GET /api/events, server-sent
+   * events): the board refreshes at once instead of at its next poll. */
+  let stream = null;
+  let refreshSoon = null;
+  const heard = (window.SB_DASHBOARD_EVENTS = []); // the latest event types, for tests
+
+  async function listen() {
+    if (stream) return;
+    const controller = (stream = new AbortController());
+    let pause = 500;
+    while (stream === controller && session.signedIn()) {
+      try {
+        const resp = await fetch("/api/events", { headers: { Authorization: session.authorization() }, signal: controller.signal, cache: "no-store" });
+        if (!resp.ok || !resp.body) throw new Error(`HTTP ${resp.status}`);
+        pause = 500;
+        const reader = resp.body.getReader();
+        const decoder = new TextDecoder();
+        let buffer = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += decoder.decode(value, { stream: true });
+          let end;
+          while ((end = buffer.indexOf("\n\n")) >= 0) {
+            const block = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            const type = (block.match(/^event: (.*)$/m) || [])[1];
+            if (type) onEvent(type);
+          }
+        }
+      } catch (e) {
+        if (controller.signal.aborted) return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, pause));
+      pause = Math.min(pause * 2, 10000);
+    }
+  }
+
+  function stopListening() {
+    if (stream) stream.abort();
+    stream = null;
+  }
+
+  function onEvent(type) {
+    heard.push(type);
+    if (heard.length > 50) heard.shift();
+    clearTimeout(refreshSoon);
+    refreshSoon = setTimeout(refresh, 150); // one refresh for a burst of events
   }
 
   async function init() {
@@ -195,6 +246,7 @@
       onSignedIn: showBoard,
       onSignedOut() {
         clearInterval(timer);
+        stopListening();
       },
     });
     $("presence").addEventListener("click", () => act(async () => {

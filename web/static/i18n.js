@@ -128,6 +128,8 @@
       err_server_restarting: "서버가 다시 시작되는 중입니다. 곧 다시 연결합니다…",
       err_room_elsewhere: "이 상담은 다른 서버에서 진행 중입니다. 다시 연결합니다…",
       err_server_error: "서버에서 문제가 발생했습니다. 다시 시도합니다…",
+      err_service_unavailable: "서비스에 잠시 연결할 수 없습니다. 자동으로 다시 시도합니다…",
+      err_no_capacity: "지금은 모든 상담 서버가 가득 찼습니다. 몇 분 후에 다시 시도해 주세요.",
       err_negotiation_failed: "미디어 연결을 다시 맺는 중입니다…",
       server_says: "서버 메시지:",
 
@@ -266,6 +268,8 @@
       err_server_restarting: "The server is restarting. Reconnecting shortly…",
       err_room_elsewhere: "This consultation is on another server. Reconnecting…",
       err_server_error: "The server had a problem. Trying again…",
+      err_service_unavailable: "The service is briefly unavailable. Trying again by itself…",
+      err_no_capacity: "Every consultation server is full right now. Please try again in a few minutes.",
       err_negotiation_failed: "Re-establishing the media connection…",
       server_says: "Message from the server:",
 
@@ -404,6 +408,8 @@
       err_server_restarting: "サーバーを再起動しています。まもなく再接続します…",
       err_room_elsewhere: "この相談は別のサーバーで行われています。再接続します…",
       err_server_error: "サーバーで問題が発生しました。もう一度試します…",
+      err_service_unavailable: "サービスに一時的に接続できません。自動的に再試行します…",
+      err_no_capacity: "現在すべての相談サーバーが満員です。数分後にもう一度お試しください。",
       err_negotiation_failed: "メディア接続をやり直しています…",
       server_says: "サーバーからのメッセージ：",
 
@@ -542,6 +548,8 @@
       err_server_restarting: "服务器正在重新启动，即将重新连接…",
       err_room_elsewhere: "此咨询在另一台服务器上进行。正在重新连接…",
       err_server_error: "服务器出现问题。正在重试…",
+      err_service_unavailable: "服务暂时不可用。正在自动重试…",
+      err_no_capacity: "所有咨询服务器目前都已满。请几分钟后再试。",
       err_negotiation_failed: "正在重新建立媒体连接…",
       server_says: "服务器消息：",
 
@@ -680,6 +688,8 @@
       err_server_restarting: "Сервер перезапускается. Скоро переподключимся…",
       err_room_elsewhere: "Эта консультация идёт на другом сервере. Переподключаемся…",
       err_server_error: "На сервере произошла ошибка. Пробуем ещё раз…",
+      err_service_unavailable: "Сервис временно недоступен. Повторяем попытку автоматически…",
+      err_no_capacity: "Все серверы консультаций сейчас заняты. Попробуйте ещё раз через несколько минут.",
       err_negotiation_failed: "Восстанавливаем медиасоединение…",
       server_says: "Сообщение сервера:",
 

@@ -64,6 +64,8 @@
       api,
       signOut,
       signedIn: () => token !== null,
+      /* The Authorization header value, for requests api() cannot make (event streams). */
+      authorization: () => (token ? "Bearer " + token : null),
       /* Call once the page is wired: resumes a kept sign-in. */
       resume() {
         if (token) onSignedIn(null);
