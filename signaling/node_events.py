@@ -205,9 +205,13 @@ class NodeEvents:
 
     # ------------------------------------------------------------ publish
     def publish(self, event: NodeEvent) -> None:
-        """Queue ``event`` for every node (this one included); the oldest is lost if
-        Redis has been away for a while."""
+        """Deliver ``event`` to this node's subscribers now and queue it for every other
+        node (the oldest queued is lost if Redis has been away for a while).
+
+        Local delivery does not round-trip through Redis: a dashboard on the room's own
+        node hears of it even while the listener is between reconnections."""
         stamped = event.model_copy(update={"node_id": self.node_id})
+        self._deliver(stamped)
         while True:
             try:
                 self._outbox.put_nowait(stamped)
@@ -232,6 +236,10 @@ class NodeEvents:
         self._subscriptions.add(subscription)
         return subscription
 
+    def _deliver(self, event: NodeEvent) -> None:
+        for subscription in list(self._subscriptions):
+            subscription.put(event)
+
     def _forget(self, subscription: Subscription) -> None:
         self._subscriptions.discard(subscription)
 
@@ -253,8 +261,8 @@ class NodeEvents:
                     except ValidationError:
                         logger.warning("node %s: ignored a malformed event", self.node_id)
                         continue
-                    for subscription in list(self._subscriptions):
-                        subscription.put(event)
+                    if event.node_id != self.node_id:  # ours went out in publish()
+                        self._deliver(event)
             except (OSError, TimeoutError, aioredis.RedisError) as exc:
                 self.connected.clear()
                 logger.warning(

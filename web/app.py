@@ -17,7 +17,7 @@ from media.forwarding import Forwarder
 from web import routes
 from web.api_scheduler import scheduler_ctx
 from web.api_transcripts import interpretation_ctx
-from web.appkeys import REDIS, SETTINGS, SIGNALING, STARTED_AT
+from web.appkeys import NODE_EVENTS, REDIS, SETTINGS, SIGNALING, STARTED_AT
 from web.http_errors import json_errors, remember_upgrade
 from web.metrics import metrics
 from web.services import core_services, shutdown, timed_ctx
@@ -80,6 +80,11 @@ async def healthz(request: web.Request) -> web.Response:
             "status": "ok",
             "node": settings.resolved_node_id,
             "live_rooms": len(request.app[SIGNALING].live_rooms),
+            # other nodes' knocks and room states reach this node's dashboards only while
+            # its listener is subscribed (after a Redis outage it reconnects by itself)
+            "events": "listening"
+            if request.app[NODE_EVENTS].connected.is_set()
+            else "reconnecting",
             "uptime_s": round(time.time() - request.app[STARTED_AT], 1),
         }
     )

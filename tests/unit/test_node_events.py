@@ -4,6 +4,7 @@ survives Redis going away and coming back (its own redis-server, stopped and res
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,42 @@ async def test_the_listener_comes_back_with_redis(tmp_path: Path) -> None:
         await events.aclose()
         await client.aclose()
         server.kill()
+
+
+class _Unreachable:
+    """A backend whose Redis is away: publishing fails, listening never gets going."""
+
+    async def publish(self, data: bytes) -> None:
+        raise ConnectionError("Redis is away")
+
+    async def listen(self, on_ready: Callable[[], None]) -> AsyncIterator[bytes]:
+        raise ConnectionError("Redis is away")
+        yield b""  # pragma: no cover (makes this an async generator)
+
+
+async def test_this_nodes_own_events_reach_its_subscribers_without_redis() -> None:
+    """A dashboard on the room's own node hears of a room ending although the listener
+    is between reconnections (the outage test met this as a lost room_state)."""
+    events = NodeEvents(_Unreachable(), node_id="a")
+    events.start()
+    try:
+        heard = events.subscribe()
+        events.publish(RoomStateEvent(room_id="r-1", state=RoomState.ENDED))
+        event = await heard.next(2)
+        assert isinstance(event, RoomStateEvent) and event.node_id == "a"
+        assert await heard.next(0.3) is None, "delivered twice"
+    finally:
+        await events.aclose()
+
+
+async def test_an_event_is_heard_once_on_its_own_node(redis: aioredis.Redis) -> None:
+    events = NodeEvents(RedisPubSub(redis), node_id="a")
+    events.start()
+    try:
+        await asyncio.wait_for(events.connected.wait(), 5)
+        heard = events.subscribe()
+        events.publish(KnockEvent(room_id="r-1", waiting=1))
+        assert isinstance(await heard.next(2), KnockEvent)
+        assert await heard.next(0.5) is None, "the echo from Redis was delivered again"
+    finally:
+        await events.aclose()
