@@ -10,6 +10,7 @@ lets go of every room and socket first.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -23,6 +24,7 @@ from prometheus_client import CollectorRegistry
 from media.codecs import RoomCodecs
 from media.forwarding import Forwarder
 from media.negotiation import NegotiatorConfig
+from media.recording_files import RecordingStorage
 from media.rtp_forwarder import RtpForwarder
 from scheduler.staff import StaffStore
 from signaling.placement import NodePlacement
@@ -42,6 +44,7 @@ from web.appkeys import (
 )
 from web.media_rooms import SfuRooms
 from web.metrics import SignalingCollector
+from web.recording_keys import key_source, load_keyring
 from web.recording_store import RedisRecordingStore
 from web.redis_store import open_redis
 from web.room_recording import RoomRecording
@@ -92,11 +95,18 @@ def core_services(
             app[SIGNALING] = signaling
             signaling.start()
             stack.push_async_callback(_timed, "signaling", signaling.aclose)
+            keys = await asyncio.to_thread(
+                load_keyring,
+                key_source(
+                    settings.data_dir, settings.recording_keys, settings.recording_keys_file
+                ),
+            )
             recording = RoomRecording(
                 settings.data_dir,
                 signaling.messenger,
                 app[MEDIA_ROOMS],
                 store=RedisRecordingStore(handle.client),
+                storage=RecordingStorage(keys),
             )
             app[RECORDING] = recording
             signaling.register(recording)
