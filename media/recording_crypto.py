@@ -449,6 +449,12 @@ class SealedReader(io.RawIOBase):
         buffer[: len(data)] = data
         return len(data)
 
+    def verify(self) -> int:
+        """Open every record, shadowed ones too; how many. ``DecryptionError`` if one fails."""
+        for index in range(len(self._layout.records)):
+            self._open(self._layout, index)
+        return len(self._layout.records)
+
     def chunks(self, size: int = 1 << 20) -> Iterator[bytes]:
         """The whole plain file from the start, ``size`` bytes at a time."""
         self.seek(0)
