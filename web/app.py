@@ -14,6 +14,7 @@ from aiohttp import web
 from kernel.languages import LANGUAGES, NATIVE_NAMES
 from media.forwarding import Forwarder
 from web import routes
+from web.api_privacy import privacy_ctx
 from web.api_scheduler import scheduler_ctx
 from web.api_transcripts import interpretation_ctx
 from web.appkeys import REDIS, SETTINGS, SIGNALING, STARTED_AT
@@ -106,6 +107,7 @@ def build_app(
     sio.attach(app)
     app.cleanup_ctx.append(core_services(sio, forwarder_factory))
     app.cleanup_ctx.append(timed_ctx("captions", interpretation_ctx))  # hooks into SIGNALING
+    app.cleanup_ctx.append(timed_ctx("privacy", privacy_ctx))  # identity, purge, subjects
     app.cleanup_ctx.append(timed_ctx("scheduler", scheduler_ctx))
     app.on_shutdown.append(shutdown)
     app.router.add_get("/healthz", healthz)

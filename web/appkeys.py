@@ -19,7 +19,9 @@ from scheduler.topics import TopicStore
 from signaling.rooms import RoomDirectory
 from signaling.server import SignalingServer
 from signaling.tokens import TokenService
+from web.audit import AuditLog
 from web.media_rooms import SfuRooms
+from web.privacy_services import Privacy
 from web.room_recording import RoomRecording
 from web.settings import Settings
 
@@ -37,3 +39,5 @@ BOOKINGS = web.AppKey("scheduler_bookings", BookingService)
 TOPICS = web.AppKey("scheduler_topics", TopicStore)
 QUEUE = web.AppKey("scheduler_queue", WalkInQueue)
 METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
+AUDIT = web.AppKey("audit", AuditLog)
+PRIVACY = web.AppKey("privacy", Privacy)

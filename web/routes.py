@@ -14,6 +14,7 @@ from aiohttp import web
 from web import (
     api_bookings,
     api_dashboard,
+    api_privacy,
     api_queue,
     api_rooms,
     api_scheduler,
@@ -33,6 +34,7 @@ def api_endpoints() -> list[Endpoint]:
         *api_dashboard.ENDPOINTS,
         *api_staff_admin.ENDPOINTS,
         *api_transcripts.endpoints(),
+        *api_privacy.ENDPOINTS,
     ]
 
 

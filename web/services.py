@@ -32,6 +32,7 @@ from signaling.rooms import RoomDirectory
 from signaling.server import SignalingServer
 from signaling.tokens import TokenService
 from web.appkeys import (
+    AUDIT,
     MEDIA_ROOMS,
     METRICS_REGISTRY,
     RECORDING,
@@ -42,6 +43,7 @@ from web.appkeys import (
     STAFF,
     TOKENS,
 )
+from web.audit import AuditLog, chain_key
 from web.media_rooms import SfuRooms
 from web.metrics import SignalingCollector
 from web.recording_keys import key_source, load_keyring
@@ -68,6 +70,7 @@ def core_services(
             stack.push_async_callback(_timed, "redis", handle.aclose)
             app[REDIS] = handle.client
             app[TOKENS] = TokenService(settings.resolved_secret())
+            app[AUDIT] = AuditLog(handle.client, chain_key(settings.resolved_secret()))
             app[STAFF] = StaffStore(handle.client)
             app[ROOMS] = RoomDirectory(handle.client)
             placement = NodePlacement(
@@ -107,6 +110,7 @@ def core_services(
                 app[MEDIA_ROOMS],
                 store=RedisRecordingStore(handle.client),
                 storage=RecordingStorage(keys),
+                audit=app[AUDIT],
             )
             app[RECORDING] = recording
             signaling.register(recording)
