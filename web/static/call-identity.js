@@ -114,6 +114,9 @@
     els.button.addEventListener("click", open);
     els.cancel.addEventListener("click", () => els.dialog.close());
     els.confirm.addEventListener("click", submit);
+    els.methods.addEventListener("change", () => {
+      els.problem.hidden = true;
+    });
     els.check.addEventListener("input", () => {
       els.check.value = els.check.value.replace(/[^A-Za-z0-9]/g, "").slice(0, 4);
     });
