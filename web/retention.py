@@ -260,8 +260,10 @@ class RetentionTask:
         self.runs = 0
         self.last: PurgeReport | None = None
 
-    def start(self, *, first_after_s: float = 5.0) -> None:
-        self._tasks.spawn(self._loop(first_after_s), name="retention purge")
+    def start(self, *, first_after_s: float | None = None) -> None:
+        """The first purge a minute after start (or one interval, if shorter), then each."""
+        first = min(self._interval_s, 60.0) if first_after_s is None else first_after_s
+        self._tasks.spawn(self._loop(first), name="retention purge")
 
     def _failed(self, name: str, exc: BaseException) -> None:
         logger.error("retention: %s failed: %s", name, exc)

@@ -28,7 +28,7 @@ from tests.integration.rec_helpers import enter
 from tests.support.rtc_client import RtcParticipant
 from tests.support.server import RunningServer, running_server
 from web import cli_privacy
-from web.appkeys import AUDIT, CAPTIONS, PRIVACY, RECORDING, ROOMS, TOKENS
+from web.appkeys import AUDIT, CAPTIONS, RECORDING, ROOMS, TOKENS
 from web.audit import STREAM, AuditAction, AuditLog, chain_key
 from web.room_identity import identity_key
 
@@ -369,7 +369,6 @@ async def test_the_server_purges_on_schedule(
     (directory / "rec1-seg0001-p-a-audio.webm").write_bytes(MAGIC + b"x")
     _old(directory / "rec1-seg0001-p-a-audio.webm", 400)
     async with running_server(data_dir, redis_url, purge_interval_s=0.5) as server:
-        server.app[PRIVACY].retention.start(first_after_s=0)
         for _ in range(200):
             if not directory.exists():
                 break
