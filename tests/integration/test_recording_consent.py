@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from pathlib import Path
 
 import pytest
@@ -77,7 +79,9 @@ async def test_nothing_is_written_until_everyone_agrees(
             await resident.send({"type": "record_consent"})
             for p in people:
                 await _indicator(p, "recording", 0)
-            await asyncio.sleep(3.0)
+            # Record until every track holds more than a second (video starts at the
+            # publisher's next keyframe, which a busy machine can delay), then stop.
+            await _until_each_track_longer_than(directory, 1.0, tracks=6)
             await counselor.send({"type": "record_stop"})
             await _indicator(counselor, "stopped", seen)
         finally:
@@ -94,6 +98,32 @@ async def test_nothing_is_written_until_everyone_agrees(
     assert len(media_files) == 6
     for path in media_files:
         assert _duration(path) > 1.0, path.name
+
+
+async def _until_each_track_longer_than(directory: Path, seconds: float, *, tracks: int) -> None:
+    """Poll the manifest (rewritten about once a second while recording) for the tracks."""
+    deadline = time.monotonic() + 60
+    while True:
+        lengths = await asyncio.to_thread(_track_lengths, directory)
+        if len(lengths) == tracks and min(lengths.values()) > seconds:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"tracks after 60 s of recording: {lengths}")
+        await asyncio.sleep(0.5)
+
+
+def _track_lengths(directory: Path) -> dict[str, float]:
+    try:
+        manifest = rec_helpers.manifest(directory)  # decrypted: the server seals it
+    except (OSError, ValueError, AssertionError):
+        return {}
+    if not manifest.get("recordings"):
+        return {}
+    return {
+        t["file"]: float(t["duration_s"])
+        for s in manifest["recordings"][-1]["segments"]
+        for t in s["tracks"]
+    }
 
 
 def _duration(path: Path) -> float:

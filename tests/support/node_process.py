@@ -53,6 +53,20 @@ def embedded_redis(data_dir: Path) -> list[psutil.Process]:
     return found
 
 
+def has_exited(proc: psutil.Process, wait_s: float = 3.0) -> bool:
+    """Whether ``proc`` ends within ``wait_s`` (a zombie no one reaped counts as ended)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            if proc.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
 @dataclass
 class NodeProcess:
     data_dir: Path
