@@ -48,7 +48,7 @@ from interpretation.recognizer import (
     RecognizerStream,
     SpeechModels,
 )
-from interpretation.redaction import redact, redact_partial
+from interpretation.redaction import SpeechRedactor, redact
 from kernel.languages import Language
 from kernel.taskset import TaskSet, raise_if_cancelling
 
@@ -165,6 +165,7 @@ class SpeakerCaptions:
         self._translating: CaptionEvent | None = None  # stored by whoever finishes with it
         self._counter = itertools.count(1)
         self._current_id: str | None = None
+        self._redactor = SpeechRedactor()  # a number split across two captions too
         self._read: asyncio.Task[None] | None = None
         self._decode: asyncio.Task[None] | None = None
         self._translate: asyncio.Task[None] | None = None
@@ -383,7 +384,7 @@ class SpeakerCaptions:
                 speaker_id=self.participant_id,
                 speaker_name=self.name,
                 language=self.language,
-                text=redact(r.text) if r.final else redact_partial(r.text),
+                text=self._redactor.final(r.text) if r.final else self._redactor.partial(r.text),
                 final=r.final,
                 start=round(self._offset + r.start, 3),
                 end=round(self._offset + r.end, 3),

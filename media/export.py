@@ -7,19 +7,28 @@ on the recording's timeline at its own start (``TrackFile.started_at``, the
 wall-clock time of its first frame), so pauses become black and silence and
 both kinds stay in step. What each file holds is read back from the file itself
 (a crash leaves the manifest's counts behind), never taken from the manifest.
+
+Encrypted track files are decrypted as ffmpeg reads them: each goes to ffmpeg
+through a pipe of its own (``pipe:N``), fed by a thread, so no plain copy is
+ever written to disk. The composite itself is the one plain file an export makes,
+where the person exporting asked for it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
 import shutil
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from kernel.media_types import Kind
 from media.errors import MediaError
+from media.recording_crypto import is_encrypted
 from media.recording_files import RecordingStorage, read_manifest
 
 logger = logging.getLogger(__name__)
@@ -89,13 +98,21 @@ def plan_export(
     return ExportPlan(manifest.room_id, number, tuple(inputs), people, round(duration, 3))
 
 
-def composite_command(plan: ExportPlan, output: Path) -> list[str]:
-    """The ffmpeg command line that builds the composite (exposed for tests and dry runs)."""
+def composite_command(
+    plan: ExportPlan, output: Path, sources: dict[Path, str] | None = None
+) -> list[str]:
+    """The ffmpeg command line that builds the composite (exposed for tests and dry runs).
+
+    ``sources`` names where ffmpeg reads an input other than its path (``pipe:N``).
+    """
     command = ["ffmpeg", "-v", "error", "-y"]
     filters: list[str] = []
     maps: list[str] = []
     for item in plan.inputs:
-        command += ["-i", str(item.path)]
+        source = (sources or {}).get(item.path)
+        if source is not None:
+            command += ["-f", "matroska"]
+        command += ["-i", source or str(item.path)]
     total = f"{plan.duration_s:.3f}"
     if plan.has_video:
         cols = math.ceil(math.sqrt(len(plan.people)))
@@ -146,11 +163,29 @@ def composite_command(plan: ExportPlan, output: Path) -> list[str]:
     return [*command, str(output)]
 
 
-def export_recording(directory: Path, number: int, output: Path | None = None) -> Path:
+def _feed(storage: RecordingStorage, path: Path, fd: int, errors: list[BaseException]) -> None:
+    """Write the plain bytes of ``path`` into the pipe ``fd`` until done or ffmpeg stops."""
+    try:
+        with os.fdopen(fd, "wb") as pipe, storage.open_track(path) as source:
+            while chunk := source.read(1 << 20):
+                pipe.write(chunk)
+    except BrokenPipeError:
+        pass  # ffmpeg had what it needed (``-t``) and closed its end
+    except BaseException as exc:
+        errors.append(exc)
+
+
+def export_recording(
+    directory: Path,
+    number: int,
+    output: Path | None = None,
+    storage: RecordingStorage | None = None,
+) -> Path:
     """Write recording ``number`` of the room in ``directory`` as one WebM. Blocking."""
     if shutil.which("ffmpeg") is None:
         raise ExportError("ffmpeg is not installed; install it to export recordings")
-    plan = plan_export(directory, number)
+    storage = storage or RecordingStorage()
+    plan = plan_export(directory, number, storage)
     target = output or default_output(directory, number)
     logger.info(
         "room %s: exporting recording %d (%.1f s, %d people) to %s",
@@ -160,13 +195,50 @@ def export_recording(directory: Path, number: int, output: Path | None = None) -
         len(plan.people),
         target,
     )
-    result = subprocess.run(
-        composite_command(plan, target), capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        raise ExportError(f"ffmpeg failed for {directory}: {result.stderr.strip()[-500:]}")
+    pipes: dict[Path, tuple[int, int]] = {}
+    try:
+        for item in plan.inputs:
+            if is_encrypted(item.path):
+                pipes[item.path] = os.pipe()
+        sources = {path: f"pipe:{read}" for path, (read, _) in pipes.items()}
+        process = subprocess.Popen(
+            composite_command(plan, target, sources),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            pass_fds=[read for read, _ in pipes.values()],
+        )
+    except BaseException:
+        for read, write in pipes.values():
+            os.close(read)
+            os.close(write)
+        raise
+    errors: list[BaseException] = []
+    feeders = []
+    for path, (read, write) in pipes.items():
+        os.close(read)  # ffmpeg has its own copy
+        feeder = threading.Thread(
+            target=_feed, args=(storage, path, write, errors), name=f"export {path.name}"
+        )
+        feeder.start()
+        feeders.append(feeder)
+    try:
+        _, stderr = process.communicate()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for feeder in feeders:
+            feeder.join()
+    if errors:
+        with contextlib.suppress(FileNotFoundError):
+            target.unlink()
+        raise ExportError(f"{directory}: a track could not be decrypted: {errors[0]}")
+    if process.returncode != 0:
+        raise ExportError(f"ffmpeg failed for {directory}: {stderr.strip()[-500:]}")
     return target
 
 
-def recording_numbers(directory: Path) -> list[int]:
-    return [r.number for r in read_manifest(directory).recordings]
+def recording_numbers(directory: Path, storage: RecordingStorage | None = None) -> list[int]:
+    return [r.number for r in read_manifest(directory, storage).recordings]

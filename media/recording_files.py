@@ -7,10 +7,16 @@ reused), ``part`` when a publication came back within one segment.
 
 ``RecordingStorage`` creates track files exclusively (an existing file is never
 overwritten), replaces the manifest atomically (fsynced temp file, rename) and
-reads it back. Everything here blocks: call it from a thread. Encryption at rest
-(a later issue) belongs here: wrap the file object ``create_track`` returns and
-the manifest text, and the writer and recorder need not change. Tests subclass it
+reads it back. Everything here blocks: call it from a thread. Tests subclass it
 to make writes fail on purpose.
+
+Encryption at rest: given a ``KeyRing``, every track file is a log of sealed
+records (``media.recording_crypto``: AES-GCM, a key per file wrapped by the
+deployment key) and so is the manifest; nothing plain reaches the disk, not even
+a temporary file. Names stay as they are. Reading (``open_track``,
+``read_manifest``) tells sealed files from plain ones by their first bytes, so
+recordings made before encryption was turned on, or under an older key that is
+still in the keyring, read as before.
 """
 
 from __future__ import annotations
@@ -22,11 +28,22 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import BinaryIO, Final, cast
 
 import av
 
 from media.errors import MediaError
+from media.recording_crypto import (
+    MAGIC,
+    DecryptionError,
+    KeyRing,
+    RecordingKeyError,
+    SealedReader,
+    SealedWriter,
+    is_encrypted,
+    open_sealed,
+    seal_bytes,
+)
 from media.recording_model import Manifest, ManifestError, parse_manifest, utc
 
 logger = logging.getLogger(__name__)
@@ -65,21 +82,62 @@ class TrackProbe:
 
 
 class RecordingStorage:
-    """Blocking file operations of recordings (one instance serves every room)."""
+    """Blocking file operations of recordings (one instance serves every room).
+
+    With ``keys``, what it writes is sealed under ``keys.current``; without, plain
+    (tests of the muxing itself, and deployments from before encryption).
+    """
+
+    #: a class default, so subclasses that make writes fail need not call ``__init__``
+    keys: KeyRing | None = None
+
+    def __init__(self, keys: KeyRing | None = None) -> None:
+        self.keys = keys
+
+    @property
+    def encrypted(self) -> bool:
+        return self.keys is not None
 
     def create_track(self, path: Path) -> BinaryIO:
         """A new, empty track file; ``FileExistsError`` rather than overwrite one."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        return open(path, "xb", buffering=0)  # the writer thread closes it
+        raw = open(path, "xb", buffering=0)
+        if self.keys is None:
+            return raw
+        try:
+            return cast(BinaryIO, SealedWriter(raw, self.keys))
+        except BaseException:
+            raw.close()
+            raise
+
+    def open_track(self, path: Path) -> BinaryIO:
+        """A track file's plain bytes to read (decrypted as read, never written out)."""
+        if not is_encrypted(path):
+            return open(path, "rb")
+        return cast(BinaryIO, SealedReader(path, self._keys_for(path)))
+
+    def _keys_for(self, path: Path) -> KeyRing:
+        if self.keys is None:
+            raise RecordingKeyError(
+                f"{path.name} is encrypted and no recording keyring was given "
+                "(run this on the data directory, or set SEOULBRIDGE_RECORDING_KEYS_FILE)"
+            )
+        return self.keys
 
     def write_manifest(self, directory: Path, text: str) -> None:
-        """Atomically replace the manifest: a private temp file, fsynced, then renamed."""
+        """Atomically replace the manifest: a private temp file, fsynced, then renamed.
+
+        Sealed before it is written, so the temp file holds no plain text either.
+        """
         directory.mkdir(parents=True, exist_ok=True)
+        data = text.encode("utf-8")
+        if self.keys is not None:
+            data = seal_bytes(data, self.keys)
         path = directory / MANIFEST
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{MANIFEST}.", suffix=".tmp")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, path)
@@ -88,13 +146,23 @@ class RecordingStorage:
                 os.unlink(tmp)
             raise
 
-    def read_manifest(self, directory: Path) -> Manifest | None:
+    def manifest_text(self, directory: Path) -> str | None:
+        """The manifest as JSON text (decrypted), or None when there is none."""
         path = directory / MANIFEST
         try:
-            text = path.read_text(encoding="utf-8")
+            raw = path.read_bytes()
         except FileNotFoundError:
             return None
-        return parse_manifest(text)
+        if not raw.startswith(MAGIC):
+            return raw.decode("utf-8", errors="replace")
+        try:
+            return open_sealed(path, self._keys_for(path)).decode("utf-8")
+        except DecryptionError as exc:
+            raise ManifestError(str(exc)) from None
+
+    def read_manifest(self, directory: Path) -> Manifest | None:
+        text = self.manifest_text(directory)
+        return None if text is None else parse_manifest(text)
 
     def set_aside(self, directory: Path) -> Path | None:
         """Move an unreadable manifest out of the way (kept for a person to look at)."""
@@ -121,7 +189,7 @@ class RecordingStorage:
         """Packets and duration of a track file, whether or not its writer finished it."""
         packets, end = 0, 0.0
         try:
-            with av.open(str(path)) as container:
+            with self.open_track(path) as handle, av.open(handle, "r") as container:
                 stream = container.streams[0]
                 base = float(stream.time_base) if stream.time_base else 0.001
                 for packet in container.demux(stream):
@@ -129,7 +197,7 @@ class RecordingStorage:
                         continue
                     packets += 1
                     end = max(end, (packet.pts + (packet.duration or 0)) * base)
-        except (OSError, av.FFmpegError, IndexError) as exc:
+        except (OSError, av.FFmpegError, IndexError, DecryptionError) as exc:
             logger.warning("recording file %s cannot be read back: %s", path, exc)
         return TrackProbe(packets, round(end, 3))
 

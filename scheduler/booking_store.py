@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import redis.asyncio as aioredis
+from redis.exceptions import WatchError
 
 from scheduler.errors import (
     IllegalTransition,
@@ -26,7 +27,13 @@ from scheduler.errors import (
     SlotTakenError,
     UnknownBookingError,
 )
-from scheduler.models import Booking, BookingState, ResidentDetails, check_booking_transition
+from scheduler.models import (
+    Booking,
+    BookingState,
+    IdentityCheck,
+    ResidentDetails,
+    check_booking_transition,
+)
 from scheduler.timezones import SEOUL
 
 MAX_SLOT_S = 4 * 3600
@@ -314,7 +321,8 @@ class BookingStore:
 
     @staticmethod
     def _parse(f: dict[str, str]) -> tuple[Booking, str]:
-        booking = Booking(
+        # Stored data was validated on the way in (and contact may have been erased since).
+        booking = Booking.model_construct(
             id=f["id"],
             state=BookingState(f["state"]),
             # Stored data was validated on the way in; do not re-run contact checks.
@@ -327,8 +335,69 @@ class BookingStore:
             interpreter=f.get("interpreter") or None,
             room_id=f.get("room_id") or None,
             created_at=datetime.fromtimestamp(float(f["created_at"]), UTC),
+            identity_checks=[
+                IdentityCheck.model_validate(c) for c in json.loads(f.get("identity") or "[]")
+            ],
+            contact_erased_at=(
+                datetime.fromtimestamp(float(f["contact_erased_at"]), UTC)
+                if f.get("contact_erased_at")
+                else None
+            ),
         )
         return booking, f.get("key_hash", "")
+
+    # -------------------------------------------------------------- privacy
+    async def add_identity_check(self, booking_id: str, check: IdentityCheck) -> None:
+        """Append ``check`` to the booking's identity checks (a JSON list in one field)."""
+        key = booking_key(booking_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(key)
+                    raw = await pipe.hget(key, "identity")
+                    if not await pipe.exists(key):
+                        raise UnknownBookingError(f"there is no booking {booking_id!r}")
+                    checks = json.loads(_text(raw) if raw else "[]")
+                    checks.append(check.model_dump(mode="json"))
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.hset(key, "identity", json.dumps(checks))
+                    await pipe.execute()
+                    return
+                except WatchError:
+                    continue
+
+    async def ended_before(self, cutoff: datetime) -> list[Booking]:
+        """Bookings whose slot ended before ``cutoff`` and still hold contact data."""
+        found: list[Booking] = []
+        async for key in self._redis.scan_iter(match="sb:booking:*", count=500):
+            raw = await self._redis.hgetall(key)
+            if not raw:
+                continue
+            fields = {_text(k): _text(v) for k, v in raw.items()}
+            if fields.get("contact_erased_at") or int(fields.get("end", "0")) >= _epoch(cutoff):
+                continue
+            found.append(self._parse(fields)[0])
+        return found
+
+    async def erase_contact(self, booking_id: str, at: datetime) -> bool:
+        """Erase the resident's name and contact (e-mail/phone), and the identity checks'
+        last characters; keep what statistics need (country, zone, language, topic)."""
+        found = await self.get(booking_id)
+        if found is None:
+            return False
+        booking, _ = found
+        resident = booking.resident.model_dump()
+        resident.update(name="", contact="")
+        checks = [c.model_copy(update={"check": None}) for c in booking.identity_checks]
+        await self._redis.hset(
+            booking_key(booking_id),
+            mapping={
+                "resident": json.dumps(resident),
+                "identity": json.dumps([c.model_dump(mode="json") for c in checks]),
+                "contact_erased_at": str(at.timestamp()),
+            },
+        )
+        return True
 
     async def require(self, booking_id: str) -> tuple[Booking, str]:
         found = await self.get(booking_id)

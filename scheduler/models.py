@@ -136,6 +136,23 @@ class RescheduleRequest(BaseModel):
     )
 
 
+class IdentityCheck(BaseModel):
+    """How the resident's identity was checked in the call: the method, who, when.
+
+    ``check`` is at most the last four characters of the document's number, noted
+    as a cross-check; the number itself is never taken or kept.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    participant_id: str
+    method: str
+    verified_by: str = Field(description="the staff member's username or participant id")
+    verified_by_name: str
+    verified_at: datetime
+    check: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]{2,4}$")
+
+
 class Booking(BaseModel):
     """A booking as stored (one Redis hash) and returned to staff."""
 
@@ -150,6 +167,9 @@ class Booking(BaseModel):
     interpreter: str | None = None
     room_id: str | None = None
     created_at: datetime
+    identity_checks: list[IdentityCheck] = Field(default_factory=list)
+    #: when the retention purge erased the resident's name and contact
+    contact_erased_at: datetime | None = None
 
 
 class JoinLink(BaseModel):

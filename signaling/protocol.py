@@ -196,6 +196,29 @@ class RecordDecline(_Msg):
     type: Literal["record_decline"] = "record_decline"
 
 
+class IdentityMethod(StrEnum):
+    """How a counselor checked who the resident is (never the document's number)."""
+
+    MOBILE_ID_CAMERA = "mobile_id_camera"  # 모바일 신분증, shown on camera
+    MOBILE_ID_ABROAD = "mobile_id_abroad"  # 재외국민 모바일 신분증 (residents abroad)
+    FINANCIAL_CERTIFICATE = "financial_certificate"  # 금융인증서 (issued at embassies too)
+    PASSPORT_CAMERA = "passport_camera"  # passport, shown on camera
+    OTHER = "other"
+
+
+class IdentityVerify(_Msg):
+    """Counselor/admin: the resident ``participant_id`` is who they say, checked by ``method``.
+
+    ``check``: optionally the last 2-4 letters or digits of the document's number,
+    as a cross-check; never the number itself.
+    """
+
+    type: Literal["identity_verify"] = "identity_verify"
+    participant_id: str = Field(min_length=1, max_length=64)
+    method: IdentityMethod
+    check: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]{2,4}$")
+
+
 ClientMessage = Annotated[
     Join
     | Admit
@@ -211,7 +234,8 @@ ClientMessage = Annotated[
     | RecordStart
     | RecordStop
     | RecordConsent
-    | RecordDecline,
+    | RecordDecline
+    | IdentityVerify,
     Field(discriminator="type"),
 ]
 _client_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
@@ -395,6 +419,21 @@ class Error(_Msg):
     message: str
 
 
+class IdentityVerified(_Msg):
+    """To everyone in the room: ``participant_id``'s identity was checked (also on entry).
+
+    ``check`` (the last characters a counselor noted) goes to staff only.
+    """
+
+    type: Literal["identity_verified"] = "identity_verified"
+    participant_id: str
+    method: IdentityMethod
+    verified_by: str = Field(description="the counselor's name")
+    verified_by_id: str
+    at: float = Field(description="Unix seconds")
+    check: str | None = None
+
+
 ServerMessage = Annotated[
     Welcome
     | InLobby
@@ -415,6 +454,7 @@ ServerMessage = Annotated[
     | Caption
     | ServerRestarting
     | RoomMoved
+    | IdentityVerified
     | Error,
     Field(discriminator="type"),
 ]

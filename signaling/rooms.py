@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
+from redis.exceptions import WatchError
 
 from signaling.errors import IllegalTransition, UnknownRoomError
 from signaling.protocol import RoomInfo, RoomState
@@ -113,6 +114,24 @@ class RoomDirectory:
             for room_id, raw in zip(room_ids, raws, strict=True)
             if raw is not None
         }
+
+    async def retitle(self, room_id: str, title: str) -> bool:
+        """Replace a room's title (the retention purge takes the resident's name out)."""
+        key = _KEY + room_id
+        async with self._redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(key)
+                    raw = await pipe.get(key)
+                    if raw is None:
+                        return False
+                    record = RoomRecord.model_validate_json(raw).model_copy(update={"title": title})
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.set(key, record.model_dump_json(), keepttl=True)
+                    await pipe.execute()
+                    return True
+                except WatchError:
+                    continue
 
     async def require(self, room_id: str) -> RoomRecord:
         record = await self.get(room_id)

@@ -10,7 +10,8 @@ from scheduler.staff import StaffMember
 from scheduler.topics import Topic
 from scheduler.wire import StaffCreate, StaffUpdate
 from web.appkeys import STAFF, TOPICS
-from web.endpoints import Access, Endpoint
+from web.audit import AuditAction
+from web.endpoints import AUDIT_TARGET, Access, Endpoint
 from web.http_errors import raise_error
 from web.http_json import json_body
 
@@ -32,6 +33,7 @@ async def create_staff(request: web.Request) -> StaffMember:
     body = await json_body(request, StaffCreate)
     await _check_topics(request, body.topics)
     member = StaffMember.model_validate(body.model_dump(exclude={"password"}))
+    request[AUDIT_TARGET] = member.username
     return await request.app[STAFF].add(member, body.password)
 
 
@@ -66,12 +68,14 @@ ENDPOINTS = (
              response_list=True, access=Access.STAFF, roles=_ADMIN),
     Endpoint("POST", "/api/staff", create_staff, "Add a staff member", "admin",
              request=StaffCreate, response=StaffMember, status=201, access=Access.STAFF,
-             roles=_ADMIN, errors=(409,)),
+             roles=_ADMIN, errors=(409,), audit=AuditAction.STAFF_CREATED),
     Endpoint("PUT", "/api/staff/{username}", update_staff, "Update profile, hours, leave",
              "admin", request=StaffUpdate, response=StaffMember, access=Access.STAFF,
-             roles=_ADMIN, errors=(404,)),
+             roles=_ADMIN, errors=(404,), audit=AuditAction.STAFF_UPDATED,
+             audit_target="username"),
     Endpoint("DELETE", "/api/staff/{username}", delete_staff, "Remove a staff member", "admin",
-             status=204, access=Access.STAFF, roles=_ADMIN, errors=(404,)),
+             status=204, access=Access.STAFF, roles=_ADMIN, errors=(404,),
+             audit=AuditAction.STAFF_REMOVED, audit_target="username"),
     Endpoint("PUT", "/api/topics/{topic_id}", put_topic, "Create or edit a topic", "admin",
              request=Topic, response=Topic, access=Access.STAFF, roles=_ADMIN),
     Endpoint("DELETE", "/api/topics/{topic_id}", delete_topic, "Remove a topic", "admin",

@@ -25,6 +25,7 @@ from interpretation.service import CaptionService
 from interpretation.transcript import to_srt, to_webvtt
 from signaling.protocol import LANGUAGES, Role
 from web.appkeys import CAPTIONS, MEDIA_ROOMS, SETTINGS, SIGNALING
+from web.audit import AuditAction
 from web.auth import require_staff
 from web.endpoints import Access, Endpoint, Param, add_endpoints
 from web.http_errors import raise_error
@@ -120,10 +121,14 @@ def endpoints() -> list[Endpoint]:
     return [
         Endpoint("GET", "/api/sessions/{id}/transcript.vtt", transcript_vtt,
                  "Transcript as WebVTT", "transcripts", params=(session, lang),
-                 access=staff, content_type="text/vtt", errors=(400, 404)),
+                 access=staff, content_type="text/vtt", errors=(400, 404, 503),
+                 audit=AuditAction.TRANSCRIPT_DOWNLOAD, audit_target="id",
+                 audit_detail=("lang",)),
         Endpoint("GET", "/api/sessions/{id}/transcript.srt", transcript_srt,
                  "Transcript as SubRip", "transcripts", params=(session, lang),
-                 access=staff, content_type="application/x-subrip", errors=(400, 404)),
+                 access=staff, content_type="application/x-subrip", errors=(400, 404, 503),
+                 audit=AuditAction.TRANSCRIPT_DOWNLOAD, audit_target="id",
+                 audit_detail=("lang",)),
         Endpoint("GET", "/api/glossary", get_glossary, "The translation glossary",
                  "transcripts", response=Glossary, access=staff),
         Endpoint("PUT", "/api/glossary", put_glossary, "Replace the translation glossary",

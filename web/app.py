@@ -15,6 +15,7 @@ from kernel.languages import LANGUAGES, NATIVE_NAMES
 from kernel.log_limits import RateLimitFilter
 from media.forwarding import Forwarder
 from web import routes
+from web.api_privacy import privacy_ctx
 from web.api_scheduler import scheduler_ctx
 from web.api_transcripts import interpretation_ctx
 from web.appkeys import NODE_EVENTS, REDIS, SETTINGS, SIGNALING, STARTED_AT
@@ -153,6 +154,7 @@ def build_app(
     sio.attach(app)
     app.cleanup_ctx.append(core_services(sio, forwarder_factory))
     app.cleanup_ctx.append(timed_ctx("captions", interpretation_ctx))  # hooks into SIGNALING
+    app.cleanup_ctx.append(timed_ctx("privacy", privacy_ctx))  # identity, purge, subjects
     app.cleanup_ctx.append(timed_ctx("scheduler", scheduler_ctx))
     app.on_shutdown.append(shutdown)
     app.router.add_get("/healthz", healthz)

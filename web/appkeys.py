@@ -21,11 +21,13 @@ from signaling.placement import NodePlacement
 from signaling.rooms import RoomDirectory
 from signaling.server import SignalingServer
 from signaling.tokens import TokenService
+from web.audit import AuditLog
 from web.availability_cache import AvailabilityCache
 from web.cluster import NodeProbe
 from web.login_limiter import LoginLimiter
 from web.loop_lag import LoopLagMonitor
 from web.media_rooms import SfuRooms
+from web.privacy_services import Privacy
 from web.room_recording import RoomRecording
 from web.settings import Settings
 from web.work_gate import WorkGate
@@ -51,3 +53,5 @@ METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
 PLACEMENT = web.AppKey("placement", NodePlacement)
 NODE_EVENTS = web.AppKey("node_events", NodeEvents)
 NODE_PROBE = web.AppKey("node_probe", NodeProbe)
+AUDIT = web.AppKey("audit", AuditLog)
+PRIVACY = web.AppKey("privacy", Privacy)

@@ -28,7 +28,7 @@ from signaling.node_registry import read_registry
 from signaling.protocol import LANGUAGES, Role
 from signaling.rooms import RoomDirectory
 from signaling.tokens import TokenService
-from web import cli_models, cli_recording
+from web import cli_models, cli_privacy, cli_recording
 from web.redis_store import open_redis
 from web.settings import Settings
 
@@ -291,10 +291,12 @@ def cmd_staff_add(args: argparse.Namespace) -> int:
         except (SchedulerError, ValueError) as exc:
             print(f"seoulbridge: {exc}", file=sys.stderr)
             return 1
+        await cli_privacy.audit_staff_added(settings, member.username, member.role.value)
         print(f"added {member.role.value} {member.username} ({member.display_name})")
         return 0
 
-    return asyncio.run(_with_stores(_settings(args), work))
+    settings = _settings(args)
+    return asyncio.run(_with_stores(settings, work))
 
 
 def cmd_staff_list(args: argparse.Namespace) -> int:
@@ -429,6 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.set_defaults(func=cmd_room_create)
     cli_models.register(sub)
     cli_recording.register(sub)
+    cli_privacy.register(sub)
     return parser
 
 

@@ -8,10 +8,17 @@ be served undocumented or documented with a shape it does not return.
 Handlers return the model itself (or ``None`` for 204, or a ready response for files);
 the wrapper checks the reply is the documented model, serializes it with the
 documented status, enforces staff access, and turns scheduler errors into their codes.
+
+An entry with ``audit`` is written to the audit log (``web.audit``) after its handler
+succeeds and before its answer leaves: who (the staff sign-in), from where, what
+(``audit_target``: the path parameter naming the room or the staff member), plus the
+query parameters named in ``audit_detail``. When the log cannot be written, the
+answer is a 503, not the data.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,14 +30,21 @@ from pydantic import BaseModel
 
 from kernel.roles import Role
 from scheduler.errors import SchedulerError
+from web.appkeys import AUDIT
+from web.audit import AuditAction, AuditRecord
 from web.auth import require_staff
-from web.http_errors import scheduler_error
+from web.http_errors import raise_error, scheduler_error
 from web.http_json import model_response
 
 Reply = BaseModel | Sequence[BaseModel] | web.StreamResponse | None
 Handler = Callable[[web.Request], Awaitable[Reply]]
 
 _PATH_PARAM = re.compile(r"\{(\w+)\}")
+logger = logging.getLogger(__name__)
+#: a handler may name what it acted on, when no path parameter does (a new staff member)
+AUDIT_TARGET = web.RequestKey("audit_target", str)
+#: and add to the entry's detail (counts: what a deletion destroyed)
+AUDIT_DETAIL = web.RequestKey("audit_detail", dict[str, Any])
 
 
 class Access(StrEnum):
@@ -70,12 +84,18 @@ class Endpoint:
     roles: tuple[Role, ...] = ()
     content_type: str = "application/json"
     errors: tuple[int, ...] = ()
+    #: written to the audit log on success (see the module's docstring)
+    audit: AuditAction | None = None
+    audit_target: str = ""
+    audit_detail: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.roles and self.access is not Access.STAFF:
             raise ValueError(f"{self.method} {self.path}: roles need Access.STAFF")
         if self.response_list and self.response is None:
             raise ValueError(f"{self.method} {self.path}: a list of what?")
+        if self.audit is not None and self.access is not Access.STAFF:
+            raise ValueError(f"{self.method} {self.path}: audited entries need a staff sign-in")
 
     @property
     def path_params(self) -> list[str]:
@@ -109,16 +129,50 @@ def route_handler(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.S
     """The aiohttp handler of ``endpoint``: access check, handler, reply, error codes."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
+        claims = None
         if endpoint.access is Access.STAFF:
-            require_staff(request, *endpoint.roles)
+            claims = require_staff(request, *endpoint.roles)
         try:
             reply = await endpoint.handler(request)
         except SchedulerError as exc:
             scheduler_error(exc)
-        return endpoint.respond(reply)
+        response = endpoint.respond(reply)
+        if endpoint.audit is not None and claims is not None:
+            await _audit(request, endpoint, endpoint.audit, claims.username, claims.role.value)
+        return response
 
     handle.__name__ = handle.__qualname__ = getattr(endpoint.handler, "__name__", "handle")
     return handle
+
+
+async def _audit(
+    request: web.Request, endpoint: Endpoint, action: AuditAction, actor: str, role: str
+) -> None:
+    detail: dict[str, str | int | float | bool | None] = {"route": endpoint.path}
+    detail.update(
+        {name: request.query[name] for name in endpoint.audit_detail if name in request.query}
+    )
+    detail.update(request.get(AUDIT_DETAIL) or {})
+    record = AuditRecord(
+        action=action,
+        actor=actor,
+        role=role,
+        source=request.remote or "",
+        target=request.get(AUDIT_TARGET) or request.match_info.get(endpoint.audit_target, ""),
+        detail=detail,
+    )
+    log = request.app.get(AUDIT)
+    if log is None:
+        return  # an app composed without an audit log (a test of one module's routes)
+    try:
+        await log.record(record)
+    except Exception:
+        logger.exception("audit log not written for %s %s", endpoint.method, endpoint.path)
+        raise_error(
+            503,
+            "audit_unavailable",
+            "The audit log cannot be written just now, so this was not served. Try again shortly.",
+        )
 
 
 def add_endpoints(app: web.Application, endpoints: Sequence[Endpoint]) -> None:

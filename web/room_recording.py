@@ -42,6 +42,7 @@ from signaling.protocol import (
     RecordStart,
     RecordStop,
 )
+from web.audit import AuditAction, AuditLog
 from web.media_rooms import SfuRooms
 
 logger = logging.getLogger(__name__)
@@ -62,8 +63,10 @@ class RoomRecording:
         *,
         store: RecordingStateStore | None = None,
         storage: RecordingStorage | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self._data_dir = data_dir
+        self._audit = audit
         self._messenger = messenger
         self._media = media
         self._store = store
@@ -166,6 +169,7 @@ class RoomRecording:
             for participant in present:
                 self._introduce(session, participant)
             transition = await session.start(me.id, [p.id for p in present])
+            await self._note(room, me, AuditAction.CONSENT_AGREED, asked=True)
             await self._after(room, session, transition)
             await self._ask(room, session, session.consent.pending)
             return
@@ -174,9 +178,26 @@ class RoomRecording:
         if isinstance(message, RecordStop):
             await self._after(room, session, await session.stop(me.id))
         elif isinstance(message, RecordConsent):
-            await self._after(room, session, await session.agree(me.id))
+            agreed = await session.agree(me.id)
+            await self._note(room, me, AuditAction.CONSENT_AGREED)
+            await self._after(room, session, agreed)
         else:
-            await self._after(room, session, await session.decline(me.id))
+            declined = await session.decline(me.id)
+            await self._note(room, me, AuditAction.CONSENT_DECLINED)
+            await self._after(room, session, declined)
+
+    async def _note(
+        self, room: LiveRoom, me: Participant, action: AuditAction, **detail: bool
+    ) -> None:
+        """The answer in the audit log (the manifest's consent log keeps it too)."""
+        if self._audit is None:
+            return
+        try:
+            await self._audit.note(
+                action, me.id, role=me.role.value, source="socket", target=room.id, **detail
+            )
+        except Exception:
+            logger.exception("room %s: consent of %s not written to the audit log", room.id, me.id)
 
     # -------------------------------------------------------------- internals
     def _new_session(self, room: LiveRoom) -> RecordingSession:

@@ -16,6 +16,7 @@ from web import (
     api_dashboard,
     api_events,
     api_join,
+    api_privacy,
     api_queue,
     api_rooms,
     api_scheduler,
@@ -37,6 +38,7 @@ def api_endpoints() -> list[Endpoint]:
         *api_events.ENDPOINTS,
         *api_staff_admin.ENDPOINTS,
         *api_transcripts.endpoints(),
+        *api_privacy.ENDPOINTS,
     ]
 
 

@@ -10,6 +10,7 @@ lets go of every room and socket first.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -23,6 +24,7 @@ from prometheus_client import CollectorRegistry
 from media.codecs import RoomCodecs
 from media.forwarding import Forwarder
 from media.negotiation import NegotiatorConfig
+from media.recording_files import RecordingStorage
 from media.rtp_forwarder import RtpForwarder
 from scheduler.staff import StaffStore
 from signaling.node_events import NodeEvents, RedisPubSub
@@ -31,6 +33,7 @@ from signaling.rooms import RoomDirectory
 from signaling.server import SignalingServer
 from signaling.tokens import TokenService
 from web.appkeys import (
+    AUDIT,
     LOGIN_GATE,
     LOGIN_LIMITER,
     LOOP_LAG,
@@ -47,11 +50,13 @@ from web.appkeys import (
     STAFF,
     TOKENS,
 )
+from web.audit import AuditLog, chain_key
 from web.cluster import NodeProbe, load_of
 from web.login_limiter import LoginLimiter, LoginLimits
 from web.loop_lag import LoopLagMonitor
 from web.media_rooms import SfuRooms
 from web.metrics import PlacementCollector, SignalingCollector
+from web.recording_keys import key_source, load_keyring
 from web.recording_store import RedisRecordingStore
 from web.redis_store import open_redis
 from web.room_recording import RoomRecording
@@ -81,6 +86,7 @@ def core_services(
             stack.push_async_callback(_timed, "redis", handle.aclose)
             app[REDIS] = handle.client
             app[TOKENS] = TokenService(settings.resolved_secret())
+            app[AUDIT] = AuditLog(handle.client, chain_key(settings.resolved_secret()))
             app[STAFF] = StaffStore(handle.client)
             app[LOGIN_LIMITER] = LoginLimiter(
                 handle.client,
@@ -133,11 +139,19 @@ def core_services(
             stack.push_async_callback(_timed, "placement", placement.aclose)
             signaling.start()
             stack.push_async_callback(_timed, "signaling", signaling.aclose)
+            keys = await asyncio.to_thread(
+                load_keyring,
+                key_source(
+                    settings.data_dir, settings.recording_keys, settings.recording_keys_file
+                ),
+            )
             recording = RoomRecording(
                 settings.data_dir,
                 signaling.messenger,
                 app[MEDIA_ROOMS],
                 store=RedisRecordingStore(handle.client),
+                storage=RecordingStorage(keys),
+                audit=app[AUDIT],
             )
             app[RECORDING] = recording
             signaling.register(recording)

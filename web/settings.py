@@ -197,6 +197,36 @@ class Settings(BaseSettings):
     caption_workers: int | None = Field(
         default=None, ge=1, description="Recognition threads; default: one per core"
     )
+    # privacy: recording keys, retention, audit (web/recording_keys.py, web/retention.py)
+    recording_keys: str | None = Field(
+        default=None,
+        description="Recording keys 'id:base64,…' (first is current); default: the data "
+        "directory's keyring file",
+    )
+    recording_keys_file: Path | None = Field(
+        default=None, description="A keyring file kept elsewhere (read only)"
+    )
+    retain_recordings_days: float = Field(
+        default=90, gt=0, description="Recordings are deleted this long after they stop"
+    )
+    retain_transcripts_days: float = Field(
+        default=90, gt=0, description="Transcripts are deleted this long after their last line"
+    )
+    retain_chat_days: float = Field(
+        default=7, gt=0, description="A room's chat is deleted this long after its last line"
+    )
+    retain_contact_days: float = Field(
+        default=30,
+        gt=0,
+        description="A booking's contact data (resident name and e-mail/phone) is erased this "
+        "long after the slot ends",
+    )
+    retain_audit_days: float = Field(
+        default=730, gt=0, description="Audit entries older than this are trimmed"
+    )
+    purge_interval_s: float = Field(
+        default=3600.0, gt=0, description="How often the server runs the retention purge"
+    )
 
     @field_validator("ice_servers", mode="before")
     @classmethod

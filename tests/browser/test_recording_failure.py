@@ -31,7 +31,9 @@ async def test_every_page_shows_that_the_recording_failed(
 ) -> None:
     PAGE_ERRORS.clear()
     async with running_server(data_dir, redis_url) as server:
-        server.app[RECORDING].storage = FailingStorage(track_bytes=8_000, track_kind="video")
+        server.app[RECORDING].storage = FailingStorage(
+            track_bytes=8_000, track_kind="video", keys=server.app[RECORDING].storage.keys
+        )
         room_id, (t_counselor, t_interpreter) = await server.room_with(
             (Role.COUNSELOR, "Counselor Kim", "ko"), (Role.INTERPRETER, "Sato", "ja")
         )

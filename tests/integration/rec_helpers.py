@@ -8,9 +8,21 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from media.recording_files import RecordingStorage
 from tests.support.rtc_client import RtcParticipant
+from web.recording_keys import KEYRING_FILE, KeySource, load_keyring
 
 MEDIA_SUFFIXES = (".webm", ".mkv")
+
+
+def storage_for(path: Path) -> RecordingStorage:
+    """The server's recording storage for a room directory (or a file in one): its keyring
+    is the data directory's, ``DATA_DIR/recordings/ROOM/`` two levels up."""
+    room = path if path.is_dir() else path.parent
+    keyring = room.parent.parent / KEYRING_FILE
+    if not keyring.exists():
+        return RecordingStorage()
+    return RecordingStorage(load_keyring(KeySource(path=keyring, managed=True)))
 
 
 async def indicator(p: RtcParticipant, state: str, after: int = 0) -> dict[str, Any]:
@@ -56,12 +68,22 @@ def media_files(directory: Path, participant_id: str | None = None) -> list[Path
 
 
 def manifest(directory: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((directory / "manifest.json").read_text())
+    """The room's manifest as JSON (decrypted: the server seals it)."""
+    text = storage_for(directory).manifest_text(directory)
+    assert text is not None, f"{directory} has no manifest"
+    data: dict[str, Any] = json.loads(text)
     return data
+
+
+def _plain(path: Path) -> tuple[str, bytes | None]:
+    """ffprobe's ``-i`` and stdin for ``path``: a recording is decrypted in memory, piped."""
+    with storage_for(path).open_track(path) as handle:
+        return "pipe:0", handle.read()
 
 
 def probe(path: Path) -> dict[str, Any]:
     """ffprobe's streams (codec, width, height, duration) and format of ``path``."""
+    source, data = _plain(path)
     result = subprocess.run(
         [
             "ffprobe",
@@ -71,16 +93,16 @@ def probe(path: Path) -> dict[str, Any]:
             "stream=codec_type,codec_name,width,height,duration:format=duration",
             "-of",
             "json",
-            str(path),
+            source,
         ],
+        input=data,
         capture_output=True,
-        text=True,
         timeout=30,
         check=False,
     )
-    assert result.returncode == 0, result.stderr
-    data: dict[str, Any] = json.loads(result.stdout)
-    return data
+    assert result.returncode == 0, result.stderr.decode()
+    found: dict[str, Any] = json.loads(result.stdout)
+    return found
 
 
 def duration(path: Path) -> float:
@@ -90,6 +112,7 @@ def duration(path: Path) -> float:
 def stream_durations(path: Path) -> dict[str, float]:
     """Seconds of media per kind, from the last packet of each stream (decoding the file)."""
     out: dict[str, float] = {}
+    source, data = _plain(path)
     for kind, selector in (("video", "v:0"), ("audio", "a:0")):
         result = subprocess.run(
             [
@@ -102,15 +125,15 @@ def stream_durations(path: Path) -> dict[str, float]:
                 "packet=pts_time,duration_time",
                 "-of",
                 "csv=p=0",
-                str(path),
+                source,
             ],
+            input=data,
             capture_output=True,
-            text=True,
             timeout=60,
             check=False,
         )
         ends = []
-        for line in result.stdout.split():
+        for line in result.stdout.decode().split():
             parts = [x for x in line.split(",") if x and x != "N/A"]
             if parts:
                 ends.append(sum(float(x) for x in parts))

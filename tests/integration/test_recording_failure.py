@@ -24,7 +24,9 @@ async def test_a_failed_disk_write_stops_the_recording_on_every_page(
 ) -> None:
     async with running_server(data_dir, redis_url) as server:
         # The disk fills up once a video file holds 8 kB (root ignores permissions).
-        server.app[RECORDING].storage = FailingStorage(track_bytes=8_000, track_kind="video")
+        server.app[RECORDING].storage = FailingStorage(
+            track_bytes=8_000, track_kind="video", keys=server.app[RECORDING].storage.keys
+        )
         room_id, counselor, interpreter, resident = await server.consultation()
         people = (counselor, interpreter, resident)
         try:

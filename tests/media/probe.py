@@ -1,4 +1,9 @@
-"""ffprobe helpers for recording tests (imported as ``probe``)."""
+"""ffprobe helpers for recording tests (imported as ``probe``).
+
+With ``storage`` (a ``RecordingStorage`` holding the keyring), an encrypted file is
+decrypted in this process and handed to ffprobe/ffmpeg on standard input, so the
+test writes no plain copy either.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,22 @@ import json
 import subprocess
 from pathlib import Path
 
+from media.recording_files import RecordingStorage
 
-def streams_and_last_pts(path: Path) -> tuple[list[str], float, int]:
+
+def _input(path: Path, storage: RecordingStorage | None) -> tuple[str, bytes | None]:
+    """What to pass as ``-i`` and what to send on stdin."""
+    if storage is None:
+        return str(path), None
+    with storage.open_track(path) as handle:
+        return "pipe:0", handle.read()
+
+
+def streams_and_last_pts(
+    path: Path, storage: RecordingStorage | None = None
+) -> tuple[list[str], float, int]:
     """(codec names, last packet pts in seconds, packet count); raises if ffprobe fails."""
+    source, data = _input(path, storage)
     result = subprocess.run(
         [
             "ffprobe",
@@ -18,10 +36,10 @@ def streams_and_last_pts(path: Path) -> tuple[list[str], float, int]:
             "stream=codec_name:packet=pts_time",
             "-of",
             "json",
-            str(path),
+            source,
         ],
+        input=data,
         capture_output=True,
-        text=True,
         check=True,
         timeout=30,
     )
@@ -31,11 +49,12 @@ def streams_and_last_pts(path: Path) -> tuple[list[str], float, int]:
     return codecs, max(times, default=0.0), len(times)
 
 
-def decodes_cleanly(path: Path) -> bool:
+def decodes_cleanly(path: Path, storage: RecordingStorage | None = None) -> bool:
+    source, data = _input(path, storage)
     result = subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"],
+        ["ffmpeg", "-v", "error", "-i", source, "-f", "null", "-"],
+        input=data,
         capture_output=True,
-        text=True,
         timeout=60,
     )
     return result.returncode == 0 and not result.stderr.strip()

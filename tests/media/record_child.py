@@ -1,7 +1,7 @@
 """Child process for the SIGKILL test: records a loopback publisher until killed.
 
-Run as ``python tests/media/record_child.py DIRECTORY``; prints ``RECORDING`` once
-the recording runs.
+Run as ``python tests/media/record_child.py DIRECTORY [KEYRING]``; prints ``RECORDING``
+once the recording runs. With ``KEYRING`` (a keyring file), the files are encrypted.
 """
 
 from __future__ import annotations
@@ -15,10 +15,13 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).par
 import sfu_loopback  # noqa: E402
 
 from media.recorder import RecordingSession  # noqa: E402
+from media.recording_files import RecordingStorage  # noqa: E402
 from media.rtp_forwarder import RtpForwarder  # noqa: E402
+from web.recording_keys import KeySource, load_keyring  # noqa: E402
 
 
-async def main(directory: Path) -> None:
+async def main(directory: Path, keyring: Path | None) -> None:
+    keys = load_keyring(KeySource(path=keyring, managed=True)) if keyring else None
     forwarder = RtpForwarder(keyframe_min_interval=0.2)
     room = sfu_loopback.Room(forwarder)
     await room.add_publisher("alice", sfu_loopback.SyntheticVideo(), sfu_loopback.SineAudio())
@@ -26,7 +29,9 @@ async def main(directory: Path) -> None:
         if len(room.publications) == 2:
             break
         await asyncio.sleep(0.05)
-    session = RecordingSession("room-k", directory.name, directory, forwarder)
+    session = RecordingSession(
+        "room-k", directory.name, directory, forwarder, storage=RecordingStorage(keys)
+    )
     for publication in room.publications.values():
         session.add_publication(publication.id, "alice", publication.kind)
     await session.start("counselor", ["alice"])
@@ -40,4 +45,4 @@ async def main(directory: Path) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1])))
+    asyncio.run(main(Path(sys.argv[1]), Path(sys.argv[2]) if len(sys.argv) > 2 else None))

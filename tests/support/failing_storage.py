@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 from typing import BinaryIO, cast
 
+from media.recording_crypto import KeyRing
 from media.recording_files import RecordingStorage
 
 
@@ -47,7 +48,9 @@ class FailingStorage(RecordingStorage):
         track_kind: str = "video",
         manifest_writes: int | None = None,
         open_gate: threading.Event | None = None,
+        keys: KeyRing | None = None,
     ) -> None:
+        self.keys = keys  # the server's keyring: the files are sealed, as in production
         self.track_bytes = track_bytes
         self.track_kind = track_kind
         self.manifest_writes = manifest_writes

@@ -15,6 +15,7 @@
  *   call-lobby.js      the counselor's waiting-room panel and knocks
  *   call-chat.js       the chat panel
  *   call-recording.js  recording with consent (optional)
+ *   call-identity.js   the identity check (attaches itself; gets identity_* messages)
  * and the strings in i18n.js.
  *
  * State for tests and for other modules (captions.js) is on window.seoulbridge,
@@ -548,6 +549,9 @@
         log("server error", msg.code, msg.message);
         S.lastError = { code: msg.code, message: msg.message };
         toast(errorText(msg.code, msg.message));
+        break;
+      case "identity_verified":
+        window.SB_Identity?.handle(msg); // call-identity.js
         break;
       default:
         if (typeof msg.type === "string" && msg.type.startsWith("caption")) {
