@@ -15,7 +15,7 @@ from kernel.languages import LANGUAGES, NATIVE_NAMES
 from media.forwarding import Forwarder
 from web import routes
 from web.api_scheduler import scheduler_ctx
-from web.api_transcripts import interpretation_ctx
+from web.api_transcripts import healthz_captions, interpretation_ctx
 from web.appkeys import REDIS, SETTINGS, SIGNALING, STARTED_AT
 from web.metrics import metrics
 from web.services import core_services, shutdown, timed_ctx
@@ -60,6 +60,7 @@ async def healthz(request: web.Request) -> web.Response:
             "node": settings.resolved_node_id,
             "live_rooms": len(request.app[SIGNALING].live_rooms),
             "uptime_s": round(time.time() - request.app[STARTED_AT], 1),
+            "captions": await healthz_captions(request.app),
         }
     )
 

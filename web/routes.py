@@ -14,6 +14,7 @@ from aiohttp import web
 from web import (
     api_bookings,
     api_dashboard,
+    api_observers,
     api_queue,
     api_rooms,
     api_scheduler,
@@ -28,6 +29,7 @@ def api_endpoints() -> list[Endpoint]:
     """Every REST endpoint but the OpenAPI document itself, grouped by module."""
     return [
         *api_rooms.ENDPOINTS,
+        *api_observers.ENDPOINTS,
         *api_bookings.ENDPOINTS,
         *api_queue.ENDPOINTS,
         *api_dashboard.ENDPOINTS,
