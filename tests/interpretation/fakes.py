@@ -108,9 +108,7 @@ class FakeTranslator:
         self._delay_s = fake_delay_s
         self.calls = 0
 
-    async def translate_all(
-        self, text: str, source: str, targets: Iterable[str]
-    ) -> Translations:
+    async def translate_all(self, text: str, source: str, targets: Iterable[str]) -> Translations:
         self.calls += 1
         if self.calls <= self._failing:
             if self._delay_s:

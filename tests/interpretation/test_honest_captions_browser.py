@@ -39,7 +39,7 @@ async def test_without_translation_packages_pages_say_what_is_missing(
     from aiohttp import ClientSession
     from playwright.async_api import async_playwright
 
-    if not Path(CHROMIUM).exists():
+    if not Path(CHROMIUM).exists():  # noqa: ASYNC240 (one stat at set-up)
         pytest.skip(f"no Chromium at {CHROMIUM}")
     wav = korean_wav(tmp_path / "ko48k.wav", rate=48_000, pad_s=1.0)
     async with captions_server(tmp_path / "data", redis_url) as srv, async_playwright() as pw:
@@ -68,9 +68,10 @@ async def test_without_translation_packages_pages_say_what_is_missing(
             notes = resident.locator("#captions .cc-notes li")
             kinds = await notes.evaluate_all("els => els.map(e => e.dataset.kind)")
             assert "route_none" in kinds and "no_model" in kinds
-            assert "インストールされていません" in await resident.locator(
-                "#captions .cc-notes [data-kind=route_none]"
-            ).inner_text()
+            assert (
+                "インストールされていません"
+                in await resident.locator("#captions .cc-notes [data-kind=route_none]").inner_text()
+            )
 
             # A Korean final reaches the resident and settles as "not installed".
             final = await until(
