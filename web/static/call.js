@@ -706,6 +706,7 @@
   }
 
   S.stats = stats;
+  S.interpretationLevels = () => (interp ? interp.levels() : {});
   S.send = send;
   S.t = t;
 
