@@ -31,7 +31,7 @@ from interpretation.errors import (
     SpeakerAlreadyCaptioned,
     SpeakerFailed,
 )
-from interpretation.events import CaptionEvent, CaptionSink
+from interpretation.events import CaptionEvent, CaptionKind, CaptionSink
 from interpretation.recognizer import RecognitionPool, SpeechModels, SpeechStream
 from interpretation.speaker import (
     CaptionLimits,
@@ -43,6 +43,7 @@ from interpretation.speaker import (
 )
 from interpretation.transcript import TranscriptEntry, TranscriptStore
 from kernel.languages import Language
+from kernel.roles import Role
 from kernel.taskset import TaskSet
 
 log = logging.getLogger(__name__)
@@ -159,12 +160,20 @@ class CaptionPipeline:
     # -- speakers ----------------------------------------------------------
 
     def start_speaker(
-        self, participant_id: str, name: str, language: Language, chunks: AsyncIterator[bytes]
+        self,
+        participant_id: str,
+        name: str,
+        language: Language,
+        chunks: AsyncIterator[bytes],
+        *,
+        role: Role = Role.RESIDENT,
+        kind: CaptionKind = "speech",
     ) -> bool:
         """Caption ``participant_id`` speaking ``language`` from 16 kHz s16le PCM ``chunks``.
 
-        Returns False (and reads nothing) when there is no speech model for the
-        language: that speaker gets no live captions.
+        ``role`` labels their captions; ``kind`` is ``interpretation`` for an
+        interpreter speaking on a channel. Returns False (and reads nothing) when
+        there is no speech model for the language: that speaker gets no live captions.
         """
         if self._state is not PipelineState.RUNNING:
             raise PipelineClosed(
@@ -192,6 +201,8 @@ class CaptionPipeline:
             language,
             offset=self._clock() - self._origin,
             on_failed=self._speaker_failed,
+            role=role,
+            kind=kind,
         )
         self._speakers[participant_id] = sp
         sp.start(chunks)
@@ -292,6 +303,8 @@ class CaptionPipeline:
                 start=e.start,
                 end=e.end,
                 translations=dict(e.translations),
+                speaker_role=e.speaker_role.value,
+                kind=e.kind,
             )
             for e in events
         ]

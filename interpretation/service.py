@@ -17,6 +17,7 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
+from interpretation.coverage import Coverage
 from interpretation.errors import PipelineExists, ShuttingDown
 from interpretation.events import CaptionSink
 from interpretation.glossary import GlossaryStore
@@ -73,6 +74,11 @@ class CaptionService:
             self.pool.workers,
             packages_dir,
         )
+
+    async def coverage(self) -> Coverage:
+        """What this server can caption and translate now (packages re-read every 30 s)."""
+        pairs = await self.translator.installed_pairs()
+        return Coverage(speech=frozenset(self.models.languages()), pairs=pairs)
 
     def pipeline(
         self,

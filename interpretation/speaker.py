@@ -9,7 +9,9 @@ A :class:`SpeakerCaptions` owns one ``kernel.taskset.TaskSet`` with three tasks:
   most ``CaptionLimits.max_call_s`` of it per call and each call bounded in time
   (``recognition_s``), and publishes partials and finals;
 * ``translate``: translates each final into every listener's caption language, in
-  order and bounded (``translation_s``), publishes it again and stores it.
+  order and bounded (``translation_s``), publishes it again *settled* (every
+  pending language translated or marked ``untranslated`` with the reason, see
+  :mod:`interpretation.events`) and stores it.
 
 If ``read`` or ``decode`` fails, the speaker goes to ``FAILED``: its error, a
 :class:`~interpretation.errors.SpeakerFailed` with room and speaker in the
@@ -40,7 +42,7 @@ from interpretation.errors import (
     RecognitionStalled,
     SpeakerFailed,
 )
-from interpretation.events import CaptionEvent
+from interpretation.events import CaptionEvent, CaptionKind, Translations, Untranslated
 from interpretation.recognizer import (
     BYTES_PER_SECOND,
     RecognitionPool,
@@ -50,6 +52,7 @@ from interpretation.recognizer import (
 )
 from interpretation.redaction import SpeechRedactor, redact
 from kernel.languages import Language
+from kernel.roles import Role
 from kernel.taskset import TaskSet, raise_if_cancelling
 
 log = logging.getLogger(__name__)
@@ -76,9 +79,9 @@ class CaptionLimits:
 class CaptionTranslator(Protocol):
     """What captions need of a translator (``interpretation.translator.Translator``)."""
 
-    async def translate_many(
+    async def translate_all(
         self, text: str, source: str, targets: Iterable[str]
-    ) -> Mapping[str, str]: ...
+    ) -> Translations: ...
 
 
 StreamFactory = Callable[[Any], RecognizerStream]
@@ -143,11 +146,15 @@ class SpeakerCaptions:
         *,
         offset: float,
         on_failed: Callable[[SpeakerCaptions, SpeakerFailed], None],
+        role: Role = Role.RESIDENT,
+        kind: CaptionKind = "speech",
     ) -> None:
         self._room = room
         self.participant_id = participant_id
         self.name = name
         self.language = language
+        self.role = role
+        self.kind = kind
         self._offset = offset  # seconds since the room's captions began
         self._on_failed = on_failed
         self.state = SpeakerState.RUNNING
@@ -261,7 +268,13 @@ class SpeakerCaptions:
                 self.participant_id,
                 len(unstored),
             )
-            await self._room.store(unstored)
+            settled: list[CaptionEvent] = []
+            for event in unstored:
+                done = _settle(event, {}, dict.fromkeys(event.pending, Untranslated.TIMED_OUT))
+                if done is not event:  # the pages stop waiting for its translation
+                    await self._room.deliver(done)
+                settled.append(done)
+            await self._room.store(settled)
 
     def _task_failed(self, task_name: str, exc: BaseException) -> None:
         """A task raised (the TaskSet's ``on_error``, from its done callback)."""
@@ -378,6 +391,14 @@ class SpeakerCaptions:
         for r in results:
             if self._current_id is None:
                 self._current_id = f"{self.participant_id}-{next(self._counter)}"
+            pending: tuple[Language, ...] = ()
+            untranslated: dict[Language, Untranslated] = {}
+            if r.final:
+                targets = sorted(self._room.caption_languages() - {self.language})
+                if self._room.translator is None:
+                    untranslated = dict.fromkeys(targets, Untranslated.NOT_INSTALLED)
+                else:
+                    pending = tuple(targets)
             event = CaptionEvent(
                 room_id=self._room.room_id,
                 id=self._current_id,
@@ -389,6 +410,10 @@ class SpeakerCaptions:
                 start=round(self._offset + r.start, 3),
                 end=round(self._offset + r.end, 3),
                 ts=self._room.clock(),
+                speaker_role=self.role,
+                kind=self.kind,
+                pending=pending,
+                untranslated=untranslated,
             )
             if r.final:
                 self._current_id = None
@@ -412,15 +437,21 @@ class SpeakerCaptions:
             await self._room.store([translated])
 
     async def _with_translations(self, event: CaptionEvent) -> CaptionEvent:
-        """``event`` with translations into the listeners' languages (itself if none)."""
+        """``event`` settled: translated into the listeners' languages, or told why not.
+
+        Itself when nothing was pending and no listener reads another language.
+        """
         room = self._room
-        targets = room.caption_languages() - {event.language}
-        if room.translator is None or not targets:
+        targets = (set(event.pending) | room.caption_languages()) - {event.language}
+        if not targets:
             return event
+        if room.translator is None:
+            return _settle(event, {}, dict.fromkeys(targets, Untranslated.NOT_INSTALLED))
         bound = room.limits.translation_s
+        failed = dict.fromkeys(targets, Untranslated.FAILED)
         try:
             async with asyncio.timeout(bound):
-                raw = await room.translator.translate_many(event.text, event.language, targets)
+                raw = await room.translator.translate_all(event.text, event.language, targets)
         except TimeoutError:
             log.warning(
                 "captions room=%s speaker=%s: translating %s took over %.1f s; kept untranslated",
@@ -429,7 +460,7 @@ class SpeakerCaptions:
                 event.id,
                 bound,
             )
-            return event
+            return _settle(event, {}, dict.fromkeys(targets, Untranslated.TIMED_OUT))
         except InterpretationError as exc:
             log.warning(
                 "captions room=%s speaker=%s: %s not translated: %s",
@@ -438,7 +469,7 @@ class SpeakerCaptions:
                 event.id,
                 exc,
             )
-            return event
+            return _settle(event, {}, failed)
         except Exception:
             log.exception(
                 "captions room=%s speaker=%s: translation of %s failed",
@@ -446,8 +477,29 @@ class SpeakerCaptions:
                 self.participant_id,
                 event.id,
             )
-            return event
-        translations = {lang: redact(raw[lang]) for lang in sorted(targets) if raw.get(lang)}
-        if not translations:
-            return event
-        return dataclasses.replace(event, translations=translations, ts=room.clock())
+            return _settle(event, {}, failed)
+        translations: dict[Language, str] = {}
+        missing: dict[Language, Untranslated] = {}
+        for lang in sorted(targets):
+            text = raw.texts.get(lang)
+            if text:
+                translations[lang] = redact(text)
+            else:
+                missing[lang] = raw.missing.get(lang, Untranslated.FAILED)
+        return dataclasses.replace(_settle(event, translations, missing), ts=room.clock())
+
+
+def _settle(
+    event: CaptionEvent,
+    translations: Mapping[Language, str],
+    missing: Mapping[Language, Untranslated],
+) -> CaptionEvent:
+    """``event`` with nothing pending any more (itself if nothing was)."""
+    if not event.pending and not translations and not missing:
+        return event
+    return dataclasses.replace(
+        event,
+        translations=dict(translations),
+        untranslated={**event.untranslated, **missing},
+        pending=(),
+    )

@@ -34,6 +34,9 @@ class TranscriptEntry(BaseModel):
     start: float
     end: float
     translations: dict[str, str] = {}
+    speaker_role: str | None = None
+    #: "speech", or "interpretation" for an interpreter speaking on a channel
+    kind: str = "speech"
 
     def text_in(self, language: str) -> str | None:
         if language == self.language:

@@ -30,12 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from interpretation.coverage import route_between
 from interpretation.errors import (
     InterpretationError,
     ModelNotAvailable,
     ShuttingDown,
     TranslationFailed,
 )
+from interpretation.events import Translations, Untranslated
 from interpretation.glossary import GlossaryStore, contains_term, replace_terms
 from interpretation.packages import PackageInfo, PackageStore, configure_argos_environment
 from interpretation.workers import WorkerThreads
@@ -43,7 +45,6 @@ from kernel.taskset import TaskSet
 
 log = logging.getLogger(__name__)
 
-PIVOT = "en"
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|(?<=[。！？])\s*")
 #: How long the list of installed pairs is trusted before the directory is re-read.
 RESCAN_S = 30.0
@@ -180,16 +181,13 @@ class Translator:
             self._models.clear()
         await self._installed()
 
+    async def installed_pairs(self) -> frozenset[tuple[str, str]]:
+        """The installed packages as (from, to), re-read at most every ``RESCAN_S``."""
+        return await self._installed()
+
     async def route(self, source: str, target: str) -> list[tuple[str, str]] | None:
         """The pairs to chain for ``source -> target``: direct, or through English."""
-        pairs = await self._installed()
-        if source == target:
-            return []
-        if (source, target) in pairs:
-            return [(source, target)]
-        if (source, PIVOT) in pairs and (PIVOT, target) in pairs:
-            return [(source, PIVOT), (PIVOT, target)]
-        return None
+        return route_between(await self._installed(), source, target)
 
     async def translate(self, text: str, source: str, target: str) -> str | None:
         """``text`` in ``target``, or None when no package route exists."""
@@ -211,25 +209,36 @@ class Translator:
     async def translate_many(
         self, text: str, source: str, targets: Iterable[str]
     ) -> dict[str, str]:
-        """Translations into every target that has a route, concurrently (so batched).
+        """Translations into every target that has a route (see :meth:`translate_all`)."""
+        return dict((await self.translate_all(text, source, targets)).texts)
 
-        A target whose translation fails is logged and left out; the others are
-        still returned. (``gather`` here awaits every child before returning, and
-        cancels them all if the caller is cancelled, so none outlives the call.)
+    async def translate_all(self, text: str, source: str, targets: Iterable[str]) -> Translations:
+        """Translations into every target, concurrently (so batched), and why any is missing.
+
+        A target without a route is ``not_installed``; one whose translation fails is
+        logged and ``failed``; the others are still returned. (``gather`` here awaits
+        every child before returning, and cancels them all if the caller is
+        cancelled, so none outlives the call.)
         """
         wanted = sorted({t for t in targets if t != source})
         results = await asyncio.gather(
             *(self.translate(text, source, t) for t in wanted), return_exceptions=True
         )
         out: dict[str, str] = {}
+        missing: dict[str, Untranslated] = {}
         for target, result in zip(wanted, results, strict=True):
             if isinstance(result, InterpretationError):
                 log.warning("translation %s -> %s left out: %s", source, target, result)
+                missing[target] = Untranslated.FAILED
             elif isinstance(result, BaseException):
                 raise result
-            elif result is not None:
+            elif result is None:
+                missing[target] = Untranslated.NOT_INSTALLED
+            elif not result.strip() and text.strip():
+                missing[target] = Untranslated.FAILED
+            else:
                 out[target] = result
-        return out
+        return Translations(out, missing)
 
     async def _translate_pair(self, text: str, pair: tuple[str, str]) -> str:
         if self._closed:

@@ -81,6 +81,8 @@ class MediaPeer:
     negotiator: Negotiator
     slots: list[_Slot] = field(default_factory=list)
     state: PeerState = PeerState.NEW
+    #: an observer: its publish transceivers are inactive and nothing it sends is accepted
+    receive_only: bool = False
 
     def set_state(self, new: PeerState) -> None:
         if new is self.state:
@@ -145,8 +147,13 @@ class MediaRoom:
         return self._tasks.names()
 
     # ---------------------------------------------------------- membership
-    async def add_peer(self, participant_id: str) -> MediaPeer:
-        """Create the participant's connection and send the first offer."""
+    async def add_peer(self, participant_id: str, *, receive_only: bool = False) -> MediaPeer:
+        """Create the participant's connection and send the first offer.
+
+        ``receive_only`` (an observer): the connection receives everyone's media but
+        its own transceivers are ``inactive`` and the offer lists nothing to publish,
+        so nothing it sends is accepted or forwarded.
+        """
         if participant_id in self._peers:
             await self.remove_peer(participant_id)
         # An explicit empty list keeps aiortc from using its default public STUN server.
@@ -155,7 +162,8 @@ class MediaRoom:
         )
         self._forwarder.prepare_peer(pc)
         publish: dict[Kind, RTCRtpTransceiver] = {
-            kind: pc.addTransceiver(kind, direction="recvonly") for kind in KINDS
+            kind: pc.addTransceiver(kind, direction="inactive" if receive_only else "recvonly")
+            for kind in KINDS
         }
         negotiator = Negotiator(
             f"room {self.room_id} peer {participant_id}",
@@ -166,7 +174,9 @@ class MediaRoom:
             on_give_up=lambda reason: self._fail(peer, reason),
             config=self._negotiation,
         )
-        peer = MediaPeer(self.room_id, participant_id, pc, publish, negotiator)
+        peer = MediaPeer(
+            self.room_id, participant_id, pc, publish, negotiator, receive_only=receive_only
+        )
         self._peers[participant_id] = peer
 
         @pc.on("track")
@@ -258,7 +268,11 @@ class MediaRoom:
     def _describe(self, peer: MediaPeer) -> OfferToSend:
         """The offer message for the peer's current local description."""
         description = peer.pc.localDescription
-        publish = {kind: t.mid for kind, t in peer.publish.items() if t.mid is not None}
+        publish = {
+            kind: t.mid
+            for kind, t in peer.publish.items()
+            if t.mid is not None and not peer.receive_only
+        }
         tracks = tuple(
             TrackAssignment(
                 mid=slot.transceiver.mid,
@@ -274,6 +288,14 @@ class MediaRoom:
         kind = cast(Kind, track.kind)
         transceiver = peer.publish.get(kind)
         if transceiver is None or self._peers.get(peer.participant_id) is not peer:
+            return
+        if peer.receive_only:
+            logger.warning(
+                "room %s peer %s: receive-only, %s track refused",
+                self.room_id,
+                peer.participant_id,
+                kind,
+            )
             return
         publication = Publication(peer.participant_id, kind, track, transceiver.receiver)
         self._publications[publication.id] = publication

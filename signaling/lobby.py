@@ -111,7 +111,7 @@ class Lobby:
         )
         for other in others:
             await self._messenger.send(other, ParticipantJoined(participant=me.info()))
-        await room.media.add_peer(me.id)
+        await room.media.add_peer(me.id, receive_only=not me.role.publishes)
         await self._hooks.participant_entered(room, me)
 
     async def depart(self, room: LiveRoom, me: Participant, reason: LeaveReason) -> None:

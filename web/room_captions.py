@@ -17,8 +17,18 @@ the pipeline logs it with room and speaker and shows the speaker as ``FAILED``;
 this extension then restarts that speaker once per publication, with a new tap
 (what they said before the failure is already stored). If it fails again, their
 tap is closed and the pipeline keeps showing ``FAILED`` with the error; captions
-for them come back when they publish audio again. (Telling the room would need a
-new server message; until then the error is in the log.)
+for them come back when they publish audio again.
+
+Honest states: after every change (someone enters or leaves, publishes, picks a
+caption language, fails, an interpreter switches mode) everyone in the room gets
+``caption_status``: per speaker whether their speech is captioned here (``live``,
+``no_model``, ``failed``, ``off``) and, for every spoken language and caption
+language in the room, whether a translation route exists (from the service's
+:class:`~interpretation.coverage.Coverage`). Each final settles (see
+:mod:`interpretation.events`), so no page waits for a translation that will not come.
+
+An interpreter in channel mode is captioned in the language they speak into,
+labelled as interpretation (``web.room_interpretation`` says which).
 """
 
 from __future__ import annotations
@@ -32,13 +42,23 @@ from interpretation.errors import InterpretationError, SpeakerFailed
 from interpretation.events import CaptionEvent
 from interpretation.pipeline import CaptionPipeline
 from interpretation.service import CaptionService
+from interpretation.speaker import SpeakerState
+from kernel.languages import Language
 from kernel.media_types import PublicationRef
 from kernel.taskset import TaskSet
 from media.errors import MediaError
 from media.forwarding import AudioTap
 from signaling.extensions import RoomMessenger
 from signaling.live import LiveRoom, Participant
-from signaling.protocol import Caption, ClientMessage, SetCaptionLanguage
+from signaling.protocol import (
+    Caption,
+    CaptionRoute,
+    CaptionSpeaker,
+    CaptionStatus,
+    ClientMessage,
+    SetCaptionLanguage,
+    SpeakerCaptionState,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +82,10 @@ def to_wire(event: CaptionEvent) -> Caption:
         end=event.end,
         ts=event.ts,
         translations=dict(event.translations),
+        speaker_role=event.speaker_role,
+        kind=event.kind,
+        pending=list(event.pending),
+        untranslated={lang: reason.value for lang, reason in event.untranslated.items()},
     )
 
 
@@ -73,6 +97,17 @@ class MediaRooms(Protocol):
     """Where audio taps come from (``web.media_rooms.SfuRooms``)."""
 
     def get(self, room_id: str) -> TapSource | None: ...
+
+
+class Speaking(Protocol):
+    """Which language someone speaks now (``web.room_interpretation``)."""
+
+    def speaking(self, room_id: str, participant: Participant) -> tuple[Language, bool]: ...
+
+
+class _OwnLanguage:
+    def speaking(self, room_id: str, participant: Participant) -> tuple[Language, bool]:
+        return participant.claims.language, False
 
 
 @dataclass
@@ -112,11 +147,17 @@ class CaptionsExtension:
     """
 
     def __init__(
-        self, service: CaptionService, messenger: RoomMessenger, media: MediaRooms
+        self,
+        service: CaptionService,
+        messenger: RoomMessenger,
+        media: MediaRooms,
+        *,
+        speaking: Speaking | None = None,
     ) -> None:
         self._service = service
         self._messenger = messenger
         self._media = media
+        self._speaking = speaking or _OwnLanguage()
         self._rooms: dict[str, _RoomCaptions] = {}
         self._tasks = TaskSet("captions")
         self._closing = False
@@ -145,6 +186,7 @@ class CaptionsExtension:
         rc = self._rooms.get(room.id)
         if rc is not None:
             rc.pipeline.set_listener_language(participant.id, participant.claims.language)
+            await self._announce(rc)
 
     async def publication_added(self, room: LiveRoom, publication: PublicationRef) -> None:
         rc = self._rooms.get(room.id)
@@ -155,6 +197,7 @@ class CaptionsExtension:
             await self._stop_speaker(rc, participant.id)
             if not rc.closed:
                 await self._start_speaker(rc, participant, publication.id, restarts=0)
+        await self._announce(rc)
 
     async def participant_left(self, room: LiveRoom, participant: Participant) -> None:
         rc = self._rooms.get(room.id)
@@ -167,6 +210,7 @@ class CaptionsExtension:
                 self._stop_locked(rc, participant.id, leaving),
                 name=f"stop {room.id}:{participant.id}",
             )
+            await self._announce(rc)
 
     async def room_closed(self, room: LiveRoom, *, final: bool) -> None:
         """A node letting go (a stop, a move) waits little for the last finals; the
@@ -183,7 +227,75 @@ class CaptionsExtension:
         rc = self._rooms.get(room.id)
         if rc is not None:
             rc.pipeline.set_listener_language(participant.id, message.language)
+            await self._announce(rc)
         return True
+
+    async def speaking_changed(self, room: LiveRoom, participant: Participant) -> None:
+        """An interpreter switched mode: caption them afresh in what they speak now.
+
+        Called under the room's lock: the restart (which waits for the last final)
+        runs in an owned task.
+        """
+        rc = self._rooms.get(room.id)
+        if rc is None or rc.closed or self._closing:
+            return
+        self._tasks.spawn(
+            self._respeak(rc, participant.id), name=f"respeak {room.id}:{participant.id}"
+        )
+
+    async def _respeak(self, rc: _RoomCaptions, participant_id: str) -> None:
+        async with rc.lock:
+            speaking = rc.speaking.get(participant_id)
+            participant = rc.room.participants.get(participant_id)
+            if speaking is not None:
+                await self._stop_speaker(rc, participant_id)
+                if participant is not None and not rc.closed:
+                    await self._start_speaker(rc, participant, speaking.publication_id, restarts=0)
+        await self._announce(rc)
+
+    # -- honest states -------------------------------------------------------
+
+    async def status(self, room: LiveRoom) -> CaptionStatus | None:
+        rc = self._rooms.get(room.id)
+        return await self._status(rc) if rc is not None else None
+
+    async def _status(self, rc: _RoomCaptions) -> CaptionStatus:
+        coverage = await self._service.coverage()
+        speakers: list[CaptionSpeaker] = []
+        for p in rc.room.in_room():
+            if not p.role.publishes:
+                continue
+            language, _ = self._speaking.speaking(rc.room.id, p)
+            status = rc.pipeline.status(p.id)
+            state: SpeakerCaptionState
+            if not coverage.has_speech(language):
+                state = "no_model"
+            elif status is not None and status.state is SpeakerState.FAILED:
+                state = "failed"
+            elif p.id in rc.speaking:
+                state = "live"
+            else:
+                state = "off"
+            speakers.append(CaptionSpeaker(participant_id=p.id, language=language, state=state))
+        targets = rc.pipeline.caption_languages
+        routes = [
+            CaptionRoute(source=s, target=t, route=route.value)
+            for s, t, route in coverage.routes({sp.language for sp in speakers}, targets)
+        ]
+        return CaptionStatus(
+            speakers=speakers,
+            routes=routes,
+            translation_bound_s=self._service.limits.translation_s,
+        )
+
+    async def _announce(self, rc: _RoomCaptions) -> None:
+        """Tell everyone in the room what captions can do now (never raises)."""
+        if rc.closed:
+            return
+        try:
+            await self._messenger.broadcast(rc.room, await self._status(rc))
+        except InterpretationError as exc:
+            log.warning("room %s: caption status not sent: %s", rc.room.id, exc)
 
     async def aclose(self) -> None:
         """Close every room's captions (concurrently, each bounded), then every task."""
@@ -215,9 +327,15 @@ class CaptionsExtension:
             log.warning("room %s participant %s: no audio tap: %s", rc.room.id, participant.id, exc)
             return
         claims = participant.claims
+        language, interpreting = self._speaking.speaking(rc.room.id, participant)
         try:
             started = rc.pipeline.start_speaker(
-                participant.id, claims.name, claims.language, tap.chunks()
+                participant.id,
+                claims.name,
+                language,
+                tap.chunks(),
+                role=participant.role,
+                kind="interpretation" if interpreting else "speech",
             )
         except InterpretationError:
             await tap.aclose()
@@ -295,6 +413,7 @@ class CaptionsExtension:
             if rc.speaking.get(participant_id) is failed:
                 del rc.speaking[participant_id]
                 await failed.tap.aclose()
+        await self._announce(rc)
 
     async def _close_room(self, rc: _RoomCaptions, *, flush_s: float | None = None) -> None:
         rc.closed = True

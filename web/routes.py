@@ -16,6 +16,7 @@ from web import (
     api_dashboard,
     api_events,
     api_join,
+    api_observers,
     api_privacy,
     api_queue,
     api_rooms,
@@ -32,6 +33,7 @@ def api_endpoints() -> list[Endpoint]:
     return [
         *api_join.ENDPOINTS,
         *api_rooms.ENDPOINTS,
+        *api_observers.ENDPOINTS,
         *api_bookings.ENDPOINTS,
         *api_queue.ENDPOINTS,
         *api_dashboard.ENDPOINTS,

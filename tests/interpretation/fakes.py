@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
+from interpretation.events import Translations
 from interpretation.recognizer import BYTES_PER_SECOND, Recognized, SpeechStream
 from media.errors import MediaError
 
@@ -107,16 +108,14 @@ class FakeTranslator:
         self._delay_s = fake_delay_s
         self.calls = 0
 
-    async def translate_many(
-        self, text: str, source: str, targets: Iterable[str]
-    ) -> Mapping[str, str]:
+    async def translate_all(self, text: str, source: str, targets: Iterable[str]) -> Translations:
         self.calls += 1
         if self.calls <= self._failing:
             if self._delay_s:
                 await asyncio.sleep(self._delay_s)
             if self._exception is not None:
                 raise self._exception
-        result: Mapping[str, str] = await self._real.translate_many(text, source, targets)
+        result: Translations = await self._real.translate_all(text, source, targets)
         return result
 
 

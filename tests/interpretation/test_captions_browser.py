@@ -27,7 +27,7 @@ from web.app import build_app
 from web.appkeys import CAPTIONS, ROOMS, TOKENS
 from web.settings import Settings
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(150)]
 
 CHROMIUM = os.environ.get("SEOULBRIDGE_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
@@ -135,12 +135,81 @@ async def test_korean_speech_reaches_another_page_as_translated_captions(
             assert set(caption["translations"]) == {"ja"}  # nobody asked for English yet
             assert caption["end"] > caption["start"]
             assert await _until(listener, "c.received.some(m => !m.final)")  # partials too
-            # the two-line area shows the original and the translation
-            # (the live line may already show the next partial: check it is there, and the
-            # caption's text in the history)
-            assert (await listener.locator("#captions .cc-original").inner_text()).strip()
+            # the live area: the speaker with their role; the item in the history has the
+            # original and the translation
+            assert (await listener.locator("#captions .cc-main").inner_text()).strip()
             item = listener.locator(f"#captions .cc-history li[data-id='{caption['id']}']")
             assert re.search(r"[가-힣]", await item.locator(".cc-item-original").inner_text())
+            assert (
+                await item.locator(".cc-item-translation").inner_text()
+                == (caption["translations"]["ja"])
+            )
+            assert caption["speaker_role"] == "counselor" and caption["pending"] == []
+
+            # Bilingual: a translated final shows the original above it, smaller.
+            shown = await _until(
+                listener,
+                "(() => { const m = c.current;"
+                " const live = document.querySelector('#captions .cc-live');"
+                " return m && m.final && live.dataset.state === 'translated' && {"
+                " main: live.querySelector('.cc-main').innerText,"
+                " source: live.querySelector('.cc-source').innerText,"
+                " speaker: live.querySelector('.cc-speaker').innerText,"
+                " mainPx: parseFloat(getComputedStyle(live.querySelector('.cc-main')).fontSize),"
+                " sourcePx: parseFloat("
+                "getComputedStyle(live.querySelector('.cc-source')).fontSize),"
+                " msg: m}; })()",
+                timeout_s=45,
+            )
+            assert shown["main"] == shown["msg"]["translations"]["ja"]
+            assert shown["source"] == shown["msg"]["text"]
+            assert shown["sourcePx"] < shown["mainPx"]
+            assert (
+                "상담사 김" in shown["speaker"] and "相談員" in shown["speaker"]
+            )  # a Japanese page
+            # ... and without it, the translation alone
+            await listener.locator("#caption-bilingual").uncheck()
+            assert not (await listener.locator("#captions .cc-source").inner_text()).strip()
+            await listener.locator("#caption-bilingual").check()
+
+            # Three text sizes, remembered on this device.
+            before = shown["mainPx"]
+            await listener.locator("#caption-size").select_option("l")
+            large = await listener.evaluate(
+                "() => parseFloat(getComputedStyle("
+                "document.querySelector('#captions .cc-main')).fontSize)"
+            )
+            assert large > before
+            assert (
+                await listener.evaluate("() => localStorage.getItem('seoulbridge.captionSize')")
+                == "l"
+            )
+
+            # Screen readers: each final announced once, settled; no partial ever.
+            announced = await _until(
+                listener,
+                "document.querySelectorAll('#caption-announcements p').length >= 1 &&"
+                " Array.from(document.querySelectorAll('#caption-announcements p'))"
+                ".map(p => ({id: p.dataset.id, text: p.innerText}))",
+            )
+            ids = [a["id"] for a in announced]
+            assert len(ids) == len(set(ids))
+            finals = await listener.evaluate(
+                "() => Object.fromEntries(window.Captions.state.history.map(m => [m.id, m]))"
+            )
+            partial_texts = await listener.evaluate(
+                "() => window.Captions.state.received.filter(m => !m.final).map(m => m.text)"
+            )
+            for a in announced:
+                final = finals[a["id"]]
+                assert a["text"].endswith(final["translations"].get("ja") or final["text"])
+                assert not any(
+                    a["text"].endswith(": " + p) for p in partial_texts if p != final["text"]
+                )
+            live_region = await listener.evaluate(
+                "() => document.querySelector('#captions .cc-live').getAttribute('aria-live')"
+            )
+            assert live_region is None  # the visible area is not read out on every partial
 
             # Change the caption language mid-call: the next captions carry English.
             await listener.locator("#caption-language").select_option("en")
@@ -157,8 +226,14 @@ async def test_korean_speech_reaches_another_page_as_translated_captions(
                 await item.locator(".cc-item-translation").inner_text()
                 == later["translations"]["en"]
             )
-            translation = await listener.locator("#captions .cc-translation").inner_text()
-            assert translation.strip()  # the latest translation stays on the two-line area
+            # the latest translation stays on the live area while the next sentence is spoken
+            await _until(
+                listener,
+                "(() => { const live = document.querySelector('#captions .cc-live');"
+                " return live.dataset.state === 'translated'"
+                " ? live.querySelector('.cc-main').innerText"
+                " : live.querySelector('.cc-note').innerText; })()",
+            )
         finally:
             await speaking.close()
             await listening.close()

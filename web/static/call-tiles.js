@@ -81,8 +81,8 @@
         }
         renderTile(el, S.participants[id]);
       }
-      // Order: counselor, interpreter, resident, admin, then by name.
-      const order = { counselor: 0, interpreter: 1, resident: 2, admin: 3 };
+      // Order: counselor, interpreter, resident, admin, observer, then by name.
+      const order = { counselor: 0, interpreter: 1, resident: 2, admin: 3, observer: 4 };
       const sorted = Array.from(grid.children).sort((a, b) => {
         const pa = S.participants[a.dataset.pid];
         const pb = S.participants[b.dataset.pid];

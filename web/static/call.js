@@ -16,6 +16,8 @@
  *   call-chat.js       the chat panel
  *   call-recording.js  recording with consent (optional)
  *   call-identity.js   the identity check (attaches itself; gets identity_* messages)
+ *   call-interpretation.js  the interpreter's channel and the listener-side mix (optional)
+ *   call-observer.js   observers: the device check without devices, the banner (optional)
  * and the strings in i18n.js.
  *
  * State for tests and for other modules (captions.js) is on window.seoulbridge,
@@ -93,6 +95,10 @@
   const lobby = window.SB_Lobby.attach({ state: S, send, t, roleName, canModerate, chime: () => media.chime() });
   const chat = window.SB_Chat.attach({ state: S, send, t });
   const tiles = window.SB_Tiles.attach({ state: S, send, t, roleName, canModerate, log });
+  const interp = window.SB_Interpretation
+    ? window.SB_Interpretation.attach({ state: S, send, audioContext: () => media.audioContext(), log })
+    : null;
+  const observer = window.SB_Observer ? window.SB_Observer.attach({ state: S, t }) : null;
   const devices = window.SB_Devices.attach({
     state: S,
     media,
@@ -323,6 +329,7 @@
     if (S.room && S.room.state === "ended") return showError("room_ended", "");
     if (!S.langChosen && I18N.match(S.you.language)) setLanguage(I18N.match(S.you.language), false);
     setScreen("check");
+    if (observer && observer.prepareCheck()) return; // an observer publishes nothing: no devices
     await devices.start();
   }
 
@@ -510,10 +517,15 @@
       case "participant_joined":
         S.participants[msg.participant.id] = msg.participant;
         tiles.render();
+        participantsChanged();
         break;
       case "participant_left":
         delete S.participants[msg.participant_id];
         tiles.forget(msg.participant_id);
+        participantsChanged();
+        break;
+      case "interpretation":
+        if (interp) interp.handle(msg);
         break;
       case "offer":
         ensurePeer().offer(msg);
@@ -565,6 +577,13 @@
     }
   }
 
+  /** Captions name speakers, the banner names observers, the mix knows who is who. */
+  function participantsChanged() {
+    if (window.Captions && typeof window.Captions.setParticipants === "function") window.Captions.setParticipants(S.participants);
+    if (observer) observer.render();
+    if (interp) interp.render();
+  }
+
   function onJoined(msg) {
     S.you = msg.you;
     S.room = msg.room;
@@ -578,11 +597,12 @@
     if (!captionsMounted && window.Captions && typeof window.Captions.mount === "function") {
       captionsMounted = true;
       try {
-        window.Captions.mount($("captions"), { lang: S.lang, you: S.you, participants: S.participants, send });
+        window.Captions.mount($("captions"), { lang: S.lang, you: S.you, participants: S.participants, send, roleName });
       } catch (e) {
         log("captions mount failed", String(e));
       }
     }
+    participantsChanged();
   }
 
   // ------------------------------------------------------ peer connection
@@ -598,7 +618,11 @@
           renderConn();
           if (state === "failed") recoverMedia(pc);
         },
-        onTracks: () => tiles.setRemote(peer ? peer.remoteTracks() : {}),
+        onTracks: () => {
+          const remote = peer ? peer.remoteTracks() : {};
+          tiles.setRemote(remote);
+          if (interp) interp.setRemote(remote);
+        },
       });
     }
     peer.iceServers = S.iceServers;
@@ -693,6 +717,8 @@
     chat.render();
     tiles.render();
     if (recording) recording.render();
+    if (observer) observer.render();
+    if (interp) interp.render();
     $("btn-end").hidden = !canModerate();
     if (S.you) {
       $("who-name").textContent = S.you.name;
@@ -765,6 +791,7 @@
   }
 
   S.stats = stats;
+  S.interpretationLevels = () => (interp ? interp.levels() : {});
   S.send = send;
   S.t = t;
 

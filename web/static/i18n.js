@@ -27,6 +27,7 @@
       role_counselor: "상담사",
       role_interpreter: "통역사",
       role_admin: "관리자",
+      role_observer: "참관인",
 
       check_title: "카메라와 마이크 확인",
       check_intro: "화면에 본인 모습이 보이는지, 말할 때 음량 막대가 움직이는지 확인하세요.",
@@ -167,6 +168,7 @@
       role_counselor: "Counselor",
       role_interpreter: "Interpreter",
       role_admin: "Administrator",
+      role_observer: "Observer",
 
       check_title: "Check your camera and microphone",
       check_intro: "Make sure you can see yourself and that the level bar moves when you speak.",
@@ -307,6 +309,7 @@
       role_counselor: "相談員",
       role_interpreter: "通訳者",
       role_admin: "管理者",
+      role_observer: "オブザーバー",
 
       check_title: "カメラとマイクの確認",
       check_intro: "ご自身の映像が映っているか、話すと音量バーが動くかを確認してください。",
@@ -447,6 +450,7 @@
       role_counselor: "咨询员",
       role_interpreter: "口译员",
       role_admin: "管理员",
+      role_observer: "旁听者",
 
       check_title: "检查摄像头和麦克风",
       check_intro: "请确认能看到自己的画面，并且说话时音量条会跳动。",
@@ -587,6 +591,7 @@
       role_counselor: "Консультант",
       role_interpreter: "Переводчик",
       role_admin: "Администратор",
+      role_observer: "Наблюдатель",
 
       check_title: "Проверка камеры и микрофона",
       check_intro: "Убедитесь, что вы видите себя, а полоска громкости двигается, когда вы говорите.",
