@@ -133,6 +133,9 @@ class _RoomCaptions:
     room: LiveRoom
     pipeline: CaptionPipeline
     speaking: dict[str, _Speaking] = field(default_factory=dict)
+    #: each participant's audio publication, captioned or not (someone whose language
+    #: has no speech model now may speak one that has after an interpreter's switch)
+    audio: dict[str, str] = field(default_factory=dict)
     #: serialises starting and stopping speakers (hooks, restarts, stops)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     closed: bool = False
@@ -194,6 +197,7 @@ class CaptionsExtension:
         if rc is None or participant is None or publication.kind != "audio":
             return
         async with rc.lock:
+            rc.audio[participant.id] = publication.id
             await self._stop_speaker(rc, participant.id)
             if not rc.closed:
                 await self._start_speaker(rc, participant, publication.id, restarts=0)
@@ -204,6 +208,7 @@ class CaptionsExtension:
         if rc is None:
             return
         rc.pipeline.remove_listener(participant.id)
+        rc.audio.pop(participant.id, None)
         if not self._closing:
             leaving = rc.speaking.get(participant.id)
             self._tasks.spawn(
@@ -245,12 +250,13 @@ class CaptionsExtension:
 
     async def _respeak(self, rc: _RoomCaptions, participant_id: str) -> None:
         async with rc.lock:
-            speaking = rc.speaking.get(participant_id)
+            publication_id = rc.audio.get(participant_id)
             participant = rc.room.participants.get(participant_id)
-            if speaking is not None:
+            if publication_id is not None:
+                # captioned before or not (no model for the language they spoke till now)
                 await self._stop_speaker(rc, participant_id)
                 if participant is not None and not rc.closed:
-                    await self._start_speaker(rc, participant, speaking.publication_id, restarts=0)
+                    await self._start_speaker(rc, participant, publication_id, restarts=0)
         await self._announce(rc)
 
     # -- honest states -------------------------------------------------------

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from interpretation.packages import PackageStore
 from signaling.protocol import Role
+from tests.support.node_process import free_port
 from web.app import build_app
 from web.appkeys import CAPTIONS, TOKENS
 from web.settings import Settings
@@ -57,13 +58,14 @@ async def captions_server(
     store = PackageStore(data / "argos" / "packages")
     for archive in archives:
         store.install(archive)
-    settings = Settings(data_dir=data, redis_url=redis_url, token_secret="c" * 40)
+    # The port is chosen first: the join step sends pages to the settings' public URL.
+    port = free_port()
+    settings = Settings(data_dir=data, redis_url=redis_url, token_secret="c" * 40, port=port)
     app = build_app(settings)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     await asyncio.to_thread(app[CAPTIONS].models.get, "ko")  # load Vosk before the clock runs
     try:
         yield App(app, f"http://127.0.0.1:{port}")

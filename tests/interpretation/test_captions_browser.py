@@ -13,44 +13,17 @@ import os
 import re
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
-from interpretation.packages import PackageStore
 from signaling.protocol import Role
+from tests.interpretation.browser_support import ARGS, CHROMIUM, App, captions_server
 from tests.interpretation.speech_fixture import korean_wav
-from web.app import build_app
-from web.appkeys import CAPTIONS, ROOMS, TOKENS
-from web.settings import Settings
+from web.appkeys import ROOMS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(150)]
-
-CHROMIUM = os.environ.get("SEOULBRIDGE_CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-]
-
-
-@dataclass
-class App:
-    app: web.Application
-    base_url: str
-
-    async def link(self, room_id: str, role: Role, name: str, lang: str) -> str:
-        token = self.app[TOKENS].issue_join(
-            room_id=room_id, role=role, name=name, language=lang, ttl_s=600
-        )
-        return f"{self.base_url}/join/{room_id}?t={token}"
 
 
 @pytest.fixture
@@ -59,22 +32,9 @@ async def captions_app(
 ) -> AsyncIterator[App]:
     if not os.path.exists(CHROMIUM):  # noqa: ASYNC240 (one stat at set-up)
         pytest.skip(f"no Chromium at {CHROMIUM}")
-    data = tmp_path / "data"
-    store = PackageStore(data / "argos" / "packages")
-    for pair in [("ko", "en"), ("en", "ja")]:
-        store.install(argos_archives[pair])
-    settings = Settings(data_dir=data, redis_url=redis_url, token_secret="c" * 40)
-    app = build_app(settings)  # captions are wired in (web.api_transcripts.interpretation_ctx)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    await asyncio.to_thread(app[CAPTIONS].models.get, "ko")  # load Vosk before the clock runs
-    try:
-        yield App(app, f"http://127.0.0.1:{port}")
-    finally:
-        await runner.cleanup()
+    archives = [argos_archives[pair] for pair in [("ko", "en"), ("en", "ja")]]
+    async with captions_server(tmp_path / "data", redis_url, archives) as app:
+        yield app
 
 
 async def _until(page: Any, expr: str, timeout_s: float = 30.0) -> Any:
@@ -111,8 +71,8 @@ async def test_korean_speech_reaches_another_page_as_translated_captions(
 
     wav = korean_wav(tmp_path / "ko48k.wav", rate=48_000, pad_s=1.0)
     record = await captions_app.app[ROOMS].create(title="자막 테스트")
-    speaker_url = await captions_app.link(record.id, Role.COUNSELOR, "상담사 김", "ko")
-    listener_url = await captions_app.link(record.id, Role.INTERPRETER, "Sato", "ja")
+    speaker_url = captions_app.link(record.id, Role.COUNSELOR, "상담사 김", "ko")
+    listener_url = captions_app.link(record.id, Role.INTERPRETER, "Sato", "ja")
     async with async_playwright() as pw:
         speaking = await pw.chromium.launch(
             executable_path=CHROMIUM, args=[*ARGS, f"--use-file-for-fake-audio-capture={wav}"]

@@ -152,7 +152,8 @@ async def test_a_listener_in_interpretation_mode_hears_the_interpreter_louder(
             assert caption["language"] == "ko" and caption["speaker_role"] == "interpreter"
             item = counselor.locator(f"#captions .cc-history li[data-id='{caption['id']}']")
             assert await item.get_attribute("data-kind") == "interpretation"
-            assert "Interpretation" in await item.locator(".cc-tag").inner_text()
+            # the counselor's page speaks Korean (their language): 통역, "interpretation"
+            assert "통역" in await item.locator(".cc-tag").inner_text()
 
             # The counselor chooses the original: the resident back at full, the interpreter off.
             await counselor.locator("#interp-bar button[data-listen=original]").click()

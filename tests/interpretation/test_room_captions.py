@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from interpretation.events import CaptionEvent
+from interpretation.events import CaptionEvent, Untranslated
 from interpretation.service import CaptionService
 from interpretation.speaker import CaptionLimits, SpeakerState
 from kernel.media_types import PublicationRef
 from kernel.roles import Role
 from signaling.live import LiveRoom, Participant, ParticipantState
-from signaling.protocol import Caption, ServerMessage
+from signaling.protocol import Caption, CaptionStatus, ServerMessage
 from signaling.rooms import RoomRecord
 from signaling.tokens import JoinClaims
 from tests.interpretation.fakes import FakeTap
@@ -129,8 +129,9 @@ async def test_a_speaker_whose_tap_breaks_is_restarted_once(
         assert healthy.closed
     finally:
         await ext.aclose()
-    # only the one typed union went out, built by to_wire
-    assert messenger.sent and all(isinstance(m, Caption) for m in messenger.sent)
+    # only typed messages went out: captions built by to_wire, and the room's caption status
+    assert messenger.sent and all(isinstance(m, Caption | CaptionStatus) for m in messenger.sent)
+    assert any(isinstance(m, CaptionStatus) for m in messenger.sent)
     caption = next(c for c in messenger.captions() if c.final)
     assert caption.speaker_name == "상담사 김" and caption.language == "ko"
 
@@ -191,6 +192,8 @@ def test_to_wire_is_the_one_conversion() -> None:
         end=2.0,
         ts=1.0,
         translations={"ja": "国籍相談"},
+        speaker_role=Role.COUNSELOR,
+        untranslated={"en": Untranslated.NOT_INSTALLED},
     )
     assert not hasattr(event, "type") and not hasattr(event, "model_dump")
     wire = to_wire(event)
@@ -206,4 +209,49 @@ def test_to_wire_is_the_one_conversion() -> None:
         "end": 2.0,
         "ts": 1.0,
         "translations": {"ja": "国籍相談"},
+        "speaker_role": Role.COUNSELOR,
+        "kind": "speech",
+        "pending": [],
+        "untranslated": {"en": "not_installed"},
     }
+
+
+class Switchable:
+    """``Speaking`` as ``web.room_interpretation`` answers it: p-sato speaks their own
+    Japanese until switched to interpreting into Korean."""
+
+    def __init__(self) -> None:
+        self.interpreting: set[str] = set()
+
+    def speaking(self, room_id: str, participant: Participant) -> tuple[str, bool]:
+        if participant.id in self.interpreting:
+            return "ko", True
+        return participant.claims.language, False
+
+
+async def test_someone_uncaptioned_is_captioned_once_they_speak_a_language_with_a_model(
+    service: CaptionService, pcm: bytes
+) -> None:
+    """An interpreter whose own language has no speech model switches to channel mode
+    into Korean: their audio, published while it could not be captioned, is captioned
+    from then on, labelled interpretation (the channel browser test met this)."""
+    room = _room("room-w")
+    media = Media(room.id, [FakeTap(pcm), FakeTap(pcm)])
+    messenger = Messenger()
+    speaking = Switchable()
+    ext = CaptionsExtension(service, messenger, media, speaking=speaking)
+    try:
+        await ext.room_opened(room)
+        for p in room.participants.values():
+            await ext.participant_entered(room, p)
+        await ext.publication_added(room, PublicationRef("p-sato", "audio"))
+        await asyncio.sleep(0.5)
+        assert not messenger.captions()  # no Japanese model: nothing to caption yet
+        speaking.interpreting.add("p-sato")
+        await ext.speaking_changed(room, room.participants["p-sato"])
+        await _until(lambda: any(c.final for c in messenger.captions()))
+        caption = next(c for c in messenger.captions() if c.final)
+        assert caption.speaker_id == "p-sato" and caption.language == "ko"
+        assert caption.kind == "interpretation"
+    finally:
+        await ext.aclose()
