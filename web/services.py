@@ -20,6 +20,7 @@ from aiohttp import web
 from aiortc import RTCIceServer
 from prometheus_client import CollectorRegistry
 
+from interpretation.redaction import redact
 from media.codecs import RoomCodecs
 from media.forwarding import Forwarder
 from media.negotiation import NegotiatorConfig
@@ -86,6 +87,7 @@ def core_services(
                 ice_servers=settings.ice_servers,
                 placement=placement,
                 empty_room_grace_s=settings.empty_room_grace_s,
+                redact_chat=redact,
             )
             app[SIGNALING] = signaling
             signaling.start()
