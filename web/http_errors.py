@@ -10,16 +10,35 @@ from pydantic import ValidationError
 from scheduler import errors as scheduler_errors
 
 
-def error_response(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+def error_response(
+    status: int, code: str, message: str, fields: list[str] | None = None
+) -> web.Response:
+    error: dict[str, object] = {"code": code, "message": message}
+    if fields:
+        error["fields"] = fields
+    return web.json_response({"error": error}, status=status)
 
 
-def raise_error(status: int, code: str, message: str) -> NoReturn:
-    """Abort the request with a JSON error body."""
+def raise_error(status: int, code: str, message: str, fields: list[str] | None = None) -> NoReturn:
+    """Abort the request with a JSON error body.
+
+    ``fields`` names the request fields at fault (``invalid_request``), so a page can
+    point at them in its own language; ``message`` is English, for logs and support.
+    """
     exc_class = _STATUS.get(status, web.HTTPBadRequest)
     raise exc_class(
-        text=error_response(status, code, message).text, content_type="application/json"
+        text=error_response(status, code, message, fields).text, content_type="application/json"
     )
+
+
+def validation_fields(exc: ValidationError) -> list[str]:
+    """The top-level fields a validation error is about, in order, without repeats."""
+    fields: list[str] = []
+    for err in exc.errors():
+        name = str(err["loc"][0]) if err["loc"] else "body"
+        if name not in fields:
+            fields.append(name)
+    return fields
 
 
 def validation_message(exc: ValidationError) -> str:
