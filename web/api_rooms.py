@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from kernel.roles import Role
 from scheduler.join_links import JoinLinks
 from scheduler.staff import StaffMember
+from signaling.admission import AdmissionStore
 from signaling.protocol import Language, ParticipantInfo, RoomInfo, RoomState
 from signaling.tokens import TokenError
 from web.appkeys import REDIS, ROOMS, SETTINGS, STAFF, TOKENS
@@ -61,6 +62,10 @@ class JoinInfo(BaseModel):
 
     you: ParticipantInfo
     room: RoomInfo
+    admitted: bool = Field(
+        default=False,
+        description="a counselor let this person in already: the page goes straight back in",
+    )
 
 
 #: Failed sign-ins allowed per username and per client address in LOGIN_WINDOW_S.
@@ -139,13 +144,17 @@ async def join_info(request: web.Request) -> JoinInfo:
         )
     if record.state is RoomState.ENDED:
         raise_error(410, "room_ended", "This consultation has ended.")
+    admissions = AdmissionStore(request.app[REDIS])
+    if await admissions.is_banned(record.id, claims.participant_id):
+        raise_error(403, "removed", "You were removed from this consultation by the counselor.")
     you = ParticipantInfo(
         id=claims.participant_id,
         name=claims.name,
         role=claims.role,
         language=claims.language,
     )
-    return JoinInfo(you=you, room=record.info())
+    admitted = await admissions.is_admitted(record.id, claims.participant_id)
+    return JoinInfo(you=you, room=record.info(), admitted=admitted)
 
 
 ENDPOINTS = (

@@ -8,6 +8,7 @@ import getpass
 import logging
 import os
 import secrets
+import ssl
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -23,12 +24,13 @@ from scheduler.staff import StaffMember, StaffStore
 from signaling.protocol import LANGUAGES, Role
 from signaling.rooms import RoomDirectory
 from signaling.tokens import TokenService
-from web import cli_models, cli_recording
+from web import cli_models, cli_recording, tls
 from web.redis_store import open_redis
 from web.settings import Settings
 
 DEMO_COUNSELOR = "demo-counselor"
 DEMO_INTERPRETER = "demo-interpreter"
+DEMO_ADMIN = "demo-admin"
 DEMO_CREDENTIALS = "demo-credentials.txt"
 #: How long a stop waits for open HTTP connections after every socket was told and closed.
 SHUTDOWN_TIMEOUT_S = 0.5
@@ -36,7 +38,10 @@ SHUTDOWN_TIMEOUT_S = 0.5
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
-    for name in ("host", "port", "public_url", "data_dir", "redis_url"):
+    for name in (
+        "host", "port", "public_url", "data_dir", "redis_url", "tls_cert", "tls_key",
+        "tls_self_signed",
+    ):  # fmt: skip
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
@@ -65,7 +70,8 @@ async def _with_stores(
 
 # ------------------------------------------------------------------- serve
 async def _ensure_demo_staff(staff: StaffStore, data_dir: Path) -> str:
-    """Create the demo counselor and interpreter once; their password lives in the data dir."""
+    """Create the demo counselor, interpreter and admin once; their password lives in the
+    data dir."""
     path = data_dir / DEMO_CREDENTIALS
     password = path.read_text().strip() if path.exists() else secrets.token_urlsafe(9)
     if not path.exists():
@@ -84,6 +90,12 @@ async def _ensure_demo_staff(staff: StaffStore, data_dir: Path) -> str:
             display_name="통역사 사토 (Interpreter Sato)",
             role=Role.INTERPRETER,
             languages=["ja", "ko"],
+        ),
+        StaffMember(
+            username=DEMO_ADMIN,
+            display_name="관리자 (Demo admin)",
+            role=Role.ADMIN,
+            languages=["ko", "en"],
         ),
     ]
     for member in demo:
@@ -115,8 +127,11 @@ def _demo_ctx(settings: Settings) -> Callable[[web.Application], AsyncIterator[N
                 room_id=record.id, role=role, name=name, language=language, ttl_s=ttl
             )
             print(f"  {label:<22} {join_url(settings.base_url, record.id, token)}", flush=True)
+        base = settings.base_url
         print(
-            f"\nStaff sign-in: {DEMO_COUNSELOR} / {DEMO_INTERPRETER}, password {password}\n",
+            f"\nStaff sign-in ({base}/dashboard, admins {base}/admin):\n"
+            f"  {DEMO_COUNSELOR}, {DEMO_INTERPRETER}, {DEMO_ADMIN}: password {password}\n"
+            f"  (kept in {settings.data_dir / DEMO_CREDENTIALS})\n",
             flush=True,
         )
         yield
@@ -131,9 +146,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    context = _tls_context(settings)
     app = build_app(settings)
     if args.demo:
         app.cleanup_ctx.append(_demo_ctx(settings))
+    settings.write_serving_url()
     print(f"Seoulbridge serving on {settings.base_url} (data in {settings.data_dir})", flush=True)
     # on_shutdown closes every socket first, so aiohttp need not wait long for connections.
     web.run_app(
@@ -143,8 +160,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print=None,
         access_log=None,
         shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+        ssl_context=context,
     )
     return 0
+
+
+def _tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The SSL context of ``serve``: given files, a kept self-signed certificate, or none."""
+    if settings.tls_self_signed:
+        names = tls.local_names(settings.host)
+        cert, key = tls.self_signed(settings.data_dir, names)
+        print(f"TLS: self-signed certificate {cert}", flush=True)
+        others = tls.lan_urls(names, settings.port) if settings.host in ("0.0.0.0", "::") else []
+        if others:
+            print(
+                "  other devices on your network can open "
+                + " or ".join(others)
+                + " (each browser asks once to accept the certificate; give that address "
+                "as --public-url so that join links use it)",
+                flush=True,
+            )
+        return tls.server_context(cert, key)
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        return tls.server_context(settings.tls_cert, settings.tls_key)
+    return None
 
 
 # ------------------------------------------------------------------- staff
@@ -219,7 +258,7 @@ def cmd_token(args: argparse.Namespace) -> int:
             language=args.lang,
             ttl_s=args.ttl,
         )
-        print(token if args.bare else join_url(settings.base_url, args.room, token))
+        print(token if args.bare else join_url(settings.links_base_url(), args.room, token))
         return 0
 
     return asyncio.run(_with_stores(settings, work))
@@ -241,7 +280,7 @@ def cmd_room_create(args: argparse.Namespace) -> int:
                 language=language,
                 ttl_s=settings.join_token_ttl_s,
             )
-            print(f"{role} {join_url(settings.base_url, record.id, token)}")
+            print(f"{role} {join_url(settings.links_base_url(), record.id, token)}")
         return 0
 
     return asyncio.run(_with_stores(settings, work))
@@ -255,7 +294,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8080)")
     serve.add_argument(
-        "--demo", action="store_true", help="create demo staff and a consultation; print links"
+        "--demo",
+        action="store_true",
+        help="create demo staff (counselor, interpreter, admin) and a consultation; print links",
+    )
+    serve.add_argument("--tls-cert", type=Path, help="PEM certificate: serve https")
+    serve.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
+    serve.add_argument(
+        "--tls-self-signed",
+        action="store_true",
+        default=None,
+        help="serve https with a self-signed certificate for this host, kept in DATA_DIR/tls",
     )
     _add_common(serve)
     serve.set_defaults(func=cmd_serve)

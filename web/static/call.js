@@ -225,21 +225,19 @@
 
   function renderError() {
     if (!S.lastError) return;
-    const { code, message } = S.lastError;
-    const key = `err_${code}`;
-    const known = I18N.STRINGS.en[key] !== undefined;
+    const { code } = S.lastError;
     const screen = $("screen-error");
     screen.dataset.code = code;
-    $("error-text").textContent = known ? t(key) : message || t("err_unknown");
-    const detail = $("error-detail");
-    const showDetail = known && message && message !== t(key);
-    detail.hidden = !showDetail;
-    detail.textContent = showDetail ? `${t("server_says")} ${message}` : "";
-    $("error-retry").hidden = !(code === "network" || code === "unknown");
+    // Words chosen by code from the catalogue; the server's English is for the log only.
+    $("error-title").textContent = t(code === "removed" ? "removed_title" : "error_title");
+    $("error-text").textContent = errorText(code);
+    const known = I18N.STRINGS.en[`err_${code}`] !== undefined;
+    $("error-retry").hidden = !(code === "network" || !known);
   }
 
   function finish(kind, reason) {
     if (S.screen === "final") return;
+    rememberInCall(false);
     S.finalKind = kind;
     S.finalReason = reason || "";
     log("finish", kind, reason);
@@ -296,8 +294,40 @@
     S.room = body.room;
     if (S.room && S.room.state === "ended") return showError("room_ended", "");
     if (!S.langChosen && I18N.match(S.you.language)) setLanguage(I18N.match(S.you.language), false);
+    S.insecure = I18N.insecureOrigin();
+    $("insecure-note").hidden = !S.insecure;
+    // Someone already in the call (admitted, or this tab was in it before a reload) goes
+    // straight back in: no second press of Join.
+    S.rejoin = Boolean(body.admitted) || wasInCall();
     setScreen("check");
+    if (S.rejoin) {
+      $("join-btn").dataset.i18n = "rejoining";
+      $("join-btn").textContent = t("rejoining");
+    }
     await devices.start();
+    if (S.rejoin && S.screen === "check" && !S.socket) connect();
+  }
+
+  /** This tab was in the call (sessionStorage lives as long as the tab, across reloads). */
+  function inCallKey() {
+    return `seoulbridge.inCall.${S.roomId}.${S.you ? S.you.id : ""}`;
+  }
+
+  function wasInCall() {
+    try {
+      return sessionStorage.getItem(inCallKey()) === "1";
+    } catch {
+      return false;
+    }
+  }
+
+  function rememberInCall(yes) {
+    try {
+      if (yes) sessionStorage.setItem(inCallKey(), "1");
+      else sessionStorage.removeItem(inCallKey());
+    } catch {
+      /* storage may be disabled: then a reload asks for Join again */
+    }
   }
 
   // ------------------------------------------------------------ local media
@@ -393,10 +423,10 @@
     }, delay);
   }
 
-  /** The person's words for a server error code; the server's English only as a last resort. */
-  function errorText(code, message) {
+  /** The person's words for a server error code, from the catalogue (never the English). */
+  function errorText(code) {
     const key = `err_${code}`;
-    return I18N.STRINGS.en[key] !== undefined ? t(key) : message || t("err_unknown");
+    return I18N.STRINGS.en[key] !== undefined ? t(key) : t("err_unknown");
   }
 
   function onMessage(msg) {
@@ -470,7 +500,7 @@
       case "error":
         log("server error", msg.code, msg.message);
         S.lastError = { code: msg.code, message: msg.message };
-        toast(errorText(msg.code, msg.message));
+        toast(errorText(msg.code));
         break;
       default:
         if (typeof msg.type === "string" && msg.type.startsWith("caption")) {
@@ -490,6 +520,9 @@
     S.participants = {};
     for (const p of msg.participants || []) S.participants[p.id] = p;
     if (S.joinedAt === null) S.joinedAt = performance.now();
+    rememberInCall(true);
+    // The room's chat so far (kept on the server): after a reload it comes back.
+    chat.restore(msg.chat || []);
     setScreen("call");
     tiles.render();
     devices.render();
@@ -616,6 +649,7 @@
       $("who-role").dataset.role = S.you.role;
     }
     $("room-title").textContent = S.room ? S.room.title : "";
+    $("call-heading").textContent = S.room && S.room.title ? S.room.title : t("consultation");
     document.title = titleText();
   }
 
