@@ -1027,7 +1027,7 @@
       err_illegal_transition: "That cannot be done in the current state. Reload the page.",
       err_too_early: "Not yet: the consultation links open 15 minutes before the appointment.",
       err_unknown_ticket: "Your place in the queue is gone. Please join again.",
-      err_signin_expired: "Your sign-in has expired. Please sign in again.",
+      err_signin_expired: "Your sign-in has expired. Sign in again.",
       err_bad_credentials: "Wrong username or password.",
       err_too_many_attempts: "Too many failed sign-ins. Wait 15 minutes or ask an administrator.",
       err_forbidden: "You are not allowed to do this.",
