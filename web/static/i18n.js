@@ -706,6 +706,11 @@
   const PAGES = {
     ko: {
       consultation: "상담",
+      index_lead: "재외국민을 위한 영상 민원 상담",
+      index_book: "상담 예약 · 지금 상담",
+      index_dashboard: "상담사 화면",
+      index_admin: "관리",
+      index_hint: "상담 링크를 받으셨다면 그 링크를 여세요.",
       insecure_title: "이 주소에서는 카메라와 마이크를 쓸 수 없습니다",
       insecure_text: "브라우저는 https 주소나 이 컴퓨터(localhost)에서만 카메라와 마이크를 허용합니다. 관리자에게 https:// 로 시작하는 링크를 요청하세요. 지금은 보고 듣기와 채팅만 할 수 있습니다.",
       rejoining: "상담에 다시 연결하는 중…",
@@ -882,6 +887,11 @@
 
     en: {
       consultation: "Consultation",
+      index_lead: "Video consultations for Korean nationals abroad",
+      index_book: "Book a consultation · talk now",
+      index_dashboard: "Counselor dashboard",
+      index_admin: "Administration",
+      index_hint: "If you were sent a consultation link, open that link.",
       insecure_title: "Camera and microphone cannot work on this address",
       insecure_text: "Browsers allow camera and microphone only on https addresses or on this computer (localhost). Ask the service for a link that starts with https://. For now you can watch, listen and use the chat.",
       rejoining: "Reconnecting you to the consultation…",
@@ -1058,6 +1068,11 @@
 
     ja: {
       consultation: "相談",
+      index_lead: "海外在住の韓国籍の方のためのビデオ相談",
+      index_book: "相談の予約・今すぐ相談",
+      index_dashboard: "相談員画面",
+      index_admin: "管理",
+      index_hint: "相談のリンクを受け取った方は、そのリンクを開いてください。",
       insecure_title: "このアドレスではカメラとマイクを使えません",
       insecure_text: "ブラウザーは https のアドレスか、このパソコン（localhost）でのみカメラとマイクを許可します。https:// で始まるリンクを窓口にお問い合わせください。今は視聴とチャットのみ利用できます。",
       rejoining: "相談に再接続しています…",
@@ -1234,6 +1249,11 @@
 
     zh: {
       consultation: "咨询",
+      index_lead: "面向海外韩国公民的视频咨询",
+      index_book: "预约咨询 · 立即咨询",
+      index_dashboard: "咨询员页面",
+      index_admin: "管理",
+      index_hint: "如果您收到了咨询链接，请直接打开该链接。",
       insecure_title: "在此地址上无法使用摄像头和麦克风",
       insecure_text: "浏览器只允许在 https 地址或本机（localhost）上使用摄像头和麦克风。请向服务中心索取以 https:// 开头的链接。现在您只能观看、收听和使用聊天。",
       rejoining: "正在重新连接到咨询…",
@@ -1410,6 +1430,11 @@
 
     ru: {
       consultation: "Консультация",
+      index_lead: "Видеоконсультации для граждан Кореи за рубежом",
+      index_book: "Записаться · поговорить сейчас",
+      index_dashboard: "Рабочее место консультанта",
+      index_admin: "Администрирование",
+      index_hint: "Если вам прислали ссылку на консультацию, откройте её.",
       insecure_title: "По этому адресу камера и микрофон не работают",
       insecure_text: "Браузеры разрешают камеру и микрофон только на адресах https или на этом компьютере (localhost). Попросите ссылку, которая начинается с https://. Пока вы можете смотреть, слушать и писать в чат.",
       rejoining: "Снова подключаем вас к консультации…",
