@@ -31,6 +31,12 @@ from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, REPO, TOKEN_SECRET, 
 
 SIZES = {"1280": {"width": 1280, "height": 800}, "375": {"width": 375, "height": 812}}
 LOCALES = {"ko": "ko-KR", "ja": "ja-JP"}
+CAPTION = {
+    "ko": "가족관계증명서와 기본증명서, 그리고 혼인관계증명서를 발급일로부터 3개월 이내의 것으로"
+    " 준비해 주세요.",
+    "ja": "家族関係証明書と基本証明書、それから婚姻関係証明書を、発行から3か月以内のもので"
+    "ご用意ください。",
+}
 
 
 async def _until(page: Any, expr: str, timeout_s: float = 20.0) -> None:
@@ -99,7 +105,7 @@ async def take(base: str, data_dir: Path, out: Path, only: str | None) -> None:
         async def shot(page: Any, name: str) -> None:
             await asyncio.sleep(0.5)
             path = out / f"{name}.png"
-            await page.screenshot(path=str(path), full_page=True)
+            await page.screenshot(path=str(path), full_page=True, timeout=120_000)
             print(path, flush=True)
 
         for lang in ("ko", "ja"):
@@ -123,7 +129,7 @@ async def take(base: str, data_dir: Path, out: Path, only: str | None) -> None:
                     await page.click("#details button[type=submit]")
                     await page.locator("#error").wait_for(state="visible")
                     await shot(page, f"book-slots-error-{tag}")
-                    await page.fill("#contact", "090-1234-5678")
+                    await page.fill("#contact", "+81 90 1234 5678")
                     await page.click("#details button[type=submit]")
                     await page.locator("#step-done").wait_for(state="visible")
                     await shot(page, f"book-done-{tag}")
@@ -160,11 +166,11 @@ async def take(base: str, data_dir: Path, out: Path, only: str | None) -> None:
                         await host.locator("#lobby-list button.admit").first.click()
                     await _until(page, "s.screen === 'call'")
                     await page.evaluate(
-                        """() => window.Captions && window.Captions.handle({type: "caption",
-                            id: "c-1", speaker_id: "p", speaker_name: "상담사 김민지", language: "ko",
-                            text: "가족관계증명서와 기본증명서, 그리고 혼인관계증명서를 발급일로부터 3개월 이내의 것으로 준비해 주세요.",
-                            final: true, start: 3, end: 9, ts: Date.now() / 1000,
-                            translations: {ja: "家族関係証明書と基本証明書、それから婚姻関係証明書を、発行から3か月以内のものでご用意ください。"}})"""
+                        """(c) => window.Captions && window.Captions.handle({type: "caption",
+                            id: "c-1", speaker_id: "p", speaker_name: "상담사 김민지",
+                            language: "ko", text: c.ko, final: true, start: 3, end: 9,
+                            ts: Date.now() / 1000, translations: {ja: c.ja}})""",
+                        CAPTION,
                     )
                     await host.locator("#chat-input").fill("안녕하세요. 상담을 시작하겠습니다.")
                     await host.locator("#chat-form button[type=submit]").click()
@@ -194,13 +200,16 @@ def main() -> None:
             )  # fmt: skip
         try:
             deadline = time.monotonic() + 120  # a loaded machine starts slowly
-            while not (Path(data_dir) / "demo-credentials.txt").exists() or "ready" not in (
-                log_path.read_text(errors="replace")
-            ):
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                        if (Path(data_dir) / "demo-credentials.txt").exists():
+                            break
+                except OSError:
+                    pass
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit("the server did not start:\n" + log_path.read_text())
-                time.sleep(0.2)
-            time.sleep(1)
+                time.sleep(0.3)
             asyncio.run(take(f"http://127.0.0.1:{port}", Path(data_dir), args.out, args.only))
         finally:
             proc.terminate()

@@ -250,7 +250,7 @@
         name: $("q-name").value, topic: $("topic").value, language: $("spoken").value,
         needs_interpreter: $("interp").checked,
       });
-      sessionStorage.setItem("sb-ticket", JSON.stringify({ id: ticket.id, key: ticket.ticket_key }));
+      localStorage.setItem("sb-ticket", JSON.stringify({ id: ticket.id, key: ticket.ticket_key }));
       $("step-choose").hidden = true;
       document.querySelector(".tabs").hidden = true;
       $("step-queue").hidden = false;
@@ -262,7 +262,7 @@
   }
 
   async function pollTicket() {
-    const saved = JSON.parse(sessionStorage.getItem("sb-ticket") || "null");
+    const saved = JSON.parse(localStorage.getItem("sb-ticket") || "null");
     if (!saved) return;
     try {
       const view = await api("GET", `/api/queue/${saved.id}?key=${encodeURIComponent(saved.key)}`);
@@ -270,6 +270,14 @@
       renderTicket(view);
     } catch (e) {
       showError(e);
+      if (e.code === "unknown_ticket" || e.code === "wrong_booking_key") {
+        // The place is gone (expired and cleaned up): back to the start, with the reason.
+        clearInterval(pollTimer);
+        localStorage.removeItem("sb-ticket");
+        $("step-queue").hidden = true;
+        $("step-choose").hidden = false;
+        document.querySelector(".tabs").hidden = false;
+      }
     }
   }
 
@@ -308,12 +316,12 @@
     $("q-leave").hidden = done || view.state === "matched";
     if (done) {
       clearInterval(pollTimer);
-      sessionStorage.removeItem("sb-ticket");
+      localStorage.removeItem("sb-ticket");
     }
   }
 
   async function leaveQueue() {
-    const saved = JSON.parse(sessionStorage.getItem("sb-ticket") || "null");
+    const saved = JSON.parse(localStorage.getItem("sb-ticket") || "null");
     if (!saved) return;
     try {
       renderTicket(await api("DELETE", `/api/queue/${saved.id}?key=${encodeURIComponent(saved.key)}`));
@@ -323,7 +331,7 @@
   }
 
   async function withoutInterpreter() {
-    const saved = JSON.parse(sessionStorage.getItem("sb-ticket") || "null");
+    const saved = JSON.parse(localStorage.getItem("sb-ticket") || "null");
     if (!saved) return;
     try {
       renderTicket(await api("POST", `/api/queue/${saved.id}/without-interpreter?key=${encodeURIComponent(saved.key)}`));
@@ -337,7 +345,7 @@
   async function bookInstead() {
     await leaveQueue();
     clearInterval(pollTimer);
-    sessionStorage.removeItem("sb-ticket");
+    localStorage.removeItem("sb-ticket");
     lastTicket = null;
     $("step-queue").hidden = true;
     $("step-choose").hidden = false;
@@ -386,7 +394,7 @@
     } catch (e) {
       showError(e);
     }
-    if (sessionStorage.getItem("sb-ticket")) {
+    if (localStorage.getItem("sb-ticket")) {
       $("step-choose").hidden = true;
       document.querySelector(".tabs").hidden = true;
       $("step-queue").hidden = false;

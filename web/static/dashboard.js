@@ -104,6 +104,7 @@
     const body = $("bookings");
     body.textContent = "";
     $("no-bookings").hidden = rows.length > 0;
+    body.closest("table").hidden = rows.length === 0;
     const heads = ["dash_col_time", "dash_col_resident", "dash_col_topic", "dash_col_interpreter", "dash_col_state", "dash_col_actions"].map((k) => t(k));
     const now = Date.now();
     for (const b of rows) {
