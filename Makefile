@@ -4,6 +4,8 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
+AXE     = .cache/npm/node_modules/axe-core/axe.min.js
+
 .PHONY: run test lint typecheck unit bench clean system-deps
 
 $(BIN)/python:
@@ -14,13 +16,16 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Debian packages the tests use: chromium (browser tests), espeak-ng (speech), ffmpeg (ffprobe).
+# Debian packages the tests use: chromium (browser tests), espeak-ng (speech), ffmpeg (ffprobe),
+# npm (axe-core for the accessibility checks), fonts-noto-cjk (Korean, Japanese and Chinese
+# text in screenshots: without it a minimal machine draws boxes).
 system-deps:
 	@missing=""; \
-	for pair in chromium:chromium espeak-ng:espeak-ng ffprobe:ffmpeg sox:sox; do \
+	for pair in chromium:chromium espeak-ng:espeak-ng ffprobe:ffmpeg sox:sox npm:npm; do \
 	  cmd=$${pair%%:*}; pkg=$${pair##*:}; \
 	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
+	fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || missing="$$missing fonts-noto-cjk"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ]; then \
 	    echo "installing:$$missing"; \
@@ -40,7 +45,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) system-deps lint typecheck
+# axe-core from npm, into a cache the browser tests find (tests/browser/axe.py).
+$(AXE): | system-deps
+	mkdir -p .cache/npm
+	cd .cache/npm && npm install --no-save --no-audit --no-fund --prefix . axe-core@4
+
+test: $(STAMP) system-deps $(AXE) lint typecheck
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
@@ -49,4 +59,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/scheduler.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .cache

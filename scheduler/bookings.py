@@ -25,10 +25,10 @@ from scheduler.availability import (
     free_slots_cooperatively,
     local_range,
 )
-from scheduler.booking_links import BookingLinks
+from scheduler.booking_links import BookingLinks, opens_at
 from scheduler.booking_store import BookingStore
 from scheduler.calendar import CenterHours, Slot
-from scheduler.errors import BookingKeyError, InvalidSlotError, SlotTakenError
+from scheduler.errors import BookingKeyError, InvalidSlotError, SlotTakenError, TooEarlyError
 from scheduler.ics import booking_calendar
 from scheduler.join_links import JoinLinks
 from scheduler.models import Booking, BookingRequest, BookingState, BookingView, JoinLink
@@ -228,8 +228,15 @@ class BookingService:
         return cancelled
 
     async def set_state(self, booking: Booking, state: BookingState) -> Booking:
+        """Staff move a booking on. Starting it before its links open is refused, so a
+        booking is never ``in_session`` while nobody can enter its room."""
         if state is BookingState.CANCELLED:
             return await self.cancel(booking)
+        if state is BookingState.IN_SESSION and self.now() < opens_at(booking):
+            raise TooEarlyError(
+                f"booking {booking.id} can be started from "
+                f"{opens_at(booking).astimezone(SEOUL):%H:%M} Seoul time, when its links open"
+            )
         return await self.store.transition(booking, state)
 
     async def reschedule(self, booking: Booking, slot_start: datetime) -> Booking:
@@ -284,7 +291,7 @@ class BookingService:
         staff_links: list[JoinLink] | None = None,
     ) -> BookingView:
         zone = ZoneInfo(booking.resident.timezone)
-        link = self.links.resident(booking) if booking.state is BookingState.CONFIRMED else None
+        link = self.links.resident(booking)
         return BookingView(
             id=booking.id,
             state=booking.state,

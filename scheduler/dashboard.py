@@ -7,8 +7,9 @@ poll this every few seconds).
 from __future__ import annotations
 
 from kernel.roles import Role
+from scheduler.booking_links import opens_at
 from scheduler.bookings import BookingService
-from scheduler.models import Booking, BookingState
+from scheduler.models import Booking
 from scheduler.queue import DISCONNECTED_AFTER_S, WalkInQueue
 from scheduler.queue_models import Ticket
 from scheduler.staff import StaffMember, StaffStore
@@ -64,18 +65,14 @@ class DashboardReader:
     def _booking_row(
         self, b: Booking, member: StaffMember | None, room: RoomRecord | None
     ) -> DashboardBooking:
-        link = (
-            self._bookings.links.staff(b, member)
-            if member and b.state is BookingState.CONFIRMED
-            else None
-        )
+        link = self._bookings.links.staff(b, member) if member else None
         return DashboardBooking(
             id=b.id, state=b.state, seoul_start=b.start.astimezone(SEOUL),
             seoul_end=b.end.astimezone(SEOUL), resident_name=b.resident.name,
             language=b.resident.language, country=b.resident.country, topic=b.topic,
             counselor=b.counselor, interpreter=b.interpreter, room_id=b.room_id,
             room_state=room.state if room else None, knocking=_knocking(room),
-            join_url=link.url if link else None,
+            join_url=link.url if link else None, opens_at=opens_at(b).astimezone(SEOUL),
         )  # fmt: skip
 
     def _walk_in_row(

@@ -57,5 +57,11 @@ class IllegalTransition(SchedulerError):
     code = "illegal_transition"
 
 
+class TooEarlyError(IllegalTransition):
+    """A booking started before its join links open."""
+
+    code = "too_early"
+
+
 class UnknownTicketError(SchedulerError):
     code = "unknown_ticket"

@@ -7,6 +7,7 @@ caption language) cannot drift apart.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from kernel.languages import Language
@@ -18,6 +19,17 @@ from signaling.tokens import TokenService
 def join_url(base_url: str, room_id: str, token: str) -> str:
     """The page a participant opens: ``{base}/join/{room}?t={token}``."""
     return f"{base_url.rstrip('/')}/join/{room_id}?t={token}"
+
+
+def stable_participant_id(*parts: str) -> str:
+    """One person's participant id for one booking or ticket, the same on every view.
+
+    A link opened on a phone and again on a laptop is then one participant: the second
+    connection replaces the first (as a reconnect does) instead of knocking a second time.
+    Derived by hash so that the id does not reveal the booking or ticket id it stands for.
+    """
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+    return "p-" + digest[:16]
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,7 @@ class JoinLinks:
         name: str,
         language: str,
         ttl_s: float,
+        participant_id: str | None = None,
         not_before: float | None = None,
         expires_at: float | None = None,
     ) -> str:
@@ -66,6 +79,7 @@ class JoinLinks:
             name=name,
             language=language,
             ttl_s=ttl_s,
+            participant_id=participant_id,
             not_before=not_before,
             expires_at=expires_at,
         )
@@ -78,6 +92,7 @@ class JoinLinks:
         room_id: str,
         resident_language: Language,
         ttl_s: float,
+        participant_id: str | None = None,
         not_before: float | None = None,
         expires_at: float | None = None,
     ) -> tuple[Seat, str]:
@@ -88,6 +103,7 @@ class JoinLinks:
             name=member.display_name,
             language=seat.language,
             ttl_s=ttl_s,
+            participant_id=participant_id,
             not_before=not_before,
             expires_at=expires_at,
         )

@@ -9,7 +9,7 @@ from typing import Literal
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from kernel.languages import Language
 from scheduler.errors import IllegalTransition
@@ -73,14 +73,15 @@ class ResidentDetails(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str = Field(min_length=1, max_length=80, description="the resident's full name")
+    country: str = Field(
+        description="ISO 3166 two-letter code of the country of residence, e.g. 'JP'",
+        examples=["JP"],
+    )
+    # after country: a phone number without country code is read in that country
     contact: str = Field(
         min_length=3,
         max_length=120,
         description="e-mail address, or phone number with country code (+81 90 1234 5678)",
-    )
-    country: str = Field(
-        description="ISO 3166 two-letter code of the country of residence, e.g. 'JP'",
-        examples=["JP"],
     )
     timezone: str = Field(description="IANA time zone, e.g. 'Asia/Tokyo'", examples=["Asia/Tokyo"])
     language: Language = Field(description="the language the resident speaks")
@@ -100,10 +101,13 @@ class ResidentDetails(BaseModel):
     def _timezone(cls, value: str) -> str:
         return check_timezone(value)
 
-    @model_validator(mode="after")
-    def _contact(self) -> ResidentDetails:
-        self.contact = normalize_contact(self.contact, self.country)
-        return self
+    @field_validator("contact")
+    @classmethod
+    def _contact(cls, value: str, info: ValidationInfo) -> str:
+        country = info.data.get("country")
+        if not isinstance(country, str) and "@" not in value and not value.startswith("+"):
+            return value  # the country is refused already; a local number cannot be read
+        return normalize_contact(value, country if isinstance(country, str) else None)
 
 
 class BookingRequest(ResidentDetails):

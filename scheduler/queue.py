@@ -7,7 +7,12 @@ counselor, plus an interpreter when the resident needs one. The state lives in R
 
 A resident's page polls its ticket; each poll is a heartbeat. A resident who stops polling
 is skipped by the dispatcher but keeps their place for ``GRACE_S`` (2 minutes); after that
-the ticket expires.
+the ticket expires. Meanwhile the others move past: an absent resident does not count in
+anyone's position or wait, and gets their place back on returning within the grace.
+
+The wait is honest: with no interpreter for the resident's language (or no counselor for
+the topic) on duty, there is no estimate but the reason (``TicketView.unavailable``), and
+the resident may go on without an interpreter (``drop_interpreter``) keeping their place.
 """
 
 from __future__ import annotations
@@ -20,13 +25,14 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
+from typing import Literal
 
 import redis.asyncio as aioredis
 
 from kernel.roles import Role
 from kernel.taskset import TaskSet, raise_if_cancelling
 from scheduler.errors import BookingKeyError, IllegalTransition, UnknownTicketError
-from scheduler.join_links import JoinLinks
+from scheduler.join_links import JoinLinks, stable_participant_id
 from scheduler.queue_models import (
     PRESENCE_TRANSITIONS,
     TICKET_TRANSITIONS,
@@ -189,32 +195,65 @@ class WalkInQueue:
     async def view(self, ticket: Ticket, *, key: str | None = None) -> TicketView:
         position: int | None = None
         wait: int | None = None
+        unavailable: Literal["no_interpreter", "no_counselor"] | None = None
         join_url: str | None = None
         if ticket.state is TicketState.WAITING:
+            now = self._clock()
             queue = await self.waiting()
+            # Only those still there count: an absent resident does not hold others back.
             ahead = sum(
-                1 for t in queue if t.topic == ticket.topic and t.joined_at < ticket.joined_at
+                1
+                for t in queue
+                if t.topic == ticket.topic
+                and t.joined_at < ticket.joined_at
+                and now - t.last_seen <= DISCONNECTED_AFTER_S
             )
             position = ahead + 1
             staff = await self._staff.list()
             presences = await self.presences()
-            counselors = [m.username for m in staff if m.counsels(ticket.topic)]
-            on_duty = [
-                u for u in counselors if presences.get(u, Presence.AWAY) is not Presence.AWAY
-            ]
+
+            def on_duty(people: list[StaffMember]) -> list[str]:
+                return [
+                    m.username
+                    for m in people
+                    if presences.get(m.username, Presence.AWAY) is not Presence.AWAY
+                ]
+
+            counselors = on_duty([m for m in staff if m.counsels(ticket.topic)])
+            interpreters = on_duty([m for m in staff if m.interprets(ticket.language)])
             free = [u for u in counselors if presences.get(u) is Presence.AVAILABLE]
-            if on_duty:
-                rounds = max(0, ahead + 1 - len(free)) / len(on_duty)
+            if not counselors:
+                unavailable = "no_counselor"
+            elif ticket.needs_interpreter and not interpreters:
+                unavailable = "no_interpreter"
+            else:
+                servers = len(counselors)
+                if ticket.needs_interpreter:
+                    servers = min(servers, len(interpreters))
+                rounds = max(0, ahead + 1 - len(free)) / servers
                 wait = int(rounds * await self.recent_session_s(ticket.topic))
         elif ticket.state is TicketState.MATCHED and ticket.room_id:
             join_url = self._links.link(
                 room_id=ticket.room_id, role=Role.RESIDENT, name=ticket.name,
                 language=ticket.language, ttl_s=self._join_ttl_s,
+                participant_id=stable_participant_id("ticket", ticket.id, "resident"),
             )  # fmt: skip
         return TicketView(
             id=ticket.id, state=ticket.state, topic=ticket.topic, language=ticket.language,
             position=position, estimated_wait_s=wait, join_url=join_url, ticket_key=key,
+            needs_interpreter=ticket.needs_interpreter, unavailable=unavailable,
         )  # fmt: skip
+
+    async def drop_interpreter(self, ticket: Ticket) -> Ticket:
+        """The resident goes on in Korean or English with captions, keeping their place."""
+        if not await self._store.drop_interpreter(ticket.id):
+            raise IllegalTransition(
+                f"queue ticket {ticket.id} is {ticket.state.value}; only a waiting resident "
+                "can go on without an interpreter"
+            )
+        log.info("queue %s: goes on without an interpreter", ticket.id)
+        self._wake.set()
+        return await self.get(ticket.id)
 
     def staff_join_url(self, ticket: Ticket, member: StaffMember) -> str | None:
         if ticket.room_id is None:
@@ -222,6 +261,7 @@ class WalkInQueue:
         _, url = self._links.staff_link(
             member, room_id=ticket.room_id, resident_language=ticket.language,
             ttl_s=self._join_ttl_s,
+            participant_id=stable_participant_id("ticket", ticket.id, "staff", member.username),
         )  # fmt: skip
         return url
 

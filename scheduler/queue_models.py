@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -83,3 +84,10 @@ class TicketView(BaseModel):
     )
     join_url: str | None = None
     ticket_key: str | None = Field(default=None, description="returned once when joining")
+    needs_interpreter: bool = False
+    unavailable: Literal["no_interpreter", "no_counselor"] | None = Field(
+        default=None,
+        description="why nobody can be matched now: no interpreter for this language, or no "
+        "counselor for this topic, on duty (the page offers a booking, or going on without "
+        "an interpreter); the ticket keeps its place",
+    )

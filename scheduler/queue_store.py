@@ -71,6 +71,13 @@ redis.call('ZADD', KEYS[5], ARGV[2], ARGV[1])
 return {1, c, i or ''}
 """
 
+# KEYS: 1 ticket
+_DROP_INTERPRETER = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'waiting' then return 0 end
+redis.call('HSET', KEYS[1], 'needs_interpreter', '0')
+return 1
+"""
+
 # KEYS: 1 ticket, 2 waiting, 3 matched, 4 presence, 5 since, 6 durations
 # ARGV: 1 id, 2 expected state, 3 new state, 4 now, 5 release staff (1|0), 6 duration s or '',
 #       7 last index of the durations list to keep, 8 ttl of the finished ticket
@@ -118,6 +125,7 @@ class QueueStore:
         self._assign = redis.register_script(_ASSIGN)
         self._transition = redis.register_script(_TICKET_TRANSITION)
         self._presence_cas = redis.register_script(_PRESENCE_CAS)
+        self._drop_interpreter = redis.register_script(_DROP_INTERPRETER)
 
     # ------------------------------------------------------------- presence
     async def presence(self, username: str) -> Presence | None:
@@ -159,6 +167,10 @@ class QueueStore:
 
     async def touch(self, ticket_id: str, now: float) -> None:
         await self._redis.hset(_ticket_key(ticket_id), "last_seen", str(now))
+
+    async def drop_interpreter(self, ticket_id: str) -> bool:
+        """A waiting resident goes on without an interpreter; False if no longer waiting."""
+        return int(await self._drop_interpreter(keys=[_ticket_key(ticket_id)])) == 1
 
     async def set_room(self, ticket_id: str, room_id: str) -> None:
         await self._redis.hset(_ticket_key(ticket_id), "room_id", room_id)

@@ -76,8 +76,8 @@ DEFAULT_TOPICS = (
         names={
             "ko": "일반 민원",
             "en": "General civil affairs",
-            "ja": "一般民願",
-            "zh": "一般民事",
+            "ja": "一般の行政手続き",
+            "zh": "一般行政事务",
             "ru": "Общие вопросы",
         },
         slot_minutes=20,

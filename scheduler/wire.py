@@ -69,6 +69,9 @@ class DashboardBooking(BaseModel):
     room_state: RoomState | None
     knocking: bool = Field(description="someone is waiting in the lobby")
     join_url: str | None = Field(description="the signed-in staff member's own link")
+    opens_at: datetime = Field(
+        description="when the join links start to work (and the booking can be started)"
+    )
 
 
 class QueueEntry(BaseModel):

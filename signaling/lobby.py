@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from signaling.admission import AdmissionStore
+from signaling.chat import ChatStore
 from signaling.extensions import ExtensionHooks
 from signaling.lifecycle import LiveRooms
 from signaling.live import LiveRoom, Participant, ParticipantState
@@ -44,8 +45,10 @@ class Lobby:
         admissions: AdmissionStore,
         messenger: Messenger,
         hooks: ExtensionHooks,
+        chat: ChatStore,
         events: EventSink | None = None,
     ) -> None:
+        self._chat = chat
         self._live = live
         self._admissions = admissions
         self._messenger = messenger
@@ -100,6 +103,7 @@ class Lobby:
             await self.depart(room, participant, "left")
             await self._messenger.drop(participant.sid)
         await self._live.close(room, final=True)
+        await self._chat.forget(room.id)
 
     # --------------------------------------------------------- transitions
     async def enter(self, room: LiveRoom, me: Participant) -> None:
@@ -107,7 +111,12 @@ class Lobby:
         me.set_state(ParticipantState.IN_ROOM)
         await self._messenger.send(
             me,
-            Joined(you=me.info(), room=room.record.info(), participants=[p.info() for p in others]),
+            Joined(
+                you=me.info(),
+                room=room.record.info(),
+                participants=[p.info() for p in others],
+                chat=await self._chat.history(room.id),
+            ),
         )
         for other in others:
             await self._messenger.send(other, ParticipantJoined(participant=me.info()))

@@ -310,6 +310,9 @@ class Joined(_Msg):
     you: ParticipantInfo
     room: RoomInfo
     participants: list[ParticipantInfo]
+    chat: list[ChatMessage] = Field(
+        default_factory=list, description="the room's chat so far (bounded, redacted)"
+    )
 
 
 class Denied(_Msg):

@@ -21,6 +21,7 @@ import socketio
 from kernel.log_limits import RateLimitedLog
 from kernel.media_types import OfferToSend, PublicationRef
 from signaling.admission import AdmissionStore
+from signaling.chat import ChatStore, Redactor
 from signaling.errors import SignalingError, UnknownRoomError
 from signaling.extensions import ExtensionHooks, RoomExtension
 from signaling.lifecycle import LiveRooms
@@ -34,7 +35,6 @@ from signaling.protocol import (
     EVENT,
     Admit,
     Answer,
-    ChatMessage,
     ChatSend,
     ClientMessage,
     ConnectRefusal,
@@ -116,6 +116,7 @@ class SignalingServer:
         empty_room_grace_s: float = 600.0,
         sweep_interval_s: float = 30.0,
         clock: Callable[[], float] = time.time,
+        redact_chat: Redactor,
     ) -> None:
         self._tokens = tokens
         self._rooms = rooms
@@ -139,12 +140,14 @@ class SignalingServer:
             sweep_interval_s=sweep_interval_s,
             clock=clock,
         )
+        self._chat = ChatStore(redis, redact_chat)
         self._lobby = Lobby(
             live=self._live,
             admissions=self._admissions,
             messenger=self.messenger,
             hooks=self.hooks,
             events=events,
+            chat=self._chat,
         )
         sio.on("connect", self._on_connect)
         sio.on("disconnect", self._on_disconnect)
@@ -376,12 +379,10 @@ class SignalingServer:
                 )
             case ChatSend(text=text):
                 lobby.require_in_room(me)
-                await self.messenger.broadcast(
-                    room,
-                    ChatMessage(
-                        participant_id=me.id, name=me.claims.name, text=text, ts=self._clock()
-                    ),
+                line = await self._chat.add(
+                    room.id, participant_id=me.id, name=me.claims.name, text=text, ts=self._clock()
                 )
+                await self.messenger.broadcast(room, line)
             case _:
                 if not await self.hooks.handle(room, me, message):
                     raise RequestError(

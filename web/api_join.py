@@ -55,6 +55,10 @@ class JoinInfo(BaseModel):
 
     you: ParticipantInfo
     room: RoomInfo
+    admitted: bool = Field(
+        default=False,
+        description="a counselor let this person in already: the page goes straight back in",
+    )
     node: NodeRoute
     nodes: list[str] = Field(
         default_factory=list,
@@ -93,10 +97,12 @@ async def join_info(request: web.Request) -> JoinInfo:
                 )
             if record.state is RoomState.ENDED:
                 raise_error(410, "room_ended", "This consultation has ended.")
-            if await AdmissionStore(app[REDIS]).is_banned(record.id, claims.participant_id):
+            admissions = AdmissionStore(app[REDIS])
+            if await admissions.is_banned(record.id, claims.participant_id):
                 raise_error(
                     403, "removed", "You were removed from this consultation by the counselor."
                 )
+            admitted = await admissions.is_admitted(record.id, claims.participant_id)
             fenced = None
             if unreachable and unreachable != placement.node_id:
                 holder = await placement.holder(record.id)
@@ -139,6 +145,7 @@ async def join_info(request: web.Request) -> JoinInfo:
     return JoinInfo(
         you=you,
         room=record.info(),
+        admitted=admitted,
         node=NodeRoute(id=placed.claim.node_id, url=placed.node.base_url, epoch=placed.claim.epoch),
         nodes=sorted(set(nodes) | {app[SETTINGS].base_url}),
     )

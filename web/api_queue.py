@@ -48,6 +48,12 @@ async def leave_queue(request: web.Request) -> TicketView:
     return await queue.view(ticket)
 
 
+async def without_interpreter(request: web.Request) -> TicketView:
+    queue = request.app[QUEUE]
+    ticket = await queue.drop_interpreter(await _ticket_for(request))
+    return await queue.view(ticket)
+
+
 async def set_ticket_state(request: web.Request) -> TicketView:
     body = await json_body(request, TicketStateRequest)
     queue = request.app[QUEUE]
@@ -75,6 +81,9 @@ ENDPOINTS = (
              params=(_TID, _TKEY), access=Access.KEY),
     Endpoint("DELETE", "/api/queue/{ticket_id}", leave_queue, "Leave the queue", "queue",
              response=TicketView, params=(_TID, _TKEY), access=Access.KEY, errors=(409,)),
+    Endpoint("POST", "/api/queue/{ticket_id}/without-interpreter", without_interpreter,
+             "Go on without an interpreter, keeping the place", "queue", response=TicketView,
+             params=(_TID, _TKEY), access=Access.KEY, errors=(409,)),
     Endpoint("POST", "/api/queue/{ticket_id}/state", set_ticket_state,
              "Finish a walk-in session (staff)", "staff", request=TicketStateRequest,
              response=TicketView, params=(_TID,), access=Access.STAFF,

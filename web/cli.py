@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import secrets
+import ssl
 import sys
 import threading
 import time
@@ -28,12 +29,13 @@ from signaling.node_registry import read_registry
 from signaling.protocol import LANGUAGES, Role
 from signaling.rooms import RoomDirectory
 from signaling.tokens import TokenService
-from web import cli_models, cli_privacy, cli_recording
+from web import cli_models, cli_privacy, cli_recording, tls
 from web.redis_store import open_redis
 from web.settings import Settings
 
 DEMO_COUNSELOR = "demo-counselor"
 DEMO_INTERPRETER = "demo-interpreter"
+DEMO_ADMIN = "demo-admin"
 DEMO_CREDENTIALS = "demo-credentials.txt"
 DEMO_PASSWORD_KEY = "sb:demo:password"
 #: How long a stop waits for open HTTP connections after every socket was told and closed.
@@ -42,7 +44,10 @@ SHUTDOWN_TIMEOUT_S = 0.5
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
-    for name in ("host", "port", "public_url", "data_dir", "redis_url"):
+    for name in (
+        "host", "port", "public_url", "data_dir", "redis_url", "tls_cert", "tls_key",
+        "tls_self_signed",
+    ):  # fmt: skip
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
@@ -98,7 +103,8 @@ def _write_private(path: Path, text: str) -> None:
 
 
 async def _ensure_demo_staff(staff: StaffStore, redis: aioredis.Redis, data_dir: Path) -> str:
-    """Create the demo counselor and interpreter once; their password is ``_demo_password``."""
+    """Create the demo counselor, interpreter and admin once; their password is
+    ``_demo_password``."""
     password = await _demo_password(redis, data_dir)
     demo = [
         StaffMember(
@@ -113,6 +119,12 @@ async def _ensure_demo_staff(staff: StaffStore, redis: aioredis.Redis, data_dir:
             display_name="통역사 사토 (Interpreter Sato)",
             role=Role.INTERPRETER,
             languages=["ja", "ko"],
+        ),
+        StaffMember(
+            username=DEMO_ADMIN,
+            display_name="관리자 (Demo admin)",
+            role=Role.ADMIN,
+            languages=["ko", "en"],
         ),
     ]
     for member in demo:
@@ -144,8 +156,11 @@ def _demo_ctx(settings: Settings) -> Callable[[web.Application], AsyncIterator[N
                 room_id=record.id, role=role, name=name, language=language, ttl_s=ttl
             )
             print(f"  {label:<22} {join_url(settings.base_url, record.id, token)}", flush=True)
+        base = settings.base_url
         print(
-            f"\nStaff sign-in: {DEMO_COUNSELOR} / {DEMO_INTERPRETER}, password {password}\n",
+            f"\nStaff sign-in ({base}/dashboard, admins {base}/admin):\n"
+            f"  {DEMO_COUNSELOR}, {DEMO_INTERPRETER}, {DEMO_ADMIN}: password {password}\n"
+            f"  (kept in {settings.data_dir / DEMO_CREDENTIALS})\n",
             flush=True,
         )
         yield
@@ -164,9 +179,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from web.workers import run_workers
 
         return run_workers(settings, args.workers, demo=args.demo)
+    context = _tls_context(settings)
     app = build_app(settings)
     if args.demo:
         app.cleanup_ctx.append(_demo_ctx(settings))
+    settings.write_serving_url()
     print(f"Seoulbridge serving on {settings.base_url} (data in {settings.data_dir})", flush=True)
     loop = _new_event_loop(args.event_loop)
     logging.getLogger(__name__).info("event loop: %s", type(loop).__name__)
@@ -179,6 +196,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log=None,
         shutdown_timeout=SHUTDOWN_TIMEOUT_S,
         loop=loop,
+        ssl_context=context,
     )
     _exit_now_if_threads_linger()
     return 0
@@ -257,6 +275,27 @@ def _new_event_loop(choice: str) -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
+def _tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The SSL context of ``serve``: given files, a kept self-signed certificate, or none."""
+    if settings.tls_self_signed:
+        names = tls.local_names(settings.host)
+        cert, key = tls.self_signed(settings.data_dir, names)
+        print(f"TLS: self-signed certificate {cert}", flush=True)
+        others = tls.lan_urls(names, settings.port) if settings.host in ("0.0.0.0", "::") else []
+        if others:
+            print(
+                "  other devices on your network can open "
+                + " or ".join(others)
+                + " (each browser asks once to accept the certificate; give that address "
+                "as --public-url so that join links use it)",
+                flush=True,
+            )
+        return tls.server_context(cert, key)
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        return tls.server_context(settings.tls_cert, settings.tls_key)
+    return None
+
+
 # ------------------------------------------------------------------- staff
 def _read_password(args: argparse.Namespace) -> str:
     if args.password_stdin:
@@ -331,7 +370,7 @@ def cmd_token(args: argparse.Namespace) -> int:
             language=args.lang,
             ttl_s=args.ttl,
         )
-        print(token if args.bare else join_url(settings.base_url, args.room, token))
+        print(token if args.bare else join_url(settings.links_base_url(), args.room, token))
         return 0
 
     return asyncio.run(_with_stores(settings, work))
@@ -353,7 +392,7 @@ def cmd_room_create(args: argparse.Namespace) -> int:
                 language=language,
                 ttl_s=settings.join_token_ttl_s,
             )
-            print(f"{role} {join_url(settings.base_url, record.id, token)}")
+            print(f"{role} {join_url(settings.links_base_url(), record.id, token)}")
         return 0
 
     return asyncio.run(_with_stores(settings, work))
@@ -367,7 +406,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8080)")
     serve.add_argument(
-        "--demo", action="store_true", help="create demo staff and a consultation; print links"
+        "--demo",
+        action="store_true",
+        help="create demo staff (counselor, interpreter, admin) and a consultation; print links",
+    )
+    serve.add_argument("--tls-cert", type=Path, help="PEM certificate: serve https")
+    serve.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
+    serve.add_argument(
+        "--tls-self-signed",
+        action="store_true",
+        default=None,
+        help="serve https with a self-signed certificate for this host, kept in DATA_DIR/tls",
     )
     serve.add_argument(
         "--event-loop",

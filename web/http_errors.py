@@ -27,21 +27,37 @@ logger = logging.getLogger(__name__)
 RETRY_AFTER_S: Final = 2
 
 
-def error_body(code: str, message: str) -> str:
-    return json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False)
+def error_body(code: str, message: str, fields: list[str] | None = None) -> str:
+    error: dict[str, object] = {"code": code, "message": message}
+    if fields:
+        error["fields"] = fields
+    return json.dumps({"error": error}, ensure_ascii=False)
 
 
-def error_response(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+def error_response(
+    status: int, code: str, message: str, fields: list[str] | None = None
+) -> web.Response:
+    error: dict[str, object] = {"code": code, "message": message}
+    if fields:
+        error["fields"] = fields
+    return web.json_response({"error": error}, status=status)
 
 
 def http_error(
-    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    fields: list[str] | None = None,
 ) -> web.HTTPError:
-    """The exception that answers ``status`` with a JSON error body."""
+    """The exception that answers ``status`` with a JSON error body.
+
+    ``fields`` names the request fields at fault (``invalid_request``), so a page can
+    point at them in its own language; ``message`` is English, for logs and support.
+    """
     exc_class = _STATUS.get(status, web.HTTPBadRequest)
     exc = exc_class(
-        text=error_body(code, message), content_type="application/json", headers=headers
+        text=error_body(code, message, fields), content_type="application/json", headers=headers
     )
     if exc.status != status:  # 405, 413, ...: aiohttp's classes want other arguments
         exc.set_status(status)
@@ -49,10 +65,14 @@ def http_error(
 
 
 def raise_error(
-    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    fields: list[str] | None = None,
 ) -> NoReturn:
-    """Abort the request with a JSON error body."""
-    raise http_error(status, code, message, headers)
+    """Abort the request with a JSON error body (see ``http_error``)."""
+    raise http_error(status, code, message, headers, fields)
 
 
 class Overloaded(Exception):
@@ -66,6 +86,16 @@ class Overloaded(Exception):
 
 def overloaded_error(message: str, retry_after_s: int = RETRY_AFTER_S) -> web.HTTPError:
     return http_error(503, "overloaded", message, headers={"Retry-After": str(retry_after_s)})
+
+
+def validation_fields(exc: ValidationError) -> list[str]:
+    """The top-level fields a validation error is about, in order, without repeats."""
+    fields: list[str] = []
+    for err in exc.errors():
+        name = str(err["loc"][0]) if err["loc"] else "body"
+        if name not in fields:
+            fields.append(name)
+    return fields
 
 
 def validation_message(exc: ValidationError) -> str:

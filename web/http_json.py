@@ -15,7 +15,7 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from web.http_errors import raise_error, validation_message
+from web.http_errors import raise_error, validation_fields, validation_message
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -30,7 +30,7 @@ async def json_body(request: web.Request, model: type[M]) -> M:
     except ValidationError as exc:
         if any(err["type"] == "json_invalid" for err in exc.errors()):
             raise_error(400, "invalid_json", "The request body is not valid JSON.")
-        raise_error(422, "invalid_request", validation_message(exc))
+        raise_error(422, "invalid_request", validation_message(exc), fields=validation_fields(exc))
 
 
 def query_params(request: web.Request, model: type[M]) -> M:
@@ -38,7 +38,7 @@ def query_params(request: web.Request, model: type[M]) -> M:
     try:
         return model.model_validate(dict(request.query))
     except ValidationError as exc:
-        raise_error(422, "invalid_request", validation_message(exc))
+        raise_error(422, "invalid_request", validation_message(exc), fields=validation_fields(exc))
 
 
 def model_response(reply: BaseModel | Sequence[BaseModel], status: int = 200) -> web.Response:

@@ -21,6 +21,7 @@ from aiohttp import web
 from aiortc import RTCIceServer
 from prometheus_client import CollectorRegistry
 
+from interpretation.redaction import redact
 from media.codecs import RoomCodecs
 from media.forwarding import Forwarder
 from media.negotiation import NegotiatorConfig
@@ -132,6 +133,7 @@ def core_services(
                 placement=placement,
                 events=events,
                 empty_room_grace_s=settings.empty_room_grace_s,
+                redact_chat=redact,
             )
             app[SIGNALING] = signaling
             placement.set_load(load_of(signaling))

@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from signaling.protocol import IceServerInfo
 
 TOKEN_SECRET_FILE = "token-secret"
+#: Where ``serve`` writes the base URL it serves, for the other commands' links.
+SERVING_URL_FILE = "serving-url"
 
 
 def _origin(url: str) -> str | None:
@@ -184,6 +186,15 @@ class Settings(BaseSettings):
         default=62, ge=1, le=366, description="How far ahead residents may book"
     )
     log_level: str = "INFO"
+    tls_cert: Path | None = Field(
+        default=None, description="PEM certificate (chain) to serve https"
+    )
+    tls_key: Path | None = Field(default=None, description="PEM private key of tls_cert")
+    tls_self_signed: bool = Field(
+        default=False,
+        description="serve https with a self-signed certificate for this host's names and "
+        "addresses, made once and kept in DATA_DIR/tls (for a pilot on a local network)",
+    )
     # interpretation (captions): speech models per language and translation packages
     vosk_models: Annotated[dict[str, Path], NoDecode] = Field(
         default_factory=dict,
@@ -268,6 +279,18 @@ class Settings(BaseSettings):
             models[lang.strip()] = path.strip()
         return models
 
+    @model_validator(mode="after")
+    def _tls(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("give both tls_cert and tls_key (--tls-cert and --tls-key)")
+        if self.tls_self_signed and self.tls_cert is not None:
+            raise ValueError("use either a certificate (--tls-cert/--tls-key) or --tls-self-signed")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_self_signed or self.tls_cert is not None
+
     @property
     def origins(self) -> list[str]:
         """Origins whose pages may open socket.io: the public URL's, every node's of the
@@ -290,7 +313,27 @@ class Settings(BaseSettings):
         if self.public_url:
             return self.public_url.rstrip("/")
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{host}:{self.port}"
+
+    def links_base_url(self) -> str:
+        """The base URL for links made by a command other than ``serve``: the public URL
+        if one is set, else the one a running ``serve`` on this data directory wrote."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        path = self.data_dir / SERVING_URL_FILE
+        try:
+            served = path.read_text().strip()
+        except OSError:
+            served = ""
+        return served.rstrip("/") or self.base_url
+
+    def write_serving_url(self) -> None:
+        """``serve``: tell the other commands (``token``, ``room create``) where links go."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.data_dir / (SERVING_URL_FILE + ".tmp")
+        tmp.write_text(self.base_url + "\n")
+        tmp.replace(self.data_dir / SERVING_URL_FILE)
 
     @property
     def deployment_origins(self) -> list[str]:

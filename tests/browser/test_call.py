@@ -339,11 +339,12 @@ async def test_receive_only_participant_and_reconnect(
         await _wait_growth(counselor, ids["resident"])
 
         # The same link opened again (another tab): the new page wins and, already
-        # admitted, skips the lobby; the old page says what happened.
+        # admitted, goes straight back into the call without a press of Join (issue 15);
+        # the old page says what happened.
         again = await _open(browser, links["resident"])
         pages.append(again)
-        await _join(again)
         await _until(again, "s.screen === 'call'")
+        assert await _state(again, "s.rejoin") is True
         await _until(resident, "s.screen === 'final' && s.finalKind === 'replaced'")
         await _wait_growth(again, ids["counselor"])
     finally:

@@ -197,3 +197,22 @@ async def test_reschedule_keeps_people_and_validates(client: TestClient[Any, Any
     # The old slot is free again; the new one is not.
     assert (await client.post("/api/bookings", json=body(slots[0], language="ko"))).status == 201
     assert (await client.post("/api/bookings", json=body(slots[3], language="ko"))).status == 409
+
+
+@pytest.mark.parametrize(
+    ("over", "fields"),
+    [
+        ({"contact": "not-a-contact"}, ["contact"]),
+        ({"country": "XX", "name": ""}, ["name", "country"]),
+        ({"timezone": "Mars/Olympus"}, ["timezone"]),
+    ],
+)
+async def test_validation_errors_name_their_fields(
+    client: TestClient[Any, Any], over: dict[str, object], fields: list[str]
+) -> None:
+    """Issue 15 item 5: pages choose their words by code and field, never from the
+    English message, so a refusal names the fields at fault."""
+    resp = await client.post("/api/bookings", json=body("2030-12-23T10:00:00+09:00", **over))
+    assert resp.status == 422
+    error = (await resp.json())["error"]
+    assert error["code"] == "invalid_request" and error["fields"] == fields

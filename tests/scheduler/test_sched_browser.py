@@ -59,7 +59,9 @@ async def test_resident_books_in_japanese(base_url: str, redis: aioredis.Redis) 
             await page.fill("#contact", "not a contact")
             await page.click("#details button[type=submit]")
             await page.locator("#error").wait_for(state="visible")
-            assert "phone" in await page.locator("#error").inner_text()
+            # Worded in Japanese by code and field (issue 15): never the server's English.
+            shown = await page.locator("#error").inner_text()
+            assert shown == "入力内容をご確認ください: メールまたは電話番号", shown
             await page.fill("#contact", "090-1234-5678")
             await page.click("#details button[type=submit]")
             await page.locator("#step-done").wait_for(state="visible")

@@ -108,3 +108,56 @@ async def test_reconnection_grace(queue: WalkInQueue, clock: FakeClock) -> None:
     assert await queue.expire_stale() == [first.id]
     assert (await queue.get(first.id)).state is TicketState.EXPIRED
     assert (await queue.view(await queue.get(third.id))).position == 1
+
+
+async def test_no_interpreter_on_duty_is_said_not_estimated(
+    queue: WalkInQueue, clock: FakeClock
+) -> None:
+    """Issue 15 item 3: a Russian walk-in with no Russian interpreter on duty saw "about
+    1 min" and was never matched. The view says why instead, and the resident may go
+    on without an interpreter, keeping their place."""
+    olga, key = await queue.join(join("Olga", language="ru"))
+    await queue.set_presence("lee", Presence.AVAILABLE)
+    view = await queue.view(olga)
+    assert view.unavailable == "no_interpreter" and view.estimated_wait_s is None
+    assert view.needs_interpreter
+    assert await queue.dispatch_once() == []
+    # With Ivanova on duty (even busy) there is an honest estimate again.
+    await queue.set_presence("ivanova", Presence.AVAILABLE)
+    view = await queue.view(olga)
+    assert view.unavailable is None and view.estimated_wait_s == 0
+    await queue.set_presence("ivanova", Presence.AWAY)
+    # Olga chooses Korean/English with captions: she keeps her place and is matched.
+    olga = await queue.drop_interpreter(await queue.authorize(olga.id, key))
+    assert not olga.needs_interpreter
+    assert (await queue.view(olga)).unavailable is None
+    matched = await queue.dispatch_once()
+    assert [(t.name, t.interpreter) for t in matched] == [("Olga", None)]
+    with pytest.raises(IllegalTransition):
+        await queue.drop_interpreter(await queue.get(olga.id))
+
+
+async def test_no_counselor_on_duty_is_said(queue: WalkInQueue) -> None:
+    ticket, _ = await queue.join(join("A"))
+    view = await queue.view(ticket)
+    assert view.unavailable == "no_counselor" and view.estimated_wait_s is None
+
+
+async def test_others_move_past_an_absent_resident(queue: WalkInQueue, clock: FakeClock) -> None:
+    """A closed tab no longer holds everyone behind it for two minutes; back within the
+    grace, its resident is first again."""
+    first, _ = await queue.join(join("A"))
+    clock.advance(1)
+    second, _ = await queue.join(join("B"))
+    await queue.set_presence("lee", Presence.AVAILABLE)
+    await queue.set_presence("lee", Presence.AWAY)
+    await queue.set_presence("park", Presence.AVAILABLE)
+    await queue.set_presence("park", Presence.AWAY)
+    assert (await queue.view(second)).position == 2
+    clock.advance(30)  # A's tab was closed; B keeps polling
+    b = await queue.heartbeat(await queue.get(second.id))
+    assert (await queue.view(b)).position == 1
+    clock.advance(30)  # A comes back within the grace: A is first again, B second
+    a = await queue.heartbeat(await queue.get(first.id))
+    assert (await queue.view(a)).position == 1
+    assert (await queue.view(await queue.heartbeat(b))).position == 2

@@ -90,3 +90,20 @@ def test_the_csp_lets_pages_connect_to_every_node() -> None:
         "http://127.0.0.1:8080", "http://10.0.0.2:8080", "https://sb.example.org",
         "ws://127.0.0.1:8080", "ws://10.0.0.2:8080", "wss://sb.example.org",
     ]  # fmt: skip
+
+
+def test_tls_settings_make_https_links_and_refuse_half_a_pair(tmp_path: Path) -> None:
+    assert Settings(tls_self_signed=True, port=8443).base_url == "https://127.0.0.1:8443"
+    pem = tmp_path / "c.pem"
+    assert Settings(tls_cert=pem, tls_key=pem).base_url.startswith("https://")
+    with pytest.raises(ValidationError, match="both tls_cert and tls_key"):
+        Settings(tls_cert=pem)
+    with pytest.raises(ValidationError, match="either a certificate"):
+        Settings(tls_cert=pem, tls_key=pem, tls_self_signed=True)
+    # Other commands link to the server running on the same data directory.
+    running = Settings(data_dir=tmp_path, port=9123)
+    running.write_serving_url()
+    assert Settings(data_dir=tmp_path).links_base_url() == "http://127.0.0.1:9123"
+    assert Settings(data_dir=tmp_path, public_url="https://x.test/").links_base_url() == (
+        "https://x.test"
+    )

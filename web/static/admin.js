@@ -1,5 +1,6 @@
 /* Seoulbridge administration: staff (roles, languages, topics, weekly hours, leave),
- * topics (names in five languages, slot length), center hours and Korean holidays. */
+ * topics (names in five languages, slot length), center hours and Korean holidays.
+ * Words in five languages from i18n.js; refusals worded by code and field. */
 (function () {
   "use strict";
 
@@ -10,14 +11,41 @@
   let topics = [];
   let staff = [];
   let editing = null;
+  let center = null;
 
-  function showError(message) {
-    $("error").textContent = message || "";
-    $("error").hidden = !message;
-    if (message) {
-      $("saved").hidden = true;
-      $("error").scrollIntoView({ behavior: "smooth", block: "center" });
+  const lang = window.SB_Staff.language(() => {
+    errors.rerender();
+    renderTopics();
+    renderStaff();
+    renderCenter();
+    if (!$("staff-form").hidden) renderBoxes(editing ? editing.topics : checked("topics"), checked("languages"));
+  });
+  const t = lang.t;
+  const errors = window.SB_Staff.errorBox(lang, () => {
+    $("saved").hidden = true;
+    $("error").scrollIntoView({ behavior: "smooth", block: "center" });
+  });
+  const showError = errors.show;
+
+  /** A mistake found on this page, worded from the catalogue. */
+  class FormError extends Error {
+    constructor(key, vars) {
+      super(key);
+      this.key = key;
+      this.vars = vars;
     }
+  }
+
+  function showFormError(e) {
+    if (!(e instanceof FormError)) return showError(e);
+    errors.show(null);
+    $("error").textContent = t(e.key, e.vars);
+    $("error").hidden = false;
+    $("saved").hidden = true;
+  }
+
+  function checked(name) {
+    return [...$("staff-form").querySelectorAll(`input[name=${name}]:checked`)].map((i) => i.value);
   }
 
   function saved(message) {
@@ -38,10 +66,10 @@
       const line = raw.trim();
       if (!line) continue;
       const m = line.match(/^(mon|tue|wed|thu|fri|sat|sun)\s+(.+)$/i);
-      if (!m) throw new Error(`Weekly hours line ${n + 1}: write e.g. "mon 09:00-18:00"`);
+      if (!m) throw new FormError("admin_hours_line", { n: n + 1 });
       weekly[m[1].toLowerCase()] = m[2].split(",").map((part) => {
         const r = part.trim().match(/^(\d{1,2}:\d{2})\s*-\s*(\d{1,2}:\d{2})$/);
-        if (!r) throw new Error(`Weekly hours line ${n + 1}: "${part.trim()}" should look like 09:00-18:00`);
+        if (!r) throw new FormError("admin_hours_range", { n: n + 1, part: part.trim() });
         return { start: r[1].padStart(5, "0"), end: r[2].padStart(5, "0") };
       });
     }
@@ -55,7 +83,7 @@
   function parseLeave(text) {
     return text.split("\n").map((s) => s.trim()).filter(Boolean).map((line, n) => {
       const m = line.match(/^(\d{4}-\d{2}-\d{2})(?:\s+(\d{4}-\d{2}-\d{2}))?\s*(.*)$/);
-      if (!m) throw new Error(`Leave line ${n + 1}: write "2026-12-24 2026-12-31 note"`);
+      if (!m) throw new FormError("admin_leave_line", { n: n + 1 });
       return { start: m[1], end: m[2] || m[1], note: m[3] || "" };
     });
   }
@@ -68,22 +96,36 @@
     });
   }
 
+  function topicName(id) {
+    const topic = topics.find((x) => x.id === id);
+    return topic ? topic.names[lang.get()] || topic.names.en : id;
+  }
+
   function renderStaff() {
     const list = $("staff");
     list.textContent = "";
     for (const m of staff) {
-      const info = `${m.role} · ${m.languages.join(", ")}${m.topics.length ? " · " + m.topics.join(", ") : ""}${m.leave.length ? " · 휴가 leave " + m.leave.length : ""}`;
+      const parts = [t(`role_${m.role}`), m.languages.map((l) => window.SB_LANGUAGES.names[l] || l).join(", ")];
+      if (m.topics.length) parts.push(m.topics.map(topicName).join(", "));
+      if (m.leave.length) parts.push(t("admin_leave_count", { n: m.leave.length }));
       list.append(el("li", {},
-        el("span", {}, el("span", { className: "who", textContent: `${m.display_name} (${m.username}) ` }), el("span", { className: "meta", textContent: info })),
-        el("span", {}, button("편집 · Edit", "", () => editStaff(m)), button("삭제 · Delete", "danger", () => removeStaff(m)))));
+        el("span", {}, el("span", { className: "who", textContent: `${m.display_name} (${m.username}) ` }), el("span", { className: "meta", textContent: parts.join(" · ") })),
+        el("span", { className: "row-actions" },
+          button(t("admin_edit"), "", () => editStaff(m), t("admin_edit_label", { name: m.display_name })),
+          button(t("admin_delete"), "danger", () => removeStaff(m), t("admin_delete_label", { name: m.display_name })))));
     }
+  }
+
+  function renderBoxes(topicIds, languages) {
+    boxes($("lang-boxes"), "languages", LANGS, LANGS.map((l) => window.SB_LANGUAGES.names[l] || l), languages);
+    boxes($("topic-boxes"), "topics", topics.map((x) => x.id), topics.map((x) => topicName(x.id)), topicIds);
   }
 
   function editStaff(member) {
     editing = member;
     const f = $("staff-form");
     f.hidden = false;
-    $("staff-title").textContent = member ? `${member.display_name} (${member.username})` : "새 직원 · New staff member";
+    $("staff-title").textContent = member ? `${member.display_name} (${member.username})` : t("admin_new_staff");
     const m = member || { username: "", display_name: "", role: "counselor", timezone: "Asia/Seoul", languages: ["ko"], topics: [],
       weekly_hours: { mon: [{ start: "09:00", end: "18:00" }], tue: [{ start: "09:00", end: "18:00" }], wed: [{ start: "09:00", end: "18:00" }], thu: [{ start: "09:00", end: "18:00" }], fri: [{ start: "09:00", end: "18:00" }] }, leave: [] };
     f.username.value = m.username;
@@ -95,8 +137,7 @@
     f.querySelector(".pw").hidden = Boolean(member);
     f.weekly_hours.value = hoursText(m.weekly_hours);
     f.leave.value = leaveText(m.leave);
-    boxes($("lang-boxes"), "languages", LANGS, LANGS, m.languages);
-    boxes($("topic-boxes"), "topics", topics.map((t) => t.id), topics.map((t) => `${t.names.ko} · ${t.names.en}`), m.topics);
+    renderBoxes(m.topics, m.languages);
     f.scrollIntoView({ behavior: "smooth" });
   }
 
@@ -114,43 +155,47 @@
       if (editing) await api("PUT", `/api/staff/${encodeURIComponent(body.username)}`, body);
       else await api("POST", "/api/staff", { ...body, password: f.password.value });
       f.hidden = true;
-      showError("");
-      saved("저장됨 · Saved " + body.username);
+      showError(null);
+      saved(t("admin_saved", { name: body.username }));
       await load();
     } catch (e) {
-      showError(e.message);
+      showFormError(e);
     }
   }
 
   async function removeStaff(m) {
-    if (!confirm(`${m.username}: 삭제할까요? · Delete?`)) return;
+    if (!confirm(t("admin_confirm_delete", { name: m.username }))) return;
     try {
       await api("DELETE", `/api/staff/${encodeURIComponent(m.username)}`);
       await load();
     } catch (e) {
-      showError(e.message);
+      showError(e);
     }
   }
 
   function renderTopics() {
     const body = $("topics");
     body.textContent = "";
-    for (const t of topics) {
+    for (const topic of topics) {
       body.append(el("tr", {},
-        el("td", { textContent: t.id }),
-        el("td", { textContent: LANGS.filter((l) => t.names[l]).map((l) => t.names[l]).join(" · ") }),
-        el("td", { textContent: t.slot_minutes + "분 · min" }),
-        el("td", { className: "actions" }, button("편집 · Edit", "", () => editTopic(t)), button("삭제 · Delete", "danger", () => removeTopic(t)))));
+        el("td", { textContent: topic.id }),
+        el("td", { textContent: LANGS.filter((l) => topic.names[l]).map((l) => topic.names[l]).join(" · ") }),
+        el("td", { textContent: t("admin_minutes", { n: topic.slot_minutes }) }),
+        el("td", { className: "actions" },
+          button(t("admin_edit"), "", () => editTopic(topic), t("admin_edit_label", { name: topic.id })),
+          button(t("admin_delete"), "danger", () => removeTopic(topic), t("admin_delete_label", { name: topic.id })))));
+      const heads = ["ID", t("admin_names"), t("admin_slot"), t("dash_col_actions")];
+      [...body.lastElementChild.children].forEach((td, i) => { td.dataset.label = heads[i]; });
     }
   }
 
-  function editTopic(t) {
+  function editTopic(topic) {
     const f = $("topic-form");
     f.hidden = false;
-    f.id.value = t ? t.id : "";
-    f.id.readOnly = Boolean(t);
-    f.slot_minutes.value = t ? t.slot_minutes : 30;
-    for (const l of LANGS) f[l].value = t ? t.names[l] || "" : "";
+    f.id.value = topic ? topic.id : "";
+    f.id.readOnly = Boolean(topic);
+    f.slot_minutes.value = topic ? topic.slot_minutes : 30;
+    for (const l of LANGS) f[l].value = topic ? topic.names[l] || "" : "";
     f.scrollIntoView({ behavior: "smooth" });
   }
 
@@ -163,22 +208,33 @@
     try {
       await api("PUT", `/api/topics/${encodeURIComponent(body.id)}`, body);
       f.hidden = true;
-      showError("");
-      saved("저장됨 · Saved " + body.id);
+      showError(null);
+      saved(t("admin_saved", { name: body.id }));
       await load();
     } catch (e) {
-      showError(e.message);
+      showError(e);
     }
   }
 
-  async function removeTopic(t) {
-    if (!confirm(`${t.id}: 삭제할까요? · Delete?`)) return;
+  async function removeTopic(topic) {
+    if (!confirm(t("admin_confirm_delete", { name: topic.id }))) return;
     try {
-      await api("DELETE", `/api/topics/${encodeURIComponent(t.id)}`);
+      await api("DELETE", `/api/topics/${encodeURIComponent(topic.id)}`);
       await load();
     } catch (e) {
-      showError(e.message);
+      showError(e);
     }
+  }
+
+  function renderCenter() {
+    if (!center) return;
+    const days = t("admin_days").split(",");
+    const order = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    const working = center.working_days.map((d) => days[order.indexOf(d)] || d);
+    $("hours").textContent = `${center.opens}–${center.closes} (${center.timezone}) · ${working.join(", ")}`;
+    const list = $("holidays");
+    list.textContent = "";
+    for (const h of center.holidays) list.append(el("li", { textContent: `${h.date} ${h.name}` }));
   }
 
   async function load() {
@@ -186,16 +242,13 @@
       [topics, staff] = await Promise.all([api("GET", "/api/topics"), api("GET", "/api/staff")]);
       renderTopics();
       renderStaff();
-      const center = await api("GET", "/api/center");
-      $("hours").textContent = `${center.opens}–${center.closes} ${center.timezone} · ${center.working_days.join(", ")}`;
-      const list = $("holidays");
-      list.textContent = "";
-      for (const h of center.holidays) list.append(el("li", { textContent: `${h.date} ${h.name}` }));
+      center = await api("GET", "/api/center");
+      renderCenter();
       $("login").hidden = true;
       $("board").hidden = false;
       $("me").hidden = false;
     } catch (e) {
-      showError(e.message);
+      showError(e);
     }
   }
 

@@ -5,9 +5,10 @@
  * counts unread messages from others. Shown by default on screens wider than 600px.
  *
  * Plain script: defines window.SB_Chat. call.js calls
- * SB_Chat.attach({state, send, t}) once and gets {handle, render}: handle(msg)
- * for every `chat` message, render() after its own renders (the Chat control, and
- * the timestamps, which follow the language).
+ * SB_Chat.attach({state, send, t}) once and gets {handle, restore, render}: handle(msg)
+ * for every `chat` message, restore(lines) with `joined.chat` (the room's chat so far,
+ * kept by the server, so a reload or a reconnect shows it again), render() after its
+ * own renders (the Chat control, and the timestamps, which follow the language).
  */
 (function () {
   "use strict";
@@ -18,7 +19,7 @@
     const S = opts.state;
     const { send, t } = opts;
     const $ = (id) => document.getElementById(id);
-    let visible = window.matchMedia("(min-width: 601px)").matches;
+    let visible = window.matchMedia("(min-width: 37.51em)").matches;
     let unread = 0;
 
     function handle(msg) {
@@ -29,6 +30,14 @@
         unread += 1;
         renderToggle();
       }
+    }
+
+    /** The room's chat so far replaces what this page holds (no doubles on a reconnect). */
+    function restore(lines) {
+      S.chat = lines.slice(-KEPT);
+      $("chat-log").textContent = "";
+      for (const msg of S.chat) append(msg);
+      $("chat-empty").hidden = S.chat.length > 0;
     }
 
     function append(msg) {
@@ -88,7 +97,7 @@
       if (send({ type: "chat", text: text.slice(0, 2000) })) input.value = "";
     });
 
-    return { handle, render };
+    return { handle, restore, render };
   }
 
   window.SB_Chat = Object.freeze({ attach });

@@ -181,7 +181,7 @@
       }
     }
 
-    const wide = window.matchMedia("(min-width: 1101px)");
+    const wide = window.matchMedia("(min-width: 68.76em)");
 
     /** Self view: beside the panels on wide screens, under the others' tiles otherwise. */
     function placeSelfTile() {

@@ -235,21 +235,20 @@
 
   function renderError() {
     if (!S.lastError) return;
-    const { code, message } = S.lastError;
-    const key = `err_${code}`;
-    const known = I18N.STRINGS.en[key] !== undefined;
+    const { code } = S.lastError;
     const screen = $("screen-error");
     screen.dataset.code = code;
-    $("error-text").textContent = known ? t(key) : message || t("err_unknown");
-    const detail = $("error-detail");
-    const showDetail = known && message && message !== t(key);
-    detail.hidden = !showDetail;
-    detail.textContent = showDetail ? `${t("server_says")} ${message}` : "";
-    $("error-retry").hidden = !["network", "unknown", "service_unavailable", "no_capacity"].includes(code);
+    // Words chosen by code from the catalogue; the server's English is for the log only.
+    $("error-title").textContent = t(code === "removed" ? "removed_title" : "error_title");
+    $("error-text").textContent = errorText(code);
+    const known = I18N.STRINGS.en[`err_${code}`] !== undefined;
+    // passing refusals (the network, a full or briefly unavailable service) offer a retry
+    $("error-retry").hidden = !(["network", "service_unavailable", "no_capacity"].includes(code) || !known);
   }
 
   function finish(kind, reason) {
     if (S.screen === "final") return;
+    rememberInCall(false);
     S.finalKind = kind;
     S.finalReason = reason || "";
     log("finish", kind, reason);
@@ -328,9 +327,45 @@
     S.node = step.body.node;
     if (S.room && S.room.state === "ended") return showError("room_ended", "");
     if (!S.langChosen && I18N.match(S.you.language)) setLanguage(I18N.match(S.you.language), false);
+    S.insecure = I18N.insecureOrigin();
+    $("insecure-note").hidden = !S.insecure;
+    // Someone already in the call (admitted, or this tab was in it before a reload) goes
+    // straight back in: no second press of Join.
+    S.rejoin = Boolean(step.body.admitted) || wasInCall();
     setScreen("check");
-    if (observer && observer.prepareCheck()) return; // an observer publishes nothing: no devices
+    if (S.rejoin) {
+      $("join-btn").dataset.i18n = "rejoining";
+      $("join-btn").textContent = t("rejoining");
+    }
+    if (observer && observer.prepareCheck()) {
+      // an observer publishes nothing: no devices to check
+      if (S.rejoin && S.screen === "check" && !S.socket) connect();
+      return;
+    }
     await devices.start();
+    if (S.rejoin && S.screen === "check" && !S.socket) connect();
+  }
+
+  /** This tab was in the call (sessionStorage lives as long as the tab, across reloads). */
+  function inCallKey() {
+    return `seoulbridge.inCall.${S.roomId}.${S.you ? S.you.id : ""}`;
+  }
+
+  function wasInCall() {
+    try {
+      return sessionStorage.getItem(inCallKey()) === "1";
+    } catch {
+      return false;
+    }
+  }
+
+  function rememberInCall(yes) {
+    try {
+      if (yes) sessionStorage.setItem(inCallKey(), "1");
+      else sessionStorage.removeItem(inCallKey());
+    } catch {
+      /* storage may be disabled: then a reload asks for Join again */
+    }
   }
 
   // ------------------------------------------------------------ local media
@@ -473,10 +508,10 @@
     openSocket(step.body.node);
   }
 
-  /** The person's words for a server error code; the server's English only as a last resort. */
-  function errorText(code, message) {
+  /** The person's words for a server error code, from the catalogue (never the English). */
+  function errorText(code) {
     const key = `err_${code}`;
-    return I18N.STRINGS.en[key] !== undefined ? t(key) : message || t("err_unknown");
+    return I18N.STRINGS.en[key] !== undefined ? t(key) : t("err_unknown");
   }
 
   function onMessage(msg) {
@@ -560,7 +595,7 @@
       case "error":
         log("server error", msg.code, msg.message);
         S.lastError = { code: msg.code, message: msg.message };
-        toast(errorText(msg.code, msg.message));
+        toast(errorText(msg.code));
         break;
       case "identity_verified":
         window.SB_Identity?.handle(msg); // call-identity.js
@@ -590,6 +625,9 @@
     S.participants = {};
     for (const p of msg.participants || []) S.participants[p.id] = p;
     if (S.joinedAt === null) S.joinedAt = performance.now();
+    rememberInCall(true);
+    // The room's chat so far (kept on the server): after a reload it comes back.
+    chat.restore(msg.chat || []);
     setScreen("call");
     tiles.render();
     devices.render();
@@ -726,6 +764,7 @@
       $("who-role").dataset.role = S.you.role;
     }
     $("room-title").textContent = S.room ? S.room.title : "";
+    $("call-heading").textContent = S.room && S.room.title ? S.room.title : t("consultation");
     document.title = titleText();
   }
 

@@ -1,28 +1,31 @@
 /* Seoulbridge counselor dashboard: staff sign-in, today's bookings (Seoul time), the live
  * walk-in queue, available/away, lobby knocks with a sound alert, one click to open the
- * room and start. Polls GET /api/dashboard every 3 seconds. */
+ * room and start. Polls GET /api/dashboard every 3 seconds. Words in five languages from
+ * i18n.js; on phones the tables are stacked as cards (dashboard.css). */
 (function () {
   "use strict";
 
   const $ = (id) => document.getElementById(id);
   const { el, button } = window.SB_Staff;
-  const STATE_LABEL = {
-    confirmed: "예정 · booked", in_session: "진행 중 · in session", completed: "완료 · done",
-    cancelled: "취소 · cancelled", no_show: "불참 · no-show",
-  };
-  const LANG = { ko: "한국어", en: "English", ja: "日本語", zh: "中文", ru: "Русский" };
+  const LANG_NAMES = window.SB_LANGUAGES.names;
+  const LOCALES = { ko: "ko-KR", en: "en-GB", ja: "ja-JP", zh: "zh-CN", ru: "ru-RU" };
   let session = null;
-  let topics = {};
+  let topics = {}; // id -> names per language
   let timer = null;
   let audio = null;
   let knownKnocks = new Set();
   let knownWalkins = new Set();
   let presence = "away";
+  let last = null; // the last dashboard, re-rendered when the language changes
 
-  function showError(message) {
-    $("error").textContent = message || "";
-    $("error").hidden = !message;
-  }
+  const lang = window.SB_Staff.language(() => {
+    errors.rerender();
+    if (last) render(last);
+    else renderPresence(presence);
+  });
+  const t = lang.t;
+  const errors = window.SB_Staff.errorBox(lang);
+  const showError = errors.show;
 
   function api(method, url, body) {
     return session.api(method, url, body);
@@ -49,54 +52,96 @@
   }
 
   function seoulTime(iso) {
-    return new Intl.DateTimeFormat("ko-KR", { timeZone: "Asia/Seoul", hour: "2-digit", minute: "2-digit", hour12: false }).format(new Date(iso));
+    return new Intl.DateTimeFormat(LOCALES[lang.get()], { timeZone: "Asia/Seoul", hour: "2-digit", minute: "2-digit", hour12: false }).format(new Date(iso));
   }
 
-  function minutes(s) {
-    return Math.floor(s / 60) + "분 · min";
+  function topicName(id) {
+    const names = topics[id];
+    return names ? names[lang.get()] || names.en || id : id;
   }
 
   async function act(fn) {
     try {
       await fn();
-      showError("");
+      showError(null);
       await refresh();
     } catch (e) {
-      showError(e.message);
+      showError(e);
     }
   }
 
-  function openRoom(url) {
-    window.open(url, "_blank", "noopener");
+  /**
+   * Open a room in a new tab. The tab is opened inside the click (so no pop-up blocker
+   * stops it) and sent to the room only once `before()` succeeded: a refused start (too
+   * early) leaves no tab behind and changes nothing.
+   */
+  async function openRoom(url, before) {
+    const tab = window.open("", "_blank");
+    if (!tab) {
+      showError({ code: "popup_blocked" });
+      return;
+    }
+    try {
+      if (before) await before();
+    } catch (e) {
+      tab.close();
+      throw e;
+    }
+    tab.opener = null;
+    tab.location.href = url;
+  }
+
+  function startRoom(b) {
+    return () =>
+      act(() =>
+        openRoom(b.join_url, async () => {
+          if (b.state === "confirmed") await api("POST", `/api/bookings/${b.id}/state`, { state: "in_session" });
+        }),
+      );
   }
 
   function renderBookings(rows) {
     const body = $("bookings");
     body.textContent = "";
     $("no-bookings").hidden = rows.length > 0;
+    body.closest("table").hidden = rows.length === 0;
+    const heads = ["dash_col_time", "dash_col_resident", "dash_col_topic", "dash_col_interpreter", "dash_col_state", "dash_col_actions"].map((k) => t(k));
+    const now = Date.now();
     for (const b of rows) {
-      const state = b.knocking ? el("span", { className: "badge knock", textContent: "로비 대기 · knocking" })
-        : el("span", { className: "badge " + b.state, textContent: STATE_LABEL[b.state] || b.state });
-      const actions = el("td", { className: "actions" });
-      if (b.join_url && (b.state === "confirmed" || b.state === "in_session")) {
-        actions.append(button(b.state === "confirmed" ? "입장·시작 · Open & start" : "열기 · Open", "primary", () => act(async () => {
-          openRoom(b.join_url);
-          if (b.state === "confirmed") await api("POST", `/api/bookings/${b.id}/state`, { state: "in_session" });
-        })));
+      const state = b.knocking
+        ? el("span", { className: "badge knock", textContent: t("dash_knocking") })
+        : el("span", { className: "badge " + b.state, textContent: t(`dash_state_${b.state}`) });
+      const actions = [];
+      const open = b.join_url && (b.state === "confirmed" || b.state === "in_session");
+      if (open && b.state === "confirmed" && new Date(b.opens_at).getTime() > now) {
+        // Not yet: say when, instead of a button that would be refused.
+        actions.push(el("span", { className: "opens", textContent: t("dash_opens_at", { time: seoulTime(b.opens_at) }) }));
+      } else if (open) {
+        actions.push(button(t(b.state === "confirmed" ? "dash_open_start" : "dash_open"), "primary", startRoom(b)));
       }
       if (b.state === "in_session") {
-        actions.append(button("완료 · Done", "", () => act(() => api("POST", `/api/bookings/${b.id}/state`, { state: "completed" }))));
+        actions.push(button(t("dash_done"), "", () => act(() => api("POST", `/api/bookings/${b.id}/state`, { state: "completed" }))));
       }
       if (b.state === "confirmed") {
-        actions.append(button("불참 · No-show", "quiet", () => act(() => api("POST", `/api/bookings/${b.id}/state`, { state: "no_show" }))));
+        actions.push(button(t("dash_no_show"), "quiet", () => act(() => api("POST", `/api/bookings/${b.id}/state`, { state: "no_show" }))));
       }
-      body.append(el("tr", {},
-        el("td", {}, el("strong", { textContent: `${seoulTime(b.seoul_start)}–${seoulTime(b.seoul_end)}` })),
-        el("td", {}, b.resident_name, el("span", { className: "sub", textContent: `${LANG[b.language] || b.language} · ${b.country}` })),
-        el("td", { textContent: topics[b.topic] || b.topic }),
-        el("td", { textContent: b.interpreter || "—" }),
-        el("td", {}, state),
-        actions));
+      const values = [
+        el("strong", { textContent: `${seoulTime(b.seoul_start)}–${seoulTime(b.seoul_end)}` }),
+        [b.resident_name, el("span", { className: "sub", textContent: `${LANG_NAMES[b.language] || b.language} · ${b.country}` })],
+        topicName(b.topic),
+        b.interpreter || "—",
+        state,
+        actions,
+      ];
+      const tr = el("tr");
+      tr.dataset.id = b.id;
+      tr.dataset.state = b.state;
+      values.forEach((v, i) => {
+        const td = el("td", { className: i === 5 ? "actions" : "" }, ...[].concat(v));
+        td.dataset.label = heads[i]; // shown beside the value when rows stack as cards
+        tr.append(td);
+      });
+      body.append(tr);
     }
   }
 
@@ -104,15 +149,17 @@
     const list = $("walkins");
     list.textContent = "";
     $("no-walkins").hidden = rows.length > 0;
-    for (const t of rows) {
-      const badge = t.knocking ? el("span", { className: "badge knock", textContent: "로비 대기 · knocking" }) : null;
-      const actions = el("span", {});
-      if (t.join_url) actions.append(button("입장 · Open", "primary", () => openRoom(t.join_url)));
-      actions.append(button("완료 · Done", "", () => act(() => api("POST", `/api/queue/${t.id}/state`, { state: "done" }))));
-      actions.append(button("이탈 · Left", "quiet", () => act(() => api("POST", `/api/queue/${t.id}/state`, { state: "left" }))));
+    for (const w of rows) {
+      const badge = w.knocking ? el("span", { className: "badge knock", textContent: t("dash_knocking") }) : null;
+      const actions = el("span", { className: "row-actions" });
+      if (w.join_url) actions.append(button(t("dash_open"), "primary", () => act(() => openRoom(w.join_url))));
+      actions.append(button(t("dash_done"), "", () => act(() => api("POST", `/api/queue/${w.id}/state`, { state: "done" }))));
+      actions.append(button(t("dash_left"), "quiet", () => act(() => api("POST", `/api/queue/${w.id}/state`, { state: "left" }))));
+      const meta = [topicName(w.topic), LANG_NAMES[w.language] || w.language];
+      if (w.interpreter) meta.push(t("dash_interp", { name: w.interpreter }));
       list.append(el("li", {},
-        el("span", {}, el("span", { className: "who", textContent: t.name + " " }), badge,
-          el("span", { className: "meta", textContent: ` ${topics[t.topic] || t.topic} · ${LANG[t.language] || t.language}${t.interpreter ? " · 통역 " + t.interpreter : ""}` })),
+        el("span", {}, el("span", { className: "who", textContent: w.name + " " }), badge,
+          el("span", { className: "meta", textContent: " " + meta.join(" · ") })),
         actions));
     }
   }
@@ -121,12 +168,16 @@
     const list = $("queue");
     list.textContent = "";
     $("queue-count").textContent = `(${rows.length})`;
-    if (!rows.length) list.append(el("li", { className: "hint", textContent: "대기 중인 민원인이 없습니다 · Nobody is waiting." }));
-    rows.forEach((t, i) => {
+    if (!rows.length) list.append(el("li", { className: "hint", textContent: t("dash_queue_empty") }));
+    rows.forEach((q, i) => {
+      const meta = [topicName(q.topic), LANG_NAMES[q.language] || q.language];
+      if (q.needs_interpreter) meta.push(t("dash_needs_interp"));
+      const waited = [t("dash_minutes", { n: Math.floor(q.waited_s / 60) })];
+      if (!q.connected) waited.push(t("dash_disconnected"));
       list.append(el("li", {},
-        el("span", {}, el("span", { className: "who", textContent: `${i + 1}. ${t.name}` }),
-          el("span", { className: "meta", textContent: ` ${topics[t.topic] || t.topic} · ${LANG[t.language] || t.language}${t.needs_interpreter ? " · 통역 필요 · interpreter" : ""}` })),
-        el("span", { className: "meta", textContent: `${minutes(t.waited_s)}${t.connected ? "" : " · 연결 끊김 · disconnected"}` })));
+        el("span", {}, el("span", { className: "who", textContent: `${i + 1}. ${q.name}` }),
+          el("span", { className: "meta", textContent: " " + meta.join(" · ") })),
+        el("span", { className: "meta", textContent: waited.join(" · ") })));
     });
   }
 
@@ -134,46 +185,51 @@
     presence = value;
     const b = $("presence");
     b.className = "presence " + value;
-    b.textContent = { available: "상담 가능 · Available", away: "자리 비움 · Away", busy: "상담 중 · Busy" }[value];
+    const label = t(`dash_presence_${value}`);
+    b.textContent = label;
+    b.setAttribute("aria-label", t("dash_presence_label", { state: label }));
   }
 
   function alertKnocks(data) {
     const knocks = [];
     for (const b of data.bookings) if (b.knocking) knocks.push({ id: "b" + b.id, text: `${seoulTime(b.seoul_start)} ${b.resident_name}`, url: b.join_url, booking: b });
-    for (const t of data.walk_ins) if (t.knocking) knocks.push({ id: "q" + t.id, text: `${t.name} (방문 · walk-in)`, url: t.join_url });
+    for (const w of data.walk_ins) if (w.knocking) knocks.push({ id: "q" + w.id, text: `${w.name} (${t("dash_walkin")})`, url: w.join_url });
     const list = $("knock-list");
     list.textContent = "";
     for (const k of knocks) {
       const li = el("li", {}, k.text + " ");
-      if (k.url) li.append(button("입장 · Admit", "primary", () => act(async () => {
-        openRoom(k.url);
-        if (k.booking && k.booking.state === "confirmed") await api("POST", `/api/bookings/${k.booking.id}/state`, { state: "in_session" });
-      })));
+      if (k.url) li.append(button(t("dash_admit"), "primary", k.booking ? startRoom(k.booking) : () => act(() => openRoom(k.url))));
       list.append(li);
     }
     $("knocks").hidden = knocks.length === 0;
-    const ids = new Set(knocks.map((k) => k.id));
-    const fresh = [...ids].some((id) => !knownKnocks.has(id));
-    const walkins = new Set(data.walk_ins.map((t) => t.id));
-    const newWalkin = [...walkins].some((id) => !knownWalkins.has(id));
-    if (fresh || newWalkin) beep();
-    knownKnocks = ids;
-    knownWalkins = walkins;
+    return knocks;
+  }
+
+  function render(data) {
+    last = data;
+    $("me-name").textContent = data.username;
+    $("today").textContent = new Intl.DateTimeFormat(LOCALES[lang.get()], { timeZone: "Asia/Seoul", dateStyle: "full" }).format(new Date(data.now_seoul));
+    renderPresence(data.presence);
+    renderBookings(data.bookings);
+    renderWalkins(data.walk_ins);
+    renderQueue(data.queue);
+    return alertKnocks(data);
   }
 
   async function refresh() {
     if (!session.signedIn()) return;
     try {
       const data = await api("GET", "/api/dashboard");
-      $("me-name").textContent = data.username;
-      $("today").textContent = new Intl.DateTimeFormat("ko-KR", { timeZone: "Asia/Seoul", dateStyle: "full" }).format(new Date(data.now_seoul));
-      renderPresence(data.presence);
-      renderBookings(data.bookings);
-      renderWalkins(data.walk_ins);
-      renderQueue(data.queue);
-      alertKnocks(data);
+      const knocks = render(data);
+      const ids = new Set(knocks.map((k) => k.id));
+      const fresh = [...ids].some((id) => !knownKnocks.has(id));
+      const walkins = new Set(data.walk_ins.map((w) => w.id));
+      const newWalkin = [...walkins].some((id) => !knownWalkins.has(id));
+      if (fresh || newWalkin) beep();
+      knownKnocks = ids;
+      knownWalkins = walkins;
     } catch (e) {
-      showError(e.message);
+      showError(e);
     }
   }
 
@@ -247,6 +303,7 @@
       onSignedOut() {
         clearInterval(timer);
         stopListening();
+        last = null;
       },
     });
     $("presence").addEventListener("click", () => act(async () => {
@@ -255,7 +312,7 @@
     }));
     document.addEventListener("click", () => { if (audio && audio.state === "suspended") audio.resume(); });
     try {
-      for (const t of await api("GET", "/api/topics")) topics[t.id] = t.names.ko + " · " + t.names.en;
+      for (const topic of await api("GET", "/api/topics")) topics[topic.id] = topic.names;
     } catch (e) {
       /* topic ids are shown instead */
     }

@@ -1,8 +1,11 @@
-/* Shared by the staff pages (/dashboard, /admin): DOM helpers, the authenticated JSON API,
- * and the sign-in session (token in sessionStorage, sign-in form, sign-out, expiry). */
+/* Shared by the staff pages (/dashboard, /admin): DOM helpers, the page language (five,
+ * from i18n.js), the error box (refusals worded by code, never the server's English), the
+ * authenticated JSON API, and the sign-in session (token in sessionStorage, sign-in form,
+ * sign-out, expiry). */
 (function () {
   "use strict";
 
+  const I18N = window.SB_I18N;
   const TOKEN_KEY = "sb-staff-token";
   const $ = (id) => document.getElementById(id);
 
@@ -13,10 +16,43 @@
     return node;
   }
 
-  function button(label, cls, onClick) {
+  function button(label, cls, onClick, ariaLabel) {
     const b = el("button", { type: "button", className: cls || "", textContent: label });
+    if (ariaLabel) b.setAttribute("aria-label", ariaLabel);
     b.addEventListener("click", onClick);
     return b;
+  }
+
+  /* The page's language: a switcher in #ui-lang, [data-i18n] filled; onChange(lang) re-renders. */
+  function language(onChange) {
+    let lang = I18N.pageLanguage("ko");
+    const apply = () => {
+      I18N.applyStrings(lang);
+      document.title = `Seoulbridge · ${I18N.t(lang, document.body.dataset.titleKey || "dash_title")}`;
+    };
+    I18N.fillLanguageSelect($("ui-lang"), lang, (next) => {
+      lang = next;
+      apply();
+      onChange(lang);
+    });
+    apply();
+    return { get: () => lang, t: (key, vars) => I18N.t(lang, key, vars) };
+  }
+
+  /* The #error box: show(err) with an ApiError (or {code}), show(null) to hide; re-worded
+   * in the new language by rerender(). */
+  function errorBox(lang, onShow) {
+    let last = null;
+    function show(err) {
+      last = err || null;
+      const box = $("error");
+      const text = last ? I18N.errorText(lang.get(), last, { staff: true }) : "";
+      box.dataset.code = last ? last.code || "" : "";
+      box.textContent = text;
+      box.hidden = !text;
+      if (text && onShow) onShow();
+    }
+    return { show, rerender: () => show(last) };
   }
 
   /* One signed-in staff member. `onSignedIn(staff | null)` runs after a sign-in (with the
@@ -29,11 +65,12 @@
       const headers = {};
       if (token) headers.Authorization = "Bearer " + token;
       if (body) headers["Content-Type"] = "application/json";
-      const resp = await fetch(url, { method, headers, body: body ? JSON.stringify(body) : undefined });
-      const data = resp.status === 204 ? null : await resp.json().catch(() => null);
-      if (resp.status === 401 && url !== "/api/staff/login") signOut();
-      if (!resp.ok) throw new Error((data && data.error && data.error.message) || resp.statusText);
-      return data;
+      try {
+        return await I18N.fetchJson(url, { method, headers, body: body ? JSON.stringify(body) : undefined });
+      } catch (e) {
+        if (e.status === 401 && url !== "/api/staff/login") signOut();
+        throw e;
+      }
     }
 
     function signOut() {
@@ -52,10 +89,10 @@
         const res = await api("POST", "/api/staff/login", { username: $("username").value, password: $("password").value });
         token = res.token;
         sessionStorage.setItem(TOKEN_KEY, token);
-        showError("");
+        showError(null);
         await onSignedIn(res.staff);
       } catch (e) {
-        showError(e.message);
+        showError(e);
       }
     });
     $("logout").addEventListener("click", signOut);
@@ -73,5 +110,5 @@
     };
   }
 
-  window.SB_Staff = { el, button, session };
+  window.SB_Staff = { el, button, language, errorBox, session };
 })();
