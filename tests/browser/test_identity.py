@@ -77,9 +77,9 @@ async def test_counselor_verifies_identity_and_the_resident_sees_it(
         resident, "document.getElementById('id-banner').innerText.includes('подтверждена')"
     )
 
-    # A reload shows it again (the state is on the server).
+    # A reload shows it again (the state is on the server); the admitted resident goes
+    # straight back into the call, without pressing Join.
     await resident.reload()
-    await _join(resident)
     await _until(resident, f"s.screen === 'call' && s.identity['{me}'] !== undefined")
 
     errors = [e for e in PAGE_ERRORS if "Failed to load resource" not in e]

@@ -181,7 +181,7 @@ async def test_phone_layout_neither_cuts_nor_covers(
                 ts: Date.now() / 1000, translations: {}})""",
             sentence,
         )
-        line = page.locator("#captions .cc-original")
+        line = page.locator("#captions .cc-live .cc-main")
         assert sentence in await line.inner_text()
         assert await line.evaluate("(e) => e.scrollHeight <= e.clientHeight + 1")
         # The toast (an error here) does not cover the control bar.

@@ -33,7 +33,9 @@ def _assert_hardened(resp: aiohttp.ClientResponse, label: str) -> None:
 async def _error_of(resp: aiohttp.ClientResponse) -> dict[str, str]:
     assert resp.content_type == "application/json", (resp.status, await resp.text())
     error = (await resp.json())["error"]
-    assert set(error) == {"code", "message"} and error["message"], error
+    # "fields" names the request fields at fault, where there are any
+    assert {"code", "message"} <= set(error) <= {"code", "message", "fields"}, error
+    assert error["message"], error
     return dict(error)
 
 
@@ -135,7 +137,7 @@ async def test_bookings_and_availability_stop_at_the_horizon(
 def _printed_password(node: NodeProcess) -> str:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        found = re.search(r"Staff sign-in: .* password (\S+)", node.log_tail(200))
+        found = re.search(r"Staff sign-in.*?: password (\S+)", node.log_tail(200), re.S)
         if found:
             return found.group(1)
         time.sleep(0.1)

@@ -233,8 +233,9 @@
     });
     head.append(els.title, label, sizeLabel, bi, els.historyToggle);
 
+    // A list that is also a polite live region (role=status would hide its list items).
     els.notes = el("ul", "cc-notes");
-    els.notes.setAttribute("role", "status");
+    els.notes.setAttribute("aria-live", "polite");
 
     // What is seen: not a live region (partials would be read again and again).
     const live = el("div", "cc-live");
