@@ -388,12 +388,6 @@ class RtpForwarder:
             return (0, 0)
         return subscription.forwarded, subscription.dropped_waiting
 
-    def keyframe_requests_sent(self, publication_id: str) -> int:
-        source = self._sources.get(publication_id)
-        if source is None or source.requester is None:
-            return 0
-        return source.requester.sent
-
     def held(self) -> dict[str, int]:
         """How many records of each kind this forwarder holds (leak checks, metrics)."""
         return {

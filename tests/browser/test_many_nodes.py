@@ -21,7 +21,7 @@ import pytest
 
 from tests.browser.conftest import CHROMIUM
 from tests.browser.test_call import PAGE_ERRORS, _join, _open, _state, _until, _wait_media
-from tests.support.cluster import Cluster
+from tests.support.cluster import Cluster, redis_process, running_cluster
 from tests.support.redis_process import REDIS_SERVER, RedisProcess
 
 pytestmark = [
@@ -37,22 +37,14 @@ RECOVERY_LIMIT_S = 10.0
 def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM}")
-    server = RedisProcess(tmp_path / "redis")
-    server.start()
-    try:
+    with redis_process(tmp_path / "redis") as server:
         yield server
-    finally:
-        server.kill()
 
 
 @pytest.fixture
 async def cluster(tmp_path: Path, redis_server: RedisProcess) -> AsyncIterator[Cluster]:
-    nodes = Cluster(tmp_path / "nodes", redis_server.url, size=3)
-    try:
-        await asyncio.gather(*(asyncio.to_thread(n.start) for n in nodes.nodes))
+    async with running_cluster(tmp_path / "nodes", redis_server.url, 3) as nodes:
         yield nodes
-    finally:
-        await asyncio.to_thread(nodes.kill_all)
 
 
 @pytest.mark.timeout(200)

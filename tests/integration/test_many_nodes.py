@@ -25,7 +25,7 @@ import pytest
 from kernel.roles import Role
 from signaling.tokens import TokenService
 from tests.support.calls import media_everywhere
-from tests.support.cluster import Cluster, get_json, resume, stall
+from tests.support.cluster import Cluster, get_json, redis_process, resume, running_cluster, stall
 from tests.support.node_process import TOKEN_SECRET, NodeProcess
 from tests.support.redis_process import REDIS_SERVER, RedisProcess
 from tests.support.routed_client import RoutedParticipant
@@ -42,22 +42,14 @@ RECOVERY_LIMIT_S = 10.0
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
-    server = RedisProcess(tmp_path / "redis")
-    server.start()
-    try:
+    with redis_process(tmp_path / "redis") as server:
         yield server
-    finally:
-        server.kill()
 
 
 @pytest.fixture
 async def cluster(tmp_path: Path, redis_server: RedisProcess) -> AsyncIterator[Cluster]:
-    nodes = Cluster(tmp_path / "nodes", redis_server.url, size=3)
-    try:
-        await asyncio.gather(*(asyncio.to_thread(n.start) for n in nodes.nodes))
+    async with running_cluster(tmp_path / "nodes", redis_server.url, 3) as nodes:
         yield nodes
-    finally:
-        await asyncio.to_thread(nodes.kill_all)
 
 
 def _people(cluster: Cluster, entries: dict[str, int]) -> tuple[str, dict[str, RoutedParticipant]]:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_many_nodes import EventStream, _people
-from tests.support.cluster import Cluster, get_json
+from tests.support.cluster import Cluster, get_json, redis_process, running_cluster
 from tests.support.redis_process import REDIS_SERVER, RedisProcess
 from tests.support.routed_client import JoinStepError, RoutedParticipant
 
@@ -35,22 +35,14 @@ OUTAGE_S = 8.0  # longer than the node TTL (5 s): every key with a TTL lapses me
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
-    server = RedisProcess(tmp_path / "redis")
-    server.start()
-    try:
+    with redis_process(tmp_path / "redis") as server:
         yield server
-    finally:
-        server.kill()
 
 
 @pytest.fixture
 async def cluster(tmp_path: Path, redis_server: RedisProcess) -> AsyncIterator[Cluster]:
-    nodes = Cluster(tmp_path / "nodes", redis_server.url, size=2)
-    try:
-        await asyncio.gather(*(asyncio.to_thread(n.start) for n in nodes.nodes))
+    async with running_cluster(tmp_path / "nodes", redis_server.url, 2) as nodes:
         yield nodes
-    finally:
-        await asyncio.to_thread(nodes.kill_all)
 
 
 def _total_frames(p: RoutedParticipant) -> int:

@@ -7,15 +7,19 @@ served by one may connect to another. ``Cluster.kill_all()`` leaves nothing behi
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import signal
 import urllib.error
 import urllib.request
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tests.support.node_process import NodeProcess, free_port
+from tests.support.redis_process import RedisProcess
 
 
 @dataclass
@@ -100,3 +104,25 @@ def stall(node: NodeProcess) -> None:
 def resume(node: NodeProcess) -> None:
     assert node.proc is not None
     node.proc.send_signal(signal.SIGCONT)
+
+
+@contextlib.contextmanager
+def redis_process(root: Path) -> Iterator[RedisProcess]:
+    """A real redis-server of its own, killed at the end."""
+    server = RedisProcess(root)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@contextlib.asynccontextmanager
+async def running_cluster(root: Path, redis_url: str, size: int) -> AsyncIterator[Cluster]:
+    """``size`` nodes started together on ``redis_url``; all killed at the end."""
+    nodes = Cluster(root, redis_url, size=size)
+    try:
+        await asyncio.gather(*(asyncio.to_thread(n.start) for n in nodes.nodes))
+        yield nodes
+    finally:
+        await asyncio.to_thread(nodes.kill_all)

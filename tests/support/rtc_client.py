@@ -25,6 +25,9 @@ from aiortc.mediastreams import (
 )
 from av import VideoFrame
 
+from signaling.errors import ProtocolError
+from signaling.protocol import Joined, Offer, ServerMessage, Welcome, parse_server_message
+
 
 class SmallVideoTrack(VideoStreamTrack):
     """A moving 160x120 test pattern at 30 fps: cheap to encode on 2 cores."""
@@ -67,7 +70,11 @@ class RtcParticipant:
         self.answers = answers
         self.base_url, self.room_id, self.token = base_url, room_id, token
         self.sio = socketio.AsyncClient(reconnection=False)
+        #: every server message as it came (tests read fields), and as its typed model
         self.messages: list[dict[str, Any]] = []
+        self.typed: list[ServerMessage] = []
+        #: messages that did not parse as PROTOCOL.md's server messages
+        self.protocol_errors: list[str] = []
         self._arrived = asyncio.Condition()
         self.pc: RTCPeerConnection | None = None
         self.publish = publish
@@ -94,6 +101,11 @@ class RtcParticipant:
         await self.sio.emit("message", message)
 
     async def close(self) -> None:
+        """Leave; raises if the server sent anything that is not in the protocol."""
+        await self._leave()
+        assert not self.protocol_errors, f"server messages off the protocol: {self.protocol_errors}"
+
+    async def _leave(self) -> None:
         if self.sio.connected:
             await self.sio.disconnect()
         for task in self._readers:
@@ -136,19 +148,25 @@ class RtcParticipant:
     # ------------------------------------------------------------- handlers
     async def _on_message(self, data: dict[str, Any]) -> None:
         self.messages.append(data)
-        if data["type"] in ("welcome", "joined"):
-            self.you = data["you"]
-        if data["type"] == "offer" and self.answers:
-            await self._answer(data)
+        try:
+            message = parse_server_message(data)
+        except ProtocolError as exc:
+            self.protocol_errors.append(f"{data.get('type')!r}: {exc}")
+        else:
+            self.typed.append(message)
+            if isinstance(message, Welcome | Joined):
+                self.you = data["you"]
+            if isinstance(message, Offer) and self.answers:
+                await self._answer(message)
         async with self._arrived:
             self._arrived.notify_all()
 
-    async def _answer(self, offer: dict[str, Any]) -> None:
-        if self.pc is not None and _session_of(offer["sdp"]) != self._session:
+    async def _answer(self, offer: Offer) -> None:
+        if self.pc is not None and _session_of(offer.sdp) != self._session:
             # A new server-side peer (rebuilt after a failure): a new connection, as pages do.
             await self.pc.close()
             self.pc = None
-        self._session = _session_of(offer["sdp"])
+        self._session = _session_of(offer.sdp)
         if self.pc is None:
             # max-bundle: with aiortc's default (balanced) policy, extra video receivers created
             # by setRemoteDescription stay on a transport that BUNDLE discards.
@@ -157,10 +175,10 @@ class RtcParticipant:
             )
             self.pc.on("track", self._on_track)
         pc = self.pc
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type="offer"))
-        self.mid_owner = {t["mid"]: t["participant_id"] for t in offer["tracks"]}
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
+        self.mid_owner = {t.mid: t.participant_id for t in offer.tracks}
         if self.publish:
-            for kind, mid in offer["publish"].items():
+            for kind, mid in offer.publish.items():
                 transceiver = next(t for t in pc.getTransceivers() if t.mid == mid)
                 if transceiver.sender.track is None:
                     track = self.make_track(kind)
