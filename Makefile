@@ -5,6 +5,11 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
 AXE     = .cache/npm/node_modules/axe-core/axe.min.js
+# Test processes: most tests wait on sockets, browsers and timers, so two share 2 cores
+# well; a module's tests stay in one process (its fixtures and servers are its own).
+# Tests marked solo (memory per cycle, loop lag, live recognition in pages) run after,
+# alone: beside another test process they would measure it too.
+TEST_WORKERS ?= 2
 
 .PHONY: run test lint typecheck unit bench clean system-deps
 
@@ -51,7 +56,8 @@ $(AXE): | system-deps
 	cd .cache/npm && npm install --no-save --no-audit --no-fund --prefix . axe-core@4
 
 test: $(STAMP) system-deps $(AXE) lint typecheck
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m 'not solo'
+	$(BIN)/python -m pytest -q -m solo
 
 bench: $(STAMP)
 	$(BIN)/python bench/sfu_load.py

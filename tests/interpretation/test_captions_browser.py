@@ -23,7 +23,9 @@ from tests.interpretation.browser_support import ARGS, CHROMIUM, App, captions_s
 from tests.interpretation.speech_fixture import korean_wav
 from web.appkeys import ROOMS
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(150)]
+# solo: the Makefile runs this alone (live recognition in a page
+# would measure another test process as well)
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(150), pytest.mark.solo]
 
 
 @pytest.fixture

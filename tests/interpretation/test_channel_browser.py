@@ -33,7 +33,9 @@ from tests.interpretation.browser_support import (
 from tests.interpretation.speech_fixture import korean_wav
 from web.appkeys import ROOMS
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(420)]
+# solo: the Makefile runs this alone (three pages and live recognition
+# would measure another test process as well)
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(420), pytest.mark.solo]
 
 
 async def _heard(

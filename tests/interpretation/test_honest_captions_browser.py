@@ -30,7 +30,9 @@ from tests.interpretation.browser_support import (
 from tests.interpretation.speech_fixture import korean_wav
 from web.appkeys import ROOMS, TOKENS
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(150)]
+# solo: the Makefile runs this alone (live recognition in a page
+# would measure another test process as well)
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(150), pytest.mark.solo]
 
 
 async def test_without_translation_packages_pages_say_what_is_missing(

@@ -13,7 +13,9 @@ from tests.robustness.fuzzing import fuzz
 from tests.support.rtc_client import RtcParticipant
 from tests.support.server import running_server
 
-pytestmark = pytest.mark.timeout(120)
+# solo: the Makefile runs this alone (a timed fuzzing budget
+# would measure another test process as well)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.solo]
 
 SEED = 20261201
 SECONDS = float(os.environ.get("SEOULBRIDGE_FUZZ_SECONDS", "30"))

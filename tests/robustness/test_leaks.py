@@ -20,7 +20,9 @@ from tests.robustness.leaks import Census, census, cycles, pings_wound_down, set
 from tests.support.rtc_client import RtcParticipant
 from tests.support.server import running_server
 
-pytestmark = pytest.mark.timeout(300)
+# solo: the Makefile runs this alone (memory per cycle
+# would measure another test process as well)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.solo]
 
 SOCKET_CYCLES = int(os.environ.get("SEOULBRIDGE_LEAK_CYCLES", "500"))
 RTC_CYCLES = int(os.environ.get("SEOULBRIDGE_LEAK_RTC_CYCLES", "12"))

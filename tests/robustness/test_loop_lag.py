@@ -18,7 +18,9 @@ from scheduler.staff import StaffMember, StaffStore
 from tests.robustness.flood import call_under_flood, lag_histogram, machine_load
 from tests.support.node_process import NodeProcess
 
-pytestmark = pytest.mark.timeout(120)
+# solo: the Makefile runs this alone (event-loop lag figures
+# would measure another test process as well)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.solo]
 
 METRICS_TOKEN = "metrics-" + "m" * 24
 

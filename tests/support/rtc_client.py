@@ -25,8 +25,14 @@ from aiortc.mediastreams import (
 )
 from av import VideoFrame
 
-from signaling.errors import ProtocolError
-from signaling.protocol import Joined, Offer, ServerMessage, Welcome, parse_server_message
+from signaling.protocol import (
+    Joined,
+    Offer,
+    ProtocolError,
+    ServerMessage,
+    Welcome,
+    parse_server_message,
+)
 
 
 class SmallVideoTrack(VideoStreamTrack):
