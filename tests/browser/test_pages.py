@@ -284,6 +284,22 @@ async def test_staff_pages_in_five_languages_on_a_phone(server: Server, browser:
         )
         assert label == '"ID"'
         assert "Администрирование" == await page.locator("#board h1").inner_text()
+        # What this server captions and translates (issue 14): Korean speech has a model,
+        # Japanese none, and no translation package is installed; in the page's language.
+        await page.locator("#coverage tr[data-lang=ja]").wait_for()
+        assert (
+            await page.locator("#coverage tr[data-lang=ko] td[data-speech]").get_attribute(
+                "data-speech"
+            )
+            == "yes"
+        )
+        ja_speech = page.locator("#coverage tr[data-lang=ja] td[data-speech]")
+        assert await ja_speech.get_attribute("data-speech") == "no"
+        assert await ja_speech.inner_text() == "Нет модели речи"
+        routes = await page.locator("#coverage td[data-route]").evaluate_all(
+            "cells => cells.map(c => c.dataset.route)"
+        )
+        assert set(routes) == {"none", "same"}, routes
         # The topic id pattern is one Chrome can use (its "v" syntax): it really checks.
         await page.click("#topic-new")
         topic_id = page.locator("#topic-form input[name=id]")

@@ -12,12 +12,14 @@
   let staff = [];
   let editing = null;
   let center = null;
+  let coverage = null;
 
   const lang = window.SB_Staff.language(() => {
     errors.rerender();
     renderTopics();
     renderStaff();
     renderCenter();
+    renderCoverage();
     if (!$("staff-form").hidden) renderBoxes(editing ? editing.topics : checked("topics"), checked("languages"));
   });
   const t = lang.t;
@@ -237,6 +239,40 @@
     for (const h of center.holidays) list.append(el("li", { textContent: `${h.date} ${h.name}` }));
   }
 
+  /** Speech models and translation routes (GET /api/captions/coverage) as a matrix:
+   * one row per spoken language, its live captions, then its translation into each other. */
+  function renderCoverage() {
+    const box = $("coverage");
+    if (!coverage || !box) return;
+    const names = window.SB_LANGUAGES.names;
+    const table = el("table", { className: "stack coverage" });
+    const head = el("tr");
+    head.append(el("th", { scope: "col", textContent: t("cov_spoken") }), el("th", { scope: "col", textContent: t("cov_speech") }));
+    for (const code of LANGS) head.append(el("th", { scope: "col", textContent: t("cov_into", { lang: names[code] }) }));
+    table.append(el("thead", {}, head));
+    const body = el("tbody");
+    for (const row of coverage.languages) {
+      const tr = el("tr");
+      tr.dataset.lang = row.language;
+      tr.append(el("th", { scope: "row", textContent: names[row.language] || row.language }));
+      const speech = el("td", { textContent: t(row.speech ? "cov_speech_yes" : "cov_speech_no") });
+      speech.dataset.speech = row.speech ? "yes" : "no";
+      speech.dataset.label = t("cov_speech");
+      tr.append(speech);
+      for (const code of LANGS) {
+        const route = code === row.language ? "same" : row.translation[code] || "none";
+        const cell = el("td", { textContent: route === "same" ? "·" : t(`cov_route_${route}`) });
+        cell.dataset.route = route;
+        cell.dataset.label = t("cov_into", { lang: names[code] });
+        tr.append(cell);
+      }
+      body.append(tr);
+    }
+    table.append(body);
+    box.textContent = "";
+    box.append(table);
+  }
+
   async function load() {
     try {
       [topics, staff] = await Promise.all([api("GET", "/api/topics"), api("GET", "/api/staff")]);
@@ -244,6 +280,8 @@
       renderStaff();
       center = await api("GET", "/api/center");
       renderCenter();
+      coverage = await api("GET", "/api/captions/coverage");
+      renderCoverage();
       $("login").hidden = true;
       $("board").hidden = false;
       $("me").hidden = false;
