@@ -72,6 +72,10 @@ async def _close(people: list[RtcParticipant]) -> None:
             await p.close()
 
 
+#: The issue's bound for a stop with three in a call.
+SLOW_STOP_S = 5.0
+
+
 async def stop_round(sig: signal.Signals) -> tuple[float, bool, bool]:
     with tempfile.TemporaryDirectory() as tmp:
         node = NodeProcess(Path(tmp))
@@ -81,8 +85,18 @@ async def stop_round(sig: signal.Signals) -> tuple[float, bool, bool]:
             _, _, people = await _call(node)
             servers = embedded_redis(node.data_dir)
             took = await asyncio.to_thread(node.stop, sig)
+            if took > SLOW_STOP_S:  # say where the stop waited (each step logs its time)
+                steps = [
+                    line
+                    for line in node.log_tail(400).splitlines()
+                    if " stopped " in line or "exiting without waiting" in line
+                ]
+                print(f"  slow {sig.name} stop ({took:.2f} s), its steps:", *steps, sep="\n    ")
             told = all(p.received("server_restarting") for p in people)
             gone = all([await asyncio.to_thread(has_exited, s) for s in servers])
+            if not gone:
+                lines = [ln for ln in node.log_tail(400).splitlines() if "redis" in ln.lower()]
+                print("  embedded Redis left running; the log says:", *lines[-8:], sep="\n    ")
             return took, told, gone
         finally:
             await _close(people)
