@@ -20,6 +20,7 @@ from typing import Any, Final
 import psutil
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -116,6 +117,8 @@ def _start_embedded(data_dir: Path) -> tuple[str, object]:
 #: Connections a process may open, and how long a caller waits for one, unless told.
 DEFAULT_MAX_CONNECTIONS: Final = 64
 DEFAULT_POOL_TIMEOUT_S: Final = 2.0
+#: Seconds a pooled connection may sit idle before it is checked before use.
+HEALTH_CHECK_S: Final = 1.0
 
 
 def connection_pool(
@@ -128,7 +131,16 @@ def connection_pool(
     ``redis.ConnectionError``, which the HTTP boundary answers with 503 + Retry-After.
     """
     return aioredis.BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=pool_timeout_s, client_name=own_client_name()
+        url,
+        max_connections=max_connections,
+        timeout=pool_timeout_s,
+        client_name=own_client_name(),
+        # After Redis restarts, the pool's old connections are dead. One idle this long is
+        # PINGed before use, and a connection refused or reset is tried once more on a
+        # fresh connection (the health check needs that retry to reconnect). Timeouts are
+        # not retried: the command may have run.
+        health_check_interval=HEALTH_CHECK_S,
+        retry=AsyncRetry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
     )
 
 

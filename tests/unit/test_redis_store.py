@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from pathlib import Path
 
 import psutil
+import pytest
 import redis
+import redis.asyncio as aioredis
 
 from tests.support.node_process import has_exited
-from web.redis_store import open_redis, own_client_name
+from tests.support.redis_process import REDIS_SERVER, RedisProcess
+from web.redis_store import connection_pool, open_redis, own_client_name
 
 
 async def test_a_stop_ends_the_embedded_redis_though_it_still_lists_our_connections(
@@ -53,3 +57,22 @@ async def test_another_process_still_using_it_keeps_it_running(tmp_path: Path) -
         other.close()
         with contextlib.suppress(psutil.NoSuchProcess):
             process.kill()
+
+
+@pytest.mark.skipif(REDIS_SERVER is None, reason="needs redis-server (apt install redis-server)")
+async def test_the_pool_survives_a_redis_restart(tmp_path: Path) -> None:
+    """After Redis restarts, the pool's old connections are dead: the first command on
+    one must still work (the outage test met 'connect failed' on a stale connection)."""
+    server = RedisProcess(tmp_path / "redis")
+    server.start()
+    pool = connection_pool(server.url, max_connections=4, pool_timeout_s=1.0)
+    client = aioredis.Redis.from_pool(pool)
+    try:
+        await asyncio.gather(*(client.set(f"k{i}", i) for i in range(4)))  # 4 pooled
+        await asyncio.to_thread(server.stop)
+        await asyncio.to_thread(server.start)
+        await asyncio.sleep(1.2)  # idle past the health-check interval, as in an outage
+        assert [await client.get(f"k{i}") for i in range(4)] == [b"0", b"1", b"2", b"3"]
+    finally:
+        await client.aclose()
+        server.kill()
