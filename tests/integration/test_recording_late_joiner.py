@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import time
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from media.errors import MediaError
 from media.recorder import session_directory
 from tests.integration.rec_helpers import (
     enter,
@@ -46,6 +48,39 @@ def _export(data_dir: Path, room_id: str, number: int, output: Path) -> int:
     return result
 
 
+#: Seconds each of the late joiner's tracks records in each recording before it stops.
+LATE_S = 2.2
+
+
+async def _until_their_tracks_hold(directory: Path, participant_id: str, seconds: float) -> None:
+    """Poll the manifest (rewritten about once a second while recording) until every track
+    of ``participant_id`` in the current recording is longer than ``seconds``."""
+    deadline = time.monotonic() + 60
+    while True:
+        lengths = await asyncio.to_thread(_their_lengths, directory, participant_id)
+        if len(lengths) == 2 and min(lengths.values()) > seconds:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{participant_id}'s tracks after 60 s: {lengths}")
+        await asyncio.sleep(0.5)
+
+
+def _their_lengths(directory: Path, participant_id: str) -> dict[str, float]:
+    try:
+        data = manifest(directory)  # decrypted: the server seals it
+    except (OSError, ValueError, AssertionError, MediaError):
+        return {}
+    if not data.get("recordings"):
+        return {}
+    segments = data["recordings"][-1]["segments"]
+    return {
+        t["file"]: float(t["duration_s"])
+        for seg in segments
+        for t in seg["tracks"]
+        if t["participant_id"] == participant_id
+    }
+
+
 async def test_a_late_joiner_is_recorded_and_each_request_has_its_consent_log(
     data_dir: Path, redis_url: str, redis: object
 ) -> None:
@@ -74,7 +109,9 @@ async def test_a_late_joiner_is_recorded_and_each_request_has_its_consent_log(
             await interpreter.send({"type": "record_consent"})
             await indicator(counselor, "recording", seen)
             await indicator(interpreter, "recording")
-            await asyncio.sleep(3.0)
+            # Record until both of the late joiner's tracks hold a while (a busy machine
+            # can delay their first packets), not for a fixed time.
+            await _until_their_tracks_hold(directory, ids[interpreter], LATE_S)
             seen = len(counselor.received("record_indicator"))
             await counselor.send({"type": "record_stop"})
             await indicator(counselor, "stopped", seen)
@@ -86,7 +123,7 @@ async def test_a_late_joiner_is_recorded_and_each_request_has_its_consent_log(
                 await indicator(p, "asking", seen)
                 await p.send({"type": "record_consent"})
             await indicator(counselor, "recording", seen)
-            await asyncio.sleep(3.0)
+            await _until_their_tracks_hold(directory, ids[interpreter], LATE_S)
             seen = len(counselor.received("record_indicator"))
             await counselor.send({"type": "record_stop"})
             await indicator(counselor, "stopped", seen)
@@ -102,7 +139,7 @@ async def test_a_late_joiner_is_recorded_and_each_request_has_its_consent_log(
         )
         for kind in ("audio", "video")
     }
-    # ~3 s after consent in recording 1 and ~3 s in recording 2.
+    # more than LATE_S after consent in recording 1 and again in recording 2
     assert late_seconds["audio"] > 4.0 and late_seconds["video"] > 4.0, late_seconds
 
     data = manifest(directory)
