@@ -16,6 +16,7 @@ import jwt
 import pytest
 import socketio
 
+from interpretation.speaker import CaptionLimits
 from signaling.protocol import Role, RoomState
 from tests.support.rtc_client import RtcParticipant
 from tests.support.server import running_server
@@ -217,9 +218,13 @@ async def test_an_empty_live_room_ended_elsewhere_closes_on_its_node(
         def idle_timers() -> list[str]:
             return [n for n in signaling.lifecycle.task_names() if "idle" in n]
 
-        # The timer leaves live_rooms first and then closes media and placement: wait
-        # for both, so a slow close is not mistaken for a stuck timer.
-        for _ in range(40):
+        # The timer leaves live_rooms first and then closes captions (a final close waits
+        # for the last finals: bounded by flush_s + 2 x close_bound_s), media and
+        # placement: wait for both within those bounds, so a slow close under load is not
+        # mistaken for a stuck timer (a fresh clone's make test met a 4 s wait too short).
+        limits = CaptionLimits()
+        bound_s = 0.5 + limits.flush_s + 2 * limits.close_bound_s + 1.0
+        for _ in range(int(bound_s / 0.1)):
             if room_id not in signaling.live_rooms and not idle_timers():
                 break
             await asyncio.sleep(0.1)
