@@ -7,6 +7,7 @@ other: the composition root (``web.media_rooms``) joins the two.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Literal
 
 Kind = Literal["audio", "video"]
@@ -41,3 +42,52 @@ class OfferToSend:
     sdp: str
     publish: dict[Kind, str]
     tracks: tuple[TrackAssignment, ...]
+
+
+class LinkQuality(StrEnum):
+    """How a participant's connection is doing, as the call page shows it."""
+
+    GOOD = "good"
+    WEAK = "weak"
+    POOR = "poor"
+
+
+class VideoState(StrEnum):
+    """What one subscriber receives of one camera: all of it, a reduced layer, or nothing."""
+
+    FULL = "full"
+    REDUCED = "reduced"
+    PAUSED = "paused"
+
+
+@dataclass(frozen=True)
+class RemoteQuality:
+    """Another participant as one subscriber sees them."""
+
+    participant_id: str
+    #: That participant's own connection (their sending and their receiving).
+    link: LinkQuality
+    #: What the server forwards of their camera to this subscriber; None: no camera.
+    video: VideoState | None
+
+
+@dataclass(frozen=True)
+class LinkReport:
+    """What one participant's page is told about connection quality."""
+
+    you: LinkQuality
+    participants: tuple[RemoteQuality, ...]
+
+
+@dataclass(frozen=True)
+class LinkStats:
+    """One participant's connection as the server measures it (metrics, support)."""
+
+    participant_id: str
+    quality: LinkQuality
+    #: The server's estimate of what this participant can receive (None: no feedback yet).
+    estimate_bps: float | None
+    sent_bps: float
+    loss: float
+    rtt_s: float | None
+    videos: dict[str, VideoState]

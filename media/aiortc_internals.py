@@ -46,9 +46,12 @@ from aiortc.rtp import (
     RTCP_RTPFB_NACK,
     RTP_HISTORY_SIZE,
     RtcpPsfbPacket,
+    RtcpRrPacket,
     RtcpRtpfbPacket,
+    RtcpSrPacket,
     RtpPacket,
     pack_remb_fci,
+    unpack_remb_fci,
 )
 
 from kernel.taskset import TaskSet
@@ -116,6 +119,8 @@ _SENDER_ATTRS: Final = (
     "_RTCRtpSender__rtp_timestamp",
     "_RTCRtpSender__octet_count",
     "_RTCRtpSender__packet_count",
+    "_RTCRtpSender__rtt",
+    "_handle_rtcp_packet",
     "_send_keyframe",
     "_retransmit",
     "_ssrc",
@@ -163,6 +168,11 @@ def missing_attributes(
 
 #: Minimum spacing of REMB feedback per receiver (the estimator may update more often).
 REMB_INTERVAL_MS: Final = 250
+
+#: Called with a subscriber's REMB (bit/s) for one of our senders.
+RembListener = Callable[[int], None]
+#: Called with one report block for one of our senders: (fraction lost 0..1, RTT s or None).
+ReportListener = Callable[[float, "float | None"], None]
 
 #: Called with each received media packet (RTX already unwrapped) and its arrival in ms
 #: on aiortc's clock. Synchronous: on the fast path it runs inside the socket's callback.
@@ -361,12 +371,17 @@ class ReceiveHook:
         self.media_ssrc: int | None = None
         #: Issue 10's seam: when set, REMB to the publisher is at most this many bit/s.
         self.remb_cap: Callable[[], int | None] | None = None
+        #: Called with padding-only packets on a media SSRC (a publisher without RTX pads
+        #: there): the forwarder closes the gap they leave in each subscriber's numbering.
+        self.padding_sink: PacketSink | None = None
         r: Any = receiver
         self._codecs: dict[int, RTCRtpCodecParameters] = r._RTCRtpReceiver__codecs
         self._rtx_ssrc: dict[int, int] = r._RTCRtpReceiver__rtx_ssrc
         self._streams: dict[int, Any] = r._RTCRtpReceiver__remote_streams
         self._active: dict[int, Any] = r._RTCRtpReceiver__active_ssrc
-        self._nack: Any = r._RTCRtpReceiver__nack_generator
+        # One NACK state per SSRC: a simulcast publisher sends several sequence spaces.
+        self._nack_enabled = r._RTCRtpReceiver__nack_generator is not None
+        self._nacks: dict[int, Any] = {}
         #: payload type -> (codec, the RTX packet's original payload type or None)
         self._kinds: dict[int, tuple[RTCRtpCodecParameters, int | None]] = {}
         # REMB drives a browser publisher's bitrate; measurement clients skip it.
@@ -402,6 +417,11 @@ class ReceiveHook:
     def codec(self, payload_type: int) -> RTCRtpCodecParameters | None:
         return self._codecs.get(payload_type)
 
+    @property
+    def remb_sent_bps(self) -> int | None:
+        """The last REMB sent to the publisher: the server's estimate of its uplink."""
+        return None if self._remb_last is None else self._remb_last[1]
+
     def uninstall(self) -> None:
         r: Any = self._receiver
         r._handle_rtp_packet = self._original
@@ -418,12 +438,13 @@ class ReceiveHook:
         path = self._attach_path()
         return path is not None and path.send_rtcp(bytes(packet))
 
-    async def send_pli(self) -> bool:
-        """Ask the publisher for a keyframe on its primary (non-RTX) SSRC."""
+    async def send_pli(self, media_ssrc: int | None = None) -> bool:
+        """Ask the publisher for a keyframe on ``media_ssrc`` (default: the last primary SSRC)."""
         rtcp_ssrc = self._rtcp_ssrc()
-        if self.media_ssrc is None or rtcp_ssrc is None:
+        ssrc = media_ssrc if media_ssrc is not None else self.media_ssrc
+        if ssrc is None or rtcp_ssrc is None:
             return False
-        packet = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=rtcp_ssrc, media_ssrc=self.media_ssrc)
+        packet = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=rtcp_ssrc, media_ssrc=ssrc)
         return self._send_rtcp(packet)
 
     def _send_nack(self, media_ssrc: int, lost: list[int]) -> None:
@@ -521,10 +542,10 @@ class ReceiveHook:
             )
         else:
             self.media_ssrc = packet.ssrc
-        if not packet.payload:
-            return  # padding-only probe
-        nack = self._nack
-        if nack is not None:
+        if self._nack_enabled:
+            nack: Any = self._nacks.get(packet.ssrc)
+            if nack is None:
+                nack = self._nacks[packet.ssrc] = aiortc.rtcrtpreceiver.NackGenerator()
             last = nack.max_seq
             if (
                 last is not None
@@ -534,6 +555,10 @@ class ReceiveHook:
                 nack.max_seq = packet.sequence_number  # in order, nothing missing: add()'s result
             elif nack.add(packet):
                 self._send_nack(packet.ssrc, sorted(nack.missing))
+        if not packet.payload:
+            if apt is None and self.padding_sink is not None:
+                self.padding_sink(packet, arrival_time_ms)
+            return  # padding-only probe
         sink = self.sink
         if sink is not None:
             sink(packet, arrival_time_ms)
@@ -595,6 +620,9 @@ class OutboundRtp:
         self._transceiver = transceiver
         self._tasks = tasks
         self._state: _SendState | None = None
+        self._remb_listener: RembListener | None = None
+        self._report_listener: ReportListener | None = None
+        self._feedback_installed = False
         if not isinstance(sender.track, _ParkedTrack):
             sender.replaceTrack(_ParkedTrack(sender.kind))
 
@@ -611,6 +639,47 @@ class OutboundRtp:
         """Route the subscriber's PLI/FIR for this sender to ``callback``."""
         s: Any = self.sender
         s._send_keyframe = callback if callback is not None else (lambda: None)
+
+    def on_feedback(self, remb: RembListener | None, report: ReportListener | None) -> None:
+        """Hand the subscriber's REMB and its report blocks for this sender to listeners.
+
+        aiortc's own handling (RTT, statistics, NACK, PLI) runs first; the RTT
+        passed on is aiortc's smoothed one, from our sender reports.
+        """
+        self._remb_listener = remb
+        self._report_listener = report
+        if self._feedback_installed:
+            return
+        self._feedback_installed = True
+        s: Any = self.sender
+        original = s._handle_rtcp_packet
+
+        async def _handle_rtcp_packet(packet: Any) -> None:
+            await original(packet)
+            if isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
+                on_report = self._report_listener
+                if on_report is not None:
+                    for block in packet.reports:
+                        if block.ssrc == s._ssrc:
+                            on_report(block.fraction_lost / 256, s._RTCRtpSender__rtt)
+            elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+                on_remb = self._remb_listener
+                if on_remb is not None:
+                    try:
+                        bitrate, ssrcs = unpack_remb_fci(packet.fci)
+                    except ValueError:
+                        return
+                    if s._ssrc in ssrcs:
+                        on_remb(bitrate)
+
+        s._handle_rtcp_packet = _handle_rtcp_packet
+
+    def sent_counters(self) -> tuple[int, int]:
+        """Bytes and packets the sender's transport has sent so far (all its senders)."""
+        dtls: Any = self.sender.transport
+        if dtls is None:
+            return (0, 0)
+        return dtls._RTCDtlsTransport__tx_bytes, dtls._RTCDtlsTransport__tx_packets
 
     def _ready(self) -> _SendState | None:
         s: Any = self.sender

@@ -76,13 +76,21 @@ def codec_preferences(kind: str, codec: str) -> list[RTCRtpCodecCapability]:
     return chosen
 
 
-def apply_room_codecs(pc: RTCPeerConnection, codecs: RoomCodecs) -> None:
-    """Limit every audio/video transceiver of ``pc`` to the room's codecs."""
+def apply_room_codecs(
+    pc: RTCPeerConnection, codecs: RoomCodecs, *, publish_rtx: bool = True
+) -> None:
+    """Limit every audio/video transceiver of ``pc`` to the room's codecs.
+
+    ``publish_rtx=False`` leaves RTX out of what the server *receives* (its
+    recvonly transceivers): a simulcast publisher then retransmits on each
+    encoding's own SSRC, which needs no rid-to-RTX mapping the server cannot read.
+    """
     for transceiver in pc.getTransceivers():
         if transceiver.kind in ("audio", "video"):
-            transceiver.setCodecPreferences(
-                codec_preferences(transceiver.kind, codecs.for_kind(transceiver.kind))
-            )
+            preferences = codec_preferences(transceiver.kind, codecs.for_kind(transceiver.kind))
+            if not publish_rtx and transceiver.direction == "recvonly":
+                preferences = [c for c in preferences if _name(c.mimeType) != "RTX"]
+            transceiver.setCodecPreferences(preferences)
 
 
 def same_codec(a: str, b: str) -> bool:

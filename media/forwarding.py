@@ -10,15 +10,15 @@ adaptation) use only this interface, never a concrete forwarder.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtp import RtpPacket
 
-from kernel.media_types import Kind, PublicationRef
+from kernel.media_types import Kind, LinkQuality, PublicationRef, VideoState
 from media.codecs import RoomCodecs
 
 __all__ = ["Kind"]
@@ -105,3 +105,37 @@ class Forwarder(PacketSource, Protocol):
 
     async def aclose(self) -> None:
         """Release every publication, subscription and task."""
+
+
+@dataclass(frozen=True)
+class LinkState:
+    """One subscriber connection as the forwarder measures it."""
+
+    quality: LinkQuality
+    #: What the server may send to it (bit/s); None before its browser gave feedback.
+    estimate_bps: float | None
+    sent_bps: float
+    loss: float
+    rtt_s: float | None
+
+
+@runtime_checkable
+class LinkReporter(Protocol):
+    """A forwarder that adapts to each subscriber's link can say how it is doing."""
+
+    def link_state(self, pc: RTCPeerConnection) -> LinkState | None:
+        """The connection's state, or None when it subscribes to nothing yet."""
+
+    def video_state(self, sender: RTCRtpSender) -> VideoState | None:
+        """What the subscriber on ``sender`` gets of its video, or None (no video there)."""
+
+    def uplink_quality(self, publication_id: str) -> LinkQuality | None:
+        """How a publisher's sending looks from the server (None: unknown or audio)."""
+
+
+@runtime_checkable
+class OfferShaper(Protocol):
+    """A forwarder that changes the offer text a page gets (simulcast)."""
+
+    def shape_offer(self, sdp: str, publish: Mapping[Kind, str]) -> str:
+        """The offer to send, given aiortc's and the publish mids by kind."""

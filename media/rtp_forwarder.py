@@ -14,6 +14,12 @@ The hot path is synchronous and runs inside the socket's callback
 received packet, then per subscriber one header write (``media.rtp_header``),
 SRTP protect and ``sendto``. Packet listeners (recording, the audio tap) get an
 ``RtpPacket`` built once per packet, only when there are listeners.
+
+Adaptation (issue 10, ``media.adaptation``): each video publication has a
+``LayerTracker`` that sees every packet once; each video subscription has a
+``LayerSelector`` that admits or drops the packet for its subscriber (the one
+hook, in ``_Subscription.forward``); each subscriber's REMB and receiver
+reports feed its estimate, and a task re-allocates layers twice a second.
 """
 
 from __future__ import annotations
@@ -22,14 +28,16 @@ import collections
 import logging
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Final
 
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtp import RtpPacket
 
+from kernel.media_types import Kind, LinkQuality, VideoState
 from kernel.taskset import TaskSet
+from media.adaptation import Adaptation, AdaptationConfig, RateMeter
 from media.aiortc_internals import (
     OutboundRtp,
     ReceiveHook,
@@ -37,16 +45,23 @@ from media.aiortc_internals import (
     now_ms,
     wrap_negotiation,
 )
+from media.allocation import VideoTrack
 from media.audio_tap import OpusAudioTap
 from media.codecs import RoomCodecs, apply_room_codecs, same_codec
 from media.errors import MediaError
-from media.forwarding import PacketListener, Publication
+from media.forwarding import LinkState, PacketListener, Publication
 from media.keyframes import DEFAULT_MIN_INTERVAL, KeyframeRequester, is_keyframe_start
+from media.layers import PACKET_OVERHEAD, LayerSelector, LayerTracker
 from media.rtp_header import RtpView, abs_send_time_of, ntp_of
+from media.simulcast import offer_simulcast
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["PacketListener", "RtpForwarder"]
+
+#: A publisher whose uplink the server estimates below these is shown weak / poor.
+UPLINK_WEAK_BPS: Final = 400_000
+UPLINK_POOR_BPS: Final = 150_000
 
 _SEQ_MOD: Final = 1 << 16
 _TS_MOD: Final = 1 << 32
@@ -71,15 +86,60 @@ class _Source:
         self.subscriptions: list[_Subscription] = []
         self.listeners: list[PacketListener] = []
         self.requester: KeyframeRequester | None = None
+        self._requesters: dict[int, KeyframeRequester] = {}
+        self._tasks = tasks
+        self._min_interval = min_interval
+        #: Video: the encodings and layers every subscriber's selector chooses from.
+        self.layers: LayerTracker | None = None
+        #: Audio: its bit rate, which every subscriber's allocation reserves first.
+        self.meter: RateMeter | None = None
         if publication.kind == "video":
             self.requester = KeyframeRequester(
                 hook.send_pli, tasks=tasks, name=publication.id, min_interval=min_interval
             )
+            self.layers = LayerTracker(lambda: self.codec_name)
+            hook.padding_sink = self.on_padding
+        else:
+            self.meter = RateMeter()
         hook.sink = self.on_packet
 
-    def request_keyframe(self) -> None:
-        if self.requester is not None:
-            self.requester.request()
+    def request_keyframe(self, ssrc: int | None = None) -> None:
+        """Ask for a keyframe of encoding ``ssrc``; None: of every encoding (rate-limited)."""
+        if self.requester is None:
+            return
+        if ssrc is None:
+            known = self.layers.ssrcs() if self.layers is not None else []
+            if not known:
+                self.requester.request()  # nothing received yet: the SSRC it will have
+            for each in known:
+                self.request_keyframe(each)
+            return
+        requester = self._requesters.get(ssrc)
+        if requester is None:
+            hook = self.hook
+
+            async def send() -> bool:
+                return await hook.send_pli(ssrc)
+
+            requester = self._requesters[ssrc] = KeyframeRequester(
+                send,
+                tasks=self._tasks,
+                name=f"{self.publication.id} ssrc {ssrc}",
+                min_interval=self._min_interval,
+            )
+        requester.request()
+
+    @property
+    def keyframe_requests_sent(self) -> int:
+        if self.requester is None:
+            return 0
+        return self.requester.sent + sum(r.sent for r in self._requesters.values())
+
+    def on_padding(self, packet: RtpView, arrival_time_ms: int) -> None:
+        """A padding-only packet: each subscriber's numbering closes the gap it leaves."""
+        for subscription in self.subscriptions:
+            if subscription.selector is not None:
+                subscription.selector.skip(packet)
 
     def on_packet(self, packet: RtpView, arrival_time_ms: int) -> None:
         if self.codec_name is None:
@@ -88,6 +148,10 @@ class _Source:
                 return
             self.codec_name = codec.name
             self.clock_rate = codec.clockRate
+        if self.layers is not None:
+            self.layers.observe(packet, arrival_time_ms)
+        elif self.meter is not None:
+            self.meter.bytes += len(packet.payload) + PACKET_OVERHEAD
         if self.subscriptions:
             now = time.time()  # one clock read for every subscriber of this packet
             ntp = ntp_of(now)
@@ -106,8 +170,12 @@ class _Source:
         self.hook.sink = None
         self.listeners.clear()
         self.subscriptions.clear()
+        self.hook.padding_sink = None
         if self.requester is not None:
             self.requester.close()
+        for requester in self._requesters.values():
+            requester.close()
+        self._requesters.clear()
 
 
 def _rtp_packet(view: RtpView) -> RtpPacket:
@@ -135,10 +203,18 @@ class _Subscription:
     subscriber sees no gap it would NACK.
     """
 
-    def __init__(self, source: _Source, out: OutboundRtp, state: _NumberingState) -> None:
+    def __init__(
+        self,
+        source: _Source,
+        out: OutboundRtp,
+        state: _NumberingState,
+        selector: LayerSelector | None = None,
+    ) -> None:
         self.source = source
         self.out = out
         self.state = state
+        #: Video with adaptation: which encoding and layers this subscriber gets.
+        self.selector = selector
         self.video = source.publication.kind == "video"
         self.in_ssrc: int | None = None
         self.start_seq = 0
@@ -181,6 +257,14 @@ class _Subscription:
                     )
         if self._codec_ok is False:
             return
+        selector = self.selector
+        if selector is not None:
+            admitted = selector.admit(packet, now)
+            if admitted is None:
+                return
+            view, seq, ts = admitted
+            self._send(view, seq, ts, now, abs_send_time, ntp)
+            return
         if packet.ssrc != self.in_ssrc:
             if self.video and not is_keyframe_start(codec_name, packet.payload):
                 self.dropped_waiting += 1
@@ -195,6 +279,11 @@ class _Subscription:
                 self.guard_start = False  # far past the start: plain offset mapping from now on
         seq = (packet.sequence_number + self.seq_offset) % _SEQ_MOD
         ts = (packet.timestamp + self.ts_offset) % _TS_MOD
+        self._send(packet, seq, ts, now, abs_send_time, ntp)
+
+    def _send(
+        self, packet: RtpView, seq: int, ts: int, now: float, abs_send_time: int, ntp: int
+    ) -> None:
         # Admitted: from here on the packet goes to this subscriber.
         if self.out.send(packet, seq, ts, abs_send_time, ntp):
             self.forwarded += 1
@@ -203,8 +292,17 @@ class _Subscription:
                 state.last_seq = seq
                 state.last_ts = ts
                 state.last_time = now
-        elif self.in_ssrc is not None and self.forwarded == 0:
-            self.in_ssrc = None  # sender not started yet: anchor again on a later keyframe
+        elif self.forwarded == 0:  # sender not started yet: anchor again on a later keyframe
+            self.in_ssrc = None
+            if self.selector is not None:
+                self.selector.restart()
+
+    def keyframe_wanted(self) -> None:
+        """The subscriber sent PLI/FIR: ask the publisher for the encoding it gets."""
+        if self.selector is not None:
+            self.selector.keyframe_wanted()
+        else:
+            self.source.request_keyframe()
 
 
 class _NumberingState:
@@ -225,8 +323,12 @@ class RtpForwarder:
         *,
         keyframe_min_interval: float = DEFAULT_MIN_INTERVAL,
         measure_latency: bool = False,
+        adaptation: AdaptationConfig | None = None,
+        simulcast: bool = True,
     ) -> None:
         self._codecs = codecs or RoomCodecs()
+        #: Ask publishers for simulcast (VP8 only: layers are told apart by VP8 keyframes).
+        self._simulcast = simulcast and self._codecs.video.upper() == "VP8"
         #: With ``measure_latency``: ms from a packet's arrival to its last forward (recent 100k).
         self.latency_ms: collections.deque[float] | None = (
             collections.deque(maxlen=100_000) if measure_latency else None
@@ -242,6 +344,7 @@ class RtpForwarder:
         self._subscriptions: dict[RTCRtpSender, _Subscription] = {}
         self._taps: list[OpusAudioTap] = []
         self._tasks = TaskSet("rtp forwarder")
+        self._adaptation = Adaptation(adaptation, tasks=self._tasks, now_ms=now_ms)
 
     @property
     def codecs(self) -> RoomCodecs:
@@ -251,7 +354,9 @@ class RtpForwarder:
 
     def prepare_peer(self, pc: RTCPeerConnection) -> None:
         self._pcs.add(pc)
-        wrap_negotiation(pc, lambda p: apply_room_codecs(p, self._codecs))
+        wrap_negotiation(
+            pc, lambda p: apply_room_codecs(p, self._codecs, publish_rtx=not self._simulcast)
+        )
 
         def on_track(track: MediaStreamTrack) -> None:
             for transceiver in pc.getTransceivers():
@@ -270,7 +375,15 @@ class RtpForwarder:
             hook = self._hooks.pop(transceiver.receiver, None)
             if hook is not None:
                 hook.uninstall()
+        self._adaptation.forget(pc)
         self._pcs.discard(pc)
+
+    def shape_offer(self, sdp: str, publish: Mapping[Kind, str]) -> str:
+        """The offer a page gets: with simulcast asked for on its camera (``media.simulcast``)."""
+        mid = publish.get("video")
+        if not self._simulcast or mid is None:
+            return sdp
+        return offer_simulcast(sdp, mid)
 
     def _hook(self, receiver: RTCRtpReceiver) -> ReceiveHook:
         hook = self._hooks.get(receiver)
@@ -292,6 +405,7 @@ class RtpForwarder:
             self.latency_ms,
         )
         self._sources[publication.id] = source
+        self._adaptation.watch(source.layers or source.meter or RateMeter())
         logger.info("%s: published (rtp forwarding)", publication.id)
 
     def unpublish(self, publication_id: str) -> None:
@@ -302,6 +416,9 @@ class RtpForwarder:
             self.detach(subscription.out.sender)
         for tap in [t for t in self._taps if t.publication_id == publication_id]:
             tap.end()
+        for watched in (source.layers, source.meter):
+            if watched is not None:
+                self._adaptation.unwatch(watched)
         source.close()
         logger.info("%s: unpublished", publication_id)
 
@@ -337,17 +454,46 @@ class RtpForwarder:
             raise MediaError(f"cannot attach {publication_id!r} to a {sender.kind} sender")
         self.detach(sender)
         out = self._outbound_for(sender)
-        subscription = _Subscription(source, out, self._numbering[sender])
+        numbering = self._numbering[sender]
+        selector: LayerSelector | None = None
+        if source.layers is not None:
+            selector = LayerSelector(
+                source.layers, numbering, source.clock_rate, source.request_keyframe
+            )
+        subscription = _Subscription(source, out, numbering, selector)
         source.subscriptions.append(subscription)
         self._subscriptions[sender] = subscription
-        out.on_keyframe_request(source.request_keyframe)
+        self._adapt(subscription)
+        out.on_keyframe_request(subscription.keyframe_wanted)
         source.request_keyframe()
+
+    def _adapt(self, subscription: _Subscription) -> None:
+        """Put a new subscription under its subscriber's link estimate and allocation."""
+        out = subscription.out
+        pc = next(
+            (p for p in self._pcs if out.sender in (t.sender for t in p.getTransceivers())), None
+        )
+        if pc is None:
+            return
+        publication = subscription.source.publication
+        link = self._adaptation.link(pc, f"subscriber of {publication.id}", out.sent_counters)
+        out.on_feedback(link.estimator.on_remb, link.estimator.on_report)
+        if subscription.selector is not None and subscription.source.layers is not None:
+            track = VideoTrack(
+                f"{publication.id} -> {out.ssrc}",
+                subscription.selector,
+                subscription.source.layers,
+            )
+            self._adaptation.add_video(pc, out.sender, track)
+        elif subscription.source.meter is not None:
+            self._adaptation.add_audio(pc, out.sender, subscription.source.meter)
 
     def detach(self, sender: RTCRtpSender) -> None:
         subscription = self._subscriptions.pop(sender, None)
         if subscription is None:
             return
         subscription.out.on_keyframe_request(None)
+        self._adaptation.remove(sender)
         if subscription in subscription.source.subscriptions:
             subscription.source.subscriptions.remove(subscription)
 
@@ -387,6 +533,35 @@ class RtpForwarder:
         if subscription is None:
             return (0, 0)
         return subscription.forwarded, subscription.dropped_waiting
+
+    # -- adaptation: media.forwarding.LinkReporter ---------------------------------------
+
+    @property
+    def adaptation(self) -> Adaptation:
+        return self._adaptation
+
+    def link_state(self, pc: RTCPeerConnection) -> LinkState | None:
+        link = self._adaptation.get(pc)
+        if link is None:
+            return None
+        e = link.estimator
+        return LinkState(link.quality, e.estimate_bps, e.sent_bps, e.loss, e.rtt_s)
+
+    def video_state(self, sender: RTCRtpSender) -> VideoState | None:
+        track = self._adaptation.video_track(sender)
+        return None if track is None else track.state
+
+    def uplink_quality(self, publication_id: str) -> LinkQuality | None:
+        """Weak when the server's estimate of the publisher's uplink (its REMB) is low."""
+        source = self._sources.get(publication_id)
+        if source is None or source.layers is None:
+            return None
+        remb = source.hook.remb_sent_bps
+        if remb is None:
+            return None
+        if remb < UPLINK_POOR_BPS:
+            return LinkQuality.POOR
+        return LinkQuality.WEAK if remb < UPLINK_WEAK_BPS else LinkQuality.GOOD
 
     def held(self) -> dict[str, int]:
         """How many records of each kind this forwarder holds (leak checks, metrics)."""

@@ -11,10 +11,15 @@ The server always makes the offers; a peer never has two outstanding
 (``media.negotiation``). How the media itself moves from a publication to a
 slot is the ``Forwarder``'s job. Every task of the room is owned by its
 ``TaskSet``; ``aclose()`` ends them all within a bound.
+
+When the forwarder adapts to each subscriber (``media.forwarding.LinkReporter``),
+the room tells every participant, when it changes, how each connection is doing
+and what they receive of each camera (``kernel.media_types.LinkReport``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -31,10 +36,18 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
-from kernel.media_types import KINDS, OfferToSend, TrackAssignment
-from kernel.taskset import TaskSet
+from kernel.media_types import (
+    KINDS,
+    LinkQuality,
+    LinkReport,
+    LinkStats,
+    OfferToSend,
+    RemoteQuality,
+    TrackAssignment,
+)
+from kernel.taskset import TaskSet, raise_if_cancelling
 from media.errors import MediaError, NegotiationError
-from media.forwarding import Forwarder, Kind, Publication
+from media.forwarding import Forwarder, Kind, LinkReporter, OfferShaper, Publication
 from media.negotiation import NegotiationBroken, Negotiator, NegotiatorConfig
 
 logger = logging.getLogger(__name__)
@@ -61,6 +74,14 @@ _PEER_TRANSITIONS: dict[PeerState, frozenset[PeerState]] = {
 OfferSender = Callable[[str, OfferToSend], Awaitable[None]]
 PublicationListener = Callable[[Publication], Awaitable[None]]
 PeerFailedListener = Callable[[str, str], Awaitable[None]]
+LinkReportListener = Callable[[str, LinkReport], Awaitable[None]]
+
+_SEVERITY = {LinkQuality.GOOD: 0, LinkQuality.WEAK: 1, LinkQuality.POOR: 2}
+
+
+def _worst(*qualities: LinkQuality | None) -> LinkQuality:
+    known = [q for q in qualities if q is not None]
+    return max(known, key=_SEVERITY.__getitem__) if known else LinkQuality.GOOD
 
 
 @dataclass
@@ -118,6 +139,8 @@ class MediaRoom:
         on_publication: PublicationListener | None = None,
         on_peer_failed: PeerFailedListener | None = None,
         negotiation: NegotiatorConfig | None = None,
+        on_link_report: LinkReportListener | None = None,
+        link_report_interval_s: float = 1.0,
     ) -> None:
         self.room_id = room_id
         self._forwarder = forwarder
@@ -129,6 +152,10 @@ class MediaRoom:
         self._peers: dict[str, MediaPeer] = {}
         self._publications: dict[str, Publication] = {}
         self._tasks = TaskSet(f"room {room_id} media")
+        self._on_link_report = on_link_report
+        self._link_report_interval_s = link_report_interval_s
+        self._reported: dict[str, LinkReport] = {}
+        self._reporting: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ queries
     @property
@@ -191,6 +218,7 @@ class MediaRoom:
             if publication.participant_id != participant_id:
                 self._subscribe(peer, publication)
         negotiator.request()
+        self._start_reporting()
         return peer
 
     async def remove_peer(self, participant_id: str) -> None:
@@ -210,6 +238,7 @@ class MediaRoom:
                     other.negotiator.request()
         for slot in peer.slots:
             self._forwarder.detach(slot.transceiver.sender)
+        self._reported.pop(participant_id, None)
         await peer.negotiator.aclose()
         await peer.pc.close()
         self._forwarder.release_peer(peer.pc)
@@ -273,6 +302,9 @@ class MediaRoom:
             for kind, t in peer.publish.items()
             if t.mid is not None and not peer.receive_only
         }
+        sdp = description.sdp
+        if isinstance(self._forwarder, OfferShaper):
+            sdp = self._forwarder.shape_offer(sdp, publish)
         tracks = tuple(
             TrackAssignment(
                 mid=slot.transceiver.mid,
@@ -282,7 +314,7 @@ class MediaRoom:
             for slot in peer.slots
             if slot.publication_id in self._publications and slot.transceiver.mid is not None
         )
-        return OfferToSend(sdp=description.sdp, publish=publish, tracks=tracks)
+        return OfferToSend(sdp=sdp, publish=publish, tracks=tracks)
 
     async def _publish(self, peer: MediaPeer, track: MediaStreamTrack) -> None:
         kind = cast(Kind, track.kind)
@@ -340,3 +372,79 @@ class MediaRoom:
         await self.remove_peer(peer.participant_id)
         if self._on_peer_failed is not None:
             await self._on_peer_failed(peer.participant_id, reason)
+
+    # ------------------------------------------------------ connection quality
+    def link_reports(self) -> dict[str, LinkReport]:
+        """What each participant's page should show now (empty unless the forwarder adapts)."""
+        reporter = self._forwarder
+        if not isinstance(reporter, LinkReporter):
+            return {}
+        peers = dict(self._peers)
+        quality: dict[str, LinkQuality] = {}
+        for pid, peer in peers.items():
+            state = reporter.link_state(peer.pc)
+            quality[pid] = _worst(
+                state.quality if state else None, reporter.uplink_quality(f"{pid}/video")
+            )
+        reports: dict[str, LinkReport] = {}
+        for pid, peer in peers.items():
+            others = []
+            for other in peers:
+                if other == pid:
+                    continue
+                slot = peer.slot_for(f"{other}/video")
+                video = reporter.video_state(slot.transceiver.sender) if slot else None
+                others.append(RemoteQuality(other, quality[other], video))
+            reports[pid] = LinkReport(quality[pid], tuple(others))
+        return reports
+
+    def link_stats(self) -> list[LinkStats]:
+        """Each participant's connection as the forwarder measures it (metrics, support)."""
+        reporter = self._forwarder
+        if not isinstance(reporter, LinkReporter):
+            return []
+        out = []
+        for pid, peer in self._peers.items():
+            state = reporter.link_state(peer.pc)
+            if state is None:
+                continue
+            videos = {}
+            for slot in peer.slots:
+                if slot.kind == "video" and slot.publication_id is not None:
+                    video = reporter.video_state(slot.transceiver.sender)
+                    if video is not None:
+                        videos[slot.publication_id] = video
+            out.append(
+                LinkStats(
+                    participant_id=pid,
+                    quality=state.quality,
+                    estimate_bps=state.estimate_bps,
+                    sent_bps=state.sent_bps,
+                    loss=state.loss,
+                    rtt_s=state.rtt_s,
+                    videos=videos,
+                )
+            )
+        return out
+
+    def _start_reporting(self) -> None:
+        if (
+            self._reporting is None
+            and self._on_link_report is not None
+            and isinstance(self._forwarder, LinkReporter)
+        ):
+            self._reporting = self._tasks.spawn(self._report_links(), name="link reports")
+
+    async def _report_links(self) -> None:
+        """Tell each participant about connection quality whenever their view of it changes."""
+        while True:
+            await asyncio.sleep(self._link_report_interval_s)
+            raise_if_cancelling()
+            for pid, report in self.link_reports().items():
+                if self._reported.get(pid) == report or self._on_link_report is None:
+                    continue
+                self._reported[pid] = report
+                try:
+                    await self._on_link_report(pid, report)
+                except Exception:
+                    logger.exception("room %s peer %s: link report failed", self.room_id, pid)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from kernel.media_types import OfferToSend, PublicationRef
+from kernel.media_types import LinkReport, LinkStats, OfferToSend, PublicationRef
 from signaling.errors import SignalingError
 from signaling.protocol import ErrorCode
 
@@ -35,6 +35,9 @@ class MediaEvents(Protocol):
 
     async def peer_failed(self, participant_id: str, reason: str) -> None:
         """The participant's connection failed or never answered; it was closed."""
+
+    async def link_quality(self, participant_id: str, report: LinkReport) -> None:
+        """What the participant's page should show about connection quality changed."""
 
 
 class MediaSession(Protocol):
@@ -64,6 +67,9 @@ class MediaSession(Protocol):
     def peer_count(self) -> int: ...
 
     def publications(self) -> list[PublicationRef]: ...
+
+    def link_stats(self) -> list[LinkStats]:
+        """Each participant's connection as measured (metrics); empty when not adapting."""
 
     async def aclose(self) -> None:
         """Close every peer connection and task of the room (bounded)."""

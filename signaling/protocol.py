@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from kernel.languages import LANGUAGES, Language
+from kernel.media_types import LinkQuality, VideoState
 from kernel.roles import Role
 from signaling.errors import SignalingError
 
@@ -350,6 +351,23 @@ class Offer(_Msg):
     tracks: list[TrackInfo]
 
 
+class ParticipantLink(_Msg):
+    """Another participant's connection, and what you receive of their camera."""
+
+    participant_id: str
+    link: LinkQuality
+    #: ``full``, ``reduced`` (a lower layer for your connection) or ``paused``; null: no camera.
+    video: VideoState | None
+
+
+class LinkQualityMessage(_Msg):
+    """Connection quality as the server measures it (sent when it changes)."""
+
+    type: Literal["link_quality"] = "link_quality"
+    you: LinkQuality
+    participants: list[ParticipantLink]
+
+
 class MuteChanged(_Msg):
     type: Literal["mute_changed"] = "mute_changed"
     participant_id: str
@@ -528,6 +546,7 @@ ServerMessage = Annotated[
     | ParticipantJoined
     | ParticipantLeft
     | Offer
+    | LinkQualityMessage
     | MuteChanged
     | ChatMessage
     | RoomStateChanged

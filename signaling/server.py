@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 import socketio
 
 from kernel.log_limits import RateLimitedLog
-from kernel.media_types import OfferToSend, PublicationRef
+from kernel.media_types import LinkReport, OfferToSend, PublicationRef
 from signaling.admission import AdmissionStore
 from signaling.chat import ChatStore, Redactor
 from signaling.errors import SignalingError, UnknownRoomError
@@ -46,9 +46,11 @@ from signaling.protocol import (
     IceServerInfo,
     Join,
     Leave,
+    LinkQualityMessage,
     Mute,
     MuteChanged,
     Offer,
+    ParticipantLink,
     ProtocolError,
     Remove,
     RequestError,
@@ -97,6 +99,9 @@ class _RoomEvents(MediaEvents):
 
     async def peer_failed(self, participant_id: str, reason: str) -> None:
         await self._server._peer_failed(self._room_id, participant_id, reason)
+
+    async def link_quality(self, participant_id: str, report: LinkReport) -> None:
+        await self._server._send_link_quality(self._room_id, participant_id, report)
 
 
 class SignalingServer:
@@ -406,6 +411,22 @@ class SignalingServer:
                 ],
             ),
         )
+
+    async def _send_link_quality(
+        self, room_id: str, participant_id: str, report: LinkReport
+    ) -> None:
+        room = self._live.get(room_id)
+        target = room.participants.get(participant_id) if room else None
+        if target is None or target.state is not ParticipantState.IN_ROOM:
+            return
+        message = LinkQualityMessage(
+            you=report.you,
+            participants=[
+                ParticipantLink(participant_id=p.participant_id, link=p.link, video=p.video)
+                for p in report.participants
+            ],
+        )
+        await self.messenger.send(target, message)
 
     async def _peer_failed(self, room_id: str, participant_id: str, reason: str) -> None:
         """A participant's media connection was closed: give them a new one, within limits."""

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from aiortc import RTCIceServer
 
-from kernel.media_types import OfferToSend, PublicationRef
+from kernel.media_types import LinkReport, LinkStats, OfferToSend, PublicationRef
 from media.errors import MediaError
 from media.forwarding import AudioTap, Forwarder, PacketSource, Publication
 from media.negotiation import NegotiatorConfig
@@ -70,6 +70,9 @@ class SfuRoom:
     def publications(self) -> list[PublicationRef]:
         return [p.ref for p in self.media.publications.values()]
 
+    def link_stats(self) -> list[LinkStats]:
+        return self.media.link_stats()
+
     async def aclose(self) -> None:
         try:
             await self.media.aclose()
@@ -109,6 +112,9 @@ class SfuRooms:
         async def on_publication(publication: Publication) -> None:
             await events.publication_added(publication.ref)
 
+        async def on_link_report(participant_id: str, report: LinkReport) -> None:
+            await events.link_quality(participant_id, report)
+
         media = MediaRoom(
             room_id,
             self._forwarder_factory(),
@@ -117,6 +123,7 @@ class SfuRooms:
             on_publication=on_publication,
             on_peer_failed=events.peer_failed,
             negotiation=self._negotiation,
+            on_link_report=on_link_report,
         )
         room = SfuRoom(media, self._forget)
         self._rooms[room_id] = room

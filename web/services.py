@@ -22,6 +22,7 @@ from aiortc import RTCIceServer
 from prometheus_client import CollectorRegistry
 
 from interpretation.redaction import redact
+from media.adaptation import AdaptationConfig
 from media.codecs import RoomCodecs
 from media.forwarding import Forwarder
 from media.negotiation import NegotiatorConfig
@@ -117,7 +118,14 @@ def core_services(
             )
             app[PLACEMENT] = placement
             app[MEDIA_ROOMS] = SfuRooms(
-                forwarder_factory or (lambda: RtpForwarder(codecs)),
+                forwarder_factory
+                or (
+                    lambda: RtpForwarder(
+                        codecs,
+                        adaptation=AdaptationConfig(enabled=settings.adaptation),
+                        simulcast=settings.simulcast,
+                    )
+                ),
                 ice_servers=[RTCIceServer(**s.model_dump()) for s in settings.ice_servers],
                 negotiation=NegotiatorConfig(
                     answer_timeout_s=settings.answer_timeout_s, resends=settings.offer_resends

@@ -128,6 +128,14 @@ class Settings(BaseSettings):
         default="VP8",
         description="The video codec rooms forward without transcoding; browsers must support it",
     )
+    adaptation: bool = Field(
+        default=True,
+        description="Adapt each subscriber's video to its link (layers, pause); off: forward all",
+    )
+    simulcast: bool = Field(
+        default=True,
+        description="Ask browsers for simulcast (VP8 rooms) so each subscriber gets its own layer",
+    )
     empty_room_grace_s: float = Field(
         default=600.0, gt=0, description="A live room left empty this long ends"
     )

@@ -1,0 +1,221 @@
+"""Per-subscriber adaptation for one forwarder: estimates, allocations, quality, one task.
+
+``Adaptation`` is owned by an ``RtpForwarder``. It keeps, for every subscriber
+connection, a ``SubscriberLink``: the link estimate (``media.bandwidth``), the
+allocator (``media.allocation``), the subscriber's video tracks (each with its
+``media.layers.LayerSelector``) and audio rate meters. One task (``tick_s``,
+default 0.5 s) turns byte counters into bitrates, samples what each transport
+has sent, re-allocates, and updates each subscriber's connection quality
+(worse at once, better only after ``improve_after_s``). The per-packet work
+stays in the forwarder's hot path; nothing here runs per packet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+
+from kernel.media_types import LinkQuality, VideoState
+from kernel.taskset import TaskSet, raise_if_cancelling
+from media.allocation import AllocationConfig, SubscriberAllocator, VideoTrack
+from media.bandwidth import BandwidthConfig, LinkEstimator
+from media.layers import LayerTracker
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Adaptation", "AdaptationConfig", "RateMeter", "SubscriberLink"]
+
+_SEVERITY = {LinkQuality.GOOD: 0, LinkQuality.WEAK: 1, LinkQuality.POOR: 2}
+
+#: The transport's running totals (bytes, packets) sent.
+SentCounters = Callable[[], tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class AdaptationConfig:
+    #: Off: every subscriber gets the best encoding and all layers (no estimate is used).
+    enabled: bool = True
+    tick_s: float = 0.5
+    #: A connection shown weak or poor is shown better only after this long.
+    improve_after_s: float = 3.0
+    #: Smoothed loss above which a connection is weak, and poor.
+    weak_loss: float = 0.05
+    poor_loss: float = 0.15
+    bandwidth: BandwidthConfig = field(default_factory=BandwidthConfig)
+    allocation: AllocationConfig = field(default_factory=AllocationConfig)
+
+
+class RateMeter:
+    """Bytes of one audio publication, as bit/s (the forwarder adds; the tick reads)."""
+
+    __slots__ = ("bytes", "rate_bps")
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.rate_bps = 0.0
+
+    def refresh(self, dt: float) -> None:
+        if dt > 0:
+            self.rate_bps += min(1.0, dt / 1.5) * (self.bytes * 8 / dt - self.rate_bps)
+        self.bytes = 0
+
+
+class SubscriberLink:
+    """One subscriber connection: its estimate, its allocation and its quality."""
+
+    def __init__(
+        self,
+        name: str,
+        config: AdaptationConfig,
+        clock: Callable[[], float],
+        counters: SentCounters | None,
+    ) -> None:
+        self.name = name
+        self._config = config
+        self._clock = clock
+        self._counters = counters
+        self.estimator = LinkEstimator(config.bandwidth, clock)
+        self.allocator = SubscriberAllocator(name, config.allocation, clock)
+        self.videos: dict[Hashable, VideoTrack] = {}
+        self.audios: dict[Hashable, RateMeter] = {}
+        self.quality = LinkQuality.GOOD
+        self._better_since: float | None = None
+
+    def tick(self) -> None:
+        if self._counters is not None:
+            self.estimator.sample(*self._counters())
+        if self._config.enabled:
+            audio = sum(meter.rate_bps for meter in self.audios.values())
+            self.allocator.allocate(self.estimator, list(self.videos.values()), audio)
+        self._update_quality()
+
+    def measured_quality(self) -> LinkQuality:
+        """This tick's quality, before hysteresis."""
+        states = {track.state for track in self.videos.values()}
+        loss = self.estimator.loss
+        if VideoState.PAUSED in states or loss > self._config.poor_loss:
+            return LinkQuality.POOR
+        if VideoState.REDUCED in states or loss > self._config.weak_loss:
+            return LinkQuality.WEAK
+        return LinkQuality.GOOD
+
+    def _update_quality(self) -> None:
+        now = self._clock()
+        measured = self.measured_quality()
+        if _SEVERITY[measured] >= _SEVERITY[self.quality]:
+            self._better_since = None
+            if measured is not self.quality:
+                logger.info("%s: connection %s -> %s", self.name, self.quality, measured)
+                self.quality = measured
+            return
+        if self._better_since is None:
+            self._better_since = now
+        elif now - self._better_since >= self._config.improve_after_s:
+            logger.info("%s: connection %s -> %s", self.name, self.quality, measured)
+            self.quality = measured
+            self._better_since = None
+
+
+class Adaptation:
+    """Every subscriber link of one forwarder, and the task that re-allocates them."""
+
+    def __init__(
+        self,
+        config: AdaptationConfig | None = None,
+        *,
+        tasks: TaskSet,
+        now_ms: Callable[[], int],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config or AdaptationConfig()
+        self._tasks = tasks
+        self._now_ms = now_ms
+        self._clock = clock
+        self._links: dict[Hashable, SubscriberLink] = {}
+        self._owner: dict[Hashable, Hashable] = {}  # sender -> its link's key
+        self._trackers: list[LayerTracker] = []
+        self._meters: list[RateMeter] = []
+        self._task: asyncio.Task[None] | None = None
+        self._last_tick: float | None = None
+        self.ticks = 0
+
+    # -- registry ----------------------------------------------------------------------
+    def link(self, key: Hashable, name: str, counters: SentCounters | None) -> SubscriberLink:
+        link = self._links.get(key)
+        if link is None:
+            link = self._links[key] = SubscriberLink(name, self.config, self._clock, counters)
+            self._start()
+        return link
+
+    def get(self, key: Hashable) -> SubscriberLink | None:
+        return self._links.get(key)
+
+    def forget(self, key: Hashable) -> None:
+        link = self._links.pop(key, None)
+        if link is not None:
+            for sender in [*link.videos, *link.audios]:
+                self._owner.pop(sender, None)
+
+    def add_video(self, key: Hashable, sender: Hashable, track: VideoTrack) -> None:
+        self.remove(sender)
+        self._links[key].videos[sender] = track
+        self._owner[sender] = key
+
+    def add_audio(self, key: Hashable, sender: Hashable, meter: RateMeter) -> None:
+        self.remove(sender)
+        self._links[key].audios[sender] = meter
+        self._owner[sender] = key
+
+    def remove(self, sender: Hashable) -> None:
+        key = self._owner.pop(sender, None)
+        link = self._links.get(key) if key is not None else None
+        if link is not None:
+            link.videos.pop(sender, None)
+            link.audios.pop(sender, None)
+
+    def video_track(self, sender: Hashable) -> VideoTrack | None:
+        key = self._owner.get(sender)
+        link = self._links.get(key) if key is not None else None
+        return link.videos.get(sender) if link is not None else None
+
+    def watch(self, source: LayerTracker | RateMeter) -> None:
+        if isinstance(source, LayerTracker):
+            self._trackers.append(source)
+        else:
+            self._meters.append(source)
+
+    def unwatch(self, source: LayerTracker | RateMeter) -> None:
+        for kept in (self._trackers, self._meters):
+            if source in kept:
+                kept.remove(source)  # type: ignore[arg-type]
+
+    # -- the tick ----------------------------------------------------------------------
+    def tick(self) -> None:
+        """Refresh every rate, then re-allocate every subscriber (also called by tests)."""
+        now = self._clock()
+        dt = 0.0 if self._last_tick is None else now - self._last_tick
+        self._last_tick = now
+        now_ms = self._now_ms()
+        for tracker in self._trackers:
+            tracker.refresh(now_ms)
+        for meter in self._meters:
+            meter.refresh(dt)
+        for link in list(self._links.values()):
+            try:
+                link.tick()
+            except Exception:
+                logger.exception("%s: adaptation failed", link.name)
+        self.ticks += 1
+
+    def _start(self) -> None:
+        if self._task is None and not self._tasks.closed:
+            self._task = self._tasks.spawn(self._run(), name="adaptation")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.tick_s)
+            raise_if_cancelling()
+            self.tick()

@@ -1,0 +1,298 @@
+"""Which layer of each video a subscriber gets, so that its audio always gets through.
+
+Once per tick (``media.adaptation``) a subscriber's estimate
+(``media.bandwidth.LinkEstimator``) is shared out as LiveKit's
+``StreamAllocator`` does: audio first, whatever it measures; then every video
+gets a place on its *ladder* — the lowest encoding's temporal layers
+(6 → 12 → 24 fps), then each higher encoding at full frame rate — or is paused.
+
+* **Down** at once when the browser signals congestion (or before any rate
+  was confirmed, when what we send exceeds the estimate): the video on the
+  highest rung steps down first, until the total fits 90 % of the estimate;
+  when every video is on its lowest rung the last one (in subscription order)
+  is paused, then the next.
+* **Up** one rung per tick, the lowest video first, no sooner than
+  ``hold_s`` after a congestion, and only if the new total fits 85 % of the
+  estimate (the 15 % band is the hysteresis that keeps a REMB sawtooth from
+  flapping layers). Because Chrome's REMB recovers slowly once it has
+  dropped, a step *beyond* the estimate is also allowed — a probe — when the
+  link has been clean for ``probe_wait`` and the step is at most
+  ``probe_ratio`` times what is being sent; if congestion follows within
+  ``probe_blame_s`` that total becomes a ceiling for a while and the wait
+  doubles (5 s up to 60 s), like LiveKit's probe back-off.
+
+A video's state is ``full`` (top of its ladder: the best the publisher sends),
+``reduced`` or ``paused``, with the transitions of ``VIDEO_TRANSITIONS``
+enforced. The selector does the switching at keyframes; this module only
+decides.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from kernel.media_types import VideoState
+from media.bandwidth import LinkEstimator
+from media.errors import MediaError
+from media.layers import ALL_TEMPORAL, LayerSelector, LayerTracker
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "VIDEO_TRANSITIONS",
+    "AllocationConfig",
+    "IllegalVideoTransition",
+    "Option",
+    "SubscriberAllocator",
+    "VideoState",
+    "VideoTrack",
+    "ladder",
+]
+
+
+VIDEO_TRANSITIONS: Final[dict[VideoState, frozenset[VideoState]]] = {
+    VideoState.FULL: frozenset({VideoState.REDUCED, VideoState.PAUSED}),
+    VideoState.REDUCED: frozenset({VideoState.FULL, VideoState.PAUSED}),
+    # A resumed video starts on its lowest rung; FULL directly only when that is the top.
+    VideoState.PAUSED: frozenset({VideoState.REDUCED, VideoState.FULL}),
+}
+
+
+class IllegalVideoTransition(MediaError):
+    """A video subscription was moved between states the table does not allow."""
+
+
+@dataclass(frozen=True)
+class AllocationConfig:
+    headroom: float = 0.85
+    drain: float = 0.9
+    hold_s: float = 2.0
+    probe_wait_s: float = 5.0
+    probe_wait_max_s: float = 60.0
+    probe_ratio: float = 2.5
+    probe_blame_s: float = 4.0
+    stable_s: float = 20.0
+
+
+@dataclass(frozen=True)
+class Option:
+    """One rung: an encoding and the highest temporal layer, at its measured bit/s."""
+
+    ssrc: int
+    temporal: int
+    bps: float
+
+
+def ladder(tracker: LayerTracker) -> list[Option]:
+    """The rungs of a publication, cheapest first (empty until an encoding is known)."""
+    layers = tracker.layers
+    if not layers:
+        return []
+    low = layers[0]
+    rungs: list[Option] = []
+    if low.temporal > 1:
+        rungs += [Option(low.ssrc, t, low.rate(t)) for t in range(low.temporal)]
+    else:
+        rungs.append(Option(low.ssrc, ALL_TEMPORAL, low.rate(ALL_TEMPORAL)))
+    for encoding in layers[1:]:
+        option = Option(encoding.ssrc, ALL_TEMPORAL, encoding.rate(ALL_TEMPORAL))
+        if option.bps > rungs[-1].bps:
+            rungs.append(option)
+    return rungs
+
+
+class VideoTrack:
+    """One video subscription under allocation."""
+
+    def __init__(self, name: str, selector: LayerSelector, tracker: LayerTracker) -> None:
+        self.name = name
+        self.selector = selector
+        self.tracker = tracker
+        #: Rung on the current ladder; -1 paused; None before the first allocation.
+        self.index: int | None = None
+        self.state = VideoState.FULL
+        self.option: Option | None = None
+
+    def set_state(self, new: VideoState) -> None:
+        if new is self.state:
+            return
+        if new not in VIDEO_TRANSITIONS[self.state]:
+            raise IllegalVideoTransition(
+                f"{self.name}: illegal video transition {self.state.value} -> {new.value}"
+            )
+        logger.info("%s: video %s -> %s", self.name, self.state.value, new.value)
+        self.state = new
+
+    def place(self, rungs: list[Option]) -> int:
+        """This track's rung on a (possibly changed) ladder."""
+        if self.index is None:
+            return len(rungs) - 1
+        if self.index < 0:
+            return -1
+        old = self.option
+        if old is not None:
+            for i, rung in enumerate(rungs):
+                if rung.ssrc == old.ssrc and rung.temporal == old.temporal:
+                    return i
+            fitting = [i for i, rung in enumerate(rungs) if rung.bps <= old.bps]
+            return fitting[-1] if fitting else 0
+        return min(self.index, len(rungs) - 1)
+
+    def apply(self, rungs: list[Option], index: int) -> None:
+        if index < 0:
+            if self.index is None or self.index >= 0:
+                self.selector.pause()
+            self.set_state(VideoState.PAUSED)
+            self.index, self.option = -1, None
+            return
+        rung = rungs[index]
+        selector = self.selector
+        if (
+            selector.paused
+            or selector.target_ssrc != rung.ssrc
+            or selector.target_temporal != rung.temporal
+        ):
+            selector.set_target(rung.ssrc, rung.temporal)
+        self.set_state(VideoState.FULL if index == len(rungs) - 1 else VideoState.REDUCED)
+        self.index, self.option = index, rung
+
+
+class SubscriberAllocator:
+    """The allocation of one subscriber, with its probing back-off."""
+
+    def __init__(
+        self,
+        name: str,
+        config: AllocationConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._name = name
+        self._config = config or AllocationConfig()
+        self._clock = clock
+        self._seen_congestion: float | None = None
+        self._upgrade_at: float | None = None
+        self._upgrade_need = 0.0
+        self._probe_wait = self._config.probe_wait_s
+        self._ceiling: float | None = None
+        self._ceiling_until = 0.0
+        #: Totals (bit/s) of the last allocation, for metrics and the debug panel.
+        self.need_bps = 0.0
+        self.probes = 0
+
+    def allocate(self, link: LinkEstimator, tracks: list[VideoTrack], audio_bps: float) -> None:
+        c = self._config
+        now = self._clock()
+        ladders = [ladder(track.tracker) for track in tracks]
+        pos = [
+            track.place(rungs) if rungs else None
+            for track, rungs in zip(tracks, ladders, strict=True)
+        ]
+        estimate = link.estimate_bps
+
+        def cost(j: int) -> float:
+            p = pos[j]
+            return 0.0 if p is None or p < 0 else ladders[j][p].bps
+
+        if estimate is None:
+            pos = [len(rungs) - 1 if rungs else None for rungs in ladders]
+        else:
+            need = audio_bps + sum(cost(j) for j in range(len(tracks)))
+            congested = link.congested_since(self._seen_congestion)
+            if congested:
+                self._seen_congestion = link.congested_at
+                self._blame(now)
+            if link.since_congestion() >= c.stable_s:
+                self._probe_wait = c.probe_wait_s
+            probing = (
+                self._upgrade_at is not None
+                and now - self._upgrade_at < c.probe_blame_s
+                and not congested
+            )
+            if need > estimate and (congested or not probing):
+                need = self._step_down(pos, ladders, need, estimate * c.drain, cost)
+                self._upgrade_at = None
+            elif link.since_congestion() >= c.hold_s:
+                need = self._step_up(link, pos, ladders, need, estimate, cost, now)
+            self.need_bps = need
+        for track, rungs, p in zip(tracks, ladders, pos, strict=True):
+            if rungs and p is not None:
+                track.apply(rungs, p)
+
+    def _blame(self, now: float) -> None:
+        """A congestion right after an upgrade: that total is too much for a while."""
+        c = self._config
+        if self._upgrade_at is not None and now - self._upgrade_at <= c.probe_blame_s:
+            self._ceiling = self._upgrade_need
+            self._ceiling_until = now + self._probe_wait
+            logger.info(
+                "%s: congestion after stepping up to %.0f kbit/s; no probe there for %.0f s",
+                self._name,
+                self._upgrade_need / 1000,
+                self._probe_wait,
+            )
+            self._probe_wait = min(self._probe_wait * 2, c.probe_wait_max_s)
+        self._upgrade_at = None
+
+    @staticmethod
+    def _step_down(
+        pos: list[int | None],
+        ladders: list[list[Option]],
+        need: float,
+        target: float,
+        cost: Callable[[int], float],
+    ) -> float:
+        while need > target:
+            movable = [j for j, p in enumerate(pos) if p is not None and p >= 0]
+            if not movable:
+                break
+            j = max(movable, key=lambda k: (pos[k], k))
+            need -= cost(j)
+            p = pos[j]
+            assert p is not None
+            pos[j] = p - 1
+            need += cost(j)
+        return need
+
+    def _step_up(
+        self,
+        link: LinkEstimator,
+        pos: list[int | None],
+        ladders: list[list[Option]],
+        need: float,
+        estimate: float,
+        cost: Callable[[int], float],
+        now: float,
+    ) -> float:
+        c = self._config
+        growable = [j for j, p in enumerate(pos) if p is not None and p < len(ladders[j]) - 1]
+        if not growable:
+            return need
+        j = min(growable, key=lambda k: (pos[k], k))
+        p = pos[j]
+        assert p is not None
+        new_need = need - cost(j) + ladders[j][p + 1].bps
+        within = new_need <= estimate * c.headroom
+        if not within:
+            blocked = (
+                self._ceiling is not None
+                and now < self._ceiling_until
+                and new_need >= self._ceiling * 0.97
+            )
+            probe = (
+                link.clean
+                and not blocked
+                and link.since_congestion() >= self._probe_wait
+                and (self._upgrade_at is None or now - self._upgrade_at >= c.probe_blame_s)
+                and new_need <= c.probe_ratio * max(link.sent_bps, need)
+            )
+            if not probe:
+                return need
+            self.probes += 1
+        pos[j] = p + 1
+        self._upgrade_at = now
+        self._upgrade_need = new_need
+        return new_need

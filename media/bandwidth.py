@@ -1,0 +1,159 @@
+"""What one subscriber's link can take, from what its browser already reports.
+
+A subscriber's browser sends, every ~200 ms, a REMB (its receive-side,
+delay-based estimate of the whole connection: libwebrtc's
+``RemoteBitrateEstimatorAbsSendTime``) and receiver reports (loss per stream,
+RTT through our sender reports). ``LinkEstimator`` turns them into one number,
+the rate the server may send to this subscriber, as mediasoup's ``RembClient``
+and LiveKit's ``StreamAllocator`` do with REMB:
+
+* **down, fast.** A REMB that falls while we send close to it is the browser's
+  overuse detector seeing queues grow: the estimate drops to it at once and
+  a *congestion* is recorded. Loss above 10 % over the last reports cuts the
+  estimate to what was sent times ``1 - loss/2`` (libwebrtc's loss-based rule),
+  at most twice a second. A REMB that falls only because we send less (it is
+  capped near 1.5x what it receives) is not congestion.
+* **up, from evidence.** A REMB above the estimate raises it; so does a rate
+  that was sent for ``verify_s`` with no congestion and little loss (the
+  allocator's probing upgrades rely on this, because Chrome's REMB climbs only
+  a few percent a second after it once dropped).
+
+Everything is driven by calls (REMB, reports, periodic ``sample`` of the bytes
+sent); the clock is injectable; no task, no I/O.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = ["BandwidthConfig", "LinkEstimator"]
+
+#: Bytes per sent packet the transport counters do not include: UDP and IPv4 headers.
+_UDP_IP_OVERHEAD: Final = 28
+
+
+@dataclass(frozen=True)
+class BandwidthConfig:
+    #: A REMB below this share of the previous one is a decrease.
+    remb_decrease: float = 0.95
+    #: ... and congestion when it is below this multiple of what we send.
+    remb_congested_vs_sent: float = 1.1
+    #: Smoothed loss above which the estimate is cut, and below which the link is clean.
+    loss_high: float = 0.10
+    loss_clean: float = 0.02
+    #: A sending rate held this long with no congestion and clean loss counts as available.
+    verify_s: float = 2.0
+    #: Weight of each new receiver report in the smoothed loss.
+    loss_weight: float = 0.3
+
+
+class LinkEstimator:
+    """The estimate for one subscriber's connection (all its streams share the link)."""
+
+    def __init__(
+        self, config: BandwidthConfig | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._config = config or BandwidthConfig()
+        self._clock = clock
+        #: Bit/s the server may send; None until the first REMB or loss cut.
+        self.estimate_bps: float | None = None
+        self.remb_bps: int | None = None
+        #: Smoothed fraction of packets lost (receiver reports).
+        self.loss = 0.0
+        self.rtt_s: float | None = None
+        #: Bit/s sent to this subscriber (everything on its transport), smoothed.
+        self.sent_bps = 0.0
+        #: When the last congestion was seen (monotonic seconds), and how many.
+        self.congested_at: float | None = None
+        self.congestions = 0
+        self._loss_cut_at: float | None = None
+        self._sample: tuple[float, int, int] | None = None
+        self._clean_since: float | None = None
+        self._clean_min_bps = 0.0
+
+    # -- inputs ------------------------------------------------------------------------
+    def on_remb(self, bitrate: int) -> None:
+        now = self._clock()
+        previous = self.remb_bps
+        self.remb_bps = bitrate
+        if self.estimate_bps is None:
+            self.estimate_bps = float(bitrate)
+            return
+        c = self._config
+        if (
+            previous is not None
+            and bitrate < previous * c.remb_decrease
+            and bitrate < self.sent_bps * c.remb_congested_vs_sent
+        ):
+            self.estimate_bps = min(self.estimate_bps, float(bitrate))
+            self._congestion(now)
+        elif bitrate > self.estimate_bps:
+            self.estimate_bps = float(bitrate)
+
+    def on_report(self, fraction_lost: float, rtt_s: float | None = None) -> None:
+        """One receiver-report block for one of our streams (``fraction_lost`` in 0..1)."""
+        now = self._clock()
+        c = self._config
+        self.loss += c.loss_weight * (fraction_lost - self.loss)
+        if rtt_s is not None:
+            self.rtt_s = rtt_s
+        if self.loss > c.loss_high and self.sent_bps > 0:
+            if self._loss_cut_at is None or now - self._loss_cut_at >= 0.5:
+                self._loss_cut_at = now
+                cut = self.sent_bps * (1 - self.loss / 2)
+                self.estimate_bps = (
+                    cut if self.estimate_bps is None else min(self.estimate_bps, cut)
+                )
+                self._congestion(now)
+
+    def sample(self, sent_bytes: int, sent_packets: int) -> None:
+        """The transport's running totals of bytes and packets sent (a few times a second)."""
+        now = self._clock()
+        last = self._sample
+        self._sample = (now, sent_bytes, sent_packets)
+        if last is None or now <= last[0]:
+            return
+        dt = now - last[0]
+        bits = ((sent_bytes - last[1]) + (sent_packets - last[2]) * _UDP_IP_OVERHEAD) * 8
+        rate = max(0.0, bits / dt)
+        self.sent_bps += min(1.0, dt / 1.0) * (rate - self.sent_bps)
+        self._verify(now)
+
+    # -- state -------------------------------------------------------------------------
+    def congested_since(self, when: float | None) -> bool:
+        return self.congested_at is not None and (when is None or self.congested_at > when)
+
+    def since_congestion(self) -> float:
+        """Seconds since the last congestion (infinite if never)."""
+        if self.congested_at is None:
+            return float("inf")
+        return self._clock() - self.congested_at
+
+    @property
+    def clean(self) -> bool:
+        return self.loss < self._config.loss_clean
+
+    def _congestion(self, now: float) -> None:
+        self.congested_at = now
+        self.congestions += 1
+        self._clean_since = None
+
+    def _verify(self, now: float) -> None:
+        """A rate that went through cleanly for ``verify_s`` is available (raises the estimate)."""
+        if not self.clean or self.since_congestion() < self._config.verify_s:
+            self._clean_since = None
+            return
+        if self._clean_since is None:
+            self._clean_since = now
+            self._clean_min_bps = self.sent_bps
+            return
+        self._clean_min_bps = min(self._clean_min_bps, self.sent_bps)
+        if now - self._clean_since >= self._config.verify_s:
+            held = self._clean_min_bps
+            if self.estimate_bps is not None and held > self.estimate_bps:
+                self.estimate_bps = held
+            self._clean_since = now
+            self._clean_min_bps = self.sent_bps
