@@ -1,0 +1,226 @@
+"""The per-subscriber estimate and allocation: audio first, video down at once on congestion,
+up slowly with hysteresis, paused when nothing fits, and the connection quality a page shows."""
+
+from __future__ import annotations
+
+import itertools
+
+from kernel.media_types import LinkQuality, VideoState
+from media.adaptation import AdaptationConfig, RateMeter, SubscriberLink
+from media.allocation import SubscriberAllocator, VideoTrack, ladder
+from media.bandwidth import LinkEstimator
+from media.layers import ALL_TEMPORAL, LayerSelector, LayerTracker
+from tests.media.test_layers import Numbering
+from tests.media.vp8_packets import Vp8Stream
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def camera(low_kbps: float = 150, high_kbps: float = 600) -> tuple[LayerTracker, LayerSelector]:
+    """A simulcast camera (320x240 and 640x480, L1T3) measured at the given rates."""
+    tracker = LayerTracker(lambda: "VP8")
+    t_ms = 0
+    tracker.refresh(t_ms)
+    streams = [Vp8Stream(ssrc=1, width=320, height=240), Vp8Stream(ssrc=2)]
+    kbps = [low_kbps, high_kbps]
+    for i in range(30):  # 30 frames per second for 1 s
+        t_ms += 33
+        for stream, rate in zip(streams, kbps, strict=True):
+            size = int(rate * 1000 / 8 / 30 / stream.packets_per_frame) - 50
+            for p in stream.next_frame(keyframe=i == 0, size=max(size, 20)):
+                tracker.observe(p, t_ms)
+    for _ in range(6):  # let the smoothed rates settle at the true ones
+        tracker.refresh(t_ms)
+        t_ms += 1000
+        for i in range(30):
+            for stream, rate in zip(streams, kbps, strict=True):
+                size = int(rate * 1000 / 8 / 30 / stream.packets_per_frame) - 50
+                for p in stream.next_frame(size=max(size, 20)):
+                    tracker.observe(p, t_ms - 1000 + i * 33)
+    tracker.refresh(t_ms)
+    selector = LayerSelector(tracker, Numbering(), 90_000, lambda ssrc: None)
+    return tracker, selector
+
+
+def test_the_ladder_climbs_temporal_layers_then_encodings() -> None:
+    tracker, _ = camera()
+    rungs = ladder(tracker)
+    assert [(r.ssrc, r.temporal) for r in rungs] == [(1, 0), (1, 1), (1, 2), (2, ALL_TEMPORAL)]
+    assert all(a.bps < b.bps for a, b in itertools.pairwise(rungs))
+    assert 550_000 < rungs[-1].bps < 750_000  # the high encoding as sent (with packet overhead)
+
+
+def test_remb_drop_while_sending_near_it_is_congestion_but_not_when_we_send_less() -> None:
+    clock = Clock()
+    e = LinkEstimator(clock=clock)
+    e.on_remb(2_000_000)
+    assert e.estimate_bps == 2_000_000 and e.congestions == 0
+    e.sent_bps = 1_500_000
+    clock.t += 0.2
+    e.on_remb(1_200_000)  # falls below what we send: the browser's queues grow
+    assert e.estimate_bps == 1_200_000 and e.congestions == 1
+    e.sent_bps = 200_000
+    clock.t += 0.2
+    e.on_remb(500_000)  # falls, but we send far less: REMB follows what it receives
+    assert e.congestions == 1 and e.estimate_bps == 1_200_000
+
+
+def test_heavy_loss_cuts_the_estimate_from_what_was_sent() -> None:
+    clock = Clock()
+    e = LinkEstimator(clock=clock)
+    e.sample(0, 0)
+    clock.t += 1.0
+    e.sample(100_000, 100)  # 800 kbit/s of payload, plus UDP/IP headers
+    for _ in range(5):
+        clock.t += 0.6
+        e.on_report(0.4, 0.05)
+    assert e.congestions >= 1 and e.rtt_s == 0.05
+    assert e.estimate_bps is not None and e.estimate_bps < 0.85 * e.sent_bps
+
+
+def test_a_rate_held_cleanly_raises_the_estimate() -> None:
+    clock = Clock()
+    e = LinkEstimator(clock=clock)
+    e.on_remb(300_000)
+    sent = 0
+    e.sample(0, 0)
+    for _ in range(20):  # 5 s at 500 kbit/s with no loss and no congestion
+        clock.t += 0.25
+        sent += 500_000 // 8 // 4
+        e.sample(sent, 0)
+        e.on_report(0.0)
+    assert e.estimate_bps is not None and e.estimate_bps > 400_000
+
+
+def make_link(clock: Clock, cameras: int = 2) -> tuple[SubscriberLink, list[VideoTrack]]:
+    link = SubscriberLink("resident", AdaptationConfig(), clock, counters=None)
+    tracks = []
+    for n in range(cameras):
+        tracker, selector = camera()
+        track = VideoTrack(f"camera {n}", selector, tracker)
+        link.videos[n] = track
+        tracks.append(track)
+    meter = RateMeter()
+    meter.rate_bps = 40_000
+    link.audios["audio"] = meter
+    return link, tracks
+
+
+def test_congestion_steps_video_down_until_audio_and_video_fit() -> None:
+    clock = Clock()
+    link, tracks = make_link(clock)
+    link.estimator.on_remb(3_000_000)
+    link.tick()
+    assert [t.state for t in tracks] == [VideoState.FULL, VideoState.FULL]
+    link.estimator.sent_bps = 1_400_000
+    clock.t += 0.5
+    link.estimator.on_remb(500_000)  # the link fell to 500 kbit/s
+    link.tick()
+    used = 40_000 + sum(t.option.bps for t in tracks if t.option is not None)
+    assert used <= 0.9 * 500_000
+    assert {t.state for t in tracks} == {VideoState.REDUCED}
+    assert link.quality is LinkQuality.WEAK
+
+
+def test_when_nothing_fits_video_is_paused_and_audio_keeps_its_share() -> None:
+    clock = Clock()
+    link, tracks = make_link(clock)
+    link.estimator.on_remb(3_000_000)
+    link.tick()
+    link.estimator.sent_bps = 1_400_000
+    clock.t += 0.5
+    link.estimator.on_remb(100_000)
+    link.tick()
+    assert [t.state for t in tracks] == [VideoState.REDUCED, VideoState.PAUSED]
+    assert tracks[1].selector.paused
+    clock.t += 0.5
+    link.estimator.sent_bps = 90_000
+    link.estimator.on_remb(70_000)
+    link.tick()
+    assert [t.state for t in tracks] == [VideoState.PAUSED, VideoState.PAUSED]
+    assert link.quality is LinkQuality.POOR
+
+
+def test_recovery_resumes_one_step_at_a_time_after_a_hold_without_flapping() -> None:
+    clock = Clock()
+    link, tracks = make_link(clock)
+    link.estimator.on_remb(3_000_000)
+    link.tick()
+    link.estimator.sent_bps = 1_400_000
+    clock.t += 0.5
+    link.estimator.on_remb(60_000)
+    link.tick()
+    assert all(t.state is VideoState.PAUSED for t in tracks)
+    # The link comes back (REMB rises at once); nothing moves within the hold after congestion.
+    link.estimator.on_remb(3_000_000)
+    clock.t += 0.5
+    link.tick()
+    assert all(t.state is VideoState.PAUSED for t in tracks)
+    steps = []
+    for _ in range(30):
+        clock.t += 0.5
+        link.tick()
+        steps.append(tuple(t.index for t in tracks))
+    # One rung per tick, lowest video first, until both are at the top.
+    changes = [b for a, b in itertools.pairwise(steps) if a != b]
+    for a, b in itertools.pairwise(changes):
+        assert sum(y - x for x, y in zip(a, b, strict=True)) == 1
+    assert [t.state for t in tracks] == [VideoState.FULL, VideoState.FULL]
+    # Quality is shown better only after improve_after_s (3 s) at the better level.
+    assert link.quality is LinkQuality.GOOD
+
+
+def test_an_estimate_within_the_headroom_of_the_next_rung_does_not_step_up() -> None:
+    clock = Clock()
+    link, tracks = make_link(clock, cameras=1)
+    rungs = ladder(tracks[0].tracker)
+    link.estimator.on_remb(3_000_000)
+    link.tick()
+    link.estimator.sent_bps = 1_000_000
+    clock.t += 0.5
+    link.estimator.on_remb(int((rungs[2].bps + 40_000) / 0.9) + 1)  # room for rung 2 only
+    link.tick()
+    assert tracks[0].index == 2
+    # The estimate recovers to 5 % above what the top rung needs: inside the 15 % band.
+    link.estimator.on_remb(int((rungs[3].bps + 40_000) * 1.05))
+    link.estimator.loss = 0.05  # not clean either: no probing beyond the estimate
+    for _ in range(40):
+        clock.t += 0.5
+        link.tick()
+        assert tracks[0].index == 2
+    # With the 15 % of headroom it steps up.
+    link.estimator.on_remb(int((rungs[3].bps + 40_000) / 0.85) + 1)
+    clock.t += 0.5
+    link.tick()
+    assert tracks[0].index == 3 and tracks[0].state is VideoState.FULL
+
+
+def test_an_allocator_without_any_estimate_gives_the_best() -> None:
+    clock = Clock()
+    tracker, selector = camera()
+    track = VideoTrack("c", selector, tracker)
+    SubscriberAllocator("s", clock=clock).allocate(LinkEstimator(clock=clock), [track], 0)
+    assert track.state is VideoState.FULL and track.option is not None
+    assert track.option.ssrc == 2
+
+
+def test_quality_turns_worse_at_once_and_better_only_after_a_while() -> None:
+    clock = Clock()
+    link, _ = make_link(clock, cameras=0)
+    link.estimator.loss = 0.2
+    link.tick()
+    assert link.quality is LinkQuality.POOR
+    link.estimator.loss = 0.0
+    for _ in range(5):  # 2.5 s
+        clock.t += 0.5
+        link.tick()
+        assert link.quality is LinkQuality.POOR
+    clock.t += 1.0
+    link.tick()
+    assert link.quality is LinkQuality.GOOD
