@@ -273,8 +273,11 @@ class LayerSelector:
         self.current_ssrc = None
 
     def restart(self) -> None:
-        """The sender was not ready: start again at the next keyframe."""
+        """The sender was not ready, nothing went out: start afresh at the next keyframe."""
         self.current_ssrc = None
+        self._last_pid = -1
+        self._last_tl0 = -1
+        self._last_marker = True
 
     def skip(self, packet: RtpView) -> None:
         """A padding-only packet of the publisher: leave no gap for it in the numbering."""

@@ -197,3 +197,17 @@ def test_tracker_measures_each_layer_and_orders_encodings_by_size() -> None:
             t.observe(p, now)
         t.refresh(now)
     assert [e.ssrc for e in t.layers] == [2]
+
+
+def test_a_restart_before_anything_went_out_keeps_the_publishers_numbering() -> None:
+    h = Harness()
+    stream = Vp8Stream(ssrc=5, picture_id=700)
+    first = stream.next_frame(keyframe=True)
+    h.tracker.observe(first[0], 0)
+    assert h.selector.admit(first[0], 0.0) is not None
+    h.selector.restart()  # the subscriber's sender had not started: that packet never left
+    h.frames(stream, 1, keyframe=True)
+    views = [v for v, _, _ in h.out]
+    d = parse_vp8(views[0].payload)
+    assert d is not None and d.picture_id == 701  # as sent, not renumbered after the lost one
+    assert views[0].payload == stream.sent[2].payload
