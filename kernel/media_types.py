@@ -85,8 +85,10 @@ class LinkStats:
 
     participant_id: str
     quality: LinkQuality
-    #: The server's estimate of what this participant can receive (None: no feedback yet).
+    #: The server's estimate of what this participant can receive (None: no limit seen).
     estimate_bps: float | None
+    #: What their browser last reported it can receive (REMB), None before the first.
+    remb_bps: int | None
     sent_bps: float
     loss: float
     rtt_s: float | None

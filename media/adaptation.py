@@ -32,6 +32,8 @@ _SEVERITY = {LinkQuality.GOOD: 0, LinkQuality.WEAK: 1, LinkQuality.POOR: 2}
 
 #: The transport's running totals (bytes, packets) sent.
 SentCounters = Callable[[], tuple[int, int]]
+#: One of the subscriber's streams: (SSRC, payload octets, packets) sent so far.
+StreamCounters = Callable[[], tuple[int, int, int]]
 
 
 @dataclass(frozen=True)
@@ -81,12 +83,18 @@ class SubscriberLink:
         self.allocator = SubscriberAllocator(name, config.allocation, clock)
         self.videos: dict[Hashable, VideoTrack] = {}
         self.audios: dict[Hashable, RateMeter] = {}
+        #: Per sender, its own counters (a REMB is compared with the streams it covers).
+        self.streams: dict[Hashable, StreamCounters] = {}
         self.quality = LinkQuality.GOOD
         self._better_since: float | None = None
 
     def tick(self) -> None:
         if self._counters is not None:
-            self.estimator.sample(*self._counters())
+            streams = {}
+            for counters in self.streams.values():
+                ssrc, octets, packets = counters()
+                streams[ssrc] = (octets, packets)
+            self.estimator.sample(*self._counters(), streams)
         if self._config.enabled:
             audio = sum(meter.rate_bps for meter in self.audios.values())
             self.allocator.allocate(self.estimator, list(self.videos.values()), audio)
@@ -156,7 +164,7 @@ class Adaptation:
     def forget(self, key: Hashable) -> None:
         link = self._links.pop(key, None)
         if link is not None:
-            for sender in [*link.videos, *link.audios]:
+            for sender in [*link.videos, *link.audios, *link.streams]:
                 self._owner.pop(sender, None)
 
     def add_video(self, key: Hashable, sender: Hashable, track: VideoTrack) -> None:
@@ -175,6 +183,7 @@ class Adaptation:
         if link is not None:
             link.videos.pop(sender, None)
             link.audios.pop(sender, None)
+            link.streams.pop(sender, None)
 
     def video_track(self, sender: Hashable) -> VideoTrack | None:
         key = self._owner.get(sender)

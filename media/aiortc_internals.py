@@ -169,8 +169,8 @@ def missing_attributes(
 #: Minimum spacing of REMB feedback per receiver (the estimator may update more often).
 REMB_INTERVAL_MS: Final = 250
 
-#: Called with a subscriber's REMB (bit/s) for one of our senders.
-RembListener = Callable[[int], None]
+#: Called with a subscriber's REMB for one of our senders: (bit/s, the SSRCs it covers).
+RembListener = Callable[[int, "tuple[int, ...]"], None]
 #: Called with one report block for one of our senders: (fraction lost 0..1, RTT s or None).
 ReportListener = Callable[[float, "float | None"], None]
 
@@ -390,6 +390,11 @@ class ReceiveHook:
             GroupedRembFeed(estimator.add) if estimate_bandwidth and estimator else None
         )
         self._remb_last: tuple[int, int] | None = None
+        #: When (aiortc ms) the REMB to the publisher last fell by 10 % or more.
+        self.remb_decreased_ms: int | None = None
+        self._loss = 0.0
+        self._loss_at: int | None = None
+        self._loss_counts: dict[int, tuple[int, int]] = {}
         self._path: DatagramPath | None = None
         self._original = r._handle_rtp_packet
         r._handle_rtp_packet = self._handle_rtp_packet
@@ -410,9 +415,27 @@ class ReceiveHook:
         """At most one REMB per ``REMB_INTERVAL_MS``, except at once when the estimate drops."""
         last = self._remb_last
         if last is None or now - last[0] >= REMB_INTERVAL_MS or bitrate < last[1] * 0.97:
+            if last is not None and bitrate < last[1] * 0.9:
+                self.remb_decreased_ms = now  # the estimator saw the publisher's queues grow
             self._remb_last = (now, bitrate)
             return True
         return False
+
+    def uplink_loss(self, now: int) -> float:
+        """Smoothed share of the publisher's packets lost on the way (updated once a second)."""
+        if self._loss_at is not None and now - self._loss_at < 1000:
+            return self._loss
+        expected = received = 0
+        for ssrc, stream in self._streams.items():
+            e, r = stream.packets_expected, stream.packets_received
+            before = self._loss_counts.get(ssrc, (e, r))
+            self._loss_counts[ssrc] = (e, r)
+            expected += e - before[0]
+            received += r - before[1]
+        self._loss_at = now
+        if expected > 0:
+            self._loss += 0.5 * (max(0, expected - received) / expected - self._loss)
+        return self._loss
 
     def codec(self, payload_type: int) -> RTCRtpCodecParameters | None:
         return self._codecs.get(payload_type)
@@ -670,7 +693,7 @@ class OutboundRtp:
                     except ValueError:
                         return
                     if s._ssrc in ssrcs:
-                        on_remb(bitrate)
+                        on_remb(bitrate, tuple(ssrcs))
 
         s._handle_rtcp_packet = _handle_rtcp_packet
 
@@ -680,6 +703,11 @@ class OutboundRtp:
         if dtls is None:
             return (0, 0)
         return dtls._RTCDtlsTransport__tx_bytes, dtls._RTCDtlsTransport__tx_packets
+
+    def stream_counters(self) -> tuple[int, int, int]:
+        """(SSRC, payload octets, packets) this sender has sent (its sender-report counters)."""
+        s: Any = self.sender
+        return s._ssrc, s._RTCRtpSender__octet_count, s._RTCRtpSender__packet_count
 
     def _ready(self) -> _SendState | None:
         s: Any = self.sender

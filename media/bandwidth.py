@@ -7,6 +7,11 @@ RTT through our sender reports). ``LinkEstimator`` turns them into one number,
 the rate the server may send to this subscriber, as mediasoup's ``RembClient``
 and LiveKit's ``StreamAllocator`` do with REMB:
 
+* **no limit until one is seen.** A browser's first REMBs are its start-up
+  estimate (~300 kbit/s, rising ~8 %/s up to 1.5x what it receives), not a
+  measurement of the link: taken as the estimate, every camera would be cut
+  for the first seconds of every call. Until the first congestion (or loss
+  cut) there is no estimate and every subscriber gets the best layer.
 * **down, fast.** A REMB that falls while we send close to it is the browser's
   overuse detector seeing queues grow: the estimate drops to it at once and
   a *congestion* is recorded. Loss above 10 % over the last reports cuts the
@@ -25,7 +30,7 @@ sent); the clock is injectable; no task, no I/O.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -33,6 +38,11 @@ __all__ = ["BandwidthConfig", "LinkEstimator"]
 
 #: Bytes per sent packet the transport counters do not include: UDP and IPv4 headers.
 _UDP_IP_OVERHEAD: Final = 28
+#: Bytes per packet beyond the payload a stream's counters give: RTP header and
+#: extensions, SRTP tag, UDP and IPv4.
+_PACKET_OVERHEAD: Final = 50
+#: A REMB older than this no longer counts (its receiver stopped sending them).
+_REMB_FRESH_S: Final = 3.0
 
 
 @dataclass(frozen=True)
@@ -58,7 +68,7 @@ class LinkEstimator:
     ) -> None:
         self._config = config or BandwidthConfig()
         self._clock = clock
-        #: Bit/s the server may send; None until the first REMB or loss cut.
+        #: Bit/s the server may send; None (no limit) until the first congestion or loss cut.
         self.estimate_bps: float | None = None
         self.remb_bps: int | None = None
         #: Smoothed fraction of packets lost (receiver reports).
@@ -71,27 +81,60 @@ class LinkEstimator:
         self.congestions = 0
         self._loss_cut_at: float | None = None
         self._sample: tuple[float, int, int] | None = None
+        self._stream_sample: dict[int, tuple[int, int]] = {}
+        #: Bit/s sent per SSRC (payload and per-packet overhead), smoothed.
+        self._stream_bps: dict[int, float] = {}
+        #: The latest REMB per set of SSRCs it covers, with when it came.
+        self._rembs: dict[frozenset[int], tuple[int, float]] = {}
         self._clean_since: float | None = None
         self._clean_min_bps = 0.0
 
     # -- inputs ------------------------------------------------------------------------
-    def on_remb(self, bitrate: int) -> None:
+    def on_remb(self, bitrate: int, ssrcs: tuple[int, ...] = ()) -> None:
+        """A REMB of the subscriber covering ``ssrcs`` (empty: the whole connection).
+
+        A browser sends one REMB for every stream it receives; other receivers
+        (aiortc's) send one per stream. Each covered set keeps its latest
+        value; the link's figure is their sum plus what we send on streams no
+        fresh REMB covers. A set's REMB is compared with what we send *on it*.
+        """
         now = self._clock()
-        previous = self.remb_bps
-        self.remb_bps = bitrate
-        if self.estimate_bps is None:
-            self.estimate_bps = float(bitrate)
-            return
+        key = frozenset(ssrcs)
+        previous = self._rembs.get(key)
+        self._rembs[key] = (bitrate, now)
+        total = self._remb_total(now)
+        self.remb_bps = int(total)
         c = self._config
+        covered = self._covered_bps(key)
         if (
             previous is not None
-            and bitrate < previous * c.remb_decrease
-            and bitrate < self.sent_bps * c.remb_congested_vs_sent
+            and bitrate < previous[0] * c.remb_decrease
+            and bitrate < covered * c.remb_congested_vs_sent
         ):
-            self.estimate_bps = min(self.estimate_bps, float(bitrate))
+            estimate = self.estimate_bps
+            self.estimate_bps = total if estimate is None else min(estimate, total)
             self._congestion(now)
-        elif bitrate > self.estimate_bps:
-            self.estimate_bps = float(bitrate)
+        elif self.estimate_bps is not None and total > self.estimate_bps:
+            self.estimate_bps = total
+
+    def _covered_bps(self, key: frozenset[int]) -> float:
+        """What we send on the streams of one REMB (the whole link when unknown)."""
+        rates = self._stream_bps
+        if not key or not rates or not key & rates.keys():
+            return self.sent_bps
+        return sum(rates.get(ssrc, 0.0) for ssrc in key)
+
+    def _remb_total(self, now: float) -> float:
+        fresh = {k: v for k, v in self._rembs.items() if now - v[1] <= _REMB_FRESH_S}
+        self._rembs = fresh
+        covered: set[int] = set()
+        total = 0.0
+        for key, (bitrate, _) in fresh.items():
+            if not key:
+                return float(bitrate)  # covers everything
+            covered |= key
+            total += bitrate
+        return total + sum(r for ssrc, r in self._stream_bps.items() if ssrc not in covered)
 
     def on_report(self, fraction_lost: float, rtt_s: float | None = None) -> None:
         """One receiver-report block for one of our streams (``fraction_lost`` in 0..1)."""
@@ -109,17 +152,33 @@ class LinkEstimator:
                 )
                 self._congestion(now)
 
-    def sample(self, sent_bytes: int, sent_packets: int) -> None:
-        """The transport's running totals of bytes and packets sent (a few times a second)."""
+    def sample(
+        self,
+        sent_bytes: int,
+        sent_packets: int,
+        streams: Mapping[int, tuple[int, int]] | None = None,
+    ) -> None:
+        """Running totals sent (a few times a second): the transport's bytes and packets,
+        and per SSRC of our streams (payload octets, packets)."""
         now = self._clock()
         last = self._sample
         self._sample = (now, sent_bytes, sent_packets)
+        last_streams, self._stream_sample = self._stream_sample, dict(streams or {})
         if last is None or now <= last[0]:
             return
         dt = now - last[0]
+        alpha = min(1.0, dt / 1.0)
         bits = ((sent_bytes - last[1]) + (sent_packets - last[2]) * _UDP_IP_OVERHEAD) * 8
-        rate = max(0.0, bits / dt)
-        self.sent_bps += min(1.0, dt / 1.0) * (rate - self.sent_bps)
+        self.sent_bps += alpha * (max(0.0, bits / dt) - self.sent_bps)
+        rates: dict[int, float] = {}
+        for ssrc, (octets, packets) in self._stream_sample.items():
+            before = last_streams.get(ssrc)
+            if before is None:
+                continue
+            bits = ((octets - before[0]) + (packets - before[1]) * _PACKET_OVERHEAD) * 8
+            old = self._stream_bps.get(ssrc, 0.0)
+            rates[ssrc] = old + alpha * (max(0.0, bits / dt) - old)
+        self._stream_bps = rates
         self._verify(now)
 
     # -- state -------------------------------------------------------------------------

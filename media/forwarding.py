@@ -112,8 +112,10 @@ class LinkState:
     """One subscriber connection as the forwarder measures it."""
 
     quality: LinkQuality
-    #: What the server may send to it (bit/s); None before its browser gave feedback.
+    #: What the server may send to it (bit/s); None: no limit seen (no congestion yet).
     estimate_bps: float | None
+    #: The subscriber's own last REMB (bit/s), None before the first.
+    remb_bps: int | None
     sent_bps: float
     loss: float
     rtt_s: float | None

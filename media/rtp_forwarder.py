@@ -59,9 +59,13 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["PacketListener", "RtpForwarder"]
 
-#: A publisher whose uplink the server estimates below these is shown weak / poor.
+#: A publisher whose uplink estimate fell below these (within the last
+#: ``UPLINK_DECREASE_S``), or who loses this share of packets, is shown weak / poor.
 UPLINK_WEAK_BPS: Final = 400_000
 UPLINK_POOR_BPS: Final = 150_000
+UPLINK_DECREASE_S: Final = 10.0
+UPLINK_WEAK_LOSS: Final = 0.05
+UPLINK_POOR_LOSS: Final = 0.15
 
 _SEQ_MOD: Final = 1 << 16
 _TS_MOD: Final = 1 << 32
@@ -487,6 +491,7 @@ class RtpForwarder:
             self._adaptation.add_video(pc, out.sender, track)
         elif subscription.source.meter is not None:
             self._adaptation.add_audio(pc, out.sender, subscription.source.meter)
+        link.streams[out.sender] = out.stream_counters  # after add_*: they forget the sender
 
     def detach(self, sender: RTCRtpSender) -> None:
         subscription = self._subscriptions.pop(sender, None)
@@ -545,23 +550,37 @@ class RtpForwarder:
         if link is None:
             return None
         e = link.estimator
-        return LinkState(link.quality, e.estimate_bps, e.sent_bps, e.loss, e.rtt_s)
+        return LinkState(link.quality, e.estimate_bps, e.remb_bps, e.sent_bps, e.loss, e.rtt_s)
 
     def video_state(self, sender: RTCRtpSender) -> VideoState | None:
         track = self._adaptation.video_track(sender)
         return None if track is None else track.state
 
     def uplink_quality(self, publication_id: str) -> LinkQuality | None:
-        """Weak when the server's estimate of the publisher's uplink (its REMB) is low."""
+        """How the publisher's sending looks: packets lost on the way, or an estimate that fell.
+
+        A low REMB alone says nothing (it follows what the publisher sends: 1.5x,
+        and starts low); one that *fell* below the thresholds within
+        ``UPLINK_DECREASE_S`` is the server's estimator seeing the uplink's queues grow.
+        """
         source = self._sources.get(publication_id)
         if source is None or source.layers is None:
             return None
-        remb = source.hook.remb_sent_bps
-        if remb is None:
-            return None
-        if remb < UPLINK_POOR_BPS:
-            return LinkQuality.POOR
-        return LinkQuality.WEAK if remb < UPLINK_WEAK_BPS else LinkQuality.GOOD
+        hook = source.hook
+        now = now_ms()
+        loss = hook.uplink_loss(now)
+        quality = LinkQuality.GOOD
+        if loss > UPLINK_POOR_LOSS:
+            quality = LinkQuality.POOR
+        elif loss > UPLINK_WEAK_LOSS:
+            quality = LinkQuality.WEAK
+        remb, fell = hook.remb_sent_bps, hook.remb_decreased_ms
+        if remb is not None and fell is not None and now - fell < UPLINK_DECREASE_S * 1000:
+            if remb < UPLINK_POOR_BPS:
+                quality = LinkQuality.POOR
+            elif remb < UPLINK_WEAK_BPS and quality is LinkQuality.GOOD:
+                quality = LinkQuality.WEAK
+        return quality
 
     def held(self) -> dict[str, int]:
         """How many records of each kind this forwarder holds (leak checks, metrics)."""

@@ -239,6 +239,11 @@ class MediaRoom:
         for slot in peer.slots:
             self._forwarder.detach(slot.transceiver.sender)
         self._reported.pop(participant_id, None)
+        reporting = self._reporting
+        if not self._peers and reporting is not None:
+            self._reporting = None  # nobody to tell: the next peer starts it again
+            if reporting is not asyncio.current_task():
+                await self._tasks.cancel(reporting)
         await peer.negotiator.aclose()
         await peer.pc.close()
         self._forwarder.release_peer(peer.pc)
@@ -419,6 +424,7 @@ class MediaRoom:
                     participant_id=pid,
                     quality=state.quality,
                     estimate_bps=state.estimate_bps,
+                    remb_bps=state.remb_bps,
                     sent_bps=state.sent_bps,
                     loss=state.loss,
                     rtt_s=state.rtt_s,

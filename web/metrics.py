@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from kernel.media_types import LinkQuality, VideoState
 from signaling.live import ParticipantState
 from signaling.placement import NodePlacement
 from signaling.server import SignalingServer
@@ -65,7 +66,34 @@ class SignalingCollector(Collector):
                 for r in rooms.values()
             ),
         )
-        yield from (live, people, peers, pubs, streams)
+        links = GaugeMetricFamily(
+            "seoulbridge_subscriber_links",
+            "Participants' connections by the quality the server measures (adaptation)",
+            labels=["node", "quality"],
+        )
+        videos = GaugeMetricFamily(
+            "seoulbridge_video_subscriptions",
+            "Cameras forwarded to subscribers: in full, a reduced layer, or paused for the link",
+            labels=["node", "state"],
+        )
+        estimate = GaugeMetricFamily(
+            "seoulbridge_subscriber_estimate_min_bps",
+            "The lowest estimate of what one participant's link can receive (bit/s)",
+            labels=["node"],
+        )
+        stats = [s for r in rooms.values() for s in r.media.link_stats()]
+        for quality in LinkQuality:
+            links.add_metric(
+                [self._node, quality.value], sum(1 for s in stats if s.quality is quality)
+            )
+        for video in VideoState:
+            videos.add_metric(
+                [self._node, video.value],
+                sum(1 for s in stats for v in s.videos.values() if v is video),
+            )
+        known = [s.estimate_bps for s in stats if s.estimate_bps is not None]
+        estimate.add_metric([self._node], min(known) if known else float("nan"))
+        yield from (live, people, peers, pubs, streams, links, videos, estimate)
 
 
 class PlacementCollector(Collector):

@@ -59,8 +59,13 @@ def test_the_ladder_climbs_temporal_layers_then_encodings() -> None:
 def test_remb_drop_while_sending_near_it_is_congestion_but_not_when_we_send_less() -> None:
     clock = Clock()
     e = LinkEstimator(clock=clock)
+    e.sent_bps = 600_000
+    for remb in (300_000, 330_000, 360_000):  # a browser's start-up ramp, below what we send
+        e.on_remb(remb)
+        clock.t += 0.2
+    assert e.estimate_bps is None and e.congestions == 0  # no limit: not a measurement yet
     e.on_remb(2_000_000)
-    assert e.estimate_bps == 2_000_000 and e.congestions == 0
+    assert e.estimate_bps is None and e.congestions == 0
     e.sent_bps = 1_500_000
     clock.t += 0.2
     e.on_remb(1_200_000)  # falls below what we send: the browser's queues grow
@@ -69,6 +74,28 @@ def test_remb_drop_while_sending_near_it_is_congestion_but_not_when_we_send_less
     clock.t += 0.2
     e.on_remb(500_000)  # falls, but we send far less: REMB follows what it receives
     assert e.congestions == 1 and e.estimate_bps == 1_200_000
+
+
+def test_per_stream_rembs_are_compared_with_their_own_streams() -> None:
+    """A receiver that sends one REMB per stream (aiortc) is not congested because one
+    stream's REMB is below what the whole connection carries."""
+    clock = Clock()
+    e = LinkEstimator(clock=clock)
+    sent = {1: (0, 0), 2: (0, 0), 3: (0, 0)}  # two small videos and an audio stream
+    e.sample(0, 0, sent)
+    for step in range(1, 9):
+        clock.t += 0.5
+        sent = {1: (step * 1250, step * 5), 2: (step * 1250, step * 5), 3: (step * 4000, step * 25)}
+        e.sample(step * 7000, step * 40, sent)
+    assert e.sent_bps > 80_000
+    for remb in (40_000, 36_000, 33_000):  # each video's own estimate, wobbling down
+        e.on_remb(remb, (1,))
+        e.on_remb(remb + 1000, (2,))
+        clock.t += 0.3
+    assert e.congestions == 0 and e.estimate_bps is None
+    assert e.remb_bps is not None and e.remb_bps > 60_000 + 60_000  # both videos + audio
+    e.on_remb(10_000, (1,))  # below what stream 1 carries (~30 kbit/s with overhead)
+    assert e.congestions == 1 and e.estimate_bps is not None
 
 
 def test_heavy_loss_cuts_the_estimate_from_what_was_sent() -> None:
@@ -87,10 +114,13 @@ def test_heavy_loss_cuts_the_estimate_from_what_was_sent() -> None:
 def test_a_rate_held_cleanly_raises_the_estimate() -> None:
     clock = Clock()
     e = LinkEstimator(clock=clock)
-    e.on_remb(300_000)
+    e.sent_bps = 700_000
+    e.on_remb(800_000)
+    e.on_remb(300_000)  # congestion: the estimate is 300 kbit/s from here
+    assert e.estimate_bps == 300_000
     sent = 0
     e.sample(0, 0)
-    for _ in range(20):  # 5 s at 500 kbit/s with no loss and no congestion
+    for _ in range(28):  # 7 s at 500 kbit/s with no loss and no new congestion
         clock.t += 0.25
         sent += 500_000 // 8 // 4
         e.sample(sent, 0)

@@ -71,6 +71,8 @@ def has_exited(proc: psutil.Process, wait_s: float = 3.0) -> bool:
 class NodeProcess:
     data_dir: Path
     port: int = field(default_factory=free_port)
+    #: The address to bind; another than loopback for a client in a network namespace.
+    host: str = "127.0.0.1"
     token_secret: str = TOKEN_SECRET
     extra_args: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
@@ -79,7 +81,7 @@ class NodeProcess:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def log_path(self) -> Path:
@@ -90,7 +92,7 @@ class NodeProcess:
         env.pop("REDIS_URL", None)
         env |= self.env
         args = [
-            sys.executable, "-m", "web.cli", "serve", "--host", "127.0.0.1",
+            sys.executable, "-m", "web.cli", "serve", "--host", self.host,
             "--port", str(self.port), "--data-dir", str(self.data_dir), *self.extra_args,
         ]  # fmt: skip
         with self.log_path.open("ab") as log:

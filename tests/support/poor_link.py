@@ -1,0 +1,228 @@
+"""A three-party call in real Chromium pages with the resident behind a poor link.
+
+The server runs as its own process bound to the host side of a veth pair
+(``tests.support.netns``); the counselor's and the interpreter's pages run in
+this namespace (a good network), the resident's Chromium runs inside the
+namespace through a wrapper script, so everything it sends and receives
+crosses the veth, where ``Netns.limit`` puts a token bucket each way. Used by
+``tests/browser/test_poor_link.py`` (assertions) and ``bench/poor_link.py``
+(figures); both read the pages' ``getStats()`` through ``Snapshot``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.request
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.interpretation.browser_support import admit_all, join, open_page, until
+from tests.support.netns import Netns
+from tests.support.node_process import NodeProcess
+
+CHROMIUM = "/usr/bin/chromium"
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+]
+ROLES = ("counselor", "interpreter", "resident")
+
+# Per remote participant, the inbound-rtp counters of the latest offer's mids.
+_SNAPSHOT_JS = """async () => {
+  const S = window.seoulbridge;
+  const by = {};
+  const pc = S && S.pc;
+  if (pc) {
+    (await pc.getStats()).forEach((r) => {
+      if (r.type !== "inbound-rtp") return;
+      const info = S.trackMap[r.mid];
+      if (!info) return;
+      const o = (by[info.participant_id] ||= {});
+      if (r.kind === "video") {
+        o.frames = r.framesDecoded || 0;
+        o.width = r.frameWidth || 0;
+        o.height = r.frameHeight || 0;
+        o.freezes = r.freezeCount || 0;
+        o.video_bytes = r.bytesReceived || 0;
+      } else {
+        o.concealed = r.concealedSamples || 0;
+        o.samples = r.totalSamplesReceived || 0;
+        o.audio_bytes = r.bytesReceived || 0;
+      }
+    });
+  }
+  return { t: performance.now() / 1000, by, link: (S && S.linkQuality) || null };
+}"""
+
+
+@dataclass
+class Snapshot:
+    """One page's receive counters at one moment."""
+
+    t: float
+    by: dict[str, dict[str, float]]
+    link: dict[str, Any] | None
+
+    def since(self, before: Snapshot) -> dict[str, Received]:
+        """What each remote participant's media did between ``before`` and this one."""
+        dt = max(self.t - before.t, 1e-3)
+        out = {}
+        for pid, now in self.by.items():
+            then = before.by.get(pid, {})
+
+            def d(key: str, now: dict[str, float] = now, then: dict[str, float] = then) -> float:
+                return max(0.0, now.get(key, 0) - then.get(key, 0))
+
+            samples = d("samples")
+            out[pid] = Received(
+                fps=d("frames") / dt,
+                width=int(now.get("width", 0)),
+                height=int(now.get("height", 0)),
+                freezes=int(d("freezes")),
+                concealment=d("concealed") / samples if samples else 1.0,
+                video_kbps=d("video_bytes") * 8 / dt / 1000,
+                audio_kbps=d("audio_bytes") * 8 / dt / 1000,
+            )
+        return out
+
+    def video_state(self, pid: str) -> str | None:
+        """What the server last said it forwards of ``pid``'s camera to this page."""
+        for p in (self.link or {}).get("participants", []):
+            if p.get("participant_id") == pid:
+                video = p.get("video")
+                return None if video is None else str(video)
+        return None
+
+
+@dataclass(frozen=True)
+class Received:
+    fps: float
+    width: int
+    height: int
+    freezes: int
+    concealment: float
+    video_kbps: float
+    audio_kbps: float
+
+    def describe(self) -> str:
+        return (
+            f"{self.fps:5.1f} fps {self.width}x{self.height} freezes {self.freezes} "
+            f"video {self.video_kbps:6.0f} kbit/s audio concealed {self.concealment:6.2%}"
+        )
+
+
+async def snapshot(page: Any) -> Snapshot:
+    raw = await page.evaluate(_SNAPSHOT_JS)
+    return Snapshot(float(raw["t"]), raw["by"], raw["link"])
+
+
+async def window(page: Any, seconds: float) -> dict[str, Received]:
+    """Receive figures per remote participant over the next ``seconds``."""
+    before = await snapshot(page)
+    await asyncio.sleep(seconds)
+    return (await snapshot(page)).since(before)
+
+
+@dataclass
+class PoorLinkCall:
+    ns: Netns
+    node: NodeProcess
+    pages: dict[str, Any]
+    ids: dict[str, str] = field(default_factory=dict)
+
+    def others(self, role: str) -> dict[str, str]:
+        """role -> participant id of everyone but ``role``."""
+        return {r: pid for r, pid in self.ids.items() if r != role}
+
+    async def wait_media(self, timeout_s: float = 40.0) -> None:
+        """Until every page decodes video and hears audio of both others."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            ready = []
+            for role, page in self.pages.items():
+                a = await snapshot(page)
+                await asyncio.sleep(0.5)
+                b = await snapshot(page)
+                got = b.since(a)
+                ready.append(
+                    all(
+                        pid in got and got[pid].fps > 0 and got[pid].audio_kbps > 0
+                        for pid in self.others(role).values()
+                    )
+                )
+            if all(ready):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no media on every page in {timeout_s} s: {ready}")
+
+
+def _post(url: str, body: dict[str, Any], bearer: str | None = None) -> dict[str, Any]:
+    headers = {"Content-Type": "application/json"}
+    if bearer:
+        headers["Authorization"] = f"Bearer {bearer}"
+    request = urllib.request.Request(url, json.dumps(body).encode(), headers, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return dict(json.load(response))
+
+
+def _links(node: NodeProcess) -> dict[str, str]:
+    password = (node.data_dir / "demo-credentials.txt").read_text().strip()
+    login = {"username": "demo-counselor", "password": password}
+    token = str(_post(node.base_url + "/api/staff/login", login)["token"])
+    reply = _post(
+        node.base_url + "/api/rooms",
+        {
+            "title": "국적 상담 · poor link",
+            "topic": "nationality",
+            "resident": {"name": "Tanaka Resident", "language": "ja"},
+            "interpreter": {"name": "Sato Interpreter", "language": "ja"},
+            "counselor_language": "ko",
+        },
+        bearer=token,
+    )
+    links: dict[str, str] = reply["links"]
+    return {role: links[role] for role in ROLES}
+
+
+@asynccontextmanager
+async def poor_link_call(
+    playwright: Any, ns: Netns, data_dir: Path, *, server_args: tuple[str, ...] = ()
+) -> AsyncIterator[PoorLinkCall]:
+    """The server on ``ns.host_address``, three pages joined, the resident in ``ns``."""
+    node = NodeProcess(data_dir, host=ns.host_address)
+    node.extra_args = ("--demo", "--public-url", node.base_url, *server_args)
+    async with AsyncExitStack() as stack:
+        stack.callback(node.kill)
+        await asyncio.to_thread(node.start)
+        args = [*BROWSER_ARGS, f"--unsafely-treat-insecure-origin-as-secure={node.base_url}"]
+        here = await playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+        stack.push_async_callback(here.close)
+        wrapper = ns.wrapper(data_dir, CHROMIUM)
+        there = await playwright.chromium.launch(executable_path=str(wrapper), args=args)
+        stack.push_async_callback(there.close)
+        links = await asyncio.to_thread(_links, node)
+        pages: dict[str, Any] = {}
+        for role in ("counselor", "interpreter"):
+            pages[role] = await open_page(here, links[role])
+            await join(pages[role])
+            await until(pages[role], "s.screen === 'call'")
+        pages["resident"] = await open_page(there, links["resident"], locale="ja-JP")
+        await join(pages["resident"])
+        await admit_all(pages["counselor"])
+        await until(pages["resident"], "s.screen === 'call'")
+        call = PoorLinkCall(ns, node, pages)
+        for role, page in pages.items():
+            call.ids[role] = str(await page.evaluate("() => window.seoulbridge.you.id"))
+        yield call
