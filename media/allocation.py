@@ -14,7 +14,9 @@ gets a place on its *ladder* — the lowest encoding's temporal layers
 * **Up** one rung per tick, the lowest video first, no sooner than
   ``hold_s`` after a congestion, and only if the new total fits 85 % of the
   estimate (the 15 % band is the hysteresis that keeps a REMB sawtooth from
-  flapping layers). Because Chrome's REMB recovers slowly once it has
+  flapping layers) and, until the probe wait has passed, 90 % of what the link
+  took at the last congestion (a paused video may resume beyond that when the
+  estimate is 30 % above it: the link got better). Because Chrome's REMB recovers slowly once it has
   dropped, a step *beyond* the estimate is also allowed — a probe — when the
   link has been clean for ``probe_wait`` and the step is at most
   ``probe_ratio`` times what is being sent; if congestion follows within
@@ -66,6 +68,10 @@ class IllegalVideoTransition(MediaError):
     """A video subscription was moved between states the table does not allow."""
 
 
+#: Frames per second below which a temporal layer is not offered as a rung.
+MIN_FPS: Final = 8.0
+
+
 @dataclass(frozen=True)
 class AllocationConfig:
     headroom: float = 0.85
@@ -76,6 +82,12 @@ class AllocationConfig:
     probe_ratio: float = 2.5
     probe_blame_s: float = 4.0
     stable_s: float = 20.0
+    #: After a congestion, steps up stay within this share of what the link took then
+    #: until the probe wait has passed (a browser's REMB climbs past a limited link's
+    #: rate, to 1.5x what it receives, and following it means congesting again)...
+    capacity_share: float = 0.9
+    #: ... except resuming a paused video when the estimate is this far above it.
+    resume_evidence: float = 1.3
 
 
 @dataclass(frozen=True)
@@ -87,15 +99,25 @@ class Option:
     bps: float
 
 
-def ladder(tracker: LayerTracker) -> list[Option]:
-    """The rungs of a publication, cheapest first (empty until an encoding is known)."""
+def ladder(tracker: LayerTracker, min_fps: float = MIN_FPS) -> list[Option]:
+    """The rungs of a publication, cheapest first (empty until an encoding is known).
+
+    Temporal layers of the lowest encoding below ``min_fps`` are left out (a
+    video that slow is worse than a paused one with its reason shown), unless
+    none reaches it.
+    """
     layers = tracker.layers
     if not layers:
         return []
     low = layers[0]
     rungs: list[Option] = []
     if low.temporal > 1:
-        rungs += [Option(low.ssrc, t, low.rate(t)) for t in range(low.temporal)]
+        top = low.temporal - 1
+        rungs += [
+            Option(low.ssrc, t, low.rate(t))
+            for t in range(low.temporal)
+            if t == top or low.frame_rate(t) >= min_fps
+        ]
     else:
         rungs.append(Option(low.ssrc, ALL_TEMPORAL, low.rate(ALL_TEMPORAL)))
     for encoding in layers[1:]:
@@ -156,6 +178,15 @@ class VideoTrack:
             or selector.target_ssrc != rung.ssrc
             or selector.target_temporal != rung.temporal
         ):
+            logger.info(
+                "%s: rung %d of %d (ssrc %d T%d, %.0f kbit/s)",
+                self.name,
+                index + 1,
+                len(rungs),
+                rung.ssrc,
+                rung.temporal,
+                rung.bps / 1000,
+            )
             selector.set_target(rung.ssrc, rung.temporal)
         self.set_state(VideoState.FULL if index == len(rungs) - 1 else VideoState.REDUCED)
         self.index, self.option = index, rung
@@ -213,6 +244,12 @@ class SubscriberAllocator:
                 and not congested
             )
             if need > estimate and (congested or not probing):
+                logger.info(
+                    "%s: %.0f kbit/s needed, %.0f estimated: stepping down",
+                    self._name,
+                    need / 1000,
+                    estimate / 1000,
+                )
                 need = self._step_down(pos, ladders, need, estimate * c.drain, cost)
                 self._upgrade_at = None
             elif link.since_congestion() >= c.hold_s:
@@ -276,6 +313,14 @@ class SubscriberAllocator:
         assert p is not None
         new_need = need - cost(j) + ladders[j][p + 1].bps
         within = new_need <= estimate * c.headroom
+        capacity = link.capacity_bps
+        if (
+            within
+            and capacity is not None
+            and link.since_congestion() < self._probe_wait
+            and new_need > capacity * c.capacity_share
+        ):
+            within = p < 0 and estimate >= capacity * c.resume_evidence
         if not within:
             blocked = (
                 self._ceiling is not None

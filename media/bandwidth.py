@@ -76,6 +76,8 @@ class LinkEstimator:
         self.rtt_s: float | None = None
         #: Bit/s sent to this subscriber (everything on its transport), smoothed.
         self.sent_bps = 0.0
+        #: The estimate right after the last congestion: what the link took then.
+        self.capacity_bps: float | None = None
         #: When the last congestion was seen (monotonic seconds), and how many.
         self.congested_at: float | None = None
         self.congestions = 0
@@ -196,6 +198,7 @@ class LinkEstimator:
         return self.loss < self._config.loss_clean
 
     def _congestion(self, now: float) -> None:
+        self.capacity_bps = self.estimate_bps
         self.congested_at = now
         self.congestions += 1
         self._clean_since = None

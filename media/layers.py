@@ -109,7 +109,17 @@ class SeqMap:
 class Encoding:
     """One received encoding (simulcast layer) of a publication."""
 
-    __slots__ = ("_bytes", "height", "last_ms", "rates", "ssrc", "temporal", "width")
+    __slots__ = (
+        "_bytes",
+        "_frames",
+        "fps",
+        "height",
+        "last_ms",
+        "rates",
+        "ssrc",
+        "temporal",
+        "width",
+    )
 
     def __init__(self, ssrc: int) -> None:
         self.ssrc = ssrc
@@ -121,6 +131,12 @@ class Encoding:
         self._bytes = [0, 0, 0, 0]
         #: Bit/s of temporal layers 0..t together, per t (wire size, smoothed).
         self.rates = [0.0, 0.0, 0.0, 0.0]
+        self._frames = [0, 0, 0, 0]
+        #: Frames per second of temporal layers 0..t together, per t (smoothed).
+        self.fps = [0.0, 0.0, 0.0, 0.0]
+
+    def frame_rate(self, temporal: int) -> float:
+        return self.fps[min(temporal, self.temporal - 1)]
 
     def rate(self, temporal: int) -> float:
         return self.rates[min(temporal, self.temporal - 1)]
@@ -161,10 +177,14 @@ class LayerTracker:
             tid = info.tid
             if tid >= 0:
                 encoding._bytes[tid] += size
+                if info.start:
+                    encoding._frames[tid] += 1
                 if tid >= encoding.temporal:
                     encoding.temporal = tid + 1
             else:
                 encoding._bytes[0] += size
+                if info.start:
+                    encoding._frames[0] += 1
             if info.width and (info.width != encoding.width or info.height != encoding.height):
                 encoding.width, encoding.height = info.width, info.height
                 self._sort()
@@ -172,6 +192,8 @@ class LayerTracker:
             self.info = None
             self.keyframe = is_keyframe_start(codec, packet.payload)
             encoding._bytes[0] += size
+            if packet.marker:
+                encoding._frames[0] += 1
 
     def refresh(self, now_ms: int) -> None:
         """Turn byte counts into bitrates and drop encodings that stopped (a few times a second)."""
@@ -180,15 +202,20 @@ class LayerTracker:
         if last is None or now_ms <= last:
             for encoding in self._encodings.values():
                 encoding._bytes = [0, 0, 0, 0]
+                encoding._frames = [0, 0, 0, 0]
             return
         dt = (now_ms - last) / 1000
         alpha = min(1.0, dt / 1.5)
         for encoding in self._encodings.values():
             cumulative = 0.0
+            frames = 0.0
             for t in range(4):
                 cumulative += encoding._bytes[t] * 8 / dt
                 encoding.rates[t] += alpha * (cumulative - encoding.rates[t])
+                frames += encoding._frames[t] / dt
+                encoding.fps[t] += alpha * (frames - encoding.fps[t])
             encoding._bytes = [0, 0, 0, 0]
+            encoding._frames = [0, 0, 0, 0]
         for ssrc in [s for s, e in self._encodings.items() if now_ms - e.last_ms > INACTIVE_MS * 5]:
             del self._encodings[ssrc]
         self._sort(now_ms)

@@ -22,28 +22,24 @@ class Clock:
         return self.t
 
 
-def camera(low_kbps: float = 150, high_kbps: float = 600) -> tuple[LayerTracker, LayerSelector]:
+def camera(
+    low_kbps: float = 150, high_kbps: float = 600, fps: int = 40
+) -> tuple[LayerTracker, LayerSelector]:
     """A simulcast camera (320x240 and 640x480, L1T3) measured at the given rates."""
     tracker = LayerTracker(lambda: "VP8")
     t_ms = 0
     tracker.refresh(t_ms)
     streams = [Vp8Stream(ssrc=1, width=320, height=240), Vp8Stream(ssrc=2)]
     kbps = [low_kbps, high_kbps]
-    for i in range(30):  # 30 frames per second for 1 s
-        t_ms += 33
-        for stream, rate in zip(streams, kbps, strict=True):
-            size = int(rate * 1000 / 8 / 30 / stream.packets_per_frame) - 50
-            for p in stream.next_frame(keyframe=i == 0, size=max(size, 20)):
-                tracker.observe(p, t_ms)
-    for _ in range(6):  # let the smoothed rates settle at the true ones
-        tracker.refresh(t_ms)
-        t_ms += 1000
-        for i in range(30):
+    for second in range(7):  # let the smoothed rates settle at the true ones
+        for i in range(fps):
             for stream, rate in zip(streams, kbps, strict=True):
-                size = int(rate * 1000 / 8 / 30 / stream.packets_per_frame) - 50
-                for p in stream.next_frame(size=max(size, 20)):
-                    tracker.observe(p, t_ms - 1000 + i * 33)
-    tracker.refresh(t_ms)
+                size = int(rate * 1000 / 8 / fps / stream.packets_per_frame) - 50
+                first = second == 0 and i == 0
+                for p in stream.next_frame(keyframe=first, size=max(size, 20)):
+                    tracker.observe(p, t_ms + i * 1000 // fps)
+        t_ms += 1000
+        tracker.refresh(t_ms)
     selector = LayerSelector(tracker, Numbering(), 90_000, lambda ssrc: None)
     return tracker, selector
 
@@ -54,6 +50,13 @@ def test_the_ladder_climbs_temporal_layers_then_encodings() -> None:
     assert [(r.ssrc, r.temporal) for r in rungs] == [(1, 0), (1, 1), (1, 2), (2, ALL_TEMPORAL)]
     assert all(a.bps < b.bps for a, b in itertools.pairwise(rungs))
     assert 550_000 < rungs[-1].bps < 750_000  # the high encoding as sent (with packet overhead)
+    low = tracker.layers[0]
+    assert [round(low.frame_rate(t)) for t in range(3)] == [10, 20, 40]
+
+
+def test_a_temporal_layer_below_8_fps_is_no_rung() -> None:
+    tracker, _ = camera(fps=20)  # L1T3 at 20 fps: 5, 10 and 20 fps
+    assert [(r.ssrc, r.temporal) for r in ladder(tracker)] == [(1, 1), (1, 2), (2, ALL_TEMPORAL)]
 
 
 def test_remb_drop_while_sending_near_it_is_congestion_but_not_when_we_send_less() -> None:
@@ -229,6 +232,51 @@ def test_an_estimate_within_the_headroom_of_the_next_rung_does_not_step_up() -> 
     clock.t += 0.5
     link.tick()
     assert tracks[0].index == 3 and tracks[0].state is VideoState.FULL
+
+
+def test_after_a_congestion_a_rising_remb_does_not_lead_back_into_it_at_once() -> None:
+    clock = Clock()
+    link, tracks = make_link(clock, cameras=1)
+    rungs = ladder(tracks[0].tracker)
+    link.estimator.on_remb(3_000_000)
+    link.tick()
+    link.estimator.sent_bps = 1_000_000
+    clock.t += 0.5
+    capacity = int((rungs[1].bps + 40_000) / 0.9) + 1  # the link takes rung 1 and audio
+    link.estimator.on_remb(capacity)
+    link.tick()
+    assert tracks[0].index == 1 and link.estimator.capacity_bps == capacity
+    # The browser's REMB climbs to 1.5x what it receives; the link itself did not change.
+    link.estimator.on_remb(int(capacity * 1.5))
+    for _ in range(8):  # within the probe wait (5 s): no step up past the capacity
+        clock.t += 0.5
+        link.tick()
+        assert tracks[0].index == 1
+    for _ in range(4):  # after it: one step, as a probe would
+        clock.t += 0.5
+        link.tick()
+    assert tracks[0].index == 2
+
+
+def test_a_paused_video_resumes_when_the_estimate_rises_well_above_the_capacity() -> None:
+    clock = Clock()
+    link, tracks = make_link(clock, cameras=1)
+    link.estimator.on_remb(3_000_000)
+    link.tick()
+    link.estimator.sent_bps = 1_000_000
+    clock.t += 0.5
+    link.estimator.on_remb(50_000)
+    link.tick()
+    assert tracks[0].state is VideoState.PAUSED
+    link.estimator.on_remb(60_000)  # 1.2x: not evidence enough
+    for _ in range(5):
+        clock.t += 0.5
+        link.tick()
+    assert tracks[0].state is VideoState.PAUSED
+    link.estimator.on_remb(400_000)  # the link is back
+    clock.t += 0.5
+    link.tick()
+    assert tracks[0].state is VideoState.REDUCED  # resumed, at its lowest rung, within 3 s
 
 
 def test_an_allocator_without_any_estimate_gives_the_best() -> None:

@@ -42,7 +42,9 @@ async def test_the_publish_video_section_gets_rids_and_the_rid_extension() -> No
     assert f"a=extmap:{RID_EXTENSION_ID} {RID_EXTENSION_URI}" in camera
     assert not any("simulcast" in line or "rid" in line for line in audio + other)
     # Everything else is as aiortc wrote it.
-    added = ("a=rid:", "a=simulcast:", f"a=extmap:{RID_EXTENSION_ID} ")
+    assert "a=fmtp:97 x-google-start-bitrate=800" in camera  # VP8 of aiortc's offer
+    assert not any("x-google" in line for line in audio + other)
+    added = ("a=rid:", "a=simulcast:", f"a=extmap:{RID_EXTENSION_ID} ", "a=fmtp:97 x-google")
     kept = [line for line in shaped.split("\r\n") if not line.startswith(added)]
     assert kept == sdp.split("\r\n")
     assert offer_simulcast(shaped, "1") == shaped  # idempotent

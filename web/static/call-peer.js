@@ -19,6 +19,28 @@
   const ICE_GATHER_WAIT_MS = 2000;
   const OFFERS_KEPT = 5;
 
+  /**
+   * Simulcast encodings, when the server's offer asks for them (a=simulcast:recv
+   * q;h;f): lowest first, by the camera's height. The lowest is capped so that
+   * two cameras at full frame rate fit a 500 kbit/s link beside two voices; the
+   * server picks one encoding and temporal layers (L1T3) per subscriber. A
+   * camera of 480 lines or less gets two encodings (Chrome makes no more).
+   */
+  function simulcastPlan(height) {
+    if (height >= 540) {
+      return {
+        q: { scaleResolutionDownBy: 4, maxBitrate: 120000 },
+        h: { scaleResolutionDownBy: 2, maxBitrate: 500000 },
+        f: { scaleResolutionDownBy: 1, maxBitrate: 1500000 },
+      };
+    }
+    return {
+      q: { scaleResolutionDownBy: 2, maxBitrate: 150000 },
+      h: { scaleResolutionDownBy: 1, maxBitrate: 1000000 },
+      f: { active: false },
+    };
+  }
+
   /** ICE credentials and DTLS fingerprint: which server-side peer an SDP comes from. */
   function sdpSession(sdp) {
     const pick = (re) => (sdp.match(re) || [])[1] || "";
@@ -281,6 +303,7 @@
         }
         await tr.sender.replaceTrack(this.localTrack(kind));
         tr.direction = "sendonly";
+        if (kind === "video") await this._planSimulcast(tr.sender);
       }
       const map = {};
       for (const tr of tracks) {
@@ -298,6 +321,22 @@
       this.offersHandled += 1;
       this.log("answered offer", this.offersHandled, `${Math.round(performance.now() - started)} ms`, "tracks", tracks.length);
       this.onTracks();
+    }
+
+    /** Give each simulcast encoding the offer asked for its size and bit-rate cap. */
+    async _planSimulcast(sender) {
+      const track = sender.track;
+      const params = sender.getParameters();
+      const encodings = params.encodings || [];
+      if (!track || encodings.length < 2 || !encodings.every((e) => e.rid)) return;
+      const plan = simulcastPlan((track.getSettings && track.getSettings().height) || 480);
+      for (const e of encodings) Object.assign(e, plan[e.rid] || {});
+      try {
+        await sender.setParameters(params);
+        this.simulcast = encodings.map((e) => ({ rid: e.rid, active: e.active !== false, scale: e.scaleResolutionDownBy, maxBitrate: e.maxBitrate }));
+      } catch (e) {
+        this.log("simulcast parameters refused", String(e));
+      }
     }
 
     /** Before a mid changes owner, keep its counters so stats() counts only the new owner. */
