@@ -35,7 +35,7 @@
       };
     }
     return {
-      q: { scaleResolutionDownBy: 2, maxBitrate: 150000 },
+      q: { scaleResolutionDownBy: 2, maxBitrate: 120000 },
       h: { scaleResolutionDownBy: 1, maxBitrate: 1000000 },
       f: { active: false },
     };

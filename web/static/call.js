@@ -597,6 +597,9 @@
         S.lastError = { code: msg.code, message: msg.message };
         toast(errorText(msg.code));
         break;
+      case "link_quality":
+        S.linkQuality = msg;
+        break;
       case "identity_verified":
         window.SB_Identity?.handle(msg); // call-identity.js
         break;
