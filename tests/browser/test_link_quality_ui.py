@@ -223,8 +223,20 @@ async def test_resident_sees_poor_link_and_staff_see_details(
             assert await page.locator("#link-details").is_visible()
         await counselor.locator("#link-details summary").click()
         await counselor.locator("#link-details table[data-pid]").first.wait_for()
-        await asyncio.sleep(2.4)  # a second sample: bitrates need a byte delta
-        details = await counselor.evaluate("() => window.seoulbridge.linkDetails()")
+        # Figures of live media: a busy machine may stall a camera for a moment, so wait
+        # (bounded) for a sample in which both flow; bitrates need a second sample.
+        deadline = time.monotonic() + 15
+        while True:
+            await asyncio.sleep(1.0)
+            details = await counselor.evaluate("() => window.seoulbridge.linkDetails()")
+            flowing = [
+                details["participants"][p]
+                for p in measured
+                if (details["participants"][p]["videoKbps"] or 0) > 0
+                and details["participants"][p]["framesPerSecond"] > 0
+            ]
+            if len(flowing) == len(measured) or time.monotonic() > deadline:
+                break
         for role in ("resident", "interpreter"):
             x = details["participants"][ids[role]]
             assert x["frameWidth"] > 0 and x["frameHeight"] > 0, x
