@@ -9,7 +9,7 @@ the resident's own banner says their connection is weak, through a polite live r
 that does not speak again for an unchanged message; axe-core finds nothing on the page
 in that state; at phone width nothing overflows. Back to good, all of it goes away.
 The counselor and the interpreter have "Connection details" with getStats() figures,
-refreshed only while open; the resident has none.
+refreshed only while open (axe-core finds nothing there either); the resident has none.
 """
 
 from __future__ import annotations
@@ -252,6 +252,8 @@ async def test_resident_sees_poor_link_and_staff_see_details(
         assert sent["availableOutgoingKbps"] is None or sent["availableOutgoingKbps"] > 0
         tables = counselor.locator("#link-details table[data-pid]")
         assert await tables.count() == 2
+        await counselor.evaluate(axe_source())
+        assert await violations(counselor) == []  # the open details, tables and all
         caption = await tables.first.locator("caption").inner_text()
         assert caption.startswith("Kim Yui") or caption.startswith("Sato"), caption
 
