@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -181,12 +183,9 @@ async def take(base: str, data_dir: Path, out: Path, only: str | None) -> None:
         await browser.close()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("screenshots"))
-    parser.add_argument("--only", help="only shots whose tag contains this, e.g. ja-375")
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+@contextlib.contextmanager
+def demo_server() -> Iterator[tuple[str, Path]]:
+    """``serve --demo`` on a free port with a throw-away data directory: (base URL, data dir)."""
     port = _free_port()
     with tempfile.TemporaryDirectory() as data_dir:
         log_path = Path(data_dir) / "server.log"
@@ -210,7 +209,7 @@ def main() -> None:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit("the server did not start:\n" + log_path.read_text())
                 time.sleep(0.3)
-            asyncio.run(take(f"http://127.0.0.1:{port}", Path(data_dir), args.out, args.only))
+            yield f"http://127.0.0.1:{port}", Path(data_dir)
         finally:
             proc.terminate()
             try:
@@ -218,6 +217,16 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("screenshots"))
+    parser.add_argument("--only", help="only shots whose tag contains this, e.g. ja-375")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    with demo_server() as (base, data_dir):
+        asyncio.run(take(base, data_dir, args.out, args.only))
 
 
 if __name__ == "__main__":

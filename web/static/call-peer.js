@@ -85,6 +85,10 @@
         audioLevel: 0,
         frameWidth: 0,
         frameHeight: 0,
+        packetsLost: 0,
+        concealedSamples: 0,
+        jitter: 0,
+        framesPerSecond: 0,
       });
       c.framesDecoded += r.framesDecoded || 0;
       c.framesReceived += r.framesReceived || 0;
@@ -94,7 +98,43 @@
       c.audioLevel = Math.max(c.audioLevel, r.audioLevel || 0);
       c.frameWidth = r.frameWidth || c.frameWidth;
       c.frameHeight = r.frameHeight || c.frameHeight;
+      c.packetsLost += r.packetsLost || 0;
+      c.concealedSamples += r.concealedSamples || 0;
+      c.jitter = Math.max(c.jitter, r.jitter || 0);
+      c.framesPerSecond = r.framesPerSecond || c.framesPerSecond;
     });
+    return out;
+  }
+
+  /**
+   * What this page sends, from pc.getStats(): the estimate of the bitrate the path can
+   * carry (candidate-pair availableOutgoingBitrate, bit/s; null until the browser has
+   * one) and each video encoding sent (one per simulcast layer, by rid).
+   */
+  async function outbound(pc) {
+    const out = { availableOutgoingBitrate: null, video: [] };
+    const report = await pc.getStats();
+    let selected = null;
+    report.forEach((r) => {
+      if (r.type === "transport" && r.selectedCandidatePairId) selected = r.selectedCandidatePairId;
+    });
+    report.forEach((r) => {
+      if (r.type === "candidate-pair" && typeof r.availableOutgoingBitrate === "number") {
+        if (r.id === selected || (!selected && r.nominated && r.state === "succeeded")) out.availableOutgoingBitrate = r.availableOutgoingBitrate;
+      } else if (r.type === "outbound-rtp" && r.kind === "video") {
+        out.video.push({
+          rid: r.rid === undefined ? null : r.rid,
+          frameWidth: r.frameWidth || 0,
+          frameHeight: r.frameHeight || 0,
+          framesPerSecond: r.framesPerSecond || 0,
+          bytesSent: r.bytesSent || 0,
+          qualityLimitationReason: r.qualityLimitationReason || "none",
+          active: r.active !== false,
+        });
+      }
+    });
+    // the largest layer first
+    out.video.sort((a, b) => b.frameWidth * b.frameHeight - a.frameWidth * a.frameHeight || String(a.rid).localeCompare(String(b.rid)));
     return out;
   }
 
@@ -111,6 +151,14 @@
         audioPacketsReceived: 0,
         totalSamplesReceived: 0,
         audioLevel: 0,
+        // Added for the connection details (call-link.js); the keys above are unchanged.
+        framesPerSecond: 0,
+        videoPacketsReceived: 0,
+        videoPacketsLost: 0,
+        videoJitter: 0, // seconds
+        audioPacketsLost: 0,
+        audioJitter: 0, // seconds
+        concealedSamples: 0,
       };
     }
 
@@ -206,14 +254,27 @@
           o.videoBytesReceived += d("bytesReceived");
           o.frameWidth = c.frameWidth;
           o.frameHeight = c.frameHeight;
+          o.framesPerSecond = c.framesPerSecond;
+          o.videoPacketsReceived += d("packetsReceived");
+          o.videoPacketsLost += d("packetsLost");
+          o.videoJitter = c.jitter;
         } else {
           o.audioBytesReceived += d("bytesReceived");
           o.audioPacketsReceived += d("packetsReceived");
           o.totalSamplesReceived += d("totalSamplesReceived");
           o.audioLevel = c.audioLevel;
+          o.audioPacketsLost += d("packetsLost");
+          o.audioJitter = c.jitter;
+          o.concealedSamples += d("concealedSamples");
         }
       }
       return out;
+    }
+
+    /** What this page sends: {availableOutgoingBitrate, video: [{rid, frameWidth, ...}]}. */
+    async outboundStats() {
+      if (!this.pc) return { availableOutgoingBitrate: null, video: [] };
+      return outbound(this.pc);
     }
 
     close() {

@@ -8,12 +8,14 @@
  * the first decoded frame per participant (state.firstFrameBy, state.firstFrameAt).
  *
  * Plain script: defines window.SB_Tiles. call.js calls
- * SB_Tiles.attach({state, send, t, roleName, canModerate, log}) once and gets
+ * SB_Tiles.attach({state, send, t, roleName, canModerate, log, decorate}) once and gets
  * {render, renderSelf, setRemote, forget, showStats, ICONS}: render() after the
  * participants (state.participants) changed; renderSelf(audioOff, videoOff) for
  * the own tile; setRemote(tracks) with the peer's participant id -> {audio, video}
  * tracks; forget(id) when someone left; showStats(stats) with each stats() result.
  * ICONS are the microphone and camera icons (also used by the device buttons).
+ * decorate(el, p), if given, is called after each remote tile is rendered (call-link.js
+ * adds the connection quality).
  */
 (function () {
   "use strict";
@@ -41,7 +43,7 @@
 
   function attach(opts) {
     const S = opts.state;
-    const { send, t, roleName, canModerate, log } = opts;
+    const { send, t, roleName, canModerate, log, decorate } = opts;
     const $ = (id) => document.getElementById(id);
     const remote = {}; // participant id -> {video: MediaStreamTrack|null, audio: MediaStreamTrack|null}
 
@@ -124,6 +126,7 @@
       rm.hidden = !canModerate();
       rm.textContent = t(rm.dataset.armed === "1" ? "remove_confirm" : "remove");
       rm.setAttribute("aria-label", t("remove_label", { name: p.name }));
+      if (decorate) decorate(el, p); // connection quality (call-link.js)
     }
 
     function renderAudioSinks() {

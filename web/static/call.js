@@ -12,6 +12,7 @@
  *   call-peer.js       the RTCPeerConnection and its negotiation (no DOM)
  *   call-devices.js    device check, mic/camera buttons, meter, previews
  *   call-tiles.js      the participants' tiles, their audio, the own tile
+ *   call-link.js       connection quality on the tiles and by the controls, staff's details
  *   call-lobby.js      the counselor's waiting-room panel and knocks
  *   call-chat.js       the chat panel
  *   call-recording.js  recording with consent (optional)
@@ -21,7 +22,8 @@
  * and the strings in i18n.js.
  *
  * State for tests and for other modules (captions.js) is on window.seoulbridge,
- * with stats() (received media per remote participant, from getStats()).
+ * with stats() (received media per remote participant, from getStats()),
+ * linkQuality (the latest link_quality message) and linkDetails() (call-link.js).
  * Plain scripts, no build step; call.html loads i18n.js, vendor/socket.io.min.js,
  * captions.js (optional) and the call-*.js files above before this one.
  */
@@ -67,6 +69,7 @@
     firstFrameAt: null, // performance.now() at the first decoded remote video frame
     firstFrameBy: {}, // participant id -> performance.now() of their first frame
     lastError: null, // {code, message}
+    linkQuality: null, // the latest link_quality message, as the server sent it
     log: [],
   };
   // The peer connection's state, read through to the CallPeer (call-peer.js).
@@ -94,7 +97,15 @@
   // Parts of the page in their own files (see the top of this file).
   const lobby = window.SB_Lobby.attach({ state: S, send, t, roleName, canModerate, chime: () => media.chime() });
   const chat = window.SB_Chat.attach({ state: S, send, t });
-  const tiles = window.SB_Tiles.attach({ state: S, send, t, roleName, canModerate, log });
+  const link = window.SB_Link.attach({
+    state: S,
+    t,
+    roleName,
+    inbound: () => stats(),
+    outbound: async () => (peer ? peer.outboundStats() : { availableOutgoingBitrate: null, video: [] }),
+    log,
+  });
+  const tiles = window.SB_Tiles.attach({ state: S, send, t, roleName, canModerate, log, decorate: link.decorateTile });
   const interp = window.SB_Interpretation
     ? window.SB_Interpretation.attach({ state: S, send, audioContext: () => media.audioContext(), log })
     : null;
@@ -565,6 +576,12 @@
       case "offer":
         ensurePeer().offer(msg);
         break;
+      case "link_quality":
+        // Connection quality as the server measures it (sent when it changes).
+        S.linkQuality = msg;
+        tiles.render();
+        link.render();
+        break;
       case "mute_changed": {
         const p = S.participants[msg.participant_id];
         if (p) {
@@ -617,6 +634,7 @@
 
   /** Captions name speakers, the banner names observers, the mix knows who is who. */
   function participantsChanged() {
+    link.render();
     if (window.Captions && typeof window.Captions.setParticipants === "function") window.Captions.setParticipants(S.participants);
     if (observer) observer.render();
     if (interp) interp.render();
@@ -757,6 +775,7 @@
     lobby.render();
     chat.render();
     tiles.render();
+    link.render();
     if (recording) recording.render();
     if (observer) observer.render();
     if (interp) interp.render();
@@ -833,6 +852,7 @@
   }
 
   S.stats = stats;
+  S.linkDetails = () => link.details();
   S.interpretationLevels = () => (interp ? interp.levels() : {});
   S.send = send;
   S.t = t;
