@@ -15,13 +15,14 @@ gets a place on its *ladder* — the lowest encoding's temporal layers
   ``hold_s`` after a congestion, and only if the new total fits 85 % of the
   estimate (the 15 % band is the hysteresis that keeps a REMB sawtooth from
   flapping layers) and, until the probe wait has passed, 90 % of what the link
-  took at the last congestion (a paused video may resume beyond that when the
-  estimate is 30 % above it: the link got better). Because Chrome's REMB recovers slowly once it has
+  took at the last congestion: a browser's REMB climbs to 1.5x what it
+  receives whether or not the link got better, so beyond that only a probe
+  tells (resuming a paused video included). Because Chrome's REMB recovers slowly once it has
   dropped, a step *beyond* the estimate is also allowed — a probe — when the
   link has been clean for ``probe_wait`` and the step is at most
   ``probe_ratio`` times what is being sent; if congestion follows within
   ``probe_blame_s`` that total becomes a ceiling for a while and the wait
-  doubles (5 s up to 60 s), like LiveKit's probe back-off.
+  doubles (5 s up to 20 s), like LiveKit's probe back-off.
 
 A video's state is ``full`` (top of its ladder: the best the publisher sends),
 ``reduced`` or ``paused``, with the transitions of ``VIDEO_TRANSITIONS``
@@ -78,7 +79,9 @@ class AllocationConfig:
     drain: float = 0.9
     hold_s: float = 2.0
     probe_wait_s: float = 5.0
-    probe_wait_max_s: float = 60.0
+    #: The longest wait between probes; also how long a recovered link may wait for a
+    #: paused video to come back (resuming is a probe: REMB alone cannot tell).
+    probe_wait_max_s: float = 20.0
     probe_ratio: float = 2.5
     probe_blame_s: float = 4.0
     stable_s: float = 20.0
@@ -86,8 +89,6 @@ class AllocationConfig:
     #: until the probe wait has passed (a browser's REMB climbs past a limited link's
     #: rate, to 1.5x what it receives, and following it means congesting again)...
     capacity_share: float = 0.9
-    #: ... except resuming a paused video when the estimate is this far above it.
-    resume_evidence: float = 1.3
 
 
 @dataclass(frozen=True)
@@ -320,7 +321,7 @@ class SubscriberAllocator:
             and link.since_congestion() < self._probe_wait
             and new_need > capacity * c.capacity_share
         ):
-            within = p < 0 and estimate >= capacity * c.resume_evidence
+            within = False
         if not within:
             blocked = (
                 self._ceiling is not None

@@ -68,8 +68,10 @@ class LinkEstimator:
     ) -> None:
         self._config = config or BandwidthConfig()
         self._clock = clock
-        #: Bit/s the server may send; None (no limit) until the first congestion or loss cut.
-        self.estimate_bps: float | None = None
+        #: From REMB (delay-based); None (no limit) until the first congestion.
+        self._delay_bps: float | None = None
+        #: From loss (libwebrtc's loss-based rule); None while loss was never high.
+        self.loss_cap_bps: float | None = None
         self.remb_bps: int | None = None
         #: Smoothed fraction of packets lost (receiver reports).
         self.loss = 0.0
@@ -113,11 +115,11 @@ class LinkEstimator:
             and bitrate < previous[0] * c.remb_decrease
             and bitrate < covered * c.remb_congested_vs_sent
         ):
-            estimate = self.estimate_bps
-            self.estimate_bps = total if estimate is None else min(estimate, total)
+            delay = self._delay_bps
+            self._delay_bps = total if delay is None else min(delay, total)
             self._congestion(now)
-        elif self.estimate_bps is not None and total > self.estimate_bps:
-            self.estimate_bps = total
+        elif self._delay_bps is not None and total > self._delay_bps:
+            self._delay_bps = total
 
     def _covered_bps(self, key: frozenset[int]) -> float:
         """What we send on the streams of one REMB (the whole link when unknown)."""
@@ -149,9 +151,8 @@ class LinkEstimator:
             if self._loss_cut_at is None or now - self._loss_cut_at >= 0.5:
                 self._loss_cut_at = now
                 cut = self.sent_bps * (1 - self.loss / 2)
-                self.estimate_bps = (
-                    cut if self.estimate_bps is None else min(self.estimate_bps, cut)
-                )
+                cap = self.loss_cap_bps
+                self.loss_cap_bps = cut if cap is None else min(cap, cut)
                 self._congestion(now)
 
     def sample(
@@ -181,9 +182,32 @@ class LinkEstimator:
             old = self._stream_bps.get(ssrc, 0.0)
             rates[ssrc] = old + alpha * (max(0.0, bits / dt) - old)
         self._stream_bps = rates
+        self._grow_loss_cap(dt)
         self._verify(now)
 
+    def _grow_loss_cap(self, dt: float) -> None:
+        """With little loss the loss-based figure grows 8 %/s (libwebrtc), and goes once far
+        above what is sent (the link no longer limits)."""
+        cap = self.loss_cap_bps
+        if cap is None or self.loss >= self._config.loss_clean:
+            return
+        cap *= 1.08**dt
+        self.loss_cap_bps = None if cap > 3 * max(self.sent_bps, 1.0) else cap
+
     # -- state -------------------------------------------------------------------------
+    @property
+    def estimate_bps(self) -> float | None:
+        """Bit/s the server may send: the lower of the delay- and loss-based figures.
+
+        A full tail-drop queue (a rate-limited link) keeps the delay constant,
+        so the browser's REMB climbs again while packets are dropped: only the
+        loss-based figure holds the rate down there.
+        """
+        delay, loss = self._delay_bps, self.loss_cap_bps
+        if delay is None:
+            return loss
+        return delay if loss is None else min(delay, loss)
+
     def congested_since(self, when: float | None) -> bool:
         return self.congested_at is not None and (when is None or self.congested_at > when)
 
@@ -215,7 +239,7 @@ class LinkEstimator:
         self._clean_min_bps = min(self._clean_min_bps, self.sent_bps)
         if now - self._clean_since >= self._config.verify_s:
             held = self._clean_min_bps
-            if self.estimate_bps is not None and held > self.estimate_bps:
-                self.estimate_bps = held
+            if self._delay_bps is not None and held > self._delay_bps:
+                self._delay_bps = held
             self._clean_since = now
             self._clean_min_bps = self.sent_bps

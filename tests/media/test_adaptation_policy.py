@@ -114,6 +114,38 @@ def test_heavy_loss_cuts_the_estimate_from_what_was_sent() -> None:
     assert e.estimate_bps is not None and e.estimate_bps < 0.85 * e.sent_bps
 
 
+def test_a_rising_remb_does_not_lift_the_rate_while_a_full_queue_drops_packets() -> None:
+    """A tail-drop queue kept full holds the delay constant: the browser's REMB climbs
+    while a quarter of the packets are dropped. The loss-based figure holds the rate."""
+    clock = Clock()
+    e = LinkEstimator(clock=clock)
+    sent = 0
+    e.sample(0, 0)
+    for _ in range(4):  # 400 kbit/s into a 300 kbit/s link
+        clock.t += 0.25
+        sent += 400_000 // 8 // 4
+        e.sample(sent, 0)
+    remb = 300_000
+    for _ in range(10):
+        clock.t += 0.25
+        sent += 400_000 // 8 // 4
+        e.sample(sent, 0)
+        e.on_report(0.25)
+        remb = int(remb * 1.05)
+        e.on_remb(remb)
+    assert e.congestions >= 1
+    assert e.estimate_bps is not None and e.estimate_bps < 340_000 < remb
+    cap = e.loss_cap_bps
+    assert cap is not None
+    for _ in range(8):  # 2 s without loss: the loss-based figure grows ~8 %/s
+        clock.t += 0.25
+        sent += 300_000 // 8 // 4
+        e.sample(sent, 0)
+        for _ in range(3):
+            e.on_report(0.0)
+    assert e.loss_cap_bps is not None and cap * 1.1 < e.loss_cap_bps < cap * 1.2
+
+
 def test_a_rate_held_cleanly_raises_the_estimate() -> None:
     clock = Clock()
     e = LinkEstimator(clock=clock)
@@ -258,7 +290,7 @@ def test_after_a_congestion_a_rising_remb_does_not_lead_back_into_it_at_once() -
     assert tracks[0].index == 2
 
 
-def test_a_paused_video_resumes_when_the_estimate_rises_well_above_the_capacity() -> None:
+def test_a_paused_video_resumes_by_a_probe_after_the_wait() -> None:
     clock = Clock()
     link, tracks = make_link(clock, cameras=1)
     link.estimator.on_remb(3_000_000)
@@ -268,15 +300,16 @@ def test_a_paused_video_resumes_when_the_estimate_rises_well_above_the_capacity(
     link.estimator.on_remb(50_000)
     link.tick()
     assert tracks[0].state is VideoState.PAUSED
-    link.estimator.on_remb(60_000)  # 1.2x: not evidence enough
-    for _ in range(5):
+    link.estimator.sent_bps = 45_000
+    link.estimator.on_remb(400_000)  # the link is back, or the REMB climbs anyway
+    for _ in range(8):  # inside the probe wait: it stays paused
         clock.t += 0.5
         link.tick()
-    assert tracks[0].state is VideoState.PAUSED
-    link.estimator.on_remb(400_000)  # the link is back
-    clock.t += 0.5
-    link.tick()
-    assert tracks[0].state is VideoState.REDUCED  # resumed, at its lowest rung, within 3 s
+        assert tracks[0].state is VideoState.PAUSED
+    for _ in range(4):
+        clock.t += 0.5
+        link.tick()
+    assert tracks[0].state is VideoState.REDUCED  # resumed, at its lowest rung
 
 
 def test_an_allocator_without_any_estimate_gives_the_best() -> None:

@@ -29,13 +29,13 @@
   function simulcastPlan(height) {
     if (height >= 540) {
       return {
-        q: { scaleResolutionDownBy: 4, maxBitrate: 120000 },
+        q: { scaleResolutionDownBy: 4, maxBitrate: 150000 },
         h: { scaleResolutionDownBy: 2, maxBitrate: 500000 },
         f: { scaleResolutionDownBy: 1, maxBitrate: 1500000 },
       };
     }
     return {
-      q: { scaleResolutionDownBy: 2, maxBitrate: 120000 },
+      q: { scaleResolutionDownBy: 2, maxBitrate: 150000 },
       h: { scaleResolutionDownBy: 1, maxBitrate: 1000000 },
       f: { active: false },
     };
