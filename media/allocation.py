@@ -209,6 +209,7 @@ class SubscriberAllocator:
         self._upgrade_at: float | None = None
         self._upgrade_need = 0.0
         self._probe_wait = self._config.probe_wait_s
+        self._probed_at: float | None = None
         self._ceiling: float | None = None
         self._ceiling_until = 0.0
         #: Totals (bit/s) of the last allocation, for metrics and the debug panel.
@@ -237,8 +238,12 @@ class SubscriberAllocator:
             if congested:
                 self._seen_congestion = link.congested_at
                 self._blame(now)
-            if link.since_congestion() >= c.stable_s:
-                self._probe_wait = c.probe_wait_s
+            probed = self._probed_at
+            if link.since_congestion() >= c.stable_s or (
+                probed is not None and now - probed > c.probe_blame_s and not congested
+            ):
+                self._probe_wait = c.probe_wait_s  # stable, or the last probe went through
+                self._probed_at = None
             probing = (
                 self._upgrade_at is not None
                 and now - self._upgrade_at < c.probe_blame_s
@@ -274,6 +279,7 @@ class SubscriberAllocator:
             )
             self._probe_wait = min(self._probe_wait * 2, c.probe_wait_max_s)
         self._upgrade_at = None
+        self._probed_at = None
 
     @staticmethod
     def _step_down(
@@ -338,6 +344,7 @@ class SubscriberAllocator:
             if not probe:
                 return need
             self.probes += 1
+            self._probed_at = now
         pos[j] = p + 1
         self._upgrade_at = now
         self._upgrade_need = new_need

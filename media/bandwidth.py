@@ -14,14 +14,18 @@ and LiveKit's ``StreamAllocator`` do with REMB:
   cut) there is no estimate and every subscriber gets the best layer.
 * **down, fast.** A REMB that falls while we send close to it is the browser's
   overuse detector seeing queues grow: the estimate drops to it at once and
-  a *congestion* is recorded. Loss above 10 % over the last reports cuts the
-  estimate to what was sent times ``1 - loss/2`` (libwebrtc's loss-based rule),
-  at most twice a second. A REMB that falls only because we send less (it is
-  capped near 1.5x what it receives) is not congestion.
-* **up, from evidence.** A REMB above the estimate raises it; so does a rate
-  that was sent for ``verify_s`` with no congestion and little loss (the
-  allocator's probing upgrades rely on this, because Chrome's REMB climbs only
-  a few percent a second after it once dropped).
+  a *congestion* is recorded. Loss above 6 % over the last reports cuts the
+  estimate to what got through (sent times ``1 - loss``) less 8 %, at most
+  twice a second: libwebrtc's loss-based rule (10 %, ``1 - loss/2``) is made
+  for a sender that protects its own media; here the same queue carries other
+  people's voices, which must not be the ones lost. A REMB that falls only
+  because we send less (it is capped near 1.5x what it receives) is not
+  congestion.
+* **up, from evidence.** A REMB above the estimate raises its delay-based
+  part; so does a rate that was sent for ``verify_s`` with no congestion and
+  little loss. The loss-based part grows 8 %/s while loss stays under 2 %.
+  The estimate is the lower of the two: a full tail-drop queue holds the delay
+  constant, so the REMB climbs again while packets are still dropped.
 
 Everything is driven by calls (REMB, reports, periodic ``sample`` of the bytes
 sent); the clock is injectable; no task, no I/O.
@@ -52,10 +56,14 @@ class BandwidthConfig:
     #: ... and congestion when it is below this multiple of what we send.
     remb_congested_vs_sent: float = 1.1
     #: Smoothed loss above which the estimate is cut, and below which the link is clean.
-    loss_high: float = 0.10
+    loss_high: float = 0.06
     loss_clean: float = 0.02
     #: A sending rate held this long with no congestion and clean loss counts as available.
     verify_s: float = 2.0
+    #: Seconds of little loss after which the loss-based figure no longer limits.
+    loss_cap_clean_s: float = 3.0
+    #: A loss cut sends this share of what got through.
+    loss_margin: float = 0.92
     #: Weight of each new receiver report in the smoothed loss.
     loss_weight: float = 0.3
 
@@ -72,6 +80,7 @@ class LinkEstimator:
         self._delay_bps: float | None = None
         #: From loss (libwebrtc's loss-based rule); None while loss was never high.
         self.loss_cap_bps: float | None = None
+        self._loss_clean_s = 0.0
         self.remb_bps: int | None = None
         #: Smoothed fraction of packets lost (receiver reports).
         self.loss = 0.0
@@ -150,7 +159,8 @@ class LinkEstimator:
         if self.loss > c.loss_high and self.sent_bps > 0:
             if self._loss_cut_at is None or now - self._loss_cut_at >= 0.5:
                 self._loss_cut_at = now
-                cut = self.sent_bps * (1 - self.loss / 2)
+                # What got through, less a margin: the queue must drain for audio.
+                cut = self.sent_bps * (1 - self.loss) * c.loss_margin
                 cap = self.loss_cap_bps
                 self.loss_cap_bps = cut if cap is None else min(cap, cut)
                 self._congestion(now)
@@ -186,13 +196,17 @@ class LinkEstimator:
         self._verify(now)
 
     def _grow_loss_cap(self, dt: float) -> None:
-        """With little loss the loss-based figure grows 8 %/s (libwebrtc), and goes once far
-        above what is sent (the link no longer limits)."""
+        """With little loss the loss-based figure grows 8 %/s (libwebrtc), and goes after
+        ``loss_cap_clean_s`` of it: from there the capacity seen at the congestion and
+        the probe back-off (``media.allocation``) say how fast to climb."""
         cap = self.loss_cap_bps
         if cap is None or self.loss >= self._config.loss_clean:
+            self._loss_clean_s = 0.0
             return
+        self._loss_clean_s += dt
         cap *= 1.08**dt
-        self.loss_cap_bps = None if cap > 3 * max(self.sent_bps, 1.0) else cap
+        expired = self._loss_clean_s >= self._config.loss_cap_clean_s
+        self.loss_cap_bps = None if expired or cap > 3 * max(self.sent_bps, 1.0) else cap
 
     # -- state -------------------------------------------------------------------------
     @property

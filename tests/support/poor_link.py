@@ -198,10 +198,15 @@ def _links(node: NodeProcess) -> dict[str, str]:
 
 @asynccontextmanager
 async def poor_link_call(
-    playwright: Any, ns: Netns, data_dir: Path, *, server_args: tuple[str, ...] = ()
+    playwright: Any,
+    ns: Netns,
+    data_dir: Path,
+    *,
+    server_args: tuple[str, ...] = (),
+    server_env: dict[str, str] | None = None,
 ) -> AsyncIterator[PoorLinkCall]:
     """The server on ``ns.host_address``, three pages joined, the resident in ``ns``."""
-    node = NodeProcess(data_dir, host=ns.host_address)
+    node = NodeProcess(data_dir, host=ns.host_address, env=dict(server_env or {}))
     node.extra_args = ("--demo", "--public-url", node.base_url, *server_args)
     async with AsyncExitStack() as stack:
         stack.callback(node.kill)

@@ -1,0 +1,150 @@
+"""A resident on a poor link: what they receive, with adaptation on and off.
+
+    .venv/bin/python bench/poor_link.py [--modes on,off] [--rates 1000,500,300]
+        [--settle 10] [--window 20]          # root: it makes a network namespace
+
+Three Chromium pages with fake devices in a call; the resident's browser runs in a
+network namespace whose veth to the server is limited with ``tc tbf`` both ways
+(``tests/support/poor_link.py``). For each mode (``on``: this server; ``off``: the
+same server with ``SEOULBRIDGE_ADAPTATION=false SEOULBRIDGE_SIMULCAST=false``, which
+forwards every publisher's full stream as before) and each rate, first unlimited:
+
+* apply the limit; **adapt**: seconds until the server tells the resident's page
+  that both cameras are reduced or paused for them (``link_quality``);
+* after ``--settle`` s, a ``--window`` s measurement from the pages' ``getStats()``:
+  the resident's received fps, resolution and freezes per remote camera, audio
+  concealment (``concealedSamples / totalSamplesReceived``), what the server said it
+  forwards; the counselor's view of the interpreter (an unconstrained pair);
+  server CPU (its process, all threads) per forwarded stream;
+* lift the limit; **recover**: seconds until both remote cameras are back at the
+  unlimited window's resolution at >= 15 fps (over 1 s), at most 40 s.
+
+The machine's load average is printed with each window: three real-time browsers and
+the server share the CPUs, so a busy machine shows in every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.netns import Netns, unavailable_reason  # noqa: E402
+from tests.support.poor_link import PoorLinkCall, poor_link_call, snapshot, window  # noqa: E402
+
+OFF_ENV = {"SEOULBRIDGE_ADAPTATION": "false", "SEOULBRIDGE_SIMULCAST": "false"}
+STREAMS = 12  # three people, each sending audio and video to two others
+
+
+def _cpu_s(pid: int) -> float:
+    total = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+async def _seconds_until(call: PoorLinkCall, check: Any, limit_s: float) -> float | None:
+    started = time.monotonic()
+    while time.monotonic() - started < limit_s:
+        if await check():
+            return time.monotonic() - started
+        await asyncio.sleep(0.25)
+    return None
+
+
+async def _measure(call: PoorLinkCall, label: str, window_s: float) -> dict[str, Any]:
+    resident, counselor = call.pages["resident"], call.pages["counselor"]
+    assert call.node.proc is not None
+    cpu0, t0 = _cpu_s(call.node.proc.pid), time.monotonic()
+    before_r, before_c = await snapshot(resident), await snapshot(counselor)
+    await asyncio.sleep(window_s)
+    after_r, after_c = await snapshot(resident), await snapshot(counselor)
+    cpu = (_cpu_s(call.node.proc.pid) - cpu0) / (time.monotonic() - t0)
+    got = after_r.since(before_r)
+    staff = call.others("resident")
+    interp = after_c.since(before_c).get(call.ids["interpreter"])
+    print(
+        f"  {label:>10}  load {os.getloadavg()[0]:.1f}  server CPU {cpu:.1%} "
+        f"({cpu / STREAMS:.2%} per forwarded stream)"
+    )
+    for role, pid in staff.items():
+        r = got.get(pid)
+        said = after_r.video_state(pid)
+        print(f"    resident <- {role:<11} {r.describe() if r else 'nothing'}  server: {said}")
+    if interp:
+        print(f"    counselor <- interpreter {interp.describe()}")
+    return {"resident": got, "interp": interp, "cpu": cpu}
+
+
+async def run_mode(pw: Any, mode: str, rates: list[int], settle: float, window_s: float) -> None:
+    ns = Netns(9)
+    ns.create()
+    try:
+        data = Path(tempfile.mkdtemp(prefix=f"poor-link-{mode}-"))
+        env = OFF_ENV if mode == "off" else {}
+        async with poor_link_call(pw, ns, data, server_env=env) as call:
+            await call.wait_media()
+            print(f"\nadaptation {mode}")
+            await asyncio.sleep(settle)
+            base = await _measure(call, "unlimited", window_s)
+            staff = call.others("resident")
+            full = {pid: (r.width, r.height) for pid, r in base["resident"].items()}
+            for rate in rates:
+                ns.limit(rate)
+
+                async def adapted() -> bool:
+                    snap = await snapshot(call.pages["resident"])
+                    return all(snap.video_state(p) in ("reduced", "paused") for p in staff.values())
+
+                adapt = await _seconds_until(call, adapted, settle)
+                await asyncio.sleep(max(0.0, settle - (adapt or settle)))
+                await _measure(call, f"{rate} kbit/s", window_s)
+                print(f"    adapted in {'-' if adapt is None else f'{adapt:.1f} s'}")
+                ns.unlimit()
+
+                async def recovered() -> bool:
+                    got = await window(call.pages["resident"], 1.0)
+                    return all(
+                        p in got and got[p].fps >= 15 and (got[p].width, got[p].height) == full[p]
+                        for p in staff.values()
+                    )
+
+                back = await _seconds_until(call, recovered, 40)
+                print(
+                    f"    recovered in {'> 40 s' if back is None else f'{back:.1f} s'}"
+                    " after the limit was lifted"
+                )
+                await asyncio.sleep(5)
+    finally:
+        ns.remove()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--modes", default="on,off")
+    parser.add_argument("--rates", default="1000,500,300")
+    parser.add_argument("--settle", type=float, default=10.0)
+    parser.add_argument("--window", type=float, default=20.0)
+    args = parser.parse_args()
+    reason = unavailable_reason()
+    if reason:
+        sys.exit(reason)
+    from playwright.async_api import async_playwright
+
+    rates = [int(r) for r in args.rates.split(",") if r]
+    async with async_playwright() as pw:
+        for mode in args.modes.split(","):
+            await run_mode(pw, mode, rates, args.settle, args.window)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
