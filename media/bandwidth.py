@@ -60,7 +60,7 @@ class BandwidthConfig:
     loss_clean: float = 0.02
     #: A sending rate held this long with no congestion and clean loss counts as available.
     verify_s: float = 2.0
-    #: Seconds of little loss after which the loss-based figure no longer limits.
+    #: Seconds of little loss after which the loss-based figure grows faster.
     loss_cap_clean_s: float = 3.0
     #: A loss cut sends this share of what got through.
     loss_margin: float = 0.92
@@ -196,17 +196,17 @@ class LinkEstimator:
         self._verify(now)
 
     def _grow_loss_cap(self, dt: float) -> None:
-        """With little loss the loss-based figure grows 8 %/s (libwebrtc), and goes after
-        ``loss_cap_clean_s`` of it: from there the capacity seen at the congestion and
-        the probe back-off (``media.allocation``) say how fast to climb."""
+        """With little loss the loss-based figure grows 8 %/s (libwebrtc), 25 %/s after
+        ``loss_cap_clean_s`` of it, and goes once far above what is sent."""
         cap = self.loss_cap_bps
         if cap is None or self.loss >= self._config.loss_clean:
             self._loss_clean_s = 0.0
             return
         self._loss_clean_s += dt
-        cap *= 1.08**dt
-        expired = self._loss_clean_s >= self._config.loss_cap_clean_s
-        self.loss_cap_bps = None if expired or cap > 3 * max(self.sent_bps, 1.0) else cap
+        # Faster once clean for a while (a link that recovered): 8 %/s, then 25 %/s.
+        growth = 1.25 if self._loss_clean_s >= self._config.loss_cap_clean_s else 1.08
+        cap *= growth**dt
+        self.loss_cap_bps = None if cap > 3 * max(self.sent_bps, 1.0) else cap
 
     # -- state -------------------------------------------------------------------------
     @property
