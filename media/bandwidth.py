@@ -62,6 +62,9 @@ class BandwidthConfig:
     verify_s: float = 2.0
     #: Seconds of little loss after which the loss-based figure grows faster.
     loss_cap_clean_s: float = 3.0
+    #: At most one loss cut per this long: the reports after a cut still count packets
+    #: sent before it (cutting again on them cuts twice for one congestion).
+    loss_cut_interval_s: float = 0.5
     #: A loss cut sends this share of what got through.
     loss_margin: float = 0.92
     #: Weight of each new receiver report in the smoothed loss.
@@ -157,7 +160,7 @@ class LinkEstimator:
         if rtt_s is not None:
             self.rtt_s = rtt_s
         if self.loss > c.loss_high and self.sent_bps > 0:
-            if self._loss_cut_at is None or now - self._loss_cut_at >= 0.5:
+            if self._loss_cut_at is None or now - self._loss_cut_at >= c.loss_cut_interval_s:
                 self._loss_cut_at = now
                 # What got through, less a margin: the queue must drain for audio.
                 cut = self.sent_bps * (1 - self.loss) * c.loss_margin
