@@ -126,8 +126,9 @@ class Netns:
     def change_address(self, host: int = 3) -> str:
         """Move the namespace side to another address of the subnet (a new Wi-Fi lease)."""
         new = self.address(host)
-        _run(*self.in_ns("ip", "addr", "add", f"{new}/29", "dev", self.ns_if))
+        # Old one first: removing a primary address takes its secondaries with it.
         _run(*self.in_ns("ip", "addr", "del", f"{self.ns_address}/29", "dev", self.ns_if))
+        _run(*self.in_ns("ip", "addr", "add", f"{new}/29", "dev", self.ns_if))
         self.ns_address = new
         return new
 

@@ -33,6 +33,8 @@
   const I18N = window.SB_I18N;
   const EVENT = "message";
   const STATS_INTERVAL_MS = 500;
+  // Media "disconnected" this long (no ICE answers): a new peer connection, by the join step.
+  const DISCONNECTED_WAIT_MS = 5000;
   const LANG_KEY = "seoulbridge.lang";
 
   const $ = (id) => document.getElementById(id);
@@ -675,7 +677,10 @@
         log,
         onState: (state, pc) => {
           renderConn();
-          if (state === "failed") recoverMedia(pc);
+          // A drop shorter than DISCONNECTED_WAIT_MS comes back by itself (ICE); a longer
+          // one, or a new address (Wi-Fi to mobile), needs a new connection.
+          if (state === "failed") recoverMedia(pc, 2000);
+          else if (state === "disconnected") recoverMedia(pc, DISCONNECTED_WAIT_MS);
         },
         onTracks: () => {
           const remote = peer ? peer.remoteTracks() : {};
@@ -693,18 +698,20 @@
    * the way to a fresh peer connection is to connect the socket again: the server
    * replaces the old connection and, after "join", sends a new offer.
    */
-  function recoverMedia(pc) {
-    const now = performance.now();
-    if (S.screen !== "call" || !S.socket || now - (recoverMedia.last || -1e9) < 15000) return;
-    recoverMedia.last = now;
+  function recoverMedia(pc, waitMs) {
+    if (S.screen !== "call" || !S.socket) return;
     setTimeout(() => {
-      if (pc !== S.pc || pc.connectionState !== "failed" || S.screen !== "call") return;
-      log("media failed: connecting again (join step) for a new peer connection");
+      const state = pc.connectionState;
+      if (pc !== S.pc || S.screen !== "call" || (state !== "failed" && state !== "disconnected")) return;
+      const now = performance.now();
+      if (now - (recoverMedia.last || -1e9) < 15000) return;
+      recoverMedia.last = now;
+      log(`media ${state} for ${waitMs / 1000} s: connecting again (join step) for a new peer connection`);
       dropSocket();
       S.socketState = "reconnecting";
       renderConn();
       rejoin();
-    }, 2000);
+    }, waitMs);
   }
 
   // ------------------------------------------------------------------ stats
