@@ -90,7 +90,7 @@ class LinkEstimator:
         self.rtt_s: float | None = None
         #: Bit/s sent to this subscriber (everything on its transport), smoothed.
         self.sent_bps = 0.0
-        #: The estimate right after the last congestion: what the link took then.
+        #: The estimate right after the last congestion with loss: what the link took then.
         self.capacity_bps: float | None = None
         #: When the last congestion was seen (monotonic seconds), and how many.
         self.congested_at: float | None = None
@@ -129,7 +129,7 @@ class LinkEstimator:
         ):
             delay = self._delay_bps
             self._delay_bps = total if delay is None else min(delay, total)
-            self._congestion(now)
+            self._congestion(now, confirmed=False)
         elif self._delay_bps is not None and total > self._delay_bps:
             self._delay_bps = total
 
@@ -166,7 +166,7 @@ class LinkEstimator:
                 cut = self.sent_bps * (1 - self.loss) * c.loss_margin
                 cap = self.loss_cap_bps
                 self.loss_cap_bps = cut if cap is None else min(cap, cut)
-                self._congestion(now)
+                self._congestion(now, confirmed=True)
 
     def sample(
         self,
@@ -238,8 +238,12 @@ class LinkEstimator:
     def clean(self) -> bool:
         return self.loss < self._config.loss_clean
 
-    def _congestion(self, now: float) -> None:
-        self.capacity_bps = self.estimate_bps
+    def _congestion(self, now: float, *, confirmed: bool) -> None:
+        """A congestion; ``confirmed`` when packets were lost (the link itself is full):
+        only then is the rate a capacity to stay under. A REMB drop alone may be the
+        browser's overuse detector seeing its own CPU stall."""
+        if confirmed:
+            self.capacity_bps = self.estimate_bps
         self.congested_at = now
         self.congestions += 1
         self._clean_since = None

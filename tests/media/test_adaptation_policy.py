@@ -272,6 +272,26 @@ def test_an_estimate_within_the_headroom_of_the_next_rung_does_not_step_up() -> 
     assert tracks[0].index == 3 and tracks[0].state is VideoState.FULL
 
 
+def congest(link: SubscriberLink, remb: int) -> None:
+    """The link is full: the REMB falls and packets are lost (then no more)."""
+    link.estimator.on_remb(remb)
+    link.estimator.on_report(0.3)
+    for _ in range(12):
+        link.estimator.on_report(0.0)
+
+
+def test_a_remb_drop_without_loss_reduces_but_sets_no_capacity() -> None:
+    clock = Clock()
+    link, tracks = make_link(clock, cameras=1)
+    link.estimator.on_remb(3_000_000)
+    link.tick()
+    link.estimator.sent_bps = 1_000_000
+    clock.t += 0.5
+    link.estimator.on_remb(300_000)  # the browser's detector fired (a CPU stall looks alike)
+    link.tick()
+    assert tracks[0].state is VideoState.REDUCED and link.estimator.capacity_bps is None
+
+
 def test_after_a_congestion_a_rising_remb_does_not_lead_back_into_it_at_once() -> None:
     clock = Clock()
     link, tracks = make_link(clock, cameras=1)
@@ -281,7 +301,7 @@ def test_after_a_congestion_a_rising_remb_does_not_lead_back_into_it_at_once() -
     link.estimator.sent_bps = 1_000_000
     clock.t += 0.5
     capacity = int((rungs[1].bps + 40_000) / 0.9) + 1  # the link takes rung 1 and audio
-    link.estimator.on_remb(capacity)
+    congest(link, capacity)
     link.tick()
     assert tracks[0].index == 1 and link.estimator.capacity_bps == capacity
     # The browser's REMB climbs to 1.5x what it receives; the link itself did not change.
@@ -303,7 +323,7 @@ def test_a_paused_video_resumes_by_a_probe_after_the_wait() -> None:
     link.tick()
     link.estimator.sent_bps = 1_000_000
     clock.t += 0.5
-    link.estimator.on_remb(50_000)
+    congest(link, 50_000)
     link.tick()
     assert tracks[0].state is VideoState.PAUSED
     link.estimator.sent_bps = 45_000
