@@ -45,6 +45,7 @@ from aiortc import (  # noqa: E402
 from kernel.taskset import TaskSet  # noqa: E402
 from media.aiortc_internals import OutboundRtp, ReceiveHook  # noqa: E402
 from media.rtp_header import RtpView, abs_send_time_of, ntp_of  # noqa: E402
+from media.vp8 import parse_vp8, rewrite_vp8  # noqa: E402
 
 WIDTH, HEIGHT, FPS = 640, 480, 30
 VIDEO_BITRATE = 1_000_000
@@ -157,6 +158,8 @@ class Publisher:
     ) -> None:
         self._out = out
         self._frames = frames
+        video = out.sender.kind == "video"
+        self._descriptors = [[parse_vp8(p) if video else None for p in f] for f in frames]
         self._rate = rate
         self._step = step
         self._meter = meter
@@ -179,12 +182,18 @@ class Publisher:
             if wait > 0:
                 await asyncio.sleep(wait)
             payloads = self._frames[n % len(self._frames)]
+            descriptors = self._descriptors[n % len(self._frames)]
             timestamp = (ts0 + n * self._step) % (1 << 32)
             now = time.time()
             ntp = ntp_of(now)
             abs_send_time = abs_send_time_of(ntp)
             last = len(payloads) - 1
             for i, payload in enumerate(payloads):
+                d = descriptors[i]
+                if d is not None and d.pid_bits:
+                    # A fresh picture id per frame, as an encoder gives (the loop repeats
+                    # its frames; a VP8-aware forwarder drops repeated ids as late copies).
+                    payload = rewrite_vp8(payload, d, n & ((1 << d.pid_bits) - 1), d.tl0)
                 tag = TAG.pack(self._index, counter)
                 counter += 1
                 packet = RtpView(0, int(i == last), seq, timestamp, 0, payload + tag)
