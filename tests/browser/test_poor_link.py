@@ -32,7 +32,7 @@ pytestmark = [
     pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason())),
 ]
 
-SETTLE_S = 6.0
+SETTLE_S = 5.0
 WINDOW_S = 6.0
 #: Full video after the limit is lifted: resuming is a probe (the probe wait is at most
 #: 20 s after repeated failed probes, media.allocation), then one step per rung.
@@ -75,7 +75,7 @@ async def _media_again(call: PoorLinkCall, what: str) -> float:
             )
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(360)
 async def test_a_resident_on_a_poor_link_keeps_audio_and_gets_the_video_it_can_take(
     tmp_path: Path, playwright: Any
 ) -> None:
@@ -135,26 +135,12 @@ async def test_a_resident_on_a_poor_link_keeps_audio_and_gets_the_video_it_can_t
                 "full video after the limit is lifted",
             )
             print(f"\nfull video {took:.1f} s after the limit was lifted")
-    finally:
-        ns.remove()
 
-
-@pytest.mark.timeout(200)
-async def test_media_comes_back_after_a_short_cut_and_a_new_address(
-    tmp_path: Path, playwright: Any
-) -> None:
-    ns = Netns(6)
-    try:
-        ns.create()
-    except NetnsUnavailable as exc:
-        pytest.skip(str(exc))
-    try:
-        async with poor_link_call(playwright, ns, tmp_path) as call:
-            await call.wait_media()
+            # A 3 s cut, then a new address (Wi-Fi to mobile): media flows again.
             ns.cut()
             await asyncio.sleep(3)
             ns.restore()
-            print(f"\nmedia again {await _media_again(call, 'cut'):.1f} s after a 3 s cut")
+            print(f"media again {await _media_again(call, 'cut'):.1f} s after a 3 s cut")
             ns.change_address()
             print(f"media again {await _media_again(call, 'address'):.1f} s after a new address")
     finally:
