@@ -73,6 +73,7 @@
     lastError: null, // {code, message}
     linkQuality: null, // the latest link_quality message, as the server sent it
     log: [],
+    toasts: [], // the last few toast texts (a toast hides after 5 s; tests read these)
   };
   // The peer connection's state, read through to the CallPeer (call-peer.js).
   Object.defineProperties(S, {
@@ -286,6 +287,8 @@
   function toast(text, ms = 5000) {
     const el = $("toast");
     el.textContent = text;
+    S.toasts.push(text);
+    if (S.toasts.length > 10) S.toasts.shift();
     el.hidden = false;
     clearTimeout(toastTimer);
     toastTimer = setTimeout(() => {
