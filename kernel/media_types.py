@@ -52,6 +52,14 @@ class LinkQuality(StrEnum):
     POOR = "poor"
 
 
+#: Worse is larger: how a page's quality is compared and combined.
+LINK_SEVERITY: dict[LinkQuality, int] = {
+    LinkQuality.GOOD: 0,
+    LinkQuality.WEAK: 1,
+    LinkQuality.POOR: 2,
+}
+
+
 class VideoState(StrEnum):
     """What one subscriber receives of one camera: all of it, a reduced layer, or nothing."""
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
-from kernel.media_types import LinkQuality, VideoState
+from kernel.media_types import LINK_SEVERITY, LinkQuality, VideoState
 from kernel.taskset import TaskSet, raise_if_cancelling
 from media.allocation import AllocationConfig, SubscriberAllocator, VideoTrack
 from media.bandwidth import BandwidthConfig, LinkEstimator
@@ -27,8 +27,6 @@ from media.layers import LayerTracker
 logger = logging.getLogger(__name__)
 
 __all__ = ["Adaptation", "AdaptationConfig", "RateMeter", "SubscriberLink"]
-
-_SEVERITY = {LinkQuality.GOOD: 0, LinkQuality.WEAK: 1, LinkQuality.POOR: 2}
 
 #: The transport's running totals (bytes, packets) sent.
 SentCounters = Callable[[], tuple[int, int]]
@@ -113,7 +111,7 @@ class SubscriberLink:
     def _update_quality(self) -> None:
         now = self._clock()
         measured = self.measured_quality()
-        if _SEVERITY[measured] >= _SEVERITY[self.quality]:
+        if LINK_SEVERITY[measured] >= LINK_SEVERITY[self.quality]:
             self._better_since = None
             if measured is not self.quality:
                 logger.info("%s: connection %s -> %s", self.name, self.quality, measured)

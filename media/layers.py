@@ -75,15 +75,21 @@ class SeqMap:
             self._ring_off[m & self._wmask] = self._offset
         self._max_in = n
 
+    def _arrive(self, n: int) -> bool:
+        """Whether ``n`` is ahead of every input so far; if so it becomes the newest."""
+        d = (n - self._max_in) & self._mask
+        if not 0 < d < self._half:
+            return False
+        if d > 1:
+            self._advance(n, d)
+        else:
+            self._max_in = n
+        return True
+
     def forward(self, n: int) -> int | None:
         """The output number of input ``n``; None if it was dropped or is too old."""
-        d = (n - self._max_in) & self._mask
         i = n & self._wmask
-        if 0 < d < self._half:
-            if d > 1:
-                self._advance(n, d)
-            else:
-                self._max_in = n
+        if self._arrive(n):
             self._ring_in[i] = n
             self._ring_off[i] = self._offset
             return (n + self._offset) & self._mask
@@ -94,13 +100,8 @@ class SeqMap:
 
     def drop(self, n: int) -> None:
         """Input ``n`` is not forwarded: later inputs close up behind it."""
-        d = (n - self._max_in) & self._mask
         i = n & self._wmask
-        if 0 < d < self._half:
-            if d > 1:
-                self._advance(n, d)
-            else:
-                self._max_in = n
+        if self._arrive(n):
             self._offset = (self._offset - 1) & self._mask
         self._ring_in[i] = n
         self._ring_off[i] = None

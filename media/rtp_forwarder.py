@@ -133,12 +133,6 @@ class _Source:
             )
         requester.request()
 
-    @property
-    def keyframe_requests_sent(self) -> int:
-        if self.requester is None:
-            return 0
-        return self.requester.sent + sum(r.sent for r in self._requesters.values())
-
     def on_padding(self, packet: RtpView, arrival_time_ms: int) -> None:
         """A padding-only packet: each subscriber's numbering closes the gap it leaves."""
         for subscription in self.subscriptions:

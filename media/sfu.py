@@ -38,6 +38,7 @@ from aiortc.sdp import candidate_from_sdp
 
 from kernel.media_types import (
     KINDS,
+    LINK_SEVERITY,
     LinkQuality,
     LinkReport,
     LinkStats,
@@ -76,12 +77,10 @@ PublicationListener = Callable[[Publication], Awaitable[None]]
 PeerFailedListener = Callable[[str, str], Awaitable[None]]
 LinkReportListener = Callable[[str, LinkReport], Awaitable[None]]
 
-_SEVERITY = {LinkQuality.GOOD: 0, LinkQuality.WEAK: 1, LinkQuality.POOR: 2}
-
 
 def _worst(*qualities: LinkQuality | None) -> LinkQuality:
     known = [q for q in qualities if q is not None]
-    return max(known, key=_SEVERITY.__getitem__) if known else LinkQuality.GOOD
+    return max(known, key=LINK_SEVERITY.__getitem__) if known else LinkQuality.GOOD
 
 
 @dataclass
