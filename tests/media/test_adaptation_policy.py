@@ -183,6 +183,14 @@ def make_link(clock: Clock, cameras: int = 2) -> tuple[SubscriberLink, list[Vide
     return link, tracks
 
 
+def all_in_full(link: SubscriberLink, clock: Clock, *, sending: int) -> None:
+    """A good link, every camera in full; half a second later we send ``sending`` bit/s."""
+    link.estimator.on_remb(3_000_000)
+    link.tick()
+    link.estimator.sent_bps = sending
+    clock.t += 0.5
+
+
 def test_congestion_steps_video_down_until_audio_and_video_fit() -> None:
     clock = Clock()
     link, tracks = make_link(clock)
@@ -202,10 +210,7 @@ def test_congestion_steps_video_down_until_audio_and_video_fit() -> None:
 def test_when_nothing_fits_video_is_paused_and_audio_keeps_its_share() -> None:
     clock = Clock()
     link, tracks = make_link(clock)
-    link.estimator.on_remb(3_000_000)
-    link.tick()
-    link.estimator.sent_bps = 1_400_000
-    clock.t += 0.5
+    all_in_full(link, clock, sending=1_400_000)
     link.estimator.on_remb(100_000)
     link.tick()
     assert [t.state for t in tracks] == [VideoState.REDUCED, VideoState.PAUSED]
@@ -221,10 +226,7 @@ def test_when_nothing_fits_video_is_paused_and_audio_keeps_its_share() -> None:
 def test_recovery_resumes_one_step_at_a_time_after_a_hold_without_flapping() -> None:
     clock = Clock()
     link, tracks = make_link(clock)
-    link.estimator.on_remb(3_000_000)
-    link.tick()
-    link.estimator.sent_bps = 1_400_000
-    clock.t += 0.5
+    all_in_full(link, clock, sending=1_400_000)
     link.estimator.on_remb(60_000)
     link.tick()
     assert all(t.state is VideoState.PAUSED for t in tracks)
@@ -251,10 +253,7 @@ def test_an_estimate_within_the_headroom_of_the_next_rung_does_not_step_up() -> 
     clock = Clock()
     link, tracks = make_link(clock, cameras=1)
     rungs = ladder(tracks[0].tracker)
-    link.estimator.on_remb(3_000_000)
-    link.tick()
-    link.estimator.sent_bps = 1_000_000
-    clock.t += 0.5
+    all_in_full(link, clock, sending=1_000_000)
     link.estimator.on_remb(int((rungs[2].bps + 40_000) / 0.9) + 1)  # room for rung 2 only
     link.tick()
     assert tracks[0].index == 2
@@ -283,10 +282,7 @@ def congest(link: SubscriberLink, remb: int) -> None:
 def test_a_remb_drop_without_loss_reduces_but_sets_no_capacity() -> None:
     clock = Clock()
     link, tracks = make_link(clock, cameras=1)
-    link.estimator.on_remb(3_000_000)
-    link.tick()
-    link.estimator.sent_bps = 1_000_000
-    clock.t += 0.5
+    all_in_full(link, clock, sending=1_000_000)
     link.estimator.on_remb(300_000)  # the browser's detector fired (a CPU stall looks alike)
     link.tick()
     assert tracks[0].state is VideoState.REDUCED and link.estimator.capacity_bps is None
@@ -296,10 +292,7 @@ def test_after_a_congestion_a_rising_remb_does_not_lead_back_into_it_at_once() -
     clock = Clock()
     link, tracks = make_link(clock, cameras=1)
     rungs = ladder(tracks[0].tracker)
-    link.estimator.on_remb(3_000_000)
-    link.tick()
-    link.estimator.sent_bps = 1_000_000
-    clock.t += 0.5
+    all_in_full(link, clock, sending=1_000_000)
     capacity = int((rungs[1].bps + 40_000) / 0.9) + 1  # the link takes rung 1 and audio
     congest(link, capacity)
     link.tick()
@@ -319,10 +312,7 @@ def test_after_a_congestion_a_rising_remb_does_not_lead_back_into_it_at_once() -
 def test_a_paused_video_resumes_by_a_probe_after_the_wait() -> None:
     clock = Clock()
     link, tracks = make_link(clock, cameras=1)
-    link.estimator.on_remb(3_000_000)
-    link.tick()
-    link.estimator.sent_bps = 1_000_000
-    clock.t += 0.5
+    all_in_full(link, clock, sending=1_000_000)
     congest(link, 50_000)
     link.tick()
     assert tracks[0].state is VideoState.PAUSED

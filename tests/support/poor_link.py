@@ -12,31 +12,18 @@ crosses the veth, where ``Netns.limit`` puts a token bucket each way. Used by
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, Server
 from tests.interpretation.browser_support import admit_all, join, open_page, until
 from tests.support.netns import Netns
 from tests.support.node_process import NodeProcess
 
-CHROMIUM = "/usr/bin/chromium"
-BROWSER_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-]
 ROLES = ("counselor", "interpreter", "resident")
 
 # Per remote participant, the inbound-rtp counters of the latest offer's mids.
@@ -168,21 +155,10 @@ class PoorLinkCall:
                 raise AssertionError(f"no media on every page in {timeout_s} s: {ready}")
 
 
-def _post(url: str, body: dict[str, Any], bearer: str | None = None) -> dict[str, Any]:
-    headers = {"Content-Type": "application/json"}
-    if bearer:
-        headers["Authorization"] = f"Bearer {bearer}"
-    request = urllib.request.Request(url, json.dumps(body).encode(), headers, method="POST")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return dict(json.load(response))
-
-
 def _links(node: NodeProcess) -> dict[str, str]:
-    password = (node.data_dir / "demo-credentials.txt").read_text().strip()
-    login = {"username": "demo-counselor", "password": password}
-    token = str(_post(node.base_url + "/api/staff/login", login)["token"])
-    reply = _post(
-        node.base_url + "/api/rooms",
+    server = Server(node.base_url, node.data_dir, node.log_path, node.token_secret)
+    reply = server.post(
+        "/api/rooms",
         {
             "title": "국적 상담 · poor link",
             "topic": "nationality",
@@ -190,9 +166,9 @@ def _links(node: NodeProcess) -> dict[str, str]:
             "interpreter": {"name": "Sato Interpreter", "language": "ja"},
             "counselor_language": "ko",
         },
-        bearer=token,
+        bearer=server.staff_token(),
     )
-    links: dict[str, str] = reply["links"]
+    links: dict[str, str] = reply["links"]  # type: ignore[assignment]
     return {role: links[role] for role in ROLES}
 
 
@@ -211,7 +187,7 @@ async def poor_link_call(
     async with AsyncExitStack() as stack:
         stack.callback(node.kill)
         await asyncio.to_thread(node.start)
-        args = [*BROWSER_ARGS, f"--unsafely-treat-insecure-origin-as-secure={node.base_url}"]
+        args = [*CHROMIUM_ARGS, f"--unsafely-treat-insecure-origin-as-secure={node.base_url}"]
         here = await playwright.chromium.launch(executable_path=CHROMIUM, args=args)
         stack.push_async_callback(here.close)
         wrapper = ns.wrapper(data_dir, CHROMIUM)
