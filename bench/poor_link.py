@@ -38,7 +38,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.support.netns import Netns, unavailable_reason  # noqa: E402
-from tests.support.poor_link import PoorLinkCall, poor_link_call, snapshot, window  # noqa: E402
+from tests.support.poor_link import (  # noqa: E402
+    PoorLinkCall,
+    poor_link_call,
+    sending,
+    snapshot,
+    window,
+)
 
 OFF_ENV = {"SEOULBRIDGE_ADAPTATION": "false", "SEOULBRIDGE_SIMULCAST": "false"}
 STREAMS = 12  # three people, each sending audio and video to two others
@@ -82,18 +88,25 @@ async def _measure(call: PoorLinkCall, label: str, window_s: float) -> dict[str,
         print(f"    resident <- {role:<11} {r.describe() if r else 'nothing'}  server: {said}")
     if interp:
         print(f"    counselor <- interpreter {interp.describe()}")
+    for role in staff:
+        print(f"    {role} sends {await sending(call.pages[role])}")
     return {"resident": got, "interp": interp, "cpu": cpu}
 
 
-async def run_mode(pw: Any, mode: str, rates: list[int], settle: float, window_s: float) -> None:
+async def run_mode(
+    pw: Any, mode: str, rates: list[int], settle: float, window_s: float, trace: bool
+) -> None:
     ns = Netns(9)
     ns.create()
     try:
         data = Path(tempfile.mkdtemp(prefix=f"poor-link-{mode}-"))
-        env = OFF_ENV if mode == "off" else {}
+        env = dict(OFF_ENV) if mode == "off" else {}
+        if trace:
+            env["SEOULBRIDGE_LOG_LEVEL"] = "INFO,media.linktrace=DEBUG"
+            print(f"server log (with each subscriber's estimate per tick): {data / 'server.log'}")
         async with poor_link_call(pw, ns, data, server_env=env) as call:
             await call.wait_media()
-            print(f"\nadaptation {mode}")
+            print(f"\nadaptation {mode}  ({', '.join(f'{r} {p}' for r, p in call.ids.items())})")
             await asyncio.sleep(settle)
             base = await _measure(call, "unlimited", window_s)
             staff = call.others("resident")
@@ -134,6 +147,9 @@ async def main() -> None:
     parser.add_argument("--rates", default="1000,500,300")
     parser.add_argument("--settle", type=float, default=10.0)
     parser.add_argument("--window", type=float, default=20.0)
+    parser.add_argument(
+        "--trace", action="store_true", help="log every subscriber's estimate and allocation"
+    )
     args = parser.parse_args()
     reason = unavailable_reason()
     if reason:
@@ -143,7 +159,7 @@ async def main() -> None:
     rates = [int(r) for r in args.rates.split(",") if r]
     async with async_playwright() as pw:
         for mode in args.modes.split(","):
-            await run_mode(pw, mode, rates, args.settle, args.window)
+            await run_mode(pw, mode, rates, args.settle, args.window, args.trace)
 
 
 if __name__ == "__main__":

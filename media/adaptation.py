@@ -25,6 +25,9 @@ from media.bandwidth import BandwidthConfig, LinkEstimator
 from media.layers import LayerTracker
 
 logger = logging.getLogger(__name__)
+#: One line per subscriber and tick (DEBUG): what the estimate and the allocation were
+#: made of. ``SEOULBRIDGE_LOG_LEVEL=INFO,media.linktrace=DEBUG`` turns it on.
+trace = logging.getLogger("media.linktrace")
 
 __all__ = ["Adaptation", "AdaptationConfig", "RateMeter", "SubscriberLink"]
 
@@ -97,6 +100,34 @@ class SubscriberLink:
             audio = sum(meter.rate_bps for meter in self.audios.values())
             self.allocator.allocate(self.estimator, list(self.videos.values()), audio)
         self._update_quality()
+        if trace.isEnabledFor(logging.DEBUG):
+            self._trace()
+
+    def _trace(self) -> None:
+        e = self.estimator
+
+        def kbps(bps: float | None) -> str:
+            return "-" if bps is None else f"{bps / 1000:.0f}"
+
+        videos = " ".join(
+            f"{t.state.value[0]}{'' if t.option is None else f'@{t.option.bps / 1000:.0f}'}"
+            for t in self.videos.values()
+        )
+        trace.debug(
+            "%s: estimate %s (delay %s, loss cap %s) remb %s sent %s need %s capacity %s "
+            "loss %.1f%% congestions %d videos %s",
+            self.name,
+            kbps(e.estimate_bps),
+            kbps(e.delay_bps),
+            kbps(e.loss_cap_bps),
+            kbps(e.remb_bps),
+            kbps(e.sent_bps),
+            kbps(self.allocator.need_bps),
+            kbps(e.capacity_bps),
+            e.loss * 100,
+            e.congestions,
+            videos,
+        )
 
     def measured_quality(self) -> LinkQuality:
         """This tick's quality, before hysteresis."""

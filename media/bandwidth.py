@@ -213,6 +213,11 @@ class LinkEstimator:
 
     # -- state -------------------------------------------------------------------------
     @property
+    def delay_bps(self) -> float | None:
+        """The delay-based part (from REMB and verified rates); None before a congestion."""
+        return self._delay_bps
+
+    @property
     def estimate_bps(self) -> float | None:
         """Bit/s the server may send: the lower of the delay- and loss-based figures.
 

@@ -82,8 +82,9 @@ class Forwarder(PacketSource, Protocol):
     def codecs(self) -> RoomCodecs | None:
         """The one codec per kind every peer must negotiate; None when it adapts (transcodes)."""
 
-    def prepare_peer(self, pc: RTCPeerConnection) -> None:
-        """Called once for every new peer connection, before any negotiation."""
+    def prepare_peer(self, pc: RTCPeerConnection, label: str = "") -> None:
+        """Called once for every new peer connection, before any negotiation; ``label``
+        names it in logs (the participant)."""
 
     def release_peer(self, pc: RTCPeerConnection) -> None:
         """The peer connection is closed: forget everything kept for its senders."""

@@ -64,7 +64,7 @@ class RelayForwarder:
     def codecs(self) -> RoomCodecs | None:
         return None  # it transcodes: whatever each peer negotiated
 
-    def prepare_peer(self, pc: RTCPeerConnection) -> None:
+    def prepare_peer(self, pc: RTCPeerConnection, label: str = "") -> None:
         return None
 
     def release_peer(self, pc: RTCPeerConnection) -> None:

@@ -333,6 +333,10 @@ class RtpForwarder:
         )
         self._min_interval = keyframe_min_interval
         self._pcs: weakref.WeakSet[RTCPeerConnection] = weakref.WeakSet()
+        #: Who each peer connection is, for logs (``prepare_peer``'s label).
+        self._labels: weakref.WeakKeyDictionary[RTCPeerConnection, str] = (
+            weakref.WeakKeyDictionary()
+        )
         self._hooks: weakref.WeakKeyDictionary[RTCRtpReceiver, ReceiveHook] = (
             weakref.WeakKeyDictionary()
         )
@@ -350,8 +354,9 @@ class RtpForwarder:
 
     # -- peers -------------------------------------------------------------------------
 
-    def prepare_peer(self, pc: RTCPeerConnection) -> None:
+    def prepare_peer(self, pc: RTCPeerConnection, label: str = "") -> None:
         self._pcs.add(pc)
+        self._labels[pc] = label or f"peer {id(pc):x}"
         wrap_negotiation(
             pc, lambda p: apply_room_codecs(p, self._codecs, publish_rtx=not self._simulcast)
         )
@@ -474,7 +479,8 @@ class RtpForwarder:
         if pc is None:
             return
         publication = subscription.source.publication
-        link = self._adaptation.link(pc, f"subscriber of {publication.id}", out.sent_counters)
+        name = f"subscriber {self._labels.get(pc, f'peer {id(pc):x}')}"
+        link = self._adaptation.link(pc, name, out.sent_counters)
         out.on_feedback(link.estimator.on_remb, link.estimator.on_report)
         if subscription.selector is not None and subscription.source.layers is not None:
             track = VideoTrack(

@@ -186,7 +186,7 @@ class MediaRoom:
         pc = RTCPeerConnection(
             RTCConfiguration(iceServers=self._ice_servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
         )
-        self._forwarder.prepare_peer(pc)
+        self._forwarder.prepare_peer(pc, participant_id)
         publish: dict[Kind, RTCRtpTransceiver] = {
             kind: pc.addTransceiver(kind, direction="inactive" if receive_only else "recvonly")
             for kind in KINDS

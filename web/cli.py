@@ -31,7 +31,7 @@ from signaling.rooms import RoomDirectory
 from signaling.tokens import TokenService
 from web import cli_models, cli_privacy, cli_recording, tls
 from web.redis_store import open_redis
-from web.settings import Settings
+from web.settings import Settings, parse_log_levels
 
 DEMO_COUNSELOR = "demo-counselor"
 DEMO_INTERPRETER = "demo-interpreter"
@@ -172,9 +172,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from web.app import build_app
 
     settings = _settings(args)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    root, loggers = parse_log_levels(settings.log_level)
+    logging.basicConfig(level=root, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name, level in loggers.items():
+        logging.getLogger(name).setLevel(level)
     if args.workers is not None:
         from web.workers import run_workers
 

@@ -74,6 +74,30 @@ def origin_of(url: str) -> str:
     return f"{parts.scheme}://{host}{port}"
 
 
+_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+def parse_log_levels(text: str) -> tuple[str, dict[str, str]]:
+    """``"INFO,media.linktrace=DEBUG"`` -> ("INFO", {"media.linktrace": "DEBUG"})."""
+    root: str | None = None
+    loggers: dict[str, str] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        name, _, level = item.rpartition("=")
+        level = level.strip().upper()
+        if level not in _LEVELS:
+            raise ValueError(
+                f"log level {level!r} in {text!r}: use one of {', '.join(_LEVELS)}, "
+                "e.g. INFO or INFO,media.linktrace=DEBUG"
+            )
+        if not name:
+            root = level
+        else:
+            loggers[name.strip()] = level
+    return root or "INFO", loggers
+
+
 class Settings(BaseSettings):
     """Everything the server is told at start-up. Environment variables use the
     ``SEOULBRIDGE_`` prefix (``SEOULBRIDGE_PORT=9000``), except ``REDIS_URL``."""
@@ -193,7 +217,10 @@ class Settings(BaseSettings):
     booking_horizon_days: int = Field(
         default=62, ge=1, le=366, description="How far ahead residents may book"
     )
-    log_level: str = "INFO"
+    log_level: str = Field(
+        default="INFO",
+        description="LEVEL, optionally followed by logger=LEVEL pairs: INFO,media.linktrace=DEBUG",
+    )
     tls_cert: Path | None = Field(
         default=None, description="PEM certificate (chain) to serve https"
     )
@@ -246,6 +273,12 @@ class Settings(BaseSettings):
     purge_interval_s: float = Field(
         default=3600.0, gt=0, description="How often the server runs the retention purge"
     )
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        parse_log_levels(value)
+        return value
 
     @field_validator("ice_servers", mode="before")
     @classmethod

@@ -93,6 +93,33 @@ class Snapshot:
         return None
 
 
+# The page's own camera encodings as its browser sends them (outbound-rtp per rid).
+_SENDING_JS = """async () => {
+  const pc = window.seoulbridge && window.seoulbridge.pc;
+  const out = [];
+  if (pc) {
+    (await pc.getStats()).forEach((r) => {
+      if (r.type !== "outbound-rtp" || r.kind !== "video") return;
+      out.push({
+        rid: r.rid || "-", fps: r.framesPerSecond || 0, height: r.frameHeight || 0,
+        kbps: (r.targetBitrate || 0) / 1000, limit: r.qualityLimitationReason || "none",
+      });
+    });
+  }
+  return out.sort((a, b) => a.height - b.height);
+}"""
+
+
+async def sending(page: Any) -> str:
+    """What a page's browser encodes of its camera, per simulcast encoding:
+    ``q 240p 10 fps 150 kbit/s (cpu)`` — the upper bound of what anyone receives."""
+    rows = await page.evaluate(_SENDING_JS)
+    return ", ".join(
+        f"{r['rid']} {r['height']}p {r['fps']:.0f} fps {r['kbps']:.0f} kbit/s ({r['limit']})"
+        for r in rows
+    )
+
+
 @dataclass(frozen=True)
 class Received:
     fps: float

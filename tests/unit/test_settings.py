@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from web.settings import Settings
+from web.settings import Settings, parse_log_levels
 
 
 def test_ice_servers_from_urls_with_turn_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -107,3 +107,15 @@ def test_tls_settings_make_https_links_and_refuse_half_a_pair(tmp_path: Path) ->
     assert Settings(data_dir=tmp_path, public_url="https://x.test/").links_base_url() == (
         "https://x.test"
     )
+
+
+def test_log_level_with_per_logger_levels(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEOULBRIDGE_LOG_LEVEL", "warning, media.linktrace=debug")
+    assert parse_log_levels(Settings().log_level) == ("WARNING", {"media.linktrace": "DEBUG"})
+    assert parse_log_levels("media.linktrace=DEBUG") == ("INFO", {"media.linktrace": "DEBUG"})
+
+
+def test_a_bad_log_level_says_what_to_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEOULBRIDGE_LOG_LEVEL", "INFO,media.linktrace=LOUD")
+    with pytest.raises(ValidationError, match=r"'LOUD'.*use one of CRITICAL, ERROR"):
+        Settings()
