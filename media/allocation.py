@@ -22,7 +22,17 @@ gets a place on its *ladder* — the lowest encoding's temporal layers
   link has been clean for ``probe_wait`` and the step is at most
   ``probe_ratio`` times what is being sent; if congestion follows within
   ``probe_blame_s`` that total becomes a ceiling for a while and the wait
-  doubles (5 s up to 20 s), like LiveKit's probe back-off.
+  doubles (4 s up to 12 s), like LiveKit's probe back-off.
+* **A failed step up goes back, not further down.** The congestion that
+  follows a step up is that step's: every video returns to where it was
+  before it (a total that went through cleanly — LiveKit's committed
+  allocation), and the estimate is held there while the probe's queue drains
+  (``LinkEstimator.settle``). Cutting from the loss the probe caused paused a
+  camera for 5–20 s at 500 kbit/s in the benchmark.
+* **A paused video is probed for often.** Resuming one (its lowest rung) is
+  tried every ``resume_wait_s`` at most, whatever the back-off: the link's
+  recovery shows nowhere else, and a camera should come back within seconds
+  of it.
 
 A video's state is ``full`` (top of its ladder: the best the publisher sends),
 ``reduced`` or ``paused``, with the transitions of ``VIDEO_TRANSITIONS``
@@ -78,12 +88,16 @@ class AllocationConfig:
     headroom: float = 0.85
     drain: float = 0.9
     hold_s: float = 2.0
-    probe_wait_s: float = 5.0
-    #: The longest wait between probes; also how long a recovered link may wait for a
-    #: paused video to come back (resuming is a probe: REMB alone cannot tell).
-    probe_wait_max_s: float = 20.0
+    probe_wait_s: float = 4.0
+    #: The longest wait between probes.
+    probe_wait_max_s: float = 12.0
+    #: The longest wait before resuming a paused video is tried (a probe: REMB alone
+    #: cannot tell that the link recovered).
+    resume_wait_s: float = 3.0
     probe_ratio: float = 2.5
     probe_blame_s: float = 4.0
+    #: After going back from a failed step up, how long the loss reports are the probe's.
+    settle_s: float = 1.5
     stable_s: float = 20.0
     #: After a congestion, steps up stay within this share of what the link took then
     #: until the probe wait has passed (a browser's REMB climbs past a limited link's
@@ -128,6 +142,16 @@ def ladder(tracker: LayerTracker, min_fps: float = MIN_FPS) -> list[Option]:
     return rungs
 
 
+def rung_for(rungs: list[Option], option: Option) -> int:
+    """Where ``option`` is on a (possibly changed) ladder: the same layers, or the
+    best rung that costs no more."""
+    for i, rung in enumerate(rungs):
+        if rung.ssrc == option.ssrc and rung.temporal == option.temporal:
+            return i
+    fitting = [i for i, rung in enumerate(rungs) if rung.bps <= option.bps]
+    return fitting[-1] if fitting else 0
+
+
 class VideoTrack:
     """One video subscription under allocation."""
 
@@ -156,13 +180,8 @@ class VideoTrack:
             return len(rungs) - 1
         if self.index < 0:
             return -1
-        old = self.option
-        if old is not None:
-            for i, rung in enumerate(rungs):
-                if rung.ssrc == old.ssrc and rung.temporal == old.temporal:
-                    return i
-            fitting = [i for i, rung in enumerate(rungs) if rung.bps <= old.bps]
-            return fitting[-1] if fitting else 0
+        if self.option is not None:
+            return rung_for(rungs, self.option)
         return min(self.index, len(rungs) - 1)
 
     def apply(self, rungs: list[Option], index: int) -> None:
@@ -212,6 +231,10 @@ class SubscriberAllocator:
         self._probed_at: float | None = None
         self._ceiling: float | None = None
         self._ceiling_until = 0.0
+        #: Before the last step up: its total and every video's rung (None: no ladder,
+        #: -1: paused), to go back to if it congests; and whether it resumed a video.
+        self._before_upgrade: tuple[float, list[Option | int | None]] | None = None
+        self._upgrade_resumed = False
         #: Totals (bit/s) of the last allocation, for metrics and the debug panel.
         self.need_bps = 0.0
         self.probes = 0
@@ -224,20 +247,21 @@ class SubscriberAllocator:
             track.place(rungs) if rungs else None
             for track, rungs in zip(tracks, ladders, strict=True)
         ]
-        estimate = link.estimate_bps
 
         def cost(j: int) -> float:
             p = pos[j]
             return 0.0 if p is None or p < 0 else ladders[j][p].bps
 
-        if estimate is None:
+        if link.estimate_bps is None:
             pos = [len(rungs) - 1 if rungs else None for rungs in ladders]
         else:
-            need = audio_bps + sum(cost(j) for j in range(len(tracks)))
             congested = link.congested_since(self._seen_congestion)
             if congested:
                 self._seen_congestion = link.congested_at
-                self._blame(now)
+                self._blame(now, link, pos, ladders)
+            estimate = link.estimate_bps
+            assert estimate is not None
+            need = audio_bps + sum(cost(j) for j in range(len(tracks)))
             probed = self._probed_at
             if link.since_congestion() >= c.stable_s or (
                 probed is not None and now - probed > c.probe_blame_s and not congested
@@ -265,21 +289,45 @@ class SubscriberAllocator:
             if rungs and p is not None:
                 track.apply(rungs, p)
 
-    def _blame(self, now: float) -> None:
-        """A congestion right after an upgrade: that total is too much for a while."""
+    def _blame(
+        self,
+        now: float,
+        link: LinkEstimator,
+        pos: list[int | None],
+        ladders: list[list[Option]],
+    ) -> None:
+        """A congestion right after a step up: that total is too much for a while, and
+        every video goes back to where it was before it."""
         c = self._config
+        before = self._before_upgrade
         if self._upgrade_at is not None and now - self._upgrade_at <= c.probe_blame_s:
+            wait = self._wait(resuming=self._upgrade_resumed)
             self._ceiling = self._upgrade_need
-            self._ceiling_until = now + self._probe_wait
+            self._ceiling_until = now + wait
             logger.info(
-                "%s: congestion after stepping up to %.0f kbit/s; no probe there for %.0f s",
+                "%s: congestion after stepping up to %.0f kbit/s; back to %s kbit/s, "
+                "no probe there for %.0f s",
                 self._name,
                 self._upgrade_need / 1000,
-                self._probe_wait,
+                "?" if before is None else f"{before[0] / 1000:.0f}",
+                wait,
             )
             self._probe_wait = min(self._probe_wait * 2, c.probe_wait_max_s)
+            if before is not None:
+                committed, rungs = before
+                for j, saved in enumerate(rungs):
+                    if pos[j] is None or saved is None or not ladders[j]:
+                        continue
+                    pos[j] = saved if isinstance(saved, int) else rung_for(ladders[j], saved)
+                link.settle(committed, c.settle_s)
         self._upgrade_at = None
         self._probed_at = None
+        self._before_upgrade = None
+
+    def _wait(self, *, resuming: bool) -> float:
+        """How long the link must be clean before a probe (shorter to resume a video)."""
+        wait = self._probe_wait
+        return min(wait, self._config.resume_wait_s) if resuming else wait
 
     @staticmethod
     def _step_down(
@@ -319,12 +367,13 @@ class SubscriberAllocator:
         p = pos[j]
         assert p is not None
         new_need = need - cost(j) + ladders[j][p + 1].bps
+        wait = self._wait(resuming=p < 0)
         within = new_need <= estimate * c.headroom
         capacity = link.capacity_bps
         if (
             within
             and capacity is not None
-            and link.since_congestion() < self._probe_wait
+            and link.since_congestion() < wait
             and new_need > capacity * c.capacity_share
         ):
             within = False
@@ -337,7 +386,7 @@ class SubscriberAllocator:
             probe = (
                 link.clean
                 and not blocked
-                and link.since_congestion() >= self._probe_wait
+                and link.since_congestion() >= wait
                 and (self._upgrade_at is None or now - self._upgrade_at >= c.probe_blame_s)
                 and new_need <= c.probe_ratio * max(link.sent_bps, need)
             )
@@ -345,6 +394,14 @@ class SubscriberAllocator:
                 return need
             self.probes += 1
             self._probed_at = now
+        self._before_upgrade = (
+            need,
+            [
+                None if q is None else q if q < 0 else ladders[k][q]
+                for k, q in enumerate(pos)
+            ],
+        )
+        self._upgrade_resumed = p < 0
         pos[j] = p + 1
         self._upgrade_at = now
         self._upgrade_need = new_need

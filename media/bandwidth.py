@@ -25,7 +25,16 @@ and LiveKit's ``StreamAllocator`` do with REMB:
   part; so does a rate that was sent for ``verify_s`` with no congestion and
   little loss. The loss-based part grows 8 %/s while loss stays under 2 %.
   The estimate is the lower of the two: a full tail-drop queue holds the delay
-  constant, so the REMB climbs again while packets are still dropped.
+  constant, so the REMB climbs again while packets are still dropped. The
+  loss-based part never grows past 1.5x what is being sent (a paused camera
+  sends nothing that could show the link got better) and, once set, never
+  lapses: on a rate-limited link a browser's REMB wanders far above what the
+  link takes (we measured 1.2 Mbit/s REMBs on a 500 kbit/s link).
+* **a failed probe is not a worse link.** When the allocator goes back from
+  a step up that congested to the rate that went through before it
+  (``settle``), the estimate is held at that rate, and the reports of the
+  next moments (they count packets of the probe) neither cut it nor count in
+  the smoothed loss.
 
 Everything is driven by calls (REMB, reports, periodic ``sample`` of the bytes
 sent); the clock is injectable; no task, no I/O.
@@ -69,6 +78,8 @@ class BandwidthConfig:
     loss_margin: float = 0.92
     #: Weight of each new receiver report in the smoothed loss.
     loss_weight: float = 0.3
+    #: The loss-based figure grows to at most this multiple of what is being sent.
+    loss_cap_vs_sent: float = 1.5
 
 
 class LinkEstimator:
@@ -104,6 +115,8 @@ class LinkEstimator:
         self._rembs: dict[frozenset[int], tuple[int, float]] = {}
         self._clean_since: float | None = None
         self._clean_min_bps = 0.0
+        #: After a failed probe: until when reports describe the probe (``settle``).
+        self._settle_until: float | None = None
 
     # -- inputs ------------------------------------------------------------------------
     def on_remb(self, bitrate: int, ssrcs: tuple[int, ...] = ()) -> None:
@@ -122,6 +135,8 @@ class LinkEstimator:
         self.remb_bps = int(total)
         c = self._config
         covered = self._covered_bps(key)
+        if self._settling(now):
+            return  # the probe's queue, which is draining: not news about the link
         if (
             previous is not None
             and bitrate < previous[0] * c.remb_decrease
@@ -156,10 +171,18 @@ class LinkEstimator:
         """One receiver-report block for one of our streams (``fraction_lost`` in 0..1)."""
         now = self._clock()
         c = self._config
-        self.loss += c.loss_weight * (fraction_lost - self.loss)
         if rtt_s is not None:
             self.rtt_s = rtt_s
-        if self.loss > c.loss_high and self.sent_bps > 0:
+        if self._settling(now):
+            return
+        if self._settle_until is not None:
+            self._settle_until = None
+            self.loss = fraction_lost  # the first report about packets sent after the probe
+        else:
+            self.loss += c.loss_weight * (fraction_lost - self.loss)
+        # A report that itself shows little loss cuts nothing (the smoothed figure
+        # still remembers the last congestion for a few reports).
+        if self.loss > c.loss_high and fraction_lost > c.loss_high and self.sent_bps > 0:
             if self._loss_cut_at is None or now - self._loss_cut_at >= c.loss_cut_interval_s:
                 self._loss_cut_at = now
                 # What got through, less a margin: the queue must drain for audio.
@@ -200,7 +223,7 @@ class LinkEstimator:
 
     def _grow_loss_cap(self, dt: float) -> None:
         """With little loss the loss-based figure grows 8 %/s (libwebrtc), 25 %/s after
-        ``loss_cap_clean_s`` of it, and goes once far above what is sent."""
+        ``loss_cap_clean_s`` of it, up to ``loss_cap_vs_sent`` times what is sent."""
         cap = self.loss_cap_bps
         if cap is None or self.loss >= self._config.loss_clean:
             self._loss_clean_s = 0.0
@@ -208,8 +231,26 @@ class LinkEstimator:
         self._loss_clean_s += dt
         # Faster once clean for a while (a link that recovered): 8 %/s, then 25 %/s.
         growth = 1.25 if self._loss_clean_s >= self._config.loss_cap_clean_s else 1.08
-        cap *= growth**dt
-        self.loss_cap_bps = None if cap > 3 * max(self.sent_bps, 1.0) else cap
+        bound = self._config.loss_cap_vs_sent * self.sent_bps
+        if cap < bound:
+            self.loss_cap_bps = min(cap * growth**dt, bound)
+
+    def settle(self, committed_bps: float, for_s: float) -> None:
+        """A step up congested and the sender went back to ``committed_bps``, which went
+        through cleanly before it: hold the estimate there, and take the reports of the
+        next ``for_s`` (about the probe's packets) as no news."""
+        now = self._clock()
+        self._settle_until = now + for_s
+        delay, cap = self._delay_bps, self.loss_cap_bps
+        if delay is not None and delay < committed_bps:
+            self._delay_bps = committed_bps
+        if cap is not None and cap < committed_bps:
+            self.loss_cap_bps = committed_bps
+        if self.capacity_bps is not None and self.capacity_bps < committed_bps:
+            self.capacity_bps = committed_bps
+
+    def _settling(self, now: float) -> bool:
+        return self._settle_until is not None and now < self._settle_until
 
     # -- state -------------------------------------------------------------------------
     @property

@@ -299,11 +299,11 @@ def test_after_a_congestion_a_rising_remb_does_not_lead_back_into_it_at_once() -
     assert tracks[0].index == 1 and link.estimator.capacity_bps == capacity
     # The browser's REMB climbs to 1.5x what it receives; the link itself did not change.
     link.estimator.on_remb(int(capacity * 1.5))
-    for _ in range(8):  # within the probe wait (5 s): no step up past the capacity
+    for _ in range(7):  # within the probe wait (4 s): no step up past the capacity
         clock.t += 0.5
         link.tick()
         assert tracks[0].index == 1
-    for _ in range(4):  # after it: one step, as a probe would
+    for _ in range(3):  # after it: one step, as a probe would
         clock.t += 0.5
         link.tick()
     assert tracks[0].index == 2
@@ -318,14 +318,134 @@ def test_a_paused_video_resumes_by_a_probe_after_the_wait() -> None:
     assert tracks[0].state is VideoState.PAUSED
     link.estimator.sent_bps = 45_000
     link.estimator.on_remb(400_000)  # the link is back, or the REMB climbs anyway
-    for _ in range(8):  # inside the probe wait: it stays paused
+    for _ in range(5):  # inside the resume wait (3 s): it stays paused
         clock.t += 0.5
         link.tick()
         assert tracks[0].state is VideoState.PAUSED
-    for _ in range(4):
+    for _ in range(2):
         clock.t += 0.5
         link.tick()
     assert tracks[0].state is VideoState.REDUCED  # resumed, at its lowest rung
+
+
+def settled_on_low_rungs(clock: Clock) -> tuple[SubscriberLink, list[VideoTrack]]:
+    """Two cameras on a 500 kbit/s link: after a congestion both on the low encoding's
+    top rung, which went through cleanly for a while."""
+    link, tracks = make_link(clock)
+    all_in_full(link, clock, sending=1_400_000)
+    congest(link, 500_000)
+    link.tick()
+    assert [t.index for t in tracks] == [2, 2]  # both on the low encoding, all its layers
+    link.estimator.sent_bps = link.allocator.need_bps
+    return link, tracks
+
+
+def test_a_failed_probe_goes_back_to_what_went_through_before_it() -> None:
+    """The congestion a step up causes is that step's: the videos go back to where they
+    were, not further down, and the probe's losses reported afterwards cut nothing."""
+    clock = Clock()
+    link, tracks = settled_on_low_rungs(clock)
+    committed = link.allocator.need_bps
+    probed = False
+    for _ in range(20):
+        clock.t += 0.5
+        link.tick()
+        if tracks[0].index == 3:
+            probed = True
+            break
+    assert probed, "no probe to the high encoding"
+    # The link cannot take it: its REMB falls below what we send and a third is lost.
+    link.estimator.sent_bps = 700_000
+    link.estimator.on_remb(300_000)
+    link.estimator.on_report(0.35)
+    link.tick()
+    assert [t.index for t in tracks] == [2, 2]
+    assert link.estimator.estimate_bps is not None and link.estimator.estimate_bps >= committed
+    # Reports still counting the probe's packets arrive for a second: nothing moves.
+    link.estimator.sent_bps = committed
+    for _ in range(2):
+        clock.t += 0.5
+        link.estimator.on_report(0.3)
+        link.tick()
+        assert [t.index for t in tracks] == [2, 2]
+    # Then the reports about what we send now: clean. Still both, none paused.
+    for _ in range(8):
+        clock.t += 0.5
+        link.estimator.on_report(0.0)
+        link.tick()
+        assert [t.state for t in tracks] == [VideoState.REDUCED, VideoState.REDUCED]
+        assert tracks[0].index == tracks[1].index == 2
+
+
+def test_loss_after_the_settling_still_cuts() -> None:
+    """Going back from a probe does not hide a link that got worse at the same time."""
+    clock = Clock()
+    link, tracks = settled_on_low_rungs(clock)
+    link.estimator.settle(link.allocator.need_bps, 1.5)
+    clock.t += 2.0
+    link.estimator.on_report(0.4)  # about packets sent after the probe: the link is worse
+    assert link.estimator.estimate_bps is not None
+    assert link.estimator.estimate_bps < link.allocator.need_bps
+    link.tick()
+    assert sum(t.option.bps for t in tracks if t.option) < link.estimator.estimate_bps
+
+
+def test_the_loss_based_figure_grows_only_to_what_sending_shows_and_never_lapses() -> None:
+    """A paused camera sends nothing that could show the link recovered: the loss-based
+    figure stays within 1.5x what is sent (a browser's REMB on a limited link does not)."""
+    clock = Clock()
+    e = LinkEstimator(clock=clock)
+    e.sample(0, 0)
+    sent = 0
+    for _ in range(4):
+        clock.t += 0.25
+        sent += 600_000 // 8 // 4
+        e.sample(sent, 0)
+    e.on_report(0.5)
+    cut = e.loss_cap_bps
+    assert cut is not None
+
+    def clean_for(seconds: float, bps: int) -> None:
+        nonlocal sent
+        for _ in range(int(seconds * 4)):
+            clock.t += 0.25
+            sent += bps // 8 // 4
+            e.sample(sent, 0)
+            e.on_report(0.0)
+
+    clean_for(10, 100_000)  # voices only: nothing to learn from, and nothing lapses
+    assert e.loss_cap_bps == cut
+    clean_for(20, 300_000)  # a small video too: up to 1.5x that, no further
+    e.on_remb(1_200_000)
+    assert e.loss_cap_bps is not None and abs(e.loss_cap_bps - 450_000) < 5_000
+    assert e.estimate_bps is not None and e.estimate_bps < 455_000
+
+
+def test_a_paused_video_is_tried_again_within_seconds_whatever_the_back_off() -> None:
+    clock = Clock()
+    link, tracks = make_link(clock, cameras=1)
+    all_in_full(link, clock, sending=1_000_000)
+    congest(link, 50_000)
+    link.tick()
+    assert tracks[0].state is VideoState.PAUSED
+    link.estimator.sent_bps = 45_000
+    resumed_at = []
+    for _ in range(4):  # four resumes that congest: the back-off grows to its maximum
+        for _ in range(20):
+            clock.t += 0.5
+            link.tick()
+            if tracks[0].state is not VideoState.PAUSED:
+                resumed_at.append(clock.t)
+                break
+        link.estimator.on_remb(40_000)
+        link.estimator.on_report(0.3)
+        link.tick()
+        assert tracks[0].state is VideoState.PAUSED
+        clock.t += 2.0
+        link.estimator.on_report(0.0)  # after the settling: clean again
+    assert len(resumed_at) == 4
+    gaps = [b - a for a, b in itertools.pairwise(resumed_at)]
+    assert max(gaps) <= 3.0 + 2.0 + 1.0  # resume wait, the settling above, a tick
 
 
 def test_an_allocator_without_any_estimate_gives_the_best() -> None:
