@@ -88,6 +88,7 @@ class SubscriberLink:
         self.streams: dict[Hashable, StreamCounters] = {}
         self.quality = LinkQuality.GOOD
         self._better_since: float | None = None
+        self._traced_at: float | None = None
 
     def tick(self) -> None:
         if self._counters is not None:
@@ -109,10 +110,20 @@ class SubscriberLink:
         def kbps(bps: float | None) -> str:
             return "-" if bps is None else f"{bps / 1000:.0f}"
 
-        videos = " ".join(
-            f"{t.state.value[0]}{'' if t.option is None else f'@{t.option.bps / 1000:.0f}'}"
-            for t in self.videos.values()
-        )
+        now = self._clock()
+        dt = max(now - self._traced_at, 1e-3) if self._traced_at is not None else None
+        self._traced_at = now
+        parts = []
+        for track in self.videos.values():
+            part = track.state.value[0]
+            if track.option is not None:
+                part += f"@{track.option.bps / 1000:.0f}"
+            frames = track.selector.frames
+            if dt is not None:
+                part += f"/{(frames - track.traced_frames) / dt:.0f}fps"
+            track.traced_frames = frames
+            parts.append(part)
+        videos = " ".join(parts)
         trace.debug(
             "%s: estimate %s (delay %s, loss cap %s) remb %s sent %s need %s capacity %s "
             "loss %.1f%% congestions %d videos %s",

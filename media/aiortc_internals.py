@@ -612,8 +612,19 @@ def extension_ids(extensions_map: Any) -> ExtensionIds:
     return ExtensionIds(ids.mid or 0, ids.abs_send_time or 0, ids.audio_level or 0)
 
 
-#: What a sender keeps of each forwarded packet for NACKs: (sequence number, timestamp, packet).
-_HistoryEntry = tuple[int, int, RtpView]
+#: What a sender keeps of each forwarded packet for NACKs: (sequence number, timestamp,
+#: packet, NTP time it was sent).
+_HistoryEntry = tuple[int, int, RtpView, int]
+#: A packet is resent at most once per round trip (at least this long, in seconds)...
+_RESEND_MIN_INTERVAL_S: Final = 0.05
+#: ... and not at all once older than this: the subscriber's jitter buffer gave up on it.
+_RESEND_MAX_AGE_S: Final = 1.0
+#: Retransmissions may use at most this share of the bytes the sender sends (token
+#: bucket, ``_RESEND_BURST`` bytes deep): on a full link every resent packet is lost
+#: again and asked for again, and unbounded answers were 2-7 Mbit/s into a 300 kbit/s
+#: link (mediasoup and libwebrtc bound them alike).
+_RESEND_SHARE: Final = 0.5
+_RESEND_BURST: Final = 48_000
 
 
 @dataclass
@@ -646,6 +657,9 @@ class OutboundRtp:
         self._remb_listener: RembListener | None = None
         self._report_listener: ReportListener | None = None
         self._feedback_installed = False
+        #: NACKed packets resent, and NACKs not answered (too soon, too old, over budget).
+        self.resent = 0
+        self.resends_refused = 0
         if not isinstance(sender.track, _ParkedTrack):
             sender.replaceTrack(_ParkedTrack(sender.kind))
 
@@ -736,16 +750,47 @@ class OutboundRtp:
         return self._state
 
     def _answer_nacks_from(self, history: list[_HistoryEntry | None]) -> None:
-        """Make aiortc's ``_retransmit`` find forwarded packets (built only when NACKed)."""
+        """Make aiortc's ``_retransmit`` find forwarded packets (built only when NACKed),
+        each at most once per round trip, none older than ``_RESEND_MAX_AGE_S``, within
+        ``_RESEND_SHARE`` of what this sender sends."""
         s: Any = self.sender
         aiortc_history: dict[int, RtpPacket] = s._RTCRtpSender__rtp_history
         original = s._retransmit
+        resent_at: dict[int, float] = {}
+        budget = {"tokens": float(_RESEND_BURST), "octets": 0}
+
+        def allowed(entry: _HistoryEntry) -> bool:
+            seq, _ts, view, sent_ntp = entry
+            now = time.monotonic()
+            if (ntp_of(time.time()) - sent_ntp) / (1 << 32) > _RESEND_MAX_AGE_S:
+                return False
+            rtt: float | None = s._RTCRtpSender__rtt
+            last = resent_at.get(seq)
+            if last is not None and now - last < max(rtt or 0.0, _RESEND_MIN_INTERVAL_S):
+                return False
+            octets: int = s._RTCRtpSender__octet_count
+            tokens = budget["tokens"] + (octets - budget["octets"]) * _RESEND_SHARE
+            budget["octets"] = octets
+            size = len(view.payload)
+            if tokens < size:
+                budget["tokens"] = tokens
+                return False
+            budget["tokens"] = min(tokens - size, _RESEND_BURST)
+            if len(resent_at) > 2 * RTP_HISTORY_SIZE:
+                for old in [k for k, t in resent_at.items() if now - t > _RESEND_MAX_AGE_S]:
+                    del resent_at[old]
+            resent_at[seq] = now
+            return True
 
         async def _retransmit(sequence_number: int) -> None:
             entry = history[sequence_number % RTP_HISTORY_SIZE]
             state = self._state
             if entry is not None and entry[0] == sequence_number and state is not None:
-                seq, ts, view = entry
+                if not allowed(entry):
+                    self.resends_refused += 1
+                    return
+                self.resent += 1
+                seq, ts, view, _sent = entry
                 packet = RtpPacket(
                     payload_type=state.payload_type,
                     marker=view.marker,
@@ -782,7 +827,9 @@ class OutboundRtp:
         )  # fmt: skip
         if not state.path.send_rtp(data):
             return False
-        state.history[sequence_number % RTP_HISTORY_SIZE] = (sequence_number, timestamp, packet)
+        state.history[sequence_number % RTP_HISTORY_SIZE] = (
+            sequence_number, timestamp, packet, ntp
+        )  # fmt: skip
         s._RTCRtpSender__ntp_timestamp = ntp
         s._RTCRtpSender__rtp_timestamp = timestamp
         s._RTCRtpSender__octet_count += len(packet.payload)

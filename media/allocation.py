@@ -163,6 +163,8 @@ class VideoTrack:
         self.index: int | None = None
         self.state = VideoState.FULL
         self.option: Option | None = None
+        #: The selector's frame count at the last trace line (``media.linktrace``).
+        self.traced_frames = 0
 
     def set_state(self, new: VideoState) -> None:
         if new is self.state:
@@ -319,7 +321,9 @@ class SubscriberAllocator:
                     if pos[j] is None or saved is None or not ladders[j]:
                         continue
                     pos[j] = saved if isinstance(saved, int) else rung_for(ladders[j], saved)
-                link.settle(committed, c.settle_s)
+                # Held a little above it: a total wobbles (frame sizes), and stepping down
+                # again for a 1 % wobble pauses a camera that went through.
+                link.settle(committed / c.drain, c.settle_s)
         self._upgrade_at = None
         self._probed_at = None
         self._before_upgrade = None
@@ -396,10 +400,7 @@ class SubscriberAllocator:
             self._probed_at = now
         self._before_upgrade = (
             need,
-            [
-                None if q is None else q if q < 0 else ladders[k][q]
-                for k, q in enumerate(pos)
-            ],
+            [None if q is None else q if q < 0 else ladders[k][q] for k, q in enumerate(pos)],
         )
         self._upgrade_resumed = p < 0
         pos[j] = p + 1

@@ -282,6 +282,8 @@ class LayerSelector:
         self.current_temporal = ALL_TEMPORAL
         self.switches = 0
         self.dropped = 0
+        #: VP8 pictures forwarded (counted at their first packet seen).
+        self.frames = 0
 
     # -- control ---------------------------------------------------------------------
     def set_target(self, ssrc: int | None, temporal: int = ALL_TEMPORAL) -> None:
@@ -343,11 +345,13 @@ class LayerSelector:
         if info is not None and info.pid_bits:
             pid_map = self._pid
             pid = info.picture_id
-            if pid_map.is_new(pid) and not self._take_frame(info):
-                pid_map.drop(pid)
-                seq_map.drop(packet.sequence_number)
-                self.dropped += 1
-                return None
+            if pid_map.is_new(pid):
+                if not self._take_frame(info):
+                    pid_map.drop(pid)
+                    seq_map.drop(packet.sequence_number)
+                    self.dropped += 1
+                    return None
+                self.frames += 1
             pid_out = pid_map.forward(pid)
             if pid_out is None:
                 seq_map.drop(packet.sequence_number)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from typing import Any
 
 import pytest
@@ -29,13 +30,18 @@ class Recorder:
 
     def __init__(self) -> None:
         self.packets: list[RtpView] = []
+        #: When each sequence number first arrived.
+        self.first_seen: dict[int, float] = {}
 
     def __call__(self, packet: RtpView, arrival_ms: int) -> None:
         self.packets.append(packet)
+        self.first_seen.setdefault(packet.sequence_number, time.monotonic())
 
 
-def _hook_client(client: RTCPeerConnection, tasks: TaskSet, kind: str) -> Recorder:
-    recorder = Recorder()
+def _hook_client(
+    client: RTCPeerConnection, tasks: TaskSet, kind: str, recorder: Recorder | None = None
+) -> Recorder:
+    recorder = recorder or Recorder()
     for transceiver in client.getTransceivers():
         if transceiver.kind == kind:
             ReceiveHook(transceiver.receiver, recorder, tasks=tasks, estimate_bandwidth=False)
@@ -135,6 +141,74 @@ async def test_nack_is_answered_over_rtx_and_sender_reports_count_forwarded_pack
         assert sender._RTCRtpSender__octet_count > 1000
         # The subscriber got a sender report carrying those counters.
         await _wait_for(lambda: wanted.ssrc in receiver._RTCRtpReceiver__lsr, 5)
+    finally:
+        await room.aclose()
+        await tasks.aclose()
+
+
+async def test_nacks_are_answered_once_per_round_trip_recently_and_within_a_budget() -> None:
+    """On a full link every resent packet is lost and asked for again: answering every
+    NACK sent 2-7 Mbit/s into a 300 kbit/s link. A packet is resent at most once per
+    round trip, not once it is a second old, and resending uses at most half of what the
+    sender sends (after a burst allowance)."""
+    forwarder = RtpForwarder(keyframe_min_interval=0.2)
+    room = sfu_loopback.Room(forwarder)
+    tasks = TaskSet("test clients")
+    try:
+        await room.add_publisher("alice", sfu_loopback.SyntheticVideo())
+        await asyncio.wait_for(room.published.wait(), 5)
+        client, _tracks, senders = await room.add_subscriber(["alice/video"])
+        recorder = _hook_client(client, tasks, "video")
+        await _wait_for(lambda: len(recorder.packets) > 60, 10)
+        receiver: Any = client.getTransceivers()[0].receiver
+        out: Any = forwarder._outbound[senders[0]]
+        ssrc = recorder.packets[-1].ssrc
+
+        def copies(seq: int) -> int:
+            return sum(p.sequence_number == seq for p in recorder.packets)
+
+        # Ten NACKs for one packet within a round trip: one retransmission.
+        wanted = recorder.packets[-3].sequence_number
+        before = copies(wanted)
+        for _ in range(10):
+            await receiver._send_rtcp_nack(ssrc, [wanted])
+        await _wait_for(lambda: copies(wanted) > before, 5)
+        await asyncio.sleep(0.3)
+        assert copies(wanted) == before + 1
+        assert out.resends_refused >= 9
+        # A packet sent more than a second ago: not resent.
+        await asyncio.sleep(1.2)
+        now = time.monotonic()
+        old = next(s for s, t in recorder.first_seen.items() if 1.1 < now - t < 1.8)
+        before = copies(old)
+        await receiver._send_rtcp_nack(ssrc, [old])
+        await asyncio.sleep(0.3)
+        assert copies(old) == before
+        # Everything recent asked for again and again for two seconds: what is resent
+        # stays within half of what was sent meanwhile, plus the burst allowance.
+        sender: Any = senders[0]
+        octets0, count0, resent0 = (
+            sender._RTCRtpSender__octet_count,
+            len(recorder.packets),
+            out.resent,
+        )
+        asked = 0
+        for _ in range(25):
+            now = time.monotonic()
+            recent = [s for s, t in recorder.first_seen.items() if now - t < 0.9][-100:]
+            asked += len(recent)
+            await receiver._send_rtcp_nack(ssrc, recent)
+            await asyncio.sleep(0.08)
+        await asyncio.sleep(0.3)
+        sent = sender._RTCRtpSender__octet_count - octets0
+        seen = {p.sequence_number for p in recorder.packets[:count0]}
+        resent_bytes = 0
+        for packet in recorder.packets[count0:]:
+            if packet.sequence_number in seen:
+                resent_bytes += len(packet.payload)
+            seen.add(packet.sequence_number)
+        assert asked > 1000 and out.resent - resent0 < asked // 4
+        assert 0 < resent_bytes <= 48_000 + 0.5 * sent + 2_000, (resent_bytes, sent)
     finally:
         await room.aclose()
         await tasks.aclose()
