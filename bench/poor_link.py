@@ -28,9 +28,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.support.netns import Netns, unavailable_reason  # noqa: E402
+from tests.support.node_process import NodeProcess  # noqa: E402
 from tests.support.poor_link import (  # noqa: E402
     PoorLinkCall,
     poor_link_call,
@@ -58,6 +61,33 @@ def _cpu_s(pid: int) -> float:
     return total
 
 
+#: The bench's own /metrics token (the server is started with it).
+METRICS_TOKEN = secrets.token_hex(16)
+
+
+def _loop_lag(node: NodeProcess) -> dict[str, float]:
+    """The server's event-loop lag histogram (cumulative counts by bucket, and count)."""
+    request = urllib.request.Request(
+        node.base_url + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+    )
+    text = urllib.request.urlopen(request, timeout=5).read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("seoulbridge_event_loop_lag_seconds_bucket"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            out[le] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith("seoulbridge_event_loop_lag_seconds_count"):
+            out["count"] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def _lag_share(before: dict[str, float], after: dict[str, float], above: str) -> float:
+    """Share of the loop-lag samples between two readings that were above ``above`` s."""
+    count = after.get("count", 0) - before.get("count", 0)
+    under = after.get(above, 0) - before.get(above, 0)
+    return (count - under) / count if count else 0.0
+
+
 async def _seconds_until(call: PoorLinkCall, check: Any, limit_s: float) -> float | None:
     started = time.monotonic()
     while time.monotonic() - started < limit_s:
@@ -71,16 +101,20 @@ async def _measure(call: PoorLinkCall, label: str, window_s: float) -> dict[str,
     resident, counselor = call.pages["resident"], call.pages["counselor"]
     assert call.node.proc is not None
     cpu0, t0 = _cpu_s(call.node.proc.pid), time.monotonic()
+    lag0 = await asyncio.to_thread(_loop_lag, call.node)
     before_r, before_c = await snapshot(resident), await snapshot(counselor)
     await asyncio.sleep(window_s)
     after_r, after_c = await snapshot(resident), await snapshot(counselor)
     cpu = (_cpu_s(call.node.proc.pid) - cpu0) / (time.monotonic() - t0)
+    lag1 = await asyncio.to_thread(_loop_lag, call.node)
     got = after_r.since(before_r)
     staff = call.others("resident")
     interp = after_c.since(before_c).get(call.ids["interpreter"])
     print(
         f"  {label:>10}  load {os.getloadavg()[0]:.1f}  server CPU {cpu:.1%} "
-        f"({cpu / STREAMS:.2%} per forwarded stream)"
+        f"({cpu / STREAMS:.2%} per forwarded stream), event loop late by > 50 ms in "
+        f"{_lag_share(lag0, lag1, '0.05'):.1%} of its 50 ms checks, > 100 ms in "
+        f"{_lag_share(lag0, lag1, '0.1'):.1%}"
     )
     for role, pid in staff.items():
         r = got.get(pid)
@@ -88,7 +122,7 @@ async def _measure(call: PoorLinkCall, label: str, window_s: float) -> dict[str,
         print(f"    resident <- {role:<11} {r.describe() if r else 'nothing'}  server: {said}")
     if interp:
         print(f"    counselor <- interpreter {interp.describe()}")
-    for role in staff:
+    for role in call.pages:
         print(f"    {role} sends {await sending(call.pages[role])}")
     return {"resident": got, "interp": interp, "cpu": cpu}
 
@@ -101,6 +135,7 @@ async def run_mode(
     try:
         data = Path(tempfile.mkdtemp(prefix=f"poor-link-{mode}-"))
         env = dict(OFF_ENV) if mode == "off" else {}
+        env["SEOULBRIDGE_METRICS_TOKEN"] = METRICS_TOKEN
         if trace:
             env["SEOULBRIDGE_LOG_LEVEL"] = "INFO,media.linktrace=DEBUG"
             print(f"server log (with each subscriber's estimate per tick): {data / 'server.log'}")

@@ -15,9 +15,10 @@ and LiveKit's ``StreamAllocator`` do with REMB:
 * **down, fast.** A REMB that falls while we send close to it is the browser's
   overuse detector seeing queues grow: the estimate drops to it at once and
   a *congestion* is recorded. Loss above 6 % over the last reports cuts the
-  estimate to what got through (sent times ``1 - loss``) less 8 %, at most
-  twice a second: libwebrtc's loss-based rule (10 %, ``1 - loss/2``) is made
-  for a sender that protects its own media; here the same queue carries other
+  estimate to what got through (the media sent times ``1 - loss``) less 8 %,
+  at most once a second (the reports after a cut still count packets sent
+  before it): libwebrtc's loss-based rule (10 %, ``1 - loss/2``) is made for a
+  sender that protects its own media; here the same queue carries other
   people's voices, which must not be the ones lost. A REMB that falls only
   because we send less (it is capped near 1.5x what it receives) is not
   congestion.
@@ -73,7 +74,7 @@ class BandwidthConfig:
     loss_cap_clean_s: float = 3.0
     #: At most one loss cut per this long: the reports after a cut still count packets
     #: sent before it (cutting again on them cuts twice for one congestion).
-    loss_cut_interval_s: float = 0.5
+    loss_cut_interval_s: float = 1.0
     #: A loss cut sends this share of what got through.
     loss_margin: float = 0.92
     #: Weight of each new receiver report in the smoothed loss.
@@ -185,8 +186,13 @@ class LinkEstimator:
         if self.loss > c.loss_high and fraction_lost > c.loss_high and self.sent_bps > 0:
             if self._loss_cut_at is None or now - self._loss_cut_at >= c.loss_cut_interval_s:
                 self._loss_cut_at = now
-                # What got through, less a margin: the queue must drain for audio.
-                cut = self.sent_bps * (1 - self.loss) * c.loss_margin
+                # What got through, less a margin: the queue must drain for audio. Of the
+                # media we chose to send (the streams' own counters): retransmissions
+                # asked for on a full link inflate the transport's total (1.5-2 Mbit/s
+                # measured into 500 kbit/s), and a cut sized by them cuts nothing.
+                media = sum(self._stream_bps.values())
+                sent = min(self.sent_bps, media) if media > 0 else self.sent_bps
+                cut = sent * (1 - self.loss) * c.loss_margin
                 cap = self.loss_cap_bps
                 self.loss_cap_bps = cut if cap is None else min(cap, cut)
                 self._congestion(now, confirmed=True)

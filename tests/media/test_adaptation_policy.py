@@ -114,6 +114,23 @@ def test_heavy_loss_cuts_the_estimate_from_what_was_sent() -> None:
     assert e.estimate_bps is not None and e.estimate_bps < 0.85 * e.sent_bps
 
 
+def test_a_loss_cut_is_sized_by_the_media_sent_not_by_retransmissions() -> None:
+    """On a full link the subscriber asks for lost packets again and again: the
+    transport carries far more than the media we chose to send. What got through is
+    reckoned from the media."""
+    clock = Clock()
+    e = LinkEstimator(clock=clock)
+    media = {1: (0, 0), 2: (0, 0)}
+    e.sample(0, 0, media)
+    for step in range(1, 9):  # 800 kbit/s of media (with overhead), 2 Mbit/s on the wire
+        clock.t += 0.25
+        media = {1: (step * 20_000, step * 20), 2: (step * 2_000, step * 10)}
+        e.sample(step * 62_500, step * 150, media)
+    assert e.sent_bps > 1_900_000
+    e.on_report(0.3)
+    assert e.estimate_bps is not None and e.estimate_bps < 800_000
+
+
 def test_a_rising_remb_does_not_lift_the_rate_while_a_full_queue_drops_packets() -> None:
     """A tail-drop queue kept full holds the delay constant: the browser's REMB climbs
     while a quarter of the packets are dropped. The loss-based figure holds the rate."""

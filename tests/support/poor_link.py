@@ -42,6 +42,9 @@ _SNAPSHOT_JS = """async () => {
         o.width = r.frameWidth || 0;
         o.height = r.frameHeight || 0;
         o.freezes = r.freezeCount || 0;
+        o.received = r.framesReceived || 0;
+        o.nacks = r.nackCount || 0;
+        o.plis = r.pliCount || 0;
         o.video_bytes = r.bytesReceived || 0;
       } else {
         o.concealed = r.concealedSamples || 0;
@@ -78,6 +81,9 @@ class Snapshot:
                 width=int(now.get("width", 0)),
                 height=int(now.get("height", 0)),
                 freezes=int(d("freezes")),
+                received_fps=d("received") / dt,
+                nacks=int(d("nacks")),
+                plis=int(d("plis")),
                 concealment=d("concealed") / samples if samples else 1.0,
                 video_kbps=d("video_bytes") * 8 / dt / 1000,
                 audio_kbps=d("audio_bytes") * 8 / dt / 1000,
@@ -129,11 +135,17 @@ class Received:
     concealment: float
     video_kbps: float
     audio_kbps: float
+    #: Frames that arrived complete per second (``fps`` is those decoded), NACKs and
+    #: keyframe requests the page sent.
+    received_fps: float = 0.0
+    nacks: int = 0
+    plis: int = 0
 
     def describe(self) -> str:
         return (
             f"{self.fps:5.1f} fps {self.width}x{self.height} freezes {self.freezes} "
-            f"video {self.video_kbps:6.0f} kbit/s audio concealed {self.concealment:6.2%}"
+            f"video {self.video_kbps:6.0f} kbit/s audio concealed {self.concealment:6.2%} "
+            f"(received {self.received_fps:.1f} fps, {self.nacks} NACKs, {self.plis} PLIs)"
         )
 
 
