@@ -333,11 +333,17 @@ class LayerSelector:
             if self.paused:
                 return None
             target = self.target_ssrc if self.target_ssrc is not None else tracker.best_ssrc()
-            if (target is None or ssrc == target) and tracker.keyframe:
+            if target is not None and ssrc != target:
+                # Another encoding than the one wanted: not ours, and no reason to ask
+                # for a keyframe (asking here, for every packet of the other encodings,
+                # had every publisher send a keyframe of every encoding twice a second).
+                self.dropped += 1
+                return None
+            if tracker.keyframe:
                 self._switch(packet, now)
             else:
                 self.dropped += 1
-                self._request_keyframe(target)
+                self._request_keyframe(target)  # the one wanted, waiting for its keyframe
                 return None
         info = tracker.info
         seq_map = self._seq

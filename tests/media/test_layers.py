@@ -141,6 +141,29 @@ def test_encoding_switch_waits_for_its_keyframe_and_asks_for_it() -> None:
     h.assert_continuous()
 
 
+def test_packets_of_the_other_encodings_ask_for_no_keyframe() -> None:
+    """A subscriber on one encoding sees every packet of the others go by: they are not
+    its business. (Asking for a keyframe of its own on each of them had the publisher's
+    browser send a keyframe of every encoding twice a second, the rate limit.)"""
+    h = Harness()
+    low = Vp8Stream(ssrc=11, width=320, height=240)
+    high = Vp8Stream(ssrc=22, width=640, height=480)
+    h.frames(low, 1, keyframe=True)
+    h.frames(high, 1, keyframe=True)
+    h.tracker.refresh(0)
+    h.tracker.refresh(int(h.now * 1000))
+    h.selector.set_target(11)
+    h.frames(low, 1, keyframe=True)
+    assert h.selector.current_ssrc == 11
+    h.keyframes_asked.clear()
+    h.out.clear()
+    for _ in range(20):
+        h.frames(low, 1)
+        h.frames(high, 1)
+    assert h.keyframes_asked == []
+    assert {v.ssrc for v, _, _ in h.out} == {11}
+
+
 def test_pause_forwards_nothing_and_resumes_at_a_keyframe() -> None:
     h = Harness()
     stream = Vp8Stream(ssrc=5)

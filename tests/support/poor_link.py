@@ -45,6 +45,8 @@ _SNAPSHOT_JS = """async () => {
         o.received = r.framesReceived || 0;
         o.nacks = r.nackCount || 0;
         o.plis = r.pliCount || 0;
+        o.lost = r.packetsLost || 0;
+        o.packets = r.packetsReceived || 0;
         o.video_bytes = r.bytesReceived || 0;
       } else {
         o.concealed = r.concealedSamples || 0;
@@ -84,6 +86,8 @@ class Snapshot:
                 received_fps=d("received") / dt,
                 nacks=int(d("nacks")),
                 plis=int(d("plis")),
+                lost=int(d("lost")),
+                packets=int(d("packets")),
                 concealment=d("concealed") / samples if samples else 1.0,
                 video_kbps=d("video_bytes") * 8 / dt / 1000,
                 audio_kbps=d("audio_bytes") * 8 / dt / 1000,
@@ -109,6 +113,7 @@ _SENDING_JS = """async () => {
       out.push({
         rid: r.rid || "-", fps: r.framesPerSecond || 0, height: r.frameHeight || 0,
         kbps: (r.targetBitrate || 0) / 1000, limit: r.qualityLimitationReason || "none",
+        keyframes: r.keyFramesEncoded || 0, plis: r.pliCount || 0,
       });
     });
   }
@@ -116,14 +121,20 @@ _SENDING_JS = """async () => {
 }"""
 
 
-async def sending(page: Any) -> str:
+async def sending(page: Any, since: dict[str, int] | None = None) -> tuple[str, dict[str, int]]:
     """What a page's browser encodes of its camera, per simulcast encoding:
-    ``q 240p 10 fps 150 kbit/s (cpu)`` — the upper bound of what anyone receives."""
-    rows = await page.evaluate(_SENDING_JS)
-    return ", ".join(
+    ``q 240p 10 fps 150 kbit/s (cpu), 3 keyframes`` — the upper bound of what anyone
+    receives; keyframes encoded since the counts in ``since``. Returns the text and the
+    counts now."""
+    rows = [r for r in await page.evaluate(_SENDING_JS) if r["height"]]
+    counts = {r["rid"]: int(r["keyframes"]) for r in rows}
+    since = since or {}
+    text = ", ".join(
         f"{r['rid']} {r['height']}p {r['fps']:.0f} fps {r['kbps']:.0f} kbit/s ({r['limit']})"
+        + (f", {counts[r['rid']] - since.get(r['rid'], 0)} keyframes" if since else "")
         for r in rows
     )
+    return text, counts
 
 
 @dataclass(frozen=True)
@@ -140,12 +151,16 @@ class Received:
     received_fps: float = 0.0
     nacks: int = 0
     plis: int = 0
+    #: Video packets lost (net of retransmissions) and received.
+    lost: int = 0
+    packets: int = 0
 
     def describe(self) -> str:
         return (
             f"{self.fps:5.1f} fps {self.width}x{self.height} freezes {self.freezes} "
             f"video {self.video_kbps:6.0f} kbit/s audio concealed {self.concealment:6.2%} "
-            f"(received {self.received_fps:.1f} fps, {self.nacks} NACKs, {self.plis} PLIs)"
+            f"(received {self.received_fps:.1f} fps, {self.lost} of {self.packets} packets "
+            f"lost, {self.nacks} NACKs, {self.plis} PLIs)"
         )
 
 
