@@ -22,7 +22,7 @@ gets a place on its *ladder* — the lowest encoding's temporal layers
   link has been clean for ``probe_wait`` and the step is at most
   ``probe_ratio`` times what is being sent; if congestion follows within
   ``probe_blame_s`` that total becomes a ceiling for a while and the wait
-  doubles (4 s up to 12 s), like LiveKit's probe back-off.
+  doubles (4 s up to 20 s), like LiveKit's probe back-off.
 * **A failed step up goes back, not further down.** The congestion that
   follows a step up is that step's: every video returns to where it was
   before it (a total that went through cleanly — LiveKit's committed
@@ -90,7 +90,7 @@ class AllocationConfig:
     hold_s: float = 2.0
     probe_wait_s: float = 4.0
     #: The longest wait between probes.
-    probe_wait_max_s: float = 12.0
+    probe_wait_max_s: float = 20.0
     #: The longest wait before resuming a paused video is tried (a probe: REMB alone
     #: cannot tell that the link recovered).
     resume_wait_s: float = 3.0
@@ -98,6 +98,9 @@ class AllocationConfig:
     probe_blame_s: float = 4.0
     #: After going back from a failed step up, how long the loss reports are the probe's.
     settle_s: float = 1.5
+    #: A REMB too low for every camera's lowest rung pauses one only after this long
+    #: (or at once with loss).
+    pause_after_s: float = 2.0
     stable_s: float = 20.0
     #: After a congestion, steps up stay within this share of what the link took then
     #: until the probe wait has passed (a browser's REMB climbs past a limited link's
@@ -236,6 +239,8 @@ class SubscriberAllocator:
         #: Before the last step up: its total and every video's rung (None: no ladder,
         #: -1: paused), to go back to if it congests; and whether it resumed a video.
         self._before_upgrade: tuple[float, list[Option | int | None]] | None = None
+        #: Since when the lowest rungs did not fit an estimate from REMB alone.
+        self._short_since: float | None = None
         self._upgrade_resumed = False
         #: Totals (bit/s) of the last allocation, for metrics and the debug panel.
         self.need_bps = 0.0
@@ -275,6 +280,8 @@ class SubscriberAllocator:
                 and now - self._upgrade_at < c.probe_blame_s
                 and not congested
             )
+            if need <= estimate:
+                self._short_since = None
             if need > estimate and (congested or not probing):
                 logger.info(
                     "%s: %.0f kbit/s needed, %.0f estimated: stepping down",
@@ -282,7 +289,9 @@ class SubscriberAllocator:
                     need / 1000,
                     estimate / 1000,
                 )
-                need = self._step_down(pos, ladders, need, estimate * c.drain, cost)
+                need = self._step_down(
+                    pos, ladders, need, estimate * c.drain, cost, self._may_pause(link, now)
+                )
                 self._upgrade_at = None
             elif link.since_congestion() >= c.hold_s:
                 need = self._step_up(link, pos, ladders, need, estimate, cost, now)
@@ -333,6 +342,19 @@ class SubscriberAllocator:
         wait = self._probe_wait
         return min(wait, self._config.resume_wait_s) if resuming else wait
 
+    def _may_pause(self, link: LinkEstimator, now: float) -> bool:
+        """Whether a step down may pause a camera now: on loss (the link is full), or when
+        the browser's estimate has stayed too low for ``pause_after_s``. A REMB that
+        dips alone is as often its own CPU stalling (it recovers within a second or
+        two); the lowest rungs are kept through it."""
+        c = self._config
+        confirmed = link.confirmed_at
+        if not link.clean or (confirmed is not None and now - confirmed < c.pause_after_s):
+            return True
+        if self._short_since is None:
+            self._short_since = now
+        return now - self._short_since >= c.pause_after_s
+
     @staticmethod
     def _step_down(
         pos: list[int | None],
@@ -340,9 +362,11 @@ class SubscriberAllocator:
         need: float,
         target: float,
         cost: Callable[[int], float],
+        may_pause: bool = True,
     ) -> float:
+        floor = -1 if may_pause else 0
         while need > target:
-            movable = [j for j, p in enumerate(pos) if p is not None and p >= 0]
+            movable = [j for j, p in enumerate(pos) if p is not None and p > floor]
             if not movable:
                 break
             j = max(movable, key=lambda k: (pos[k], k))

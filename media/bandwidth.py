@@ -106,6 +106,8 @@ class LinkEstimator:
         self.capacity_bps: float | None = None
         #: When the last congestion was seen (monotonic seconds), and how many.
         self.congested_at: float | None = None
+        #: When the last congestion with loss was seen.
+        self.confirmed_at: float | None = None
         self.congestions = 0
         self._loss_cut_at: float | None = None
         self._sample: tuple[float, int, int] | None = None
@@ -296,6 +298,7 @@ class LinkEstimator:
         browser's overuse detector seeing its own CPU stall."""
         if confirmed:
             self.capacity_bps = self.estimate_bps
+            self.confirmed_at = now
         self.congested_at = now
         self.congestions += 1
         self._clean_since = None

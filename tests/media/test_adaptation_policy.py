@@ -230,6 +230,11 @@ def test_when_nothing_fits_video_is_paused_and_audio_keeps_its_share() -> None:
     all_in_full(link, clock, sending=1_400_000)
     link.estimator.on_remb(100_000)
     link.tick()
+    # A REMB dip alone (a browser's CPU stall looks alike): the lowest rungs, no pause...
+    assert [t.index for t in tracks] == [0, 0]
+    for _ in range(4):  # ... until it has stayed that low for 2 s
+        clock.t += 0.5
+        link.tick()
     assert [t.state for t in tracks] == [VideoState.REDUCED, VideoState.PAUSED]
     assert tracks[1].selector.paused
     clock.t += 0.5
@@ -245,9 +250,12 @@ def test_recovery_resumes_one_step_at_a_time_after_a_hold_without_flapping() -> 
     link, tracks = make_link(clock)
     all_in_full(link, clock, sending=1_400_000)
     link.estimator.on_remb(60_000)
-    link.tick()
+    for _ in range(5):  # the REMB stays that low for 2 s: both paused
+        link.tick()
+        clock.t += 0.5
     assert all(t.state is VideoState.PAUSED for t in tracks)
     # The link comes back (REMB rises at once); nothing moves within the hold after congestion.
+    link.estimator.on_remb(50_000)  # the last dip
     link.estimator.on_remb(3_000_000)
     clock.t += 0.5
     link.tick()
@@ -294,6 +302,23 @@ def congest(link: SubscriberLink, remb: int) -> None:
     link.estimator.on_report(0.3)
     for _ in range(12):
         link.estimator.on_report(0.0)
+
+
+def test_a_remb_dip_without_loss_keeps_the_lowest_rungs_and_loss_pauses_at_once() -> None:
+    clock = Clock()
+    link, tracks = make_link(clock)
+    all_in_full(link, clock, sending=1_400_000)
+    link.estimator.on_remb(60_000)
+    link.tick()
+    assert [t.index for t in tracks] == [0, 0]
+    clock.t += 0.5
+    link.estimator.on_remb(1_000_000)  # the dip is over within a second
+    link.tick()
+    assert [t.state for t in tracks] == [VideoState.REDUCED, VideoState.REDUCED]
+    link.estimator.sent_bps = 400_000
+    congest(link, 60_000)  # the link itself is full: packets are lost
+    link.tick()
+    assert [t.state for t in tracks] == [VideoState.PAUSED, VideoState.PAUSED]
 
 
 def test_a_remb_drop_without_loss_reduces_but_sets_no_capacity() -> None:
