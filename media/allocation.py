@@ -6,8 +6,9 @@ Once per tick (``media.adaptation``) a subscriber's estimate
 gets a place on its *ladder* — the lowest encoding's temporal layers
 (6 → 12 → 24 fps), then each higher encoding at full frame rate — or is paused.
 
-* **Down** at once when the browser signals congestion (or before any rate
-  was confirmed, when what we send exceeds the estimate): the video on the
+* **Down** at once when packets are lost (or, when the browser's REMB alone
+  says so, after it has said so for ``remb_patience_s``: a CPU stall dips it
+  too, on links that are fine): the video on the
   highest rung steps down first, until the total fits 90 % of the estimate;
   when every video is on its lowest rung the last one (in subscription order)
   is paused, then the next.
@@ -98,8 +99,9 @@ class AllocationConfig:
     probe_blame_s: float = 4.0
     #: After going back from a failed step up, how long the loss reports are the probe's.
     settle_s: float = 1.5
-    #: A REMB too low for every camera's lowest rung pauses one only after this long
-    #: (or at once with loss).
+    #: A REMB below what is sent, with no loss, steps down only after this long, and
+    #: pauses a camera only after ``pause_after_s`` (with loss: both at once).
+    remb_patience_s: float = 1.0
     pause_after_s: float = 2.0
     stable_s: float = 20.0
     #: After a congestion, steps up stay within this share of what the link took then
@@ -282,16 +284,17 @@ class SubscriberAllocator:
             )
             if need <= estimate:
                 self._short_since = None
-            if need > estimate and (congested or not probing):
+            short = need > estimate and (congested or not probing)
+            age = self._shortage(link, now) if short else None
+            if short and (age is None or age >= c.remb_patience_s):
                 logger.info(
                     "%s: %.0f kbit/s needed, %.0f estimated: stepping down",
                     self._name,
                     need / 1000,
                     estimate / 1000,
                 )
-                need = self._step_down(
-                    pos, ladders, need, estimate * c.drain, cost, self._may_pause(link, now)
-                )
+                may_pause = age is None or age >= c.pause_after_s
+                need = self._step_down(pos, ladders, need, estimate * c.drain, cost, may_pause)
                 self._upgrade_at = None
             elif link.since_congestion() >= c.hold_s:
                 need = self._step_up(link, pos, ladders, need, estimate, cost, now)
@@ -342,18 +345,21 @@ class SubscriberAllocator:
         wait = self._probe_wait
         return min(wait, self._config.resume_wait_s) if resuming else wait
 
-    def _may_pause(self, link: LinkEstimator, now: float) -> bool:
-        """Whether a step down may pause a camera now: on loss (the link is full), or when
-        the browser's estimate has stayed too low for ``pause_after_s``. A REMB that
-        dips alone is as often its own CPU stalling (it recovers within a second or
-        two); the lowest rungs are kept through it."""
+    def _shortage(self, link: LinkEstimator, now: float) -> float | None:
+        """How long the estimate has been short from the browser's REMB alone; None when
+        loss says the link is full (then the step down is at once, pausing if need be).
+
+        A REMB that dips alone is as often the browser's own CPU stalling (it recovers
+        within a second or two; a camera switched down for it needs a keyframe each
+        way): nothing moves for ``remb_patience_s``, and no camera is paused for it
+        before ``pause_after_s``."""
         c = self._config
         confirmed = link.confirmed_at
         if not link.clean or (confirmed is not None and now - confirmed < c.pause_after_s):
-            return True
+            return None
         if self._short_since is None:
             self._short_since = now
-        return now - self._short_since >= c.pause_after_s
+        return now - self._short_since
 
     @staticmethod
     def _step_down(

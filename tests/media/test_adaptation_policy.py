@@ -208,6 +208,16 @@ def all_in_full(link: SubscriberLink, clock: Clock, *, sending: int) -> None:
     clock.t += 0.5
 
 
+def remb_stays(link: SubscriberLink, clock: Clock, remb: int, seconds: float) -> None:
+    """The browser's REMB says ``remb`` for ``seconds`` (no loss), ticking meanwhile."""
+    link.estimator.on_remb(remb)
+    link.tick()
+    for _ in range(int(seconds / 0.5)):
+        clock.t += 0.5
+        link.estimator.on_remb(remb)
+        link.tick()
+
+
 def test_congestion_steps_video_down_until_audio_and_video_fit() -> None:
     clock = Clock()
     link, tracks = make_link(clock)
@@ -216,8 +226,10 @@ def test_congestion_steps_video_down_until_audio_and_video_fit() -> None:
     assert [t.state for t in tracks] == [VideoState.FULL, VideoState.FULL]
     link.estimator.sent_bps = 1_400_000
     clock.t += 0.5
-    link.estimator.on_remb(500_000)  # the link fell to 500 kbit/s
+    link.estimator.on_remb(500_000)  # the link fell to 500 kbit/s (its REMB says so)...
     link.tick()
+    assert {t.state for t in tracks} == {VideoState.FULL}  # a dip? not yet
+    remb_stays(link, clock, 500_000, 1.0)  # ... and keeps saying so
     used = 40_000 + sum(t.option.bps for t in tracks if t.option is not None)
     assert used <= 0.9 * 500_000
     assert {t.state for t in tracks} == {VideoState.REDUCED}
@@ -228,13 +240,11 @@ def test_when_nothing_fits_video_is_paused_and_audio_keeps_its_share() -> None:
     clock = Clock()
     link, tracks = make_link(clock)
     all_in_full(link, clock, sending=1_400_000)
-    link.estimator.on_remb(100_000)
-    link.tick()
-    # A REMB dip alone (a browser's CPU stall looks alike): the lowest rungs, no pause...
+    # A REMB this low alone (a browser's CPU stall looks alike): after a second the
+    # lowest rungs, no pause...
+    remb_stays(link, clock, 100_000, 1.0)
     assert [t.index for t in tracks] == [0, 0]
-    for _ in range(4):  # ... until it has stayed that low for 2 s
-        clock.t += 0.5
-        link.tick()
+    remb_stays(link, clock, 100_000, 1.0)  # ... until it has stayed that low for 2 s
     assert [t.state for t in tracks] == [VideoState.REDUCED, VideoState.PAUSED]
     assert tracks[1].selector.paused
     clock.t += 0.5
@@ -279,8 +289,7 @@ def test_an_estimate_within_the_headroom_of_the_next_rung_does_not_step_up() -> 
     link, tracks = make_link(clock, cameras=1)
     rungs = ladder(tracks[0].tracker)
     all_in_full(link, clock, sending=1_000_000)
-    link.estimator.on_remb(int((rungs[2].bps + 40_000) / 0.9) + 1)  # room for rung 2 only
-    link.tick()
+    remb_stays(link, clock, int((rungs[2].bps + 40_000) / 0.9) + 1, 1.0)  # room for rung 2
     assert tracks[0].index == 2
     # The estimate recovers to 5 % above what the top rung needs: inside the 15 % band.
     link.estimator.on_remb(int((rungs[3].bps + 40_000) * 1.05))
@@ -304,16 +313,19 @@ def congest(link: SubscriberLink, remb: int) -> None:
         link.estimator.on_report(0.0)
 
 
-def test_a_remb_dip_without_loss_keeps_the_lowest_rungs_and_loss_pauses_at_once() -> None:
+def test_a_remb_dip_without_loss_moves_nothing_then_the_lowest_rungs_loss_pauses_at_once() -> None:
     clock = Clock()
     link, tracks = make_link(clock)
     all_in_full(link, clock, sending=1_400_000)
     link.estimator.on_remb(60_000)
     link.tick()
-    assert [t.index for t in tracks] == [0, 0]
     clock.t += 0.5
-    link.estimator.on_remb(1_000_000)  # the dip is over within a second
     link.tick()
+    link.estimator.on_remb(3_000_000)  # the dip is over within a second: nothing moved
+    clock.t += 0.5
+    link.tick()
+    assert [t.state for t in tracks] == [VideoState.FULL, VideoState.FULL]
+    remb_stays(link, clock, 60_000, 1.5)  # a longer one: the lowest rungs, no pause
     assert [t.state for t in tracks] == [VideoState.REDUCED, VideoState.REDUCED]
     link.estimator.sent_bps = 400_000
     congest(link, 60_000)  # the link itself is full: packets are lost
@@ -325,8 +337,7 @@ def test_a_remb_drop_without_loss_reduces_but_sets_no_capacity() -> None:
     clock = Clock()
     link, tracks = make_link(clock, cameras=1)
     all_in_full(link, clock, sending=1_000_000)
-    link.estimator.on_remb(300_000)  # the browser's detector fired (a CPU stall looks alike)
-    link.tick()
+    remb_stays(link, clock, 300_000, 1.0)  # the browser's detector (a CPU stall looks alike)
     assert tracks[0].state is VideoState.REDUCED and link.estimator.capacity_bps is None
 
 
