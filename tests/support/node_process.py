@@ -129,14 +129,18 @@ class NodeProcess:
             time.sleep(0.1)
 
     def stop(self, sig: signal.Signals = signal.SIGTERM, *, wait_s: float = 15.0) -> float:
-        """Send ``sig`` and wait for the exit; returns the seconds it took."""
+        """Send ``sig`` and wait for the exit; returns the seconds it took. A process
+        still there after ``wait_s`` is killed (the time says so; nothing is left running
+        for the next ``start`` to leak)."""
         assert self.proc is not None
         started = time.monotonic()
         self.proc.send_signal(sig)
         try:
             self.proc.wait(timeout=wait_s)
         except subprocess.TimeoutExpired:
-            pass
+            took = time.monotonic() - started
+            self.kill()
+            return took
         return time.monotonic() - started
 
     def kill(self) -> None:
