@@ -362,14 +362,20 @@ def test_after_a_congestion_a_rising_remb_does_not_lead_back_into_it_at_once() -
     assert tracks[0].index == 2
 
 
-def test_a_paused_video_resumes_by_a_probe_after_the_wait() -> None:
-    clock = Clock()
+def paused_camera(clock: Clock) -> tuple[SubscriberLink, list[VideoTrack]]:
+    """One camera paused by a congested link; now only the voice is sent (45 kbit/s)."""
     link, tracks = make_link(clock, cameras=1)
     all_in_full(link, clock, sending=1_000_000)
     congest(link, 50_000)
     link.tick()
     assert tracks[0].state is VideoState.PAUSED
     link.estimator.sent_bps = 45_000
+    return link, tracks
+
+
+def test_a_paused_video_resumes_by_a_probe_after_the_wait() -> None:
+    clock = Clock()
+    link, tracks = paused_camera(clock)
     link.estimator.on_remb(400_000)  # the link is back, or the REMB climbs anyway
     for _ in range(5):  # inside the resume wait (3 s): it stays paused
         clock.t += 0.5
@@ -476,12 +482,7 @@ def test_the_loss_based_figure_grows_only_to_what_sending_shows_and_never_lapses
 
 def test_a_paused_video_is_tried_again_within_seconds_whatever_the_back_off() -> None:
     clock = Clock()
-    link, tracks = make_link(clock, cameras=1)
-    all_in_full(link, clock, sending=1_000_000)
-    congest(link, 50_000)
-    link.tick()
-    assert tracks[0].state is VideoState.PAUSED
-    link.estimator.sent_bps = 45_000
+    link, tracks = paused_camera(clock)
     resumed_at = []
     for _ in range(4):  # four resumes that congest: the back-off grows to its maximum
         for _ in range(20):

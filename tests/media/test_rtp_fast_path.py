@@ -9,8 +9,11 @@ the RTCP sender-report counters follow what was forwarded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -105,7 +108,17 @@ async def test_every_packet_reaches_every_subscriber_in_order() -> None:
         await tasks.aclose()
 
 
-async def test_nack_is_answered_over_rtx_and_sender_reports_count_forwarded_packets() -> None:
+@dataclass
+class _Subscribed:
+    forwarder: RtpForwarder
+    sender: Any
+    receiver: Any
+    recorder: Recorder
+
+
+@contextlib.asynccontextmanager
+async def _one_video_subscriber(packets: int) -> AsyncIterator[_Subscribed]:
+    """Alice's synthetic video forwarded to one subscriber, ``packets`` received so far."""
     forwarder = RtpForwarder(keyframe_min_interval=0.2)
     room = sfu_loopback.Room(forwarder)
     tasks = TaskSet("test clients")
@@ -114,8 +127,16 @@ async def test_nack_is_answered_over_rtx_and_sender_reports_count_forwarded_pack
         await asyncio.wait_for(room.published.wait(), 5)
         client, _tracks, senders = await room.add_subscriber(["alice/video"])
         recorder = _hook_client(client, tasks, "video")
-        await _wait_for(lambda: len(recorder.packets) > 30, 10)
-        receiver: Any = client.getTransceivers()[0].receiver
+        await _wait_for(lambda: len(recorder.packets) > packets, 10)
+        yield _Subscribed(forwarder, senders[0], client.getTransceivers()[0].receiver, recorder)
+    finally:
+        await room.aclose()
+        await tasks.aclose()
+
+
+async def test_nack_is_answered_over_rtx_and_sender_reports_count_forwarded_packets() -> None:
+    async with _one_video_subscriber(30) as sub:
+        forwarder, receiver, recorder = sub.forwarder, sub.receiver, sub.recorder
         wanted = recorder.packets[-5]
         before = sum(p.sequence_number == wanted.sequence_number for p in recorder.packets)
         await receiver._send_rtcp_nack(wanted.ssrc, [wanted.sequence_number])
@@ -132,18 +153,14 @@ async def test_nack_is_answered_over_rtx_and_sender_reports_count_forwarded_pack
         rtx_ssrcs = set(streams) - {wanted.ssrc}
         assert rtx_ssrcs, "the retransmission did not come over RTX"
 
-        forwarded, _ = forwarder.subscription_stats(senders[0])
-        stats = await senders[0].getStats()
+        forwarded, _ = forwarder.subscription_stats(sub.sender)
+        stats = await sub.sender.getStats()
         outbound = next(s for s in stats.values() if s.type == "outbound-rtp")
         # Retransmissions are not counted (as in aiortc); a packet may be in flight.
         assert abs(outbound.packetsSent - forwarded) <= 1
-        sender: Any = senders[0]
-        assert sender._RTCRtpSender__octet_count > 1000
+        assert sub.sender._RTCRtpSender__octet_count > 1000
         # The subscriber got a sender report carrying those counters.
         await _wait_for(lambda: wanted.ssrc in receiver._RTCRtpReceiver__lsr, 5)
-    finally:
-        await room.aclose()
-        await tasks.aclose()
 
 
 async def test_nacks_are_answered_once_per_round_trip_recently_and_within_a_budget() -> None:
@@ -151,17 +168,9 @@ async def test_nacks_are_answered_once_per_round_trip_recently_and_within_a_budg
     NACK sent 2-7 Mbit/s into a 300 kbit/s link. A packet is resent at most once per
     round trip, not once it is a second old, and resending uses at most half of what the
     sender sends (after a burst allowance)."""
-    forwarder = RtpForwarder(keyframe_min_interval=0.2)
-    room = sfu_loopback.Room(forwarder)
-    tasks = TaskSet("test clients")
-    try:
-        await room.add_publisher("alice", sfu_loopback.SyntheticVideo())
-        await asyncio.wait_for(room.published.wait(), 5)
-        client, _tracks, senders = await room.add_subscriber(["alice/video"])
-        recorder = _hook_client(client, tasks, "video")
-        await _wait_for(lambda: len(recorder.packets) > 60, 10)
-        receiver: Any = client.getTransceivers()[0].receiver
-        out: Any = forwarder._outbound[senders[0]]
+    async with _one_video_subscriber(60) as sub:
+        receiver, recorder, sender = sub.receiver, sub.recorder, sub.sender
+        out: Any = sub.forwarder._outbound[sender]
         ssrc = recorder.packets[-1].ssrc
 
         def copies(seq: int) -> int:
@@ -186,7 +195,6 @@ async def test_nacks_are_answered_once_per_round_trip_recently_and_within_a_budg
         assert copies(old) == before
         # Everything recent asked for again and again for two seconds: what is resent
         # stays within half of what was sent meanwhile, plus the burst allowance.
-        sender: Any = senders[0]
         octets0, count0, resent0 = (
             sender._RTCRtpSender__octet_count,
             len(recorder.packets),
@@ -209,6 +217,3 @@ async def test_nacks_are_answered_once_per_round_trip_recently_and_within_a_budg
             seen.add(packet.sequence_number)
         assert asked > 1000 and out.resent - resent0 < asked // 4
         assert 0 < resent_bytes <= 48_000 + 0.5 * sent + 2_000, (resent_bytes, sent)
-    finally:
-        await room.aclose()
-        await tasks.aclose()
