@@ -356,7 +356,8 @@ class RtpForwarder:
 
     def prepare_peer(self, pc: RTCPeerConnection, label: str = "") -> None:
         self._pcs.add(pc)
-        self._labels[pc] = label or f"peer {id(pc):x}"
+        if label:
+            self._labels[pc] = label
         wrap_negotiation(
             pc, lambda p: apply_room_codecs(p, self._codecs, publish_rtx=not self._simulcast)
         )
@@ -479,7 +480,7 @@ class RtpForwarder:
         if pc is None:
             return
         publication = subscription.source.publication
-        name = f"subscriber {self._labels.get(pc, f'peer {id(pc):x}')}"
+        name = f"subscriber {self._labels.get(pc) or f'peer {id(pc):x}'}"
         link = self._adaptation.link(pc, name, out.sent_counters)
         out.on_feedback(link.estimator.on_remb, link.estimator.on_report)
         if subscription.selector is not None and subscription.source.layers is not None:

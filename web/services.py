@@ -148,11 +148,7 @@ def core_services(
             await placement.start()
             stack.push_async_callback(_timed, "placement", placement.aclose)
             signaling.start()
-            stack.push_async_callback(
-                _timed,
-                "signaling",
-                lambda: _bounded("signaling", signaling.aclose, ROOMS_STOP_BOUND_S),
-            )
+            stack.push_async_callback(_timed, "signaling", signaling.aclose, ROOMS_STOP_BOUND_S)
             keys = await asyncio.to_thread(
                 load_keyring,
                 key_source(
@@ -193,20 +189,18 @@ def core_services(
 ROOMS_STOP_BOUND_S = 6.0
 
 
-async def _bounded(name: str, close: Callable[[], Awaitable[None]], bound_s: float) -> None:
+async def _timed(
+    name: str, close: Callable[[], Awaitable[None]], bound_s: float | None = None
+) -> None:
+    """One step of the stop, with how long it took (a slow stop says where it waited);
+    given up after ``bound_s`` when given."""
+    started = time.monotonic()
     try:
         await asyncio.wait_for(close(), bound_s)
     except TimeoutError:
         logger.warning(
             "%s: not done %.1f s into the stop; the rest is left to the restart", name, bound_s
         )
-
-
-async def _timed(name: str, close: Callable[[], Awaitable[None]]) -> None:
-    """One step of the stop, with how long it took (a slow stop says where it waited)."""
-    started = time.monotonic()
-    try:
-        await close()
     finally:
         logger.info("stopped %s in %.2f s", name, time.monotonic() - started)
 
@@ -237,7 +231,4 @@ async def shutdown(app: web.Application) -> None:
         await placement.drain()  # no new rooms are placed here while it stops
     signaling = app.get(SIGNALING)
     if signaling is not None:
-        await _timed(
-            "rooms and sockets",
-            lambda: _bounded("rooms and sockets", signaling.shutdown, ROOMS_STOP_BOUND_S),
-        )
+        await _timed("rooms and sockets", signaling.shutdown, ROOMS_STOP_BOUND_S)
