@@ -44,7 +44,7 @@ async def run(label: str, data_dir: Path, url: str, count: int, *, rtc: bool) ->
         room_id, (pub_token, guest) = await server.room_with(
             (Role.COUNSELOR, "Publisher", "ko"), (Role.INTERPRETER, "Guest", "ja")
         )
-        publisher = RtcParticipant(server.base_url, room_id, pub_token)
+        publisher = RtcParticipant(server.base_url, room_id, pub_token, keep=100)
         await publisher.connect()
         await publisher.send({"type": "join"})
         await publisher.wait_for("joined")
