@@ -6,8 +6,11 @@ allocator (``media.allocation``), the subscriber's video tracks (each with its
 ``media.layers.LayerSelector``) and audio rate meters. One task (``tick_s``,
 default 0.5 s) turns byte counters into bitrates, samples what each transport
 has sent, re-allocates, and updates each subscriber's connection quality
-(worse at once, better only after ``improve_after_s``). The per-packet work
-stays in the forwarder's hot path; nothing here runs per packet.
+(worse at once, better only after ``improve_after_s``). While an allocator
+probes with padding (``media.allocation.PaddingProbe``) a second task, the
+pacer, sends it every ``pace_s`` through the subscriber's video senders and
+stops it at the first sign of trouble; it ends with the last probe. The
+per-packet work stays in the forwarder's hot path; nothing here runs per packet.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ __all__ = ["Adaptation", "AdaptationConfig", "RateMeter", "SubscriberLink"]
 SentCounters = Callable[[], tuple[int, int]]
 #: One of the subscriber's streams: (SSRC, payload octets, packets) sent so far.
 StreamCounters = Callable[[], tuple[int, int, int]]
+#: Sends about this many bytes of padding to the subscriber; returns the bytes sent.
+Padder = Callable[[int], int]
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,10 @@ class AdaptationConfig:
     #: Off: every subscriber gets the best encoding and all layers (no estimate is used).
     enabled: bool = True
     tick_s: float = 0.5
+    #: How often the pacer sends a probe's padding, and the most it sends at once
+    #: (seconds of it: a loop that was late sends no burst).
+    pace_s: float = 0.01
+    pace_burst_s: float = 0.03
     #: A connection shown weak or poor is shown better only after this long.
     improve_after_s: float = 3.0
     #: Smoothed loss above which a connection is weak, and poor.
@@ -86,6 +95,8 @@ class SubscriberLink:
         self.audios: dict[Hashable, RateMeter] = {}
         #: Per sender, its own counters (a REMB is compared with the streams it covers).
         self.streams: dict[Hashable, StreamCounters] = {}
+        #: Per video sender, what sends padding through it (probes).
+        self.padders: dict[Hashable, Padder] = {}
         self.quality = LinkQuality.GOOD
         self._better_since: float | None = None
         self._traced_at: float | None = None
@@ -99,10 +110,32 @@ class SubscriberLink:
             self.estimator.sample(*self._counters(), streams)
         if self._config.enabled:
             audio = sum(meter.rate_bps for meter in self.audios.values())
+            self.allocator.can_pad = bool(self.padders)
             self.allocator.allocate(self.estimator, list(self.videos.values()), audio)
         self._update_quality()
         if trace.isEnabledFor(logging.DEBUG):
             self._trace()
+
+    @property
+    def padding(self) -> bool:
+        """Whether a padding probe is under way."""
+        probe = self.allocator.probe
+        return probe is not None and probe.failed is None
+
+    def pace(self, now: float) -> bool:
+        """Send what a padding probe owes now; False once there is nothing more to send."""
+        probe = self.allocator.probe
+        if probe is None or not self.allocator.watch(probe, self.estimator, now):
+            return False  # over, or failed: the next tick says which
+        owed = probe.due(now, self._config.pace_burst_s)
+        if owed <= 0:
+            return True
+        for padder in self.padders.values():
+            sent = padder(owed)
+            if sent:
+                probe.sent(sent)
+                break
+        return True
 
     def _trace(self) -> None:
         e = self.estimator
@@ -187,6 +220,7 @@ class Adaptation:
         self._trackers: list[LayerTracker] = []
         self._meters: list[RateMeter] = []
         self._task: asyncio.Task[None] | None = None
+        self._pacer: asyncio.Task[None] | None = None
         self._last_tick: float | None = None
         self.ticks = 0
 
@@ -204,7 +238,7 @@ class Adaptation:
     def forget(self, key: Hashable) -> None:
         link = self._links.pop(key, None)
         if link is not None:
-            for sender in [*link.videos, *link.audios, *link.streams]:
+            for sender in [*link.videos, *link.audios, *link.streams, *link.padders]:
                 self._owner.pop(sender, None)
 
     def add_video(self, key: Hashable, sender: Hashable, track: VideoTrack) -> None:
@@ -224,6 +258,7 @@ class Adaptation:
             link.videos.pop(sender, None)
             link.audios.pop(sender, None)
             link.streams.pop(sender, None)
+            link.padders.pop(sender, None)
 
     def video_track(self, sender: Hashable) -> VideoTrack | None:
         key = self._owner.get(sender)
@@ -258,10 +293,39 @@ class Adaptation:
             except Exception:
                 logger.exception("%s: adaptation failed", link.name)
         self.ticks += 1
+        if self._pacer is None and any(link.padding for link in self._links.values()):
+            self._start_pacer()
 
     def _start(self) -> None:
         if self._task is None and not self._tasks.closed:
             self._task = self._tasks.spawn(self._run(), name="adaptation")
+
+    def _start_pacer(self) -> None:
+        if self._tasks.closed:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # a test ticking by hand paces by hand (SubscriberLink.pace)
+        self._pacer = self._tasks.spawn(self._pace(), name="adaptation pacer")
+
+    async def _pace(self) -> None:
+        """Padding for the probes under way, every ``pace_s``, until none is left."""
+        try:
+            while True:
+                await asyncio.sleep(self.config.pace_s)
+                raise_if_cancelling()
+                now = self._clock()
+                going = False
+                for link in list(self._links.values()):
+                    try:
+                        going = link.pace(now) or going
+                    except Exception:
+                        logger.exception("%s: padding failed", link.name)
+                if not going:
+                    return
+        finally:
+            self._pacer = None
 
     async def _run(self) -> None:
         while True:

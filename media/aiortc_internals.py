@@ -173,6 +173,9 @@ REMB_INTERVAL_MS: Final = 250
 RembListener = Callable[[int, "tuple[int, ...]"], None]
 #: Called with one report block for one of our senders: (fraction lost 0..1, RTT s or None).
 ReportListener = Callable[[float, "float | None"], None]
+#: Called with the number of packets one NACK of the subscriber asks for the first time
+#: (a browser repeats its NACKs for a missing packet every round trip: those are old news).
+NackListener = Callable[[int], None]
 
 #: Called with each received media packet (RTX already unwrapped) and its arrival in ms
 #: on aiortc's clock. Synchronous: on the fast path it runs inside the socket's callback.
@@ -624,6 +627,8 @@ _RESEND_MAX_AGE_S: Final = 1.0
 #: again and asked for again, and unbounded answers were 2-7 Mbit/s into a 300 kbit/s
 #: link (mediasoup and libwebrtc bound them alike).
 _RESEND_SHARE: Final = 0.5
+#: Padding per probe packet: the most one RTP padding length byte can say.
+_PADDING_BYTES: Final = 255
 _RESEND_BURST: Final = 48_000
 
 
@@ -656,6 +661,9 @@ class OutboundRtp:
         self._state: _SendState | None = None
         self._remb_listener: RembListener | None = None
         self._report_listener: ReportListener | None = None
+        self._nack_listener: NackListener | None = None
+        #: Packets NACKed so far (sequence number -> when first), to count each once.
+        self._nacked: dict[int, float] = {}
         self._feedback_installed = False
         #: NACKed packets resent, and NACKs not answered (too soon, too old, over budget).
         self.resent = 0
@@ -677,14 +685,22 @@ class OutboundRtp:
         s: Any = self.sender
         s._send_keyframe = callback if callback is not None else (lambda: None)
 
-    def on_feedback(self, remb: RembListener | None, report: ReportListener | None) -> None:
-        """Hand the subscriber's REMB and its report blocks for this sender to listeners.
+    def on_feedback(
+        self,
+        remb: RembListener | None,
+        report: ReportListener | None,
+        nack: NackListener | None = None,
+    ) -> None:
+        """Hand the subscriber's REMB, its report blocks and its NACKs for this sender to
+        listeners.
 
-        aiortc's own handling (RTT, statistics, NACK, PLI) runs first; the RTT
-        passed on is aiortc's smoothed one, from our sender reports.
+        aiortc's own handling (RTT, statistics, NACK, PLI) runs first, except
+        that NACKs are counted before they are answered; the RTT passed on is
+        aiortc's smoothed one, from our sender reports.
         """
         self._remb_listener = remb
         self._report_listener = report
+        self._nack_listener = nack
         if self._feedback_installed:
             return
         self._feedback_installed = True
@@ -692,6 +708,15 @@ class OutboundRtp:
         original = s._handle_rtcp_packet
 
         async def _handle_rtcp_packet(packet: Any) -> None:
+            if (
+                isinstance(packet, RtcpRtpfbPacket)
+                and packet.fmt == RTCP_RTPFB_NACK
+                and packet.media_ssrc == s._ssrc
+                and self._nack_listener is not None
+            ):
+                fresh = self._first_nacks(packet.lost)
+                if fresh:
+                    self._nack_listener(fresh)
             await original(packet)
             if isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
                 on_report = self._report_listener
@@ -710,6 +735,27 @@ class OutboundRtp:
                         on_remb(bitrate, tuple(ssrcs))
 
         s._handle_rtcp_packet = _handle_rtcp_packet
+
+    def _first_nacks(self, lost: list[int]) -> int:
+        """How many of ``lost`` are asked for the first time, of packets sent in the
+        last second."""
+        state = self._state
+        if state is None:
+            return 0
+        now = time.monotonic()
+        nacked = self._nacked
+        if len(nacked) > RTP_HISTORY_SIZE:
+            for seq in [k for k, t in nacked.items() if now - t > _RESEND_MAX_AGE_S]:
+                del nacked[seq]
+        sent_before = ntp_of(time.time()) - int(_RESEND_MAX_AGE_S * (1 << 32))
+        fresh = 0
+        for seq in lost:
+            entry = state.history[seq % RTP_HISTORY_SIZE]
+            if entry is None or entry[0] != seq or entry[3] < sent_before or seq in nacked:
+                continue
+            nacked[seq] = now
+            fresh += 1
+        return fresh
 
     def sent_counters(self) -> tuple[int, int]:
         """Bytes and packets the sender's transport has sent so far (all its senders)."""
@@ -806,6 +852,39 @@ class OutboundRtp:
             await original(sequence_number)
 
         s._retransmit = _retransmit
+
+    def send_padding(self, nbytes: int) -> int:
+        """About ``nbytes`` of padding-only RTX packets (libwebrtc's probe padding: the
+        browser counts them in its bandwidth estimate, then drops them); the bytes sent,
+        0 when RTX was not negotiated or the sender cannot send yet."""
+        state = self._state
+        s: Any = self.sender
+        if state is None or state.transport is not s.transport:
+            state = self._ready()
+            if state is None:
+                return 0
+        rtx_payload_type: int | None = s._RTCRtpSender__rtx_payload_type
+        if rtx_payload_type is None:
+            return 0
+        extensions = s._RTCRtpSender__rtp_header_extensions_map
+        sent = 0
+        while sent < nbytes:
+            sequence_number: int = s._RTCRtpSender__rtx_sequence_number
+            packet = RtpPacket(
+                payload_type=rtx_payload_type,
+                sequence_number=sequence_number,
+                timestamp=s._RTCRtpSender__rtp_timestamp,
+                ssrc=s._rtx_ssrc,
+            )
+            packet.padding_size = _PADDING_BYTES
+            packet.extensions.mid = state.mid
+            packet.extensions.abs_send_time = abs_send_time_of(ntp_of(time.time()))
+            plain = packet.serialize(extensions)
+            if not state.path.send_rtp(plain):
+                break
+            s._RTCRtpSender__rtx_sequence_number = (sequence_number + 1) & 0xFFFF
+            sent += len(plain)
+        return sent
 
     def send(
         self, packet: RtpView, sequence_number: int, timestamp: int, abs_send_time: int, ntp: int

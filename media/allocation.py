@@ -15,11 +15,13 @@ gets a place on its *ladder* — the lowest encoding's temporal layers
 * **Up** one rung per tick, the lowest video first, no sooner than
   ``hold_s`` after a congestion, and only if the new total fits 85 % of the
   estimate (the 15 % band is the hysteresis that keeps a REMB sawtooth from
-  flapping layers) and, until the probe wait has passed, 90 % of what the link
-  took at the last congestion: a browser's REMB climbs to 1.5x what it
-  receives whether or not the link got better, so beyond that only a probe
-  tells (resuming a paused video included). Because Chrome's REMB recovers slowly once it has
-  dropped, a step *beyond* the estimate is also allowed — a probe — when the
+  flapping layers) and 90 % of what the link took at the last congestion with
+  loss (until the probe wait has passed; for good where probes are padding):
+  a browser's REMB climbs to 1.5x what it receives whether or not the link got
+  better (we measured 700 kbit/s REMBs on a 500 kbit/s link), so beyond that
+  only a probe tells (resuming a paused video included). Because Chrome's
+  REMB recovers slowly once it has dropped, a step *beyond* the estimate is
+  also allowed — a probe — when the
   link has been clean for ``probe_wait`` and the step is at most
   ``probe_ratio`` times what is being sent; if congestion follows within
   ``probe_blame_s`` that total becomes a ceiling for a while and the wait
@@ -30,6 +32,16 @@ gets a place on its *ladder* — the lowest encoding's temporal layers
   allocation), and the estimate is held there while the probe's queue drains
   (``LinkEstimator.settle``). Cutting from the loss the probe caused paused a
   camera for 5–20 s at 500 kbit/s in the benchmark.
+* **A probe is padding first, where the subscriber can take it.** Switching
+  into the unknown costs the new encoding's keyframe (20-30 kB at once into a
+  queue of 12 kB on a 500 kbit/s link: lost packets, voices among them) and,
+  when it fails, a keyframe of the encoding gone back to. With a padder (RTX
+  negotiated), a probe sends padding instead — ramped over ``pad_ramp_s`` up
+  to the step's extra bit/s, held ``pad_hold_s`` — and switches only if that
+  went through: no REMB decrease, fewer than ``pad_nacks`` packets asked for
+  again, no loss reported (LiveKit's prober; libwebrtc's probe padding). A
+  failed padding probe moves no video; the padding stops at once (the pacer
+  in ``media.adaptation`` watches the NACKs between ticks).
 * **A paused video is probed for often.** Resuming one (its lowest rung) is
   tried every ``resume_wait_s`` at most, whatever the back-off: the link's
   recovery shows nowhere else, and a camera should come back within seconds
@@ -95,6 +107,24 @@ class AllocationConfig:
     #: The longest wait before resuming a paused video is tried (a probe: REMB alone
     #: cannot tell that the link recovered).
     resume_wait_s: float = 3.0
+    #: A padding probe tries the step's extra bit/s times this (an encoder's rate moves,
+    #: and the switch starts with a keyframe): measured at 500 kbit/s, a probe of the
+    #: measured extra went through and the switch it allowed lost 29 % of its packets.
+    pad_overshoot: float = 1.25
+    #: It ramps up over this long, holds the tried total this long (long enough to fill
+    #: a rate-limited link's queue), and is judged this long after (the reports and
+    #: NACKs about its last packets)...
+    pad_ramp_s: float = 0.6
+    pad_hold_s: float = 0.6
+    pad_grace_s: float = 0.3
+    #: With padding, resuming a paused video is tried this often (a failed padding
+    #: probe costs a few packets, not a keyframe each way): 3 s between tries and 2 s
+    #: per probe resumed cameras 6.2 s after a 300 kbit/s limit was lifted.
+    pad_resume_wait_s: float = 2.0
+    #: After a step a padding probe proved, the next probe may start this soon.
+    pad_after_step_s: float = 1.0
+    #: ... failing at this many packets asked for again (a few: links lose some).
+    pad_nacks: int = 4
     probe_ratio: float = 2.5
     probe_blame_s: float = 4.0
     #: After going back from a failed step up, how long the loss reports are the probe's.
@@ -108,6 +138,58 @@ class AllocationConfig:
     #: until the probe wait has passed (a browser's REMB climbs past a limited link's
     #: rate, to 1.5x what it receives, and following it means congesting again)...
     capacity_share: float = 0.9
+
+
+@dataclass
+class PaddingProbe:
+    """Padding sent on top of what a subscriber gets, to try a total before a video is
+    switched to it (``AllocationConfig.pad_ramp_s``); the pacer sends it, the allocator
+    judges it."""
+
+    #: The videos to step up if it goes through, each with its new rung (every paused
+    #: video at once when resuming, if that total is not known to fail).
+    steps: list[tuple[VideoTrack, Option]]
+    resuming: bool
+    base_bps: float
+    #: The total tried (with ``pad_overshoot``), and the step's own total.
+    target_bps: float
+    step_bps: float
+    started: float
+    #: When the padding ends, and when the probe is judged.
+    ends: float
+    judged_at: float
+    ramp_s: float
+    #: The estimator's NACK count when it started.
+    nacks: int
+    failed: str | None = None
+    #: Bytes due and not sent yet, bytes sent, and when the pacer last looked.
+    owed: float = 0.0
+    padded: int = 0
+    paced_at: float | None = None
+
+    def rate_bps(self, now: float) -> float:
+        """The padding's bit/s now: ramped up to the step's extra bit/s, 0 once over."""
+        if self.failed is not None or now >= self.ends:
+            return 0.0
+        share = min(1.0, max(0.0, now - self.started) / self.ramp_s)
+        return (self.target_bps - self.base_bps) * share
+
+    def due(self, now: float, burst_s: float) -> int:
+        """Bytes to send now, at most ``burst_s`` of them (a late loop sends no burst)."""
+        last = self.started if self.paced_at is None else self.paced_at
+        self.paced_at = now
+        rate = self.rate_bps(now) / 8
+        self.owed = min(self.owed + rate * max(0.0, now - last), rate * burst_s)
+        return int(self.owed)
+
+    def sent(self, nbytes: int) -> None:
+        self.owed -= nbytes
+        self.padded += nbytes
+
+    def expected_bytes(self) -> float:
+        """What the whole probe should have padded (the ramp counts half)."""
+        extra = (self.target_bps - self.base_bps) / 8
+        return extra * (self.ramp_s / 2 + (self.ends - self.started - self.ramp_s))
 
 
 @dataclass(frozen=True)
@@ -244,6 +326,11 @@ class SubscriberAllocator:
         #: Since when the lowest rungs did not fit an estimate from REMB alone.
         self._short_since: float | None = None
         self._upgrade_resumed = False
+        #: Whether probes may be padding (someone sends it: ``media.adaptation``).
+        self.can_pad = False
+        self.probe: PaddingProbe | None = None
+        self.padding_probes = 0
+        self.padding_probes_failed = 0
         #: Totals (bit/s) of the last allocation, for metrics and the debug panel.
         self.need_bps = 0.0
         self.probes = 0
@@ -271,6 +358,17 @@ class SubscriberAllocator:
             estimate = link.estimate_bps
             assert estimate is not None
             need = audio_bps + sum(cost(j) for j in range(len(tracks)))
+            probe = self.probe
+            if probe is not None:
+                need, moved = self._judge(
+                    probe, link, tracks, pos, ladders, need, cost, now, congested
+                )
+                if self.probe is not None or moved:  # padding goes on, or it went through
+                    self.need_bps = need
+                    self._apply(tracks, ladders, pos)
+                    return
+                estimate = link.estimate_bps
+                assert estimate is not None
             probed = self._probed_at
             if link.since_congestion() >= c.stable_s or (
                 probed is not None and now - probed > c.probe_blame_s and not congested
@@ -297,8 +395,14 @@ class SubscriberAllocator:
                 need = self._step_down(pos, ladders, need, estimate * c.drain, cost, may_pause)
                 self._upgrade_at = None
             elif link.since_congestion() >= c.hold_s:
-                need = self._step_up(link, pos, ladders, need, estimate, cost, now)
+                need = self._step_up(link, tracks, pos, ladders, need, estimate, cost, now)
             self.need_bps = need
+        self._apply(tracks, ladders, pos)
+
+    @staticmethod
+    def _apply(
+        tracks: list[VideoTrack], ladders: list[list[Option]], pos: list[int | None]
+    ) -> None:
         for track, rungs, p in zip(tracks, ladders, pos, strict=True):
             if rungs and p is not None:
                 track.apply(rungs, p)
@@ -340,10 +444,139 @@ class SubscriberAllocator:
         self._probed_at = None
         self._before_upgrade = None
 
+    def _start_padding(
+        self,
+        link: LinkEstimator,
+        steps: list[tuple[VideoTrack, Option]],
+        resuming: bool,
+        need: float,
+        new_need: float,
+    ) -> None:
+        c = self._config
+        now = self._clock()
+        self.padding_probes += 1
+        target = need + (new_need - need) * c.pad_overshoot
+        ends = now + c.pad_ramp_s + c.pad_hold_s
+        self.probe = PaddingProbe(
+            steps=steps,
+            resuming=resuming,
+            base_bps=need,
+            target_bps=target,
+            step_bps=new_need,
+            started=now,
+            ends=ends,
+            judged_at=ends + c.pad_grace_s,
+            ramp_s=c.pad_ramp_s,
+            nacks=link.nacks,
+        )
+        logger.info(
+            "%s: padding probe %.0f -> %.0f kbit/s for %s (%.0f kbit/s)",
+            self._name,
+            need / 1000,
+            target / 1000,
+            ", ".join(video.name for video, _ in steps),
+            new_need / 1000,
+        )
+
+    def watch(self, probe: PaddingProbe, link: LinkEstimator, now: float) -> bool:
+        """Between ticks (the pacer): whether ``probe`` should go on padding; a REMB
+        decrease or NACKs fail it at once."""
+        if probe.failed is not None:
+            return False
+        if link.congested_at is not None and link.congested_at > probe.started:
+            probe.failed = "the REMB fell"
+        elif link.nacks - probe.nacks >= self._config.pad_nacks:
+            probe.failed = f"{link.nacks - probe.nacks} packets asked for again"
+        return probe.failed is None and now < probe.judged_at
+
+    def _judge(
+        self,
+        probe: PaddingProbe,
+        link: LinkEstimator,
+        tracks: list[VideoTrack],
+        pos: list[int | None],
+        ladders: list[list[Option]],
+        need: float,
+        cost: Callable[[int], float],
+        now: float,
+        congested: bool,
+    ) -> tuple[float, bool]:
+        """A tick during a padding probe: go on, fail it, or take the step it tried
+        (then True: nothing else moves this tick)."""
+        c = self._config
+        if congested or not link.clean:
+            probe.failed = probe.failed or ("the REMB fell" if congested else "loss reported")
+        else:
+            self.watch(probe, link, now)
+        if probe.failed is not None:
+            self.probe = None
+            self.padding_probes_failed += 1
+            wait = self._wait(resuming=probe.resuming)
+            self._ceiling = probe.step_bps
+            self._ceiling_until = now + wait
+            self._probe_wait = min(self._probe_wait * 2, c.probe_wait_max_s)
+            self._probed_at = None
+            # What the padding queued or lost is the probe's, not the link's news.
+            link.settle(probe.base_bps / c.drain, c.settle_s)
+            logger.info(
+                "%s: padding probe to %.0f kbit/s for %s failed after %.1f s (%s); "
+                "no probe there for %.0f s",
+                self._name,
+                probe.target_bps / 1000,
+                ", ".join(video.name for video, _ in probe.steps),
+                now - probe.started,
+                probe.failed,
+                wait,
+            )
+            return need, False
+        if now < probe.judged_at:
+            return need, False
+        self.probe = None
+        if probe.padded < probe.expected_bytes() / 2:
+            logger.info("%s: padding probe could not pad; stepping up as a probe", self._name)
+        else:
+            link.proven(probe.target_bps)
+        before = [None if q is None else q if q < 0 else ladders[k][q] for k, q in enumerate(pos)]
+        new_need = need
+        moved = []
+        for video, rung in probe.steps:
+            j = tracks.index(video) if video in tracks else -1
+            p = pos[j] if j >= 0 else None
+            if p is None or not ladders[j]:
+                continue
+            index = rung_for(ladders[j], rung)
+            if index <= p:
+                continue
+            new_need += ladders[j][index].bps - cost(j)
+            pos[j] = index
+            moved.append(video.name)
+        if not moved:
+            return need, False
+        self._before_upgrade = (need, before)
+        self._upgrade_resumed = probe.resuming
+        self._upgrade_at = now
+        self._upgrade_need = new_need
+        self._probed_at = now
+        logger.info(
+            "%s: padding probe to %.0f kbit/s went through; %s step up",
+            self._name,
+            probe.target_bps / 1000,
+            ", ".join(moved),
+        )
+        return new_need, True
+
+    def _blocked(self, total: float, now: float) -> bool:
+        """Whether a probe to ``total`` failed lately (a ceiling for a while)."""
+        ceiling = self._ceiling
+        return ceiling is not None and now < self._ceiling_until and total >= ceiling * 0.97
+
     def _wait(self, *, resuming: bool) -> float:
         """How long the link must be clean before a probe (shorter to resume a video)."""
+        c = self._config
         wait = self._probe_wait
-        return min(wait, self._config.resume_wait_s) if resuming else wait
+        if not resuming:
+            return wait
+        return min(wait, c.pad_resume_wait_s if self.can_pad else c.resume_wait_s)
 
     def _shortage(self, link: LinkEstimator, now: float) -> float | None:
         """How long the estimate has been short from the browser's REMB alone; None when
@@ -386,6 +619,7 @@ class SubscriberAllocator:
     def _step_up(
         self,
         link: LinkEstimator,
+        tracks: list[VideoTrack],
         pos: list[int | None],
         ladders: list[list[Option]],
         need: float,
@@ -407,27 +641,37 @@ class SubscriberAllocator:
         if (
             within
             and capacity is not None
-            and link.since_congestion() < wait
+            and (self.can_pad or link.since_congestion() < wait)
             and new_need > capacity * c.capacity_share
         ):
+            # Past what the link took at its last congestion with loss only by a probe:
+            # with padding, for good (a probe that goes through raises the capacity).
             within = False
         if not within:
-            blocked = (
-                self._ceiling is not None
-                and now < self._ceiling_until
-                and new_need >= self._ceiling * 0.97
-            )
+            # After a step a padding probe proved, the next probe need not wait for the
+            # blame period: the step itself was no probe.
+            gap = c.pad_after_step_s if self.can_pad else c.probe_blame_s
             probe = (
                 link.clean
-                and not blocked
+                and not self._blocked(new_need, now)
                 and link.since_congestion() >= wait
-                and (self._upgrade_at is None or now - self._upgrade_at >= c.probe_blame_s)
+                and (self._upgrade_at is None or now - self._upgrade_at >= gap)
                 and new_need <= c.probe_ratio * max(link.sent_bps, need)
             )
             if not probe:
                 return need
             self.probes += 1
             self._probed_at = now
+            if self.can_pad:
+                steps = [(tracks[j], ladders[j][p + 1])]
+                if p < 0:  # every paused video at once, unless that total failed lately
+                    paused = [k for k, q in enumerate(pos) if q is not None and q < 0]
+                    together = need + sum(ladders[k][0].bps for k in paused)
+                    if len(paused) > 1 and not self._blocked(together, now):
+                        steps = [(tracks[k], ladders[k][0]) for k in paused]
+                        new_need = together
+                self._start_padding(link, steps, p < 0, need, new_need)
+                return need
         self._before_upgrade = (
             need,
             [None if q is None else q if q < 0 else ladders[k][q] for k, q in enumerate(pos)],

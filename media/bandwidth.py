@@ -120,6 +120,9 @@ class LinkEstimator:
         self._clean_min_bps = 0.0
         #: After a failed probe: until when reports describe the probe (``settle``).
         self._settle_until: float | None = None
+        #: Packets the subscriber asked for again (NACKs), counted as they come: the
+        #: quickest sign that a padding probe overfilled the link.
+        self.nacks = 0
 
     # -- inputs ------------------------------------------------------------------------
     def on_remb(self, bitrate: int, ssrcs: tuple[int, ...] = ()) -> None:
@@ -243,19 +246,30 @@ class LinkEstimator:
         if cap < bound:
             self.loss_cap_bps = min(cap * growth**dt, bound)
 
+    def on_nack(self, lost: int) -> None:
+        """The subscriber asked for ``lost`` packets again (any of our streams)."""
+        self.nacks += lost
+
     def settle(self, committed_bps: float, for_s: float) -> None:
         """A step up congested and the sender went back to ``committed_bps``, which went
         through cleanly before it: hold the estimate there, and take the reports of the
         next ``for_s`` (about the probe's packets) as no news."""
-        now = self._clock()
-        self._settle_until = now + for_s
+        self._settle_until = self._clock() + for_s
+        self._at_least(committed_bps)
+
+    def proven(self, bps: float) -> None:
+        """``bps`` went through: a padding probe carried that total with no loss, no NACK
+        and no REMB decrease (the browser's REMB follows only slowly)."""
+        self._at_least(bps)
+
+    def _at_least(self, bps: float) -> None:
         delay, cap = self._delay_bps, self.loss_cap_bps
-        if delay is not None and delay < committed_bps:
-            self._delay_bps = committed_bps
-        if cap is not None and cap < committed_bps:
-            self.loss_cap_bps = committed_bps
-        if self.capacity_bps is not None and self.capacity_bps < committed_bps:
-            self.capacity_bps = committed_bps
+        if delay is not None and delay < bps:
+            self._delay_bps = bps
+        if cap is not None and cap < bps:
+            self.loss_cap_bps = bps
+        if self.capacity_bps is not None and self.capacity_bps < bps:
+            self.capacity_bps = bps
 
     def _settling(self, now: float) -> bool:
         return self._settle_until is not None and now < self._settle_until

@@ -482,7 +482,8 @@ class RtpForwarder:
         publication = subscription.source.publication
         name = f"subscriber {self._labels.get(pc) or f'peer {id(pc):x}'}"
         link = self._adaptation.link(pc, name, out.sent_counters)
-        out.on_feedback(link.estimator.on_remb, link.estimator.on_report)
+        estimator = link.estimator
+        out.on_feedback(estimator.on_remb, estimator.on_report, estimator.on_nack)
         if subscription.selector is not None and subscription.source.layers is not None:
             track = VideoTrack(
                 f"{publication.id} -> {out.ssrc}",
@@ -490,6 +491,7 @@ class RtpForwarder:
                 subscription.source.layers,
             )
             self._adaptation.add_video(pc, out.sender, track)
+            link.padders[out.sender] = out.send_padding
         elif subscription.source.meter is not None:
             self._adaptation.add_audio(pc, out.sender, subscription.source.meter)
         link.streams[out.sender] = out.stream_counters  # after add_*: they forget the sender

@@ -7,7 +7,7 @@ import itertools
 
 from kernel.media_types import LinkQuality, VideoState
 from media.adaptation import AdaptationConfig, RateMeter, SubscriberLink
-from media.allocation import SubscriberAllocator, VideoTrack, ladder
+from media.allocation import AllocationConfig, SubscriberAllocator, VideoTrack, ladder
 from media.bandwidth import LinkEstimator
 from media.layers import ALL_TEMPORAL, LayerSelector, LayerTracker
 from tests.media.test_layers import Numbering
@@ -434,6 +434,194 @@ def test_a_failed_probe_goes_back_to_what_went_through_before_it() -> None:
         link.tick()
         assert [t.state for t in tracks] == [VideoState.REDUCED, VideoState.REDUCED]
         assert tracks[0].index == tracks[1].index == 2
+
+
+class Padder:
+    """Stands in for a subscriber's video sender: what the pacer asked it to send."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[float, int]] = []
+        self.clock: Clock | None = None
+
+    def __call__(self, nbytes: int) -> int:
+        assert self.clock is not None
+        self.sent.append((self.clock.t, nbytes))
+        return nbytes
+
+    def between(self, start: float, end: float) -> int:
+        return sum(n for t, n in self.sent if start <= t < end)
+
+
+def padding_probe_started(clock: Clock) -> tuple[SubscriberLink, list[VideoTrack], Padder]:
+    """Two cameras settled on their low rungs, a padder: ticks until a probe pads."""
+    link, tracks = settled_on_low_rungs(clock)
+    padder = Padder()
+    padder.clock = clock
+    link.padders["camera 0"] = padder
+    for _ in range(20):
+        clock.t += 0.5
+        link.tick()
+        if link.allocator.probe is not None:
+            break
+    assert link.allocator.probe is not None, "no padding probe"
+    return link, tracks, padder
+
+
+def pace(link: SubscriberLink, clock: Clock, seconds: float) -> None:
+    """The pacer for ``seconds`` (every 10 ms), then a tick."""
+    for _ in range(round(seconds / 0.01)):
+        clock.t += 0.01
+        link.pace(clock.t)
+    link.tick()
+
+
+def test_a_probe_pads_first_and_switches_only_once_the_padding_went_through() -> None:
+    """A step into the high encoding on trust is its 20-30 kB keyframe at once into a
+    12 kB queue (a 500 kbit/s link): with a padder the step's extra bit/s is padding
+    first, ramped up, and the video switches only after it went through."""
+    clock = Clock()
+    link, tracks, padder = padding_probe_started(clock)
+    probe = link.allocator.probe
+    assert probe is not None
+    assert [t.index for t in tracks] == [2, 2]  # nothing switched yet
+    start = clock.t
+    extra = probe.target_bps - probe.base_bps
+    assert extra > 300_000  # the high encoding's
+    ramp, padding, judged = probe.ramp_s, probe.ends - start, probe.judged_at - start
+    assert ramp < padding < judged
+    pace(link, clock, judged - 0.05)  # padding, then the reports about its last packets
+    assert link.allocator.probe is not None
+    assert [t.index for t in tracks] == [2, 2]
+    pace(link, clock, 0.1)
+    assert link.allocator.probe is None
+    # Ramped: the first 100 ms pad little, the last 200 ms the whole extra bit/s.
+    first = padder.between(start, start + 0.1)
+    last = padder.between(start + padding - 0.2, start + padding)
+    assert first < 0.25 * last
+    assert abs(last - extra / 8 * 0.2) < 0.1 * extra / 8 * 0.2
+    assert abs(probe.padded - probe.expected_bytes()) < 0.1 * probe.expected_bytes()
+    assert tracks[0].index == 3  # it went through: the camera steps up
+    assert link.estimator.estimate_bps is not None
+    assert link.estimator.estimate_bps >= probe.target_bps
+
+
+def test_a_padding_probe_stops_at_the_first_nacks_and_moves_no_video() -> None:
+    clock = Clock()
+    link, tracks, padder = padding_probe_started(clock)
+    committed = link.allocator.need_bps
+    pace(link, clock, 0.4)
+    padded = sum(n for _, n in padder.sent)
+    link.estimator.on_nack(5)  # the queue overflowed: packets asked for again
+    for _ in range(5):
+        clock.t += 0.01
+        assert not link.pace(clock.t)
+    assert sum(n for _, n in padder.sent) == padded  # the padding stopped at once
+    link.estimator.on_remb(300_000)  # the browser's REMB falls too (settling: ignored)
+    link.estimator.on_report(0.1)  # and the report counts the probe's losses
+    link.tick()
+    assert link.allocator.probe is None
+    assert link.allocator.padding_probes_failed == 1
+    assert [t.index for t in tracks] == [2, 2]  # no video moved, none further down
+    assert link.estimator.estimate_bps is not None and link.estimator.estimate_bps >= committed
+    for _ in range(8):  # no new probe to that total soon, and no step down
+        clock.t += 0.5
+        link.estimator.on_report(0.0)
+        link.tick()
+        assert link.allocator.probe is None
+        assert [t.index for t in tracks] == [2, 2]
+
+
+def test_a_falling_remb_fails_a_padding_probe_between_ticks() -> None:
+    clock = Clock()
+    link, tracks, _padder = padding_probe_started(clock)
+    pace(link, clock, 0.3)
+    link.estimator.sent_bps = 600_000
+    link.estimator.on_remb(350_000)  # the queue grows: the browser's delay detector
+    clock.t += 0.01
+    assert not link.pace(clock.t)
+    link.tick()
+    assert link.allocator.probe is None
+    assert [t.index for t in tracks] == [2, 2]
+
+
+def test_paused_videos_are_resumed_together_by_one_padding_probe() -> None:
+    """Resuming two paused cameras one probe after the other took 12.8 s after a 300
+    kbit/s limit was lifted (measured); one probe tries both, then one if that failed."""
+    clock = Clock()
+    link, tracks = make_link(clock)
+    all_in_full(link, clock, sending=1_400_000)
+    congest(link, 60_000)
+    link.tick()
+    assert [t.state for t in tracks] == [VideoState.PAUSED, VideoState.PAUSED]
+    link.estimator.sent_bps = 45_000
+    link.padders["camera 0"] = lambda nbytes: nbytes
+    link.estimator.on_remb(1_000_000)  # the link is back
+    probes = []
+    for _ in range(40):
+        clock.t += 0.5
+        link.estimator.on_report(0.0)
+        link.tick()
+        probe = link.allocator.probe
+        if probe is not None and probe.started == clock.t:
+            probes.append([video.name for video, _ in probe.steps])
+            if len(probes) == 1:
+                link.estimator.on_nack(10)  # the first does not go through
+            clock.t += 0.01
+            link.pace(clock.t)
+        if all(t.state is not VideoState.PAUSED for t in tracks):
+            break
+    assert probes[0] == ["camera 0", "camera 1"]
+    assert probes[1] == ["camera 0"]  # that total failed: one camera
+    assert all(t.state is not VideoState.PAUSED for t in tracks)
+
+
+def test_a_failed_padding_probe_to_resume_is_not_tried_again_at_once() -> None:
+    """The back-off holds for the step that failed, not for the padded total above it
+    (measured: a new probe of the same step started in the tick that failed the last)."""
+    clock = Clock()
+    link, tracks = paused_camera(clock)
+    link.padders["camera 0"] = lambda nbytes: nbytes
+    link.estimator.on_remb(400_000)
+    started = []
+    for _ in range(30):
+        clock.t += 0.5
+        link.tick()
+        probe = link.allocator.probe
+        if probe is not None and probe.started == clock.t:
+            started.append(clock.t)
+            link.estimator.on_nack(10)  # every resume probe overfills the link
+            clock.t += 0.01
+            link.pace(clock.t)
+        assert tracks[0].state is VideoState.PAUSED
+    assert len(started) >= 3
+    gaps = [b - a for a, b in itertools.pairwise(started)]
+    assert min(gaps) >= AllocationConfig().pad_resume_wait_s  # the resume wait
+    assert link.allocator.padding_probes_failed == len(started)
+
+
+def test_with_padding_the_capacity_is_passed_only_by_a_probe() -> None:
+    """A browser's REMB on a rate-limited link climbs far above it (700 kbit/s REMBs on a
+    500 kbit/s link, measured), and a loss-based figure grown while padding inflated what
+    was sent follows: a step past the capacity on their word congested. With padding,
+    only a probe that went through passes it."""
+    clock = Clock()
+    link, tracks = settled_on_low_rungs(clock)
+    link.padders["camera 0"] = lambda nbytes: nbytes
+    capacity = link.estimator.capacity_bps
+    assert capacity is not None
+    for _ in range(40):
+        clock.t += 0.5
+        link.estimator.on_remb(1_200_000)
+        link.estimator.loss_cap_bps = 1_200_000
+        link.estimator.on_report(0.0)
+        link.tick()
+        if link.allocator.probe is not None:
+            link.estimator.on_nack(10)  # it does not go through
+            clock.t += 0.01
+            link.pace(clock.t)
+        assert link.allocator.need_bps <= capacity
+        assert [t.index for t in tracks] == [2, 2]
+    assert link.allocator.padding_probes_failed >= 2
 
 
 def test_loss_after_the_settling_still_cuts() -> None:

@@ -217,3 +217,56 @@ async def test_nacks_are_answered_once_per_round_trip_recently_and_within_a_budg
             seen.add(packet.sequence_number)
         assert asked > 1000 and out.resent - resent0 < asked // 4
         assert 0 < resent_bytes <= 48_000 + 0.5 * sent + 2_000, (resent_bytes, sent)
+
+
+async def test_padding_goes_over_rtx_with_no_payload_and_never_reaches_the_media() -> None:
+    """A padding probe's packets: padding-only RTX packets (the browser counts them in its
+    estimate and drops them), counted in the transport's bytes, not in the stream's."""
+    async with _one_video_subscriber(30) as sub:
+        receiver, recorder, sender = sub.receiver, sub.recorder, sub.sender
+        out: Any = sub.forwarder._outbound[sender]
+        ssrc = recorder.packets[-1].ssrc
+        octets0 = sender._RTCRtpSender__octet_count
+        bytes0, _ = out.sent_counters()
+        sent = out.send_padding(4000)
+        assert 4000 <= sent < 4000 + 400
+        streams: dict[int, Any] = receiver._RTCRtpReceiver__remote_streams
+
+        def rtx_packets() -> int:
+            return sum(s.packets_received for k, s in streams.items() if k != ssrc)
+
+        await _wait_for(lambda: rtx_packets() >= 4000 // 300, 5)
+        assert all(p.payload for p in recorder.packets), "padding reached the media"
+        media = [p.sequence_number for p in recorder.packets if p.ssrc == ssrc]
+        assert all(b == (a + 1) & 0xFFFF for a, b in itertools.pairwise(media)), "a gap"
+        bytes1, _ = out.sent_counters()
+        assert bytes1 - bytes0 >= sent
+        # The stream's own counters (sender reports, loss cuts) are the media's alone.
+        media_octets = sender._RTCRtpSender__octet_count - octets0
+        forwarded = sum(len(p.payload) for p in recorder.packets if p.ssrc == ssrc)
+        assert media_octets <= forwarded
+
+
+async def test_a_packet_asked_for_again_and_again_counts_once_for_the_estimate() -> None:
+    """A browser repeats its NACK for a missing packet every round trip; counted each time,
+    packets lost during a 300 kbit/s limit failed every padding probe after it was lifted
+    (4 NACKs within 0.5 s on a free link, measured)."""
+    async with _one_video_subscriber(60) as sub:
+        receiver, recorder = sub.receiver, sub.recorder
+        out: Any = sub.forwarder._outbound[sub.sender]
+        counted: list[int] = []
+        out._nack_listener = counted.append
+        ssrc = recorder.packets[-1].ssrc
+        wanted = recorder.packets[-3].sequence_number
+        for _ in range(10):
+            await receiver._send_rtcp_nack(ssrc, [wanted])
+        await asyncio.sleep(0.3)
+        assert sum(counted) == 1
+        await asyncio.sleep(1.2)  # a packet sent over a second ago is no news either
+        now = time.monotonic()
+        old = next(s for s, t in recorder.first_seen.items() if 1.1 < now - t < 1.8)
+        await receiver._send_rtcp_nack(ssrc, [old])
+        fresh = [p.sequence_number for p in recorder.packets[-3:]]
+        await receiver._send_rtcp_nack(ssrc, fresh)
+        await asyncio.sleep(0.3)
+        assert sum(counted) == 1 + len(set(fresh))
