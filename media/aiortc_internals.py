@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version
+from struct import pack
 from typing import Any, Final
 
 import aioice.ice as aioice_ice
@@ -627,8 +628,11 @@ _RESEND_MAX_AGE_S: Final = 1.0
 #: again and asked for again, and unbounded answers were 2-7 Mbit/s into a 300 kbit/s
 #: link (mediasoup and libwebrtc bound them alike).
 _RESEND_SHARE: Final = 0.5
-#: Padding per probe packet: the most one RTP padding length byte can say.
+#: Padding per padding-only probe packet: the most one RTP padding length byte can say.
 _PADDING_BYTES: Final = 255
+#: Probe padding copies the newest of this many packets, sent within this long.
+_PAD_RECENT_PACKETS: Final = 16
+_PAD_RECENT_S: Final = 0.5
 _RESEND_BURST: Final = 48_000
 
 
@@ -664,6 +668,9 @@ class OutboundRtp:
         self._nack_listener: NackListener | None = None
         #: Packets NACKed so far (sequence number -> when first), to count each once.
         self._nacked: dict[int, float] = {}
+        #: The last sequence number sent, and how far back probe padding copies from.
+        self._last_seq = 0
+        self._pad_back = 0
         self._feedback_installed = False
         #: NACKed packets resent, and NACKs not answered (too soon, too old, over budget).
         self.resent = 0
@@ -854,9 +861,15 @@ class OutboundRtp:
         s._retransmit = _retransmit
 
     def send_padding(self, nbytes: int) -> int:
-        """About ``nbytes`` of padding-only RTX packets (libwebrtc's probe padding: the
-        browser counts them in its bandwidth estimate, then drops them); the bytes sent,
-        0 when RTX was not negotiated or the sender cannot send yet."""
+        """About ``nbytes`` of probe padding over RTX; the bytes sent, 0 when RTX was not
+        negotiated or the sender cannot send yet.
+
+        As libwebrtc pads: copies of the packets sent in the last
+        ``_PAD_RECENT_S`` (the browser counts them in its bandwidth estimate and
+        drops them as duplicates, or repairs a loss with them; ~1,100 bytes a
+        packet where padding-only packets carry 255), padding-only packets when
+        there are none (a paused video).
+        """
         state = self._state
         s: Any = self.sender
         if state is None or state.transport is not s.transport:
@@ -867,16 +880,39 @@ class OutboundRtp:
         if rtx_payload_type is None:
             return 0
         extensions = s._RTCRtpSender__rtp_header_extensions_map
+        history = state.history
+        recent_after = ntp_of(time.time()) - int(_PAD_RECENT_S * (1 << 32))
         sent = 0
         while sent < nbytes:
             sequence_number: int = s._RTCRtpSender__rtx_sequence_number
-            packet = RtpPacket(
-                payload_type=rtx_payload_type,
-                sequence_number=sequence_number,
-                timestamp=s._RTCRtpSender__rtp_timestamp,
-                ssrc=s._rtx_ssrc,
-            )
-            packet.padding_size = _PADDING_BYTES
+            entry = None
+            for _ in range(_PAD_RECENT_PACKETS):  # the next recent packet, newest first
+                back = self._pad_back
+                self._pad_back = (back + 1) % _PAD_RECENT_PACKETS
+                seq = (self._last_seq - back) & 0xFFFF
+                candidate = history[seq % RTP_HISTORY_SIZE]
+                if candidate is not None and candidate[0] == seq and candidate[3] >= recent_after:
+                    entry = candidate
+                    break
+                self._pad_back = 0
+            if entry is not None:
+                seq, ts, view, _sent = entry
+                packet = RtpPacket(
+                    payload_type=rtx_payload_type,
+                    marker=view.marker,
+                    sequence_number=sequence_number,
+                    timestamp=ts,
+                    ssrc=s._rtx_ssrc,
+                    payload=pack("!H", seq) + view.payload,
+                )
+            else:
+                packet = RtpPacket(
+                    payload_type=rtx_payload_type,
+                    sequence_number=sequence_number,
+                    timestamp=s._RTCRtpSender__rtp_timestamp,
+                    ssrc=s._rtx_ssrc,
+                )
+                packet.padding_size = _PADDING_BYTES
             packet.extensions.mid = state.mid
             packet.extensions.abs_send_time = abs_send_time_of(ntp_of(time.time()))
             plain = packet.serialize(extensions)
@@ -906,6 +942,7 @@ class OutboundRtp:
         )  # fmt: skip
         if not state.path.send_rtp(data):
             return False
+        self._last_seq = sequence_number
         state.history[sequence_number % RTP_HISTORY_SIZE] = (
             sequence_number, timestamp, packet, ntp
         )  # fmt: skip

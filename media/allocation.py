@@ -15,11 +15,11 @@ gets a place on its *ladder* — the lowest encoding's temporal layers
 * **Up** one rung per tick, the lowest video first, no sooner than
   ``hold_s`` after a congestion, and only if the new total fits 85 % of the
   estimate (the 15 % band is the hysteresis that keeps a REMB sawtooth from
-  flapping layers) and 90 % of what the link took at the last congestion with
-  loss (until the probe wait has passed; for good where probes are padding):
-  a browser's REMB climbs to 1.5x what it receives whether or not the link got
-  better (we measured 700 kbit/s REMBs on a 500 kbit/s link), so beyond that
-  only a probe tells (resuming a paused video included). Because Chrome's
+  flapping layers) and, until the probe wait has passed, 90 % of what the link
+  took at the last congestion with loss: a browser's REMB climbs to 1.5x what
+  it receives whether or not the link got better (we measured 700 kbit/s REMBs
+  on a 500 kbit/s link), so beyond that only a probe tells (resuming a paused
+  video included). Because Chrome's
   REMB recovers slowly once it has dropped, a step *beyond* the estimate is
   also allowed — a probe — when the
   link has been clean for ``probe_wait`` and the step is at most
@@ -43,9 +43,10 @@ gets a place on its *ladder* — the lowest encoding's temporal layers
   failed padding probe moves no video; the padding stops at once (the pacer
   in ``media.adaptation`` watches the NACKs between ticks).
 * **A paused video is probed for often.** Resuming one (its lowest rung) is
-  tried every ``resume_wait_s`` at most, whatever the back-off: the link's
-  recovery shows nowhere else, and a camera should come back within seconds
-  of it.
+  tried every ``resume_wait_s`` at most (``pad_resume_wait_s`` with padding),
+  whatever the back-off: the link's recovery shows nowhere else, and a camera
+  should come back within seconds of it. A padding probe to resume tries every
+  paused video at once, and one if that total failed lately.
 
 A video's state is ``full`` (top of its ladder: the best the publisher sends),
 ``reduced`` or ``paused``, with the transitions of ``VIDEO_TRANSITIONS``
@@ -641,11 +642,9 @@ class SubscriberAllocator:
         if (
             within
             and capacity is not None
-            and (self.can_pad or link.since_congestion() < wait)
+            and link.since_congestion() < wait
             and new_need > capacity * c.capacity_share
         ):
-            # Past what the link took at its last congestion with loss only by a probe:
-            # with padding, for good (a probe that goes through raises the capacity).
             within = False
         if not within:
             # After a step a padding probe proved, the next probe need not wait for the

@@ -555,7 +555,7 @@ def test_paused_videos_are_resumed_together_by_one_padding_probe() -> None:
     assert [t.state for t in tracks] == [VideoState.PAUSED, VideoState.PAUSED]
     link.estimator.sent_bps = 45_000
     link.padders["camera 0"] = lambda nbytes: nbytes
-    link.estimator.on_remb(1_000_000)  # the link is back
+    link.estimator.on_remb(60_000)  # no more room than at the congestion: only a probe tells
     probes = []
     for _ in range(40):
         clock.t += 0.5
@@ -581,7 +581,7 @@ def test_a_failed_padding_probe_to_resume_is_not_tried_again_at_once() -> None:
     clock = Clock()
     link, tracks = paused_camera(clock)
     link.padders["camera 0"] = lambda nbytes: nbytes
-    link.estimator.on_remb(400_000)
+    link.estimator.on_remb(60_000)
     started = []
     for _ in range(30):
         clock.t += 0.5
@@ -597,31 +597,6 @@ def test_a_failed_padding_probe_to_resume_is_not_tried_again_at_once() -> None:
     gaps = [b - a for a, b in itertools.pairwise(started)]
     assert min(gaps) >= AllocationConfig().pad_resume_wait_s  # the resume wait
     assert link.allocator.padding_probes_failed == len(started)
-
-
-def test_with_padding_the_capacity_is_passed_only_by_a_probe() -> None:
-    """A browser's REMB on a rate-limited link climbs far above it (700 kbit/s REMBs on a
-    500 kbit/s link, measured), and a loss-based figure grown while padding inflated what
-    was sent follows: a step past the capacity on their word congested. With padding,
-    only a probe that went through passes it."""
-    clock = Clock()
-    link, tracks = settled_on_low_rungs(clock)
-    link.padders["camera 0"] = lambda nbytes: nbytes
-    capacity = link.estimator.capacity_bps
-    assert capacity is not None
-    for _ in range(40):
-        clock.t += 0.5
-        link.estimator.on_remb(1_200_000)
-        link.estimator.loss_cap_bps = 1_200_000
-        link.estimator.on_report(0.0)
-        link.tick()
-        if link.allocator.probe is not None:
-            link.estimator.on_nack(10)  # it does not go through
-            clock.t += 0.01
-            link.pace(clock.t)
-        assert link.allocator.need_bps <= capacity
-        assert [t.index for t in tracks] == [2, 2]
-    assert link.allocator.padding_probes_failed >= 2
 
 
 def test_loss_after_the_settling_still_cuts() -> None:

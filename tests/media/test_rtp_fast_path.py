@@ -219,32 +219,41 @@ async def test_nacks_are_answered_once_per_round_trip_recently_and_within_a_budg
         assert 0 < resent_bytes <= 48_000 + 0.5 * sent + 2_000, (resent_bytes, sent)
 
 
-async def test_padding_goes_over_rtx_with_no_payload_and_never_reaches_the_media() -> None:
-    """A padding probe's packets: padding-only RTX packets (the browser counts them in its
-    estimate and drops them), counted in the transport's bytes, not in the stream's."""
+async def test_probe_padding_is_rtx_copies_of_recent_packets_and_adds_nothing_new() -> None:
+    """A padding probe's packets: as libwebrtc pads, RTX copies of the packets just sent
+    (the browser counts them in its estimate and drops the duplicates; 4x fewer packets
+    than padding-only ones), counted in the transport's bytes, not in the stream's."""
     async with _one_video_subscriber(30) as sub:
         receiver, recorder, sender = sub.receiver, sub.recorder, sub.sender
         out: Any = sub.forwarder._outbound[sender]
         ssrc = recorder.packets[-1].ssrc
         octets0 = sender._RTCRtpSender__octet_count
-        bytes0, _ = out.sent_counters()
-        sent = out.send_padding(4000)
-        assert 4000 <= sent < 4000 + 400
+        bytes0, packets0 = out.sent_counters()
+        seen = {p.sequence_number for p in recorder.packets}
+        count0 = len(recorder.packets)
+        sent = out.send_padding(8000)
+        bytes1, packets1 = out.sent_counters()
+        assert 8000 <= sent and bytes1 - bytes0 >= sent
         streams: dict[int, Any] = receiver._RTCRtpReceiver__remote_streams
 
         def rtx_packets() -> int:
             return sum(s.packets_received for k, s in streams.items() if k != ssrc)
 
-        await _wait_for(lambda: rtx_packets() >= 4000 // 300, 5)
-        assert all(p.payload for p in recorder.packets), "padding reached the media"
+        await _wait_for(lambda: rtx_packets() >= packets1 - packets0, 5)
+        copies = [p for p in recorder.packets[count0:] if p.sequence_number in seen]
+        assert len(copies) >= packets1 - packets0 - 1  # (media kept flowing meanwhile)
+        originals = {p.sequence_number: p.payload for p in recorder.packets[:count0]}
+        assert all(originals[p.sequence_number] == p.payload for p in copies)
         media = [p.sequence_number for p in recorder.packets if p.ssrc == ssrc]
-        assert all(b == (a + 1) & 0xFFFF for a, b in itertools.pairwise(media)), "a gap"
-        bytes1, _ = out.sent_counters()
-        assert bytes1 - bytes0 >= sent
+        new = [q for q in media if q not in seen]
+        assert all(b == (a + 1) & 0xFFFF for a, b in itertools.pairwise(new)), "a gap"
         # The stream's own counters (sender reports, loss cuts) are the media's alone.
         media_octets = sender._RTCRtpSender__octet_count - octets0
-        forwarded = sum(len(p.payload) for p in recorder.packets if p.ssrc == ssrc)
-        assert media_octets <= forwarded
+        forwarded = sum(len(p.payload) for p in recorder.packets[count0:] if p not in copies)
+        assert media_octets <= forwarded + 1500
+        # With nothing sent lately (a paused video), padding-only packets.
+        out._state.history[:] = [None] * len(out._state.history)
+        assert out.send_padding(1000) >= 1000
 
 
 async def test_a_packet_asked_for_again_and_again_counts_once_for_the_estimate() -> None:
