@@ -666,7 +666,11 @@ class SubscriberAllocator:
                 if p < 0:  # every paused video at once, unless that total failed lately
                     paused = [k for k, q in enumerate(pos) if q is not None and q < 0]
                     together = need + sum(ladders[k][0].bps for k in paused)
-                    if len(paused) > 1 and not self._blocked(together, now):
+                    if (
+                        len(paused) > 1
+                        and not self._blocked(together, now)
+                        and together <= c.probe_ratio * max(link.sent_bps, need)
+                    ):
                         steps = [(tracks[k], ladders[k][0]) for k in paused]
                         new_need = together
                 self._start_padding(link, steps, p < 0, need, new_need)
