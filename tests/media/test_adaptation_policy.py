@@ -187,7 +187,7 @@ def test_a_rate_held_cleanly_raises_the_estimate() -> None:
 
 
 def make_link(clock: Clock, cameras: int = 2) -> tuple[SubscriberLink, list[VideoTrack]]:
-    link = SubscriberLink("resident", AdaptationConfig(), clock, counters=None)
+    link = SubscriberLink("resident", AdaptationConfig(padding_probes=True), clock, counters=None)
     tracks = []
     for n in range(cameras):
         tracker, selector = camera()
