@@ -50,7 +50,8 @@ class AdaptationConfig:
     #: Probes are padding first (``media.allocation.PaddingProbe``). Off by default: in
     #: the namespace test the unconstrained counselor on loopback, on a saturated 2-core
     #: machine, stayed on the low encoding while its padding probes failed on REMB dips
-    #: (2 fresh-clone runs of 4); the benchmark's resident at 500 kbit/s gains from it.
+    #: (the one fresh-clone run with them, and 2 of 7 runs alone); the benchmark's
+    #: resident at 500 kbit/s gains from it.
     padding_probes: bool = False
     #: How often the pacer sends a probe's padding, and the most it sends at once
     #: (seconds of it: a loop that was late sends no burst).
