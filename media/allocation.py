@@ -537,7 +537,7 @@ class SubscriberAllocator:
             logger.info("%s: padding probe could not pad; stepping up as a probe", self._name)
         else:
             link.proven(probe.target_bps)
-        before = [None if q is None else q if q < 0 else ladders[k][q] for k, q in enumerate(pos)]
+        before = self._rungs_of(pos, ladders)
         new_need = need
         moved = []
         for video, rung in probe.steps:
@@ -565,6 +565,11 @@ class SubscriberAllocator:
             ", ".join(moved),
         )
         return new_need, True
+
+    @staticmethod
+    def _rungs_of(pos: list[int | None], ladders: list[list[Option]]) -> list[Option | int | None]:
+        """Every video's place, to go back to: its rung (None: no ladder, -1: paused)."""
+        return [None if q is None else q if q < 0 else ladders[k][q] for k, q in enumerate(pos)]
 
     def _blocked(self, total: float, now: float) -> bool:
         """Whether a probe to ``total`` failed lately (a ceiling for a while)."""
@@ -677,7 +682,7 @@ class SubscriberAllocator:
                 return need
         self._before_upgrade = (
             need,
-            [None if q is None else q if q < 0 else ladders[k][q] for k, q in enumerate(pos)],
+            self._rungs_of(pos, ladders),
         )
         self._upgrade_resumed = p < 0
         pos[j] = p + 1
