@@ -28,8 +28,11 @@ class LoopLagMonitor:
         *,
         interval_s: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
+        on_tick: Callable[[], None] | None = None,
     ) -> None:
         self._interval = interval_s
+        #: Called every time the timer runs (the stall watchdog's heartbeat).
+        self._on_tick = on_tick
         self._clock = clock
         self.histogram = Histogram(
             "seoulbridge_event_loop_lag_seconds",
@@ -52,6 +55,8 @@ class LoopLagMonitor:
             lag = max(0.0, self._clock() - started - self._interval)
             self.histogram.observe(lag)
             self.worst_s = max(self.worst_s, lag)
+            if self._on_tick is not None:
+                self._on_tick()
 
     async def aclose(self) -> None:
         await self._tasks.aclose()

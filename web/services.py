@@ -54,6 +54,7 @@ from web.appkeys import (
 )
 from web.audit import AuditLog, chain_key
 from web.cluster import NodeProbe, load_of
+from web.diagnostics import StallWatchdog, install_dump_signal
 from web.login_limiter import LoginLimiter, LoginLimits
 from web.loop_lag import LoopLagMonitor
 from web.media_rooms import SfuRooms
@@ -168,9 +169,13 @@ def core_services(
             stack.push_async_callback(_timed, "recording", recording.aclose)
             registry = CollectorRegistry(auto_describe=True)
             registry.register(SignalingCollector(signaling, placement.node_id))
-            lag = LoopLagMonitor(registry)
+            watchdog = StallWatchdog()
+            lag = LoopLagMonitor(registry, on_tick=watchdog.beat)
             lag.start()
+            watchdog.start()
             stack.push_async_callback(_timed, "loop lag monitor", lag.aclose)
+            stack.push_async_callback(asyncio.to_thread, watchdog.stop)
+            stack.callback(install_dump_signal(asyncio.get_running_loop()))
             app[LOOP_LAG] = lag
             registry.register(PlacementCollector(placement))
             app[METRICS_REGISTRY] = registry

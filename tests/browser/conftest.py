@@ -61,6 +61,7 @@ class Server:
     data_dir: Path
     log_path: Path
     token_secret: str
+    pid: int | None = None
 
     def post(
         self, path: str, body: dict[str, object], bearer: str | None = None
@@ -83,6 +84,15 @@ class Server:
     def log_tail(self, lines: int = 60) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
+
+    def dump(self, lines: int = 150) -> str:
+        """The server's state dump (SIGUSR1: tasks, thread stacks, executor backlog)
+        and the log lines before it, for a test that timed out waiting on it."""
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(self.pid, signal.SIGUSR1)
+                time.sleep(1.0)
+        return self.log_tail(lines)
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +128,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             start_new_session=True,
         )
     base_url = f"http://127.0.0.1:{port}"
-    srv = Server(base_url, data_dir, log_path, TOKEN_SECRET)
+    srv = Server(base_url, data_dir, log_path, TOKEN_SECRET, proc.pid)
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -50,7 +50,13 @@ def _room(server: Server) -> tuple[str, dict[str, str]]:
 PAGE_ERRORS: list[str] = []
 
 
-async def _open(browser: Any, url: str, *, locale: str = "en-US") -> Any:
+async def _open(
+    browser: Any, url: str, *, locale: str = "en-US", server: Server | None = None
+) -> Any:
+    """A new context and page at ``url``. When the page does not load, the error says
+    which of its requests had not finished (and since when), and, given ``server``,
+    carries the server's state dump: whether the time went in the browser, on the
+    wire or in the server."""
     context = await browser.new_context(locale=locale, viewport={"width": 1280, "height": 800})
     page = await context.new_page()
     page.set_default_timeout(20_000)
@@ -60,7 +66,29 @@ async def _open(browser: Any, url: str, *, locale: str = "en-US") -> Any:
         "console",
         lambda msg: msg.type == "error" and PAGE_ERRORS.append(f"{url[:60]}: {msg.text}"),
     )
-    await page.goto(url)
+    started = time.monotonic()
+    requests: dict[Any, list[Any]] = {}  # request -> [sent at, response at, finished at]
+    page.on("request", lambda r: requests.setdefault(r, [time.monotonic(), None, None]))
+    page.on(
+        "response", lambda r: requests.get(r.request, [0, 0, 0]).__setitem__(1, time.monotonic())
+    )
+    for event in ("requestfinished", "requestfailed"):
+        page.on(event, lambda r: requests.get(r, [0, 0, 0]).__setitem__(2, time.monotonic()))
+    try:
+        await page.goto(url)
+    except Exception as exc:
+
+        def at(t: float | None) -> str:
+            return "-" if t is None else f"{t - started:.1f}s"
+
+        lines = [
+            f"  {r.method} {r.url.split('?')[0][-60:]} sent {at(s)} response {at(a)} done {at(d)}"
+            for r, (s, a, d) in requests.items()
+        ]
+        dump = f"\n--- server:\n{server.dump()}" if server is not None else ""
+        raise AssertionError(
+            f"{url[:60]} did not load ({exc!r:.200}); its requests:\n" + "\n".join(lines) + dump
+        ) from exc
     return page
 
 

@@ -76,9 +76,9 @@ async def test_recording_needs_everyones_consent(server: Server, browser: Any) -
     PAGE_ERRORS.clear()
     room_id, links = _room(server)
     recordings = server.data_dir / "recordings" / room_id
-    counselor = await _open(browser, links["counselor"])
-    interpreter = await _open(browser, links["interpreter"])
-    resident = await _open(browser, links["resident"])
+    counselor = await _open(browser, links["counselor"], server=server)
+    interpreter = await _open(browser, links["interpreter"], server=server)
+    resident = await _open(browser, links["resident"], server=server)
     pages = {"counselor": counselor, "interpreter": interpreter, "resident": resident}
     asked = {"interpreter": interpreter, "resident": resident}
     PAGES.clear()
@@ -202,7 +202,7 @@ async def test_recording_needs_everyones_consent(server: Server, browser: Any) -
         room_id=room_id, role=Role.INTERPRETER, name="Wang Interpreter", language="zh", ttl_s=600
     )
     base = links["resident"].split("/join/")[0]
-    late = await _open(browser, f"{base}/join/{room_id}?t={token}")
+    late = await _open(browser, f"{base}/join/{room_id}?t={token}", server=server)
     PAGES["late"] = late
     await _join(late)
     await _until(late, "s.screen === 'call' && s.consentAsked === true")
