@@ -1,13 +1,14 @@
 """A resident on a poor link: what they receive, with adaptation on and off.
 
-    .venv/bin/python bench/poor_link.py [--modes on,off] [--rates 1000,500,300]
+    .venv/bin/python bench/poor_link.py [--modes on,off,pad] [--rates 1000,500,300]
         [--settle 10] [--window 20]          # root: it makes a network namespace
 
 Three Chromium pages with fake devices in a call; the resident's browser runs in a
 network namespace whose veth to the server is limited with ``tc tbf`` both ways
 (``tests/support/poor_link.py``). For each mode (``on``: this server; ``off``: the
 same server with ``SEOULBRIDGE_ADAPTATION=false SEOULBRIDGE_SIMULCAST=false``, which
-forwards every publisher's full stream as before) and each rate, first unlimited:
+forwards every publisher's full stream as before; ``pad``: this server with
+``SEOULBRIDGE_PADDING_PROBES=true``) and each rate, first unlimited:
 
 * apply the limit; **adapt**: seconds until the server tells the resident's page
   that both cameras are reduced or paused for them (``link_quality``);
@@ -50,7 +51,11 @@ from tests.support.poor_link import (  # noqa: E402
     window,
 )
 
-OFF_ENV = {"SEOULBRIDGE_ADAPTATION": "false", "SEOULBRIDGE_SIMULCAST": "false"}
+MODE_ENV = {
+    "on": {},
+    "off": {"SEOULBRIDGE_ADAPTATION": "false", "SEOULBRIDGE_SIMULCAST": "false"},
+    "pad": {"SEOULBRIDGE_PADDING_PROBES": "true"},
+}
 STREAMS = 12  # three people, each sending audio and video to two others
 
 
@@ -136,7 +141,7 @@ async def run_mode(
     ns.create()
     try:
         data = Path(tempfile.mkdtemp(prefix=f"poor-link-{mode}-"))
-        env = dict(OFF_ENV) if mode == "off" else {}
+        env = dict(MODE_ENV[mode])
         env["SEOULBRIDGE_METRICS_TOKEN"] = METRICS_TOKEN
         if trace:
             env["SEOULBRIDGE_LOG_LEVEL"] = "INFO,media.linktrace=DEBUG"
@@ -205,9 +210,13 @@ async def main() -> None:
         sys.exit(reason)
     from playwright.async_api import async_playwright
 
+    modes = args.modes.split(",")
+    unknown = [m for m in modes if m not in MODE_ENV]
+    if unknown:
+        sys.exit(f"unknown mode(s) {', '.join(unknown)}: use {', '.join(MODE_ENV)}")
     rates = [int(r) for r in args.rates.split(",") if r]
     async with async_playwright() as pw:
-        for mode in args.modes.split(","):
+        for mode in modes:
             await run_mode(pw, mode, rates, args.settle, args.window, args.trace)
 
 

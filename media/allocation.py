@@ -163,6 +163,10 @@ class PaddingProbe:
     #: The estimator's NACK count when it started.
     nacks: int
     failed: str | None = None
+    #: A failure from the REMB alone while it still had room for what the media sends
+    #: (no NACKs, no loss): a browser whose CPU stalls dips its REMB on a free link too.
+    #: The probe stops all the same (the queue drains), but the wait does not double.
+    inconclusive: bool = False
     #: Bytes due and not sent yet, bytes sent, and when the pacer last looked.
     owed: float = 0.0
     padded: int = 0
@@ -485,10 +489,20 @@ class SubscriberAllocator:
         if probe.failed is not None:
             return False
         if link.congested_at is not None and link.congested_at > probe.started:
-            probe.failed = "the REMB fell"
+            self._remb_fell(probe, link)
         elif link.nacks - probe.nacks >= self._config.pad_nacks:
             probe.failed = f"{link.nacks - probe.nacks} packets asked for again"
         return probe.failed is None and now < probe.judged_at
+
+    @staticmethod
+    def _remb_fell(probe: PaddingProbe, link: LinkEstimator) -> None:
+        remb = link.remb_bps
+        lost = link.confirmed_at is not None and link.confirmed_at > probe.started
+        if remb is not None and remb >= probe.base_bps and link.nacks == probe.nacks and not lost:
+            probe.failed = "the REMB fell, above what the media sends"
+            probe.inconclusive = True
+        else:
+            probe.failed = "the REMB fell below what the media sends"
 
     def _judge(
         self,
@@ -505,8 +519,11 @@ class SubscriberAllocator:
         """A tick during a padding probe: go on, fail it, or take the step it tried
         (then True: nothing else moves this tick)."""
         c = self._config
-        if congested or not link.clean:
-            probe.failed = probe.failed or ("the REMB fell" if congested else "loss reported")
+        if not link.clean:
+            probe.failed = probe.failed or "loss reported"
+            probe.inconclusive = False
+        elif congested and probe.failed is None:
+            self._remb_fell(probe, link)
         else:
             self.watch(probe, link, now)
         if probe.failed is not None:
@@ -515,7 +532,8 @@ class SubscriberAllocator:
             wait = self._wait(resuming=probe.resuming)
             self._ceiling = probe.step_bps
             self._ceiling_until = now + wait
-            self._probe_wait = min(self._probe_wait * 2, c.probe_wait_max_s)
+            if not probe.inconclusive:
+                self._probe_wait = min(self._probe_wait * 2, c.probe_wait_max_s)
             self._probed_at = None
             # What the padding queued or lost is the probe's, not the link's news.
             link.settle(probe.base_bps / c.drain, c.settle_s)

@@ -63,6 +63,7 @@ from web.recording_keys import key_source, load_keyring
 from web.recording_store import RedisRecordingStore
 from web.redis_store import open_redis
 from web.room_recording import RoomRecording
+from web.settings import Settings
 from web.work_gate import WorkGate
 
 logger = logging.getLogger(__name__)
@@ -119,14 +120,7 @@ def core_services(
             )
             app[PLACEMENT] = placement
             app[MEDIA_ROOMS] = SfuRooms(
-                forwarder_factory
-                or (
-                    lambda: RtpForwarder(
-                        codecs,
-                        adaptation=AdaptationConfig(enabled=settings.adaptation),
-                        simulcast=settings.simulcast,
-                    )
-                ),
+                forwarder_factory or (lambda: rtp_forwarder(settings, codecs)),
                 ice_servers=[RTCIceServer(**s.model_dump()) for s in settings.ice_servers],
                 negotiation=NegotiatorConfig(
                     answer_timeout_s=settings.answer_timeout_s, resends=settings.offer_resends
@@ -184,6 +178,17 @@ def core_services(
             logger.info("stopping services")
 
     return services_ctx
+
+
+def rtp_forwarder(settings: Settings, codecs: RoomCodecs) -> RtpForwarder:
+    """A room's forwarder, with the adaptation the settings ask for."""
+    return RtpForwarder(
+        codecs,
+        adaptation=AdaptationConfig(
+            enabled=settings.adaptation, padding_probes=settings.padding_probes
+        ),
+        simulcast=settings.simulcast,
+    )
 
 
 #: The longest a stop waits for its rooms to close, every page having been told first.

@@ -156,6 +156,11 @@ class Settings(BaseSettings):
         default=True,
         description="Adapt each subscriber's video to its link (layers, pause); off: forward all",
     )
+    padding_probes: bool = Field(
+        default=False,
+        description="Try a step up in a subscriber's video with padding first (RTX), "
+        "switching only if it went through",
+    )
     simulcast: bool = Field(
         default=True,
         description="Ask browsers for simulcast (VP8 rooms) so each subscriber gets its own layer",

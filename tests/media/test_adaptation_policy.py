@@ -534,14 +534,56 @@ def test_a_padding_probe_stops_at_the_first_nacks_and_moves_no_video() -> None:
 def test_a_falling_remb_fails_a_padding_probe_between_ticks() -> None:
     clock = Clock()
     link, tracks, _padder = padding_probe_started(clock)
+    probe = link.allocator.probe
+    assert probe is not None
+    wait = link.allocator._probe_wait
     pace(link, clock, 0.3)
     link.estimator.sent_bps = 600_000
-    link.estimator.on_remb(350_000)  # the queue grows: the browser's delay detector
+    # The queue grows: the browser's delay detector, below even what the media needs.
+    link.estimator.on_remb(int(probe.base_bps * 0.8))
     clock.t += 0.01
     assert not link.pace(clock.t)
     link.tick()
     assert link.allocator.probe is None
     assert [t.index for t in tracks] == [2, 2]
+    assert not probe.inconclusive
+    assert link.allocator._probe_wait == 2 * wait  # the back-off doubles
+
+
+def test_a_remb_dip_alone_stops_the_padding_but_does_not_back_off() -> None:
+    """A browser whose CPU stalls dips its REMB on a free link as a full one does; the
+    unconstrained counselor on loopback, cut to the low encoding by such a stall,
+    stayed there for a whole window while every padding probe failed on such dips and
+    doubled the wait to 20 s (the namespace test, 2 of 7 runs). A dip that leaves room
+    for the media, with no NACKs and no loss, stops the padding; the wait stays."""
+    clock = Clock()
+    link, tracks, _padder = padding_probe_started(clock)
+    probe = link.allocator.probe
+    assert probe is not None
+    wait = link.allocator._probe_wait
+    pace(link, clock, 0.3)
+    padded = probe.padded
+    link.estimator.sent_bps = 600_000
+    link.estimator.on_remb(int(probe.base_bps * 1.15))  # a dip, still above the media
+    for _ in range(5):
+        clock.t += 0.01
+        assert not link.pace(clock.t)
+    assert probe.padded == padded  # the padding stopped at once all the same
+    link.tick()
+    assert link.allocator.probe is None and probe.inconclusive
+    assert [t.index for t in tracks] == [2, 2]
+    assert link.allocator._probe_wait == wait
+    # The next probe comes after the same wait, not a doubled one.
+    link.estimator.sent_bps = link.allocator.need_bps
+    failed_at = clock.t
+    for _ in range(40):
+        clock.t += 0.25
+        link.estimator.on_report(0.0)
+        link.tick()
+        if link.allocator.probe is not None:
+            break
+    assert link.allocator.probe is not None
+    assert clock.t - failed_at <= wait + 1.0
 
 
 def test_paused_videos_are_resumed_together_by_one_padding_probe() -> None:

@@ -119,3 +119,22 @@ def test_a_bad_log_level_says_what_to_write(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("SEOULBRIDGE_LOG_LEVEL", "INFO,media.linktrace=LOUD")
     with pytest.raises(ValidationError, match=r"'LOUD'.*use one of CRITICAL, ERROR"):
         Settings()
+
+
+def test_padding_probes_setting_reaches_each_rooms_forwarder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from media.codecs import RoomCodecs
+    from web.services import rtp_forwarder
+
+    codecs = RoomCodecs(video="VP8")
+    default = rtp_forwarder(Settings(data_dir=tmp_path), codecs)
+    assert default.adaptation.config.padding_probes is False
+    monkeypatch.setenv("SEOULBRIDGE_PADDING_PROBES", "true")
+    monkeypatch.setenv("SEOULBRIDGE_ADAPTATION", "true")
+    forwarder = rtp_forwarder(Settings(data_dir=tmp_path), codecs)
+    assert forwarder.adaptation.config.padding_probes is True
+    assert forwarder.adaptation.config.enabled is True
+    monkeypatch.setenv("SEOULBRIDGE_PADDING_PROBES", "sometimes")
+    with pytest.raises(ValueError, match="padding_probes"):
+        Settings(data_dir=tmp_path)
