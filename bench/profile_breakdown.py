@@ -16,17 +16,22 @@ import sys
 from pathlib import Path
 
 # (bucket, pattern on one frame "function (file:line)"), checked innermost frame first.
+# aiortc_internals still matches for profiles taken before datagram_path and outbound_rtp
+# were split out of it.
 RULES: list[tuple[str, str]] = [
     ("idle (event loop wait)", r"(^|\.)(select|poll) \(selectors"),
     ("idle (event loop wait)", r"^(Condition\.wait|Event\.wait|_worker) \((threading|concurrent)"),
     ("idle (event loop wait)", r"(^|\.)(wait|_wait_for_tstate_lock|readline) \((threading|queue)"),
     ("uvloop's loop in C (epoll, callbacks, its sendto)", r"^Runner\.run \(asyncio/runners"),
     ("socket send (sendto)", r"(^|\.)sendto \("),
-    ("socket send (sendto)", r"\._write \(.*aiortc_internals"),
+    ("socket send (sendto)", r"\._write \(.*(datagram_path|aiortc_internals)"),
     ("socket send (sendto)", r"(^|\.)send_data \(.*aioice/ice"),
     ("SRTP protect/unprotect", r"\b(protect|unprotect|protect_rtcp|unprotect_rtcp) \("),
     ("SRTP protect/unprotect", r"pylibsrtp"),
-    ("SRTP protect/unprotect", r"\.(send_rtp|send_rtcp|_receive_rtp) \(.*aiortc_internals"),
+    (
+        "SRTP protect/unprotect",
+        r"\.(send_rtp|send_rtcp|_receive_rtp) \(.*(datagram_path|aiortc_internals)",
+    ),
     ("SRTP protect/unprotect", r"\._send_rtp \(.*rtcdtlstransport"),
     ("REMB estimator (aiortc rate.py)", r"aiortc/rate\.py"),
     ("REMB estimator (aiortc rate.py)", r"remb_feed\.py"),
@@ -38,7 +43,10 @@ RULES: list[tuple[str, str]] = [
         "asyncio / aioice plumbing",
         r"(asyncio/|aioice/|uvloop|queues\.py|rtcdtlstransport|rtcicetransport)",
     ),
-    ("forwarding code (ours)", r"(rtp_forwarder|aiortc_internals|keyframes)\.py"),
+    (
+        "forwarding code (ours)",
+        r"(rtp_forwarder|aiortc_internals|datagram_path|outbound_rtp|keyframes)\.py",
+    ),
 ]
 PATTERNS = [(bucket, re.compile(rx)) for bucket, rx in RULES]
 

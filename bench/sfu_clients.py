@@ -43,7 +43,8 @@ from aiortc import (  # noqa: E402
 )
 
 from kernel.taskset import TaskSet  # noqa: E402
-from media.aiortc_internals import OutboundRtp, ReceiveHook  # noqa: E402
+from media.aiortc_internals import ReceiveHook  # noqa: E402
+from media.outbound_rtp import OutboundRtp  # noqa: E402
 from media.rtp_header import RtpView, abs_send_time_of, ntp_of  # noqa: E402
 from media.vp8 import parse_vp8, rewrite_vp8  # noqa: E402
 

@@ -1,77 +1,66 @@
-"""Every touch of aiortc's private attributes, in one place.
+"""aiortc's private attributes: the version gate, their audit, the receive hook, helpers.
 
-Forwarding encoded media at the RTP level needs three things aiortc does not
+Forwarding encoded media at the RTP level needs four things aiortc does not
 expose publicly:
 
 * on a receiver, the parsed RTP packets (after SRTP, RTX unwrapping and NACK
-  generation) *instead of* the jitter buffer and decoder thread;
+  generation) *instead of* the jitter buffer and decoder thread (``ReceiveHook``,
+  here);
 * on a sender, a way to put an already-packetized RTP packet on the wire with
   the sender's SSRC, payload type, header extensions, retransmission history
-  and RTCP sender-report counters;
+  and RTCP sender-report counters (``media.outbound_rtp``);
 * the negotiated codecs of a transceiver, and a hook on a sender's keyframe
-  request (aiortc only sets a flag that the pre-encoded path ignores);
+  request (aiortc only sets a flag that the pre-encoded path ignores; also
+  ``media.outbound_rtp``);
 * a datagram path without aiortc's per-packet queue, task wake-up and
-  coroutine chain (``DatagramPath``): the forwarding hot path runs inside the
-  socket's callback, which also touches aioice's connection and protocols.
+  coroutine chain (``media.datagram_path``): the forwarding hot path runs inside
+  the socket's callback, which also touches aioice's connection and protocols.
 
-This module was written against aiortc 1.16 and aioice 0.13 (``SUPPORTED_AIORTC``,
-``SUPPORTED_AIOICE``). Importing it under any other version raises, and
-``tests/media/test_aiortc_internals.py`` checks every attribute it relies on, so
-an upgrade fails loudly instead of silently decoding again.
+Those two modules and this one are the only places aiortc's and aioice's private
+attributes are touched. They were written against aiortc 1.16 and aioice 0.13
+(``SUPPORTED_AIORTC``, ``SUPPORTED_AIOICE``). Importing this module under any
+other version raises (the other two import it, so they raise too), and
+``tests/media/test_aiortc_internals.py`` checks every attribute the three rely on
+(``missing_attributes``), so an upgrade fails loudly instead of silently decoding
+again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from importlib.metadata import version
-from struct import pack
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import aioice.ice as aioice_ice
 import aiortc
-import pylibsrtp
-from aioice.ice import StunProtocol
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc import clock as aiortc_clock
 from aiortc.codecs import is_rtx
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     RTCP_PSFB_PLI,
     RTCP_RTPFB_NACK,
-    RTP_HISTORY_SIZE,
     RtcpPsfbPacket,
-    RtcpRrPacket,
     RtcpRtpfbPacket,
-    RtcpSrPacket,
     RtpPacket,
     pack_remb_fci,
-    unpack_remb_fci,
 )
 
 from kernel.taskset import TaskSet
 from media.errors import MediaError
 from media.remb_feed import GroupedRembFeed
-from media.rtp_header import (
-    ExtensionIds,
-    HeaderWriter,
-    RtpView,
-    abs_send_time_of,
-    ntp_of,
-    parse_rtp,
-)
+from media.rtp_header import ExtensionIds, RtpView
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from media.datagram_path import DatagramPath
 
 #: The aiortc versions (inclusive lower, exclusive upper) this module was written for.
 SUPPORTED_AIORTC: Final = ((1, 16), (1, 17))
-#: The same for aioice, whose connection and protocols ``DatagramPath`` uses.
+#: The same for aioice, whose connection and protocols ``media.datagram_path`` uses.
 SUPPORTED_AIOICE: Final = ((0, 13), (0, 14))
 
 
@@ -99,7 +88,8 @@ def check_aiortc_version(installed: str | None = None, *, package: str = "aiortc
 check_aiortc_version()
 check_aiortc_version(package="aioice")
 
-# Name-mangled private attributes used below, listed so a test can check them all.
+# Name-mangled private attributes used here, in media.datagram_path and in
+# media.outbound_rtp, listed so a test can check them all.
 _RECEIVER_ATTRS: Final = (
     "_RTCRtpReceiver__codecs",
     "_RTCRtpReceiver__rtx_ssrc",
@@ -144,7 +134,8 @@ _ICE_CONNECTION_ATTRS: Final = ("data_received", "_nominated", "_protocols", "_q
 def missing_attributes(
     receiver: RTCRtpReceiver, sender: RTCRtpSender, transceiver: RTCRtpTransceiver
 ) -> list[str]:
-    """Names this module relies on that the given live objects lack (empty when fine)."""
+    """Names this module, ``media.datagram_path`` and ``media.outbound_rtp`` rely on that
+    the given live objects lack (empty when fine)."""
     missing = [f"RTCRtpReceiver.{a}" for a in _RECEIVER_ATTRS if not hasattr(receiver, a)]
     missing += [f"RTCRtpSender.{a}" for a in _SENDER_ATTRS if not hasattr(sender, a)]
     missing += [f"RTCRtpTransceiver.{a}" for a in _TRANSCEIVER_ATTRS if not hasattr(transceiver, a)]
@@ -170,186 +161,16 @@ def missing_attributes(
 #: Minimum spacing of REMB feedback per receiver (the estimator may update more often).
 REMB_INTERVAL_MS: Final = 250
 
-#: Called with a subscriber's REMB for one of our senders: (bit/s, the SSRCs it covers).
-RembListener = Callable[[int, "tuple[int, ...]"], None]
-#: Called with one report block for one of our senders: (fraction lost 0..1, RTT s or None).
-ReportListener = Callable[[float, "float | None"], None]
-#: Called with the number of packets one NACK of the subscriber asks for the first time
-#: (a browser repeats its NACKs for a missing packet every round trip: those are old news).
-NackListener = Callable[[int], None]
-
 #: Called with each received media packet (RTX already unwrapped) and its arrival in ms
 #: on aiortc's clock. Synchronous: on the fast path it runs inside the socket's callback.
 PacketSink = Callable[[RtpView, int], None]
 
 _NTP_UNIX_OFFSET_MS: Final = 2_208_988_800_000
-_DTLS_CONNECTED: Final = DtlsState.CONNECTED
 
 
 def now_ms() -> int:
     """aiortc's ``clock.current_ms()`` (ms since the NTP epoch), without building datetimes."""
     return int(time.time() * 1000) + _NTP_UNIX_OFFSET_MS
-
-
-class DatagramPath:
-    """The RTP datagrams of one DTLS transport, without aiortc's queue and coroutines.
-
-    aiortc moves every received datagram through an ``asyncio.Queue`` to the DTLS
-    transport's task (a wake-up per packet, queued behind everything else the
-    loop has ready), tries to parse it as STUN first, builds an ``RtpPacket``
-    and awaits five coroutine layers per send. Here an SRTP datagram is
-    unprotected, parsed (``media.rtp_header``) and handed to its receiver's
-    ``ReceiveHook`` inside the socket's callback, and a send is SRTP protect plus
-    the socket write, synchronously. DTLS, STUN and RTCP keep aiortc's path.
-
-    One per DTLS transport, kept on the transport (``DatagramPath.of``). Receivers
-    with no registered sink keep aiortc's handling (``fallbacks`` counts them).
-    """
-
-    def __init__(self, dtls: Any, tasks: TaskSet) -> None:
-        self._dtls = dtls
-        self._tasks = tasks
-        self._router: Any = dtls._rtp_router
-        self._ids: Any = dtls._rtp_header_extensions_map._HeaderExtensionsMap__ids
-        self._connection: Any = dtls.transport._connection
-        self._nominated: dict[int, Any] = self._connection._nominated
-        #: Datagrams still waiting in aioice's queue for aiortc's task (asyncio.Queue's deque).
-        self._queued: Any = self._connection._queue._queue
-        self._sinks: dict[Any, PacketSink] = {}
-        #: (ssrc << 7 | payload type) -> sink, for packets aiortc's router already placed.
-        self._routes: dict[int, PacketSink] = {}
-        self._pair: Any = None
-        self._addr: tuple[str, int] | None = None
-        self._direct = False
-        self._patched: set[int] = set()
-        self._original_data_received = self._connection.data_received
-        self._connection.data_received = self._data_received
-        self._patch_protocols()
-        #: RTP packets that took aiortc's path because their receiver has no sink.
-        self.fallbacks = 0
-
-    @classmethod
-    def of(cls, dtls: Any, tasks: TaskSet) -> DatagramPath:
-        """The path of ``dtls`` (an ``RTCDtlsTransport``), installed on first use."""
-        path: DatagramPath | None = getattr(dtls, "_seoulbridge_datagram_path", None)
-        if path is None:
-            path = cls(dtls, tasks)
-            dtls._seoulbridge_datagram_path = path
-        return path
-
-    def register(self, receiver: RTCRtpReceiver, sink: PacketSink) -> None:
-        self._sinks[receiver] = sink
-        self._routes.clear()
-
-    def unregister(self, receiver: RTCRtpReceiver) -> None:
-        self._sinks.pop(receiver, None)
-        self._routes.clear()
-
-    # -- receive ---------------------------------------------------------------------
-
-    def _patch_protocols(self) -> None:
-        """Route SRTP straight from each UDP protocol, skipping aioice's STUN parse attempt."""
-        for protocol in self._connection._protocols:
-            if type(protocol) is not StunProtocol or id(protocol) in self._patched:
-                continue
-            self._patched.add(id(protocol))
-            original = protocol.datagram_received
-            component: int = protocol.local_candidate.component
-
-            def datagram_received(
-                data: bytes, addr: Any, original: Any = original, component: int = component
-            ) -> None:
-                if 127 < data[0] < 192:
-                    self._data_received(data, component)
-                else:
-                    original(data, addr)
-
-            patched: Any = protocol
-            patched.datagram_received = datagram_received
-
-    def _data_received(self, data: bytes, component: int) -> None:
-        # While aiortc's task still has datagrams queued, queue behind them: in order.
-        if 127 < data[0] < 192 and not 191 < data[1] < 224 and not self._queued:  # SRTP
-            srtp = self._dtls._rx_srtp
-            if srtp is not None:
-                self._receive_rtp(srtp, data)
-                return
-        if len(self._patched) != len(self._connection._protocols):
-            self._patch_protocols()
-        self._original_data_received(data, component)
-
-    def _receive_rtp(self, srtp: Any, data: bytes) -> None:
-        arrival_ms = now_ms()
-        try:
-            plain = srtp.unprotect(data)
-        except pylibsrtp.Error:
-            return
-        dtls = self._dtls
-        dtls._RTCDtlsTransport__rx_bytes += len(data)
-        dtls._RTCDtlsTransport__rx_packets += 1
-        view = parse_rtp(plain, self._ids)
-        if view is None:
-            return
-        key = (view.ssrc << 7) | view.payload_type
-        sink = self._routes.get(key)
-        if sink is None:
-            sink = self._route(view, key, plain, arrival_ms)
-            if sink is None:
-                return
-        try:
-            sink(view, arrival_ms)
-        except Exception:
-            logger.exception("RTP packet handling failed: %r", view)
-
-    def _route(self, view: RtpView, key: int, plain: bytes, arrival_ms: int) -> PacketSink | None:
-        """aiortc's routing (SSRC and payload type) for a packet not seen before."""
-        receiver = self._router.route_rtp(view)
-        if receiver is None:
-            return None
-        sink = self._sinks.get(receiver)
-        if sink is not None:
-            self._routes[key] = sink
-            return sink
-        if not self._tasks.closed:  # a receiver with no hook: aiortc's own handling
-            self.fallbacks += 1
-            packet = RtpPacket.parse(plain, self._dtls._rtp_header_extensions_map)
-            self._tasks.spawn(
-                receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_ms), name="rtp"
-            )
-        return None
-
-    # -- send ------------------------------------------------------------------------
-
-    def send_rtp(self, plain: bytes) -> bool:
-        """Protect and send one RTP packet; False when the transport cannot send."""
-        dtls = self._dtls
-        if dtls._state is not _DTLS_CONNECTED:
-            return False
-        return self._write(dtls._tx_srtp.protect(plain))
-
-    def send_rtcp(self, plain: bytes) -> bool:
-        """Protect and send one compound RTCP packet; False when the transport cannot send."""
-        dtls = self._dtls
-        if dtls._state is not _DTLS_CONNECTED:
-            return False
-        return self._write(dtls._tx_srtp.protect_rtcp(plain))
-
-    def _write(self, data: bytes) -> bool:
-        pair = self._nominated.get(1)
-        if pair is None:
-            return False
-        if pair is not self._pair:
-            self._pair = pair
-            self._addr = pair.remote_addr
-            self._direct = type(pair.protocol) is StunProtocol
-        if self._direct:
-            pair.protocol.transport.sendto(data, self._addr)
-        else:  # TURN relay: aioice wraps the datagram (and may await a channel binding)
-            self._tasks.spawn(pair.protocol.send_data(data, self._addr), name="relayed send")
-        dtls = self._dtls
-        dtls._RTCDtlsTransport__tx_bytes += len(data)
-        dtls._RTCDtlsTransport__tx_packets += 1
-        return True
 
 
 class ReceiveHook:
@@ -409,6 +230,9 @@ class ReceiveHook:
         if transport is None:
             return None
         if self._path is None or self._path._dtls is not transport:
+            # Imported here: media.datagram_path imports this module (the version gate, now_ms).
+            from media.datagram_path import DatagramPath
+
             if self._path is not None:
                 self._path.unregister(self._receiver)
             self._path = DatagramPath.of(transport, self._tasks)
@@ -614,343 +438,6 @@ class _ParkedTrack(MediaStreamTrack):
 def extension_ids(extensions_map: Any) -> ExtensionIds:
     ids = extensions_map._HeaderExtensionsMap__ids
     return ExtensionIds(ids.mid or 0, ids.abs_send_time or 0, ids.audio_level or 0)
-
-
-#: What a sender keeps of each forwarded packet for NACKs: (sequence number, timestamp,
-#: packet, NTP time it was sent).
-_HistoryEntry = tuple[int, int, RtpView, int]
-#: A packet is resent at most once per round trip (at least this long, in seconds)...
-_RESEND_MIN_INTERVAL_S: Final = 0.05
-#: ... and not at all once older than this: the subscriber's jitter buffer gave up on it.
-_RESEND_MAX_AGE_S: Final = 1.0
-#: Retransmissions may use at most this share of the bytes the sender sends (token
-#: bucket, ``_RESEND_BURST`` bytes deep): on a full link every resent packet is lost
-#: again and asked for again, and unbounded answers were 2-7 Mbit/s into a 300 kbit/s
-#: link (mediasoup and libwebrtc bound them alike).
-_RESEND_SHARE: Final = 0.5
-#: Padding per padding-only probe packet: the most one RTP padding length byte can say.
-_PADDING_BYTES: Final = 255
-#: Probe padding copies the newest of this many packets, sent within this long.
-_PAD_RECENT_PACKETS: Final = 16
-_PAD_RECENT_S: Final = 0.5
-_RESEND_BURST: Final = 48_000
-
-
-@dataclass
-class _SendState:
-    payload_type: int
-    codec: RTCRtpCodecParameters
-    mid: str | None
-    writer: HeaderWriter
-    transport: Any
-    path: DatagramPath
-    history: list[_HistoryEntry | None]
-
-
-class OutboundRtp:
-    """Writes forwarded RTP packets through one ``RTCRtpSender``.
-
-    SSRC, payload type and header extensions are the sender's; NACKs are
-    answered from this sender's history (over RTX when negotiated, by aiortc's
-    own ``_retransmit``), and the sender-report counters advance as if aiortc
-    had sent the packet.
-    """
-
-    def __init__(
-        self, sender: RTCRtpSender, transceiver: RTCRtpTransceiver, *, tasks: TaskSet
-    ) -> None:
-        self.sender = sender
-        self._transceiver = transceiver
-        self._tasks = tasks
-        self._state: _SendState | None = None
-        self._remb_listener: RembListener | None = None
-        self._report_listener: ReportListener | None = None
-        self._nack_listener: NackListener | None = None
-        #: Packets NACKed so far (sequence number -> when first), to count each once.
-        self._nacked: dict[int, float] = {}
-        #: The last sequence number sent, and how far back probe padding copies from.
-        self._last_seq = 0
-        self._pad_back = 0
-        self._feedback_installed = False
-        #: NACKed packets resent, and NACKs not answered (too soon, too old, over budget).
-        self.resent = 0
-        self.resends_refused = 0
-        if not isinstance(sender.track, _ParkedTrack):
-            sender.replaceTrack(_ParkedTrack(sender.kind))
-
-    @property
-    def ssrc(self) -> int:
-        return self.sender._ssrc
-
-    def negotiated_codec(self) -> RTCRtpCodecParameters | None:
-        """The sender's primary codec, once negotiation picked one."""
-        codecs: list[RTCRtpCodecParameters] = self._transceiver._codecs
-        return codecs[0] if codecs else None
-
-    def on_keyframe_request(self, callback: Callable[[], None] | None) -> None:
-        """Route the subscriber's PLI/FIR for this sender to ``callback``."""
-        s: Any = self.sender
-        s._send_keyframe = callback if callback is not None else (lambda: None)
-
-    def on_feedback(
-        self,
-        remb: RembListener | None,
-        report: ReportListener | None,
-        nack: NackListener | None = None,
-    ) -> None:
-        """Hand the subscriber's REMB, its report blocks and its NACKs for this sender to
-        listeners.
-
-        aiortc's own handling (RTT, statistics, NACK, PLI) runs first, except
-        that NACKs are counted before they are answered; the RTT passed on is
-        aiortc's smoothed one, from our sender reports.
-        """
-        self._remb_listener = remb
-        self._report_listener = report
-        self._nack_listener = nack
-        if self._feedback_installed:
-            return
-        self._feedback_installed = True
-        s: Any = self.sender
-        original = s._handle_rtcp_packet
-
-        async def _handle_rtcp_packet(packet: Any) -> None:
-            if (
-                isinstance(packet, RtcpRtpfbPacket)
-                and packet.fmt == RTCP_RTPFB_NACK
-                and packet.media_ssrc == s._ssrc
-                and self._nack_listener is not None
-            ):
-                fresh = self._first_nacks(packet.lost)
-                if fresh:
-                    self._nack_listener(fresh)
-            await original(packet)
-            if isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
-                on_report = self._report_listener
-                if on_report is not None:
-                    for block in packet.reports:
-                        if block.ssrc == s._ssrc:
-                            on_report(block.fraction_lost / 256, s._RTCRtpSender__rtt)
-            elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
-                on_remb = self._remb_listener
-                if on_remb is not None:
-                    try:
-                        bitrate, ssrcs = unpack_remb_fci(packet.fci)
-                    except ValueError:
-                        return
-                    if s._ssrc in ssrcs:
-                        on_remb(bitrate, tuple(ssrcs))
-
-        s._handle_rtcp_packet = _handle_rtcp_packet
-
-    def _first_nacks(self, lost: list[int]) -> int:
-        """How many of ``lost`` are asked for the first time, of packets sent in the
-        last second."""
-        state = self._state
-        if state is None:
-            return 0
-        now = time.monotonic()
-        nacked = self._nacked
-        if len(nacked) > RTP_HISTORY_SIZE:
-            for seq in [k for k, t in nacked.items() if now - t > _RESEND_MAX_AGE_S]:
-                del nacked[seq]
-        sent_before = ntp_of(time.time()) - int(_RESEND_MAX_AGE_S * (1 << 32))
-        fresh = 0
-        for seq in lost:
-            entry = state.history[seq % RTP_HISTORY_SIZE]
-            if entry is None or entry[0] != seq or entry[3] < sent_before or seq in nacked:
-                continue
-            nacked[seq] = now
-            fresh += 1
-        return fresh
-
-    def sent_counters(self) -> tuple[int, int]:
-        """Bytes and packets the sender's transport has sent so far (all its senders)."""
-        dtls: Any = self.sender.transport
-        if dtls is None:
-            return (0, 0)
-        return dtls._RTCDtlsTransport__tx_bytes, dtls._RTCDtlsTransport__tx_packets
-
-    def stream_counters(self) -> tuple[int, int, int]:
-        """(SSRC, payload octets, packets) this sender has sent (its sender-report counters)."""
-        s: Any = self.sender
-        return s._ssrc, s._RTCRtpSender__octet_count, s._RTCRtpSender__packet_count
-
-    def _ready(self) -> _SendState | None:
-        s: Any = self.sender
-        if not s._RTCRtpSender__started:
-            return None
-        codec = self.negotiated_codec()
-        if codec is None or codec.payloadType is None:
-            return None
-        mid: str | None = s._RTCRtpSender__mid
-        ids = extension_ids(s._RTCRtpSender__rtp_header_extensions_map)
-        transport = s.transport
-        history: list[_HistoryEntry | None] = [None] * RTP_HISTORY_SIZE
-        if self._state is None:
-            self._answer_nacks_from(history)
-        else:
-            history = self._state.history
-        self._state = _SendState(
-            payload_type=codec.payloadType,
-            codec=codec,
-            mid=mid,
-            writer=HeaderWriter(ids, mid, codec.payloadType, s._ssrc),
-            transport=transport,
-            path=DatagramPath.of(transport, self._tasks),
-            history=history,
-        )
-        return self._state
-
-    def _answer_nacks_from(self, history: list[_HistoryEntry | None]) -> None:
-        """Make aiortc's ``_retransmit`` find forwarded packets (built only when NACKed),
-        each at most once per round trip, none older than ``_RESEND_MAX_AGE_S``, within
-        ``_RESEND_SHARE`` of what this sender sends."""
-        s: Any = self.sender
-        aiortc_history: dict[int, RtpPacket] = s._RTCRtpSender__rtp_history
-        original = s._retransmit
-        resent_at: dict[int, float] = {}
-        budget = {"tokens": float(_RESEND_BURST), "octets": 0}
-
-        def allowed(entry: _HistoryEntry) -> bool:
-            seq, _ts, view, sent_ntp = entry
-            now = time.monotonic()
-            if (ntp_of(time.time()) - sent_ntp) / (1 << 32) > _RESEND_MAX_AGE_S:
-                return False
-            rtt: float | None = s._RTCRtpSender__rtt
-            last = resent_at.get(seq)
-            if last is not None and now - last < max(rtt or 0.0, _RESEND_MIN_INTERVAL_S):
-                return False
-            octets: int = s._RTCRtpSender__octet_count
-            tokens = budget["tokens"] + (octets - budget["octets"]) * _RESEND_SHARE
-            budget["octets"] = octets
-            size = len(view.payload)
-            if tokens < size:
-                budget["tokens"] = tokens
-                return False
-            budget["tokens"] = min(tokens - size, _RESEND_BURST)
-            if len(resent_at) > 2 * RTP_HISTORY_SIZE:
-                for old in [k for k, t in resent_at.items() if now - t > _RESEND_MAX_AGE_S]:
-                    del resent_at[old]
-            resent_at[seq] = now
-            return True
-
-        async def _retransmit(sequence_number: int) -> None:
-            entry = history[sequence_number % RTP_HISTORY_SIZE]
-            state = self._state
-            if entry is not None and entry[0] == sequence_number and state is not None:
-                if not allowed(entry):
-                    self.resends_refused += 1
-                    return
-                self.resent += 1
-                seq, ts, view, _sent = entry
-                packet = RtpPacket(
-                    payload_type=state.payload_type,
-                    marker=view.marker,
-                    sequence_number=seq,
-                    timestamp=ts,
-                    ssrc=s._ssrc,
-                    payload=view.payload,
-                )
-                packet.extensions.mid = state.mid
-                packet.extensions.abs_send_time = abs_send_time_of(ntp_of(time.time()))
-                packet.extensions.audio_level = view.audio_level
-                aiortc_history[seq % RTP_HISTORY_SIZE] = packet
-            await original(sequence_number)
-
-        s._retransmit = _retransmit
-
-    def send_padding(self, nbytes: int) -> int:
-        """About ``nbytes`` of probe padding over RTX; the bytes sent, 0 when RTX was not
-        negotiated or the sender cannot send yet.
-
-        As libwebrtc pads: copies of the packets sent in the last
-        ``_PAD_RECENT_S`` (the browser counts them in its bandwidth estimate and
-        drops them as duplicates, or repairs a loss with them; ~1,100 bytes a
-        packet where padding-only packets carry 255), padding-only packets when
-        there are none (a paused video).
-        """
-        state = self._state
-        s: Any = self.sender
-        if state is None or state.transport is not s.transport:
-            state = self._ready()
-            if state is None:
-                return 0
-        rtx_payload_type: int | None = s._RTCRtpSender__rtx_payload_type
-        if rtx_payload_type is None:
-            return 0
-        extensions = s._RTCRtpSender__rtp_header_extensions_map
-        history = state.history
-        recent_after = ntp_of(time.time()) - int(_PAD_RECENT_S * (1 << 32))
-        sent = 0
-        while sent < nbytes:
-            sequence_number: int = s._RTCRtpSender__rtx_sequence_number
-            entry = None
-            for _ in range(_PAD_RECENT_PACKETS):  # the next recent packet, newest first
-                back = self._pad_back
-                self._pad_back = (back + 1) % _PAD_RECENT_PACKETS
-                seq = (self._last_seq - back) & 0xFFFF
-                candidate = history[seq % RTP_HISTORY_SIZE]
-                if candidate is not None and candidate[0] == seq and candidate[3] >= recent_after:
-                    entry = candidate
-                    break
-                self._pad_back = 0
-            if entry is not None:
-                seq, ts, view, _sent = entry
-                packet = RtpPacket(
-                    payload_type=rtx_payload_type,
-                    marker=view.marker,
-                    sequence_number=sequence_number,
-                    timestamp=ts,
-                    ssrc=s._rtx_ssrc,
-                    payload=pack("!H", seq) + view.payload,
-                )
-            else:
-                packet = RtpPacket(
-                    payload_type=rtx_payload_type,
-                    sequence_number=sequence_number,
-                    timestamp=s._RTCRtpSender__rtp_timestamp,
-                    ssrc=s._rtx_ssrc,
-                )
-                packet.padding_size = _PADDING_BYTES
-            packet.extensions.mid = state.mid
-            packet.extensions.abs_send_time = abs_send_time_of(ntp_of(time.time()))
-            plain = packet.serialize(extensions)
-            if not state.path.send_rtp(plain):
-                break
-            s._RTCRtpSender__rtx_sequence_number = (sequence_number + 1) & 0xFFFF
-            sent += len(plain)
-        return sent
-
-    def send(
-        self, packet: RtpView, sequence_number: int, timestamp: int, abs_send_time: int, ntp: int
-    ) -> bool:
-        """Send ``packet``'s payload with this sender's header; False if it cannot send yet.
-
-        ``abs_send_time`` and ``ntp`` are the send time, read once per received
-        packet for all its subscribers.
-        """
-        state = self._state
-        s: Any = self.sender
-        if state is None or state.transport is not s.transport:
-            state = self._ready()
-            if state is None:
-                return False
-        data = state.writer.write(
-            packet.marker, sequence_number, timestamp, abs_send_time, packet.audio_level,
-            packet.payload,
-        )  # fmt: skip
-        if not state.path.send_rtp(data):
-            return False
-        self._last_seq = sequence_number
-        state.history[sequence_number % RTP_HISTORY_SIZE] = (
-            sequence_number, timestamp, packet, ntp
-        )  # fmt: skip
-        s._RTCRtpSender__ntp_timestamp = ntp
-        s._RTCRtpSender__rtp_timestamp = timestamp
-        s._RTCRtpSender__octet_count += len(packet.payload)
-        s._RTCRtpSender__packet_count += 1
-        return True
 
 
 def find_transceiver(

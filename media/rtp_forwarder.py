@@ -10,7 +10,7 @@ so a slow subscriber cannot build a queue on the server; the browser's own
 NACK/PLI recovers loss.
 
 The hot path is synchronous and runs inside the socket's callback
-(``aiortc_internals.DatagramPath``): one header parse and one clock read per
+(``datagram_path.DatagramPath``): one header parse and one clock read per
 received packet, then per subscriber one header write (``media.rtp_header``),
 SRTP protect and ``sendto``. Packet listeners (recording, the audio tap) get an
 ``RtpPacket`` built once per packet, only when there are listeners.
@@ -38,13 +38,7 @@ from aiortc.rtp import RtpPacket
 from kernel.media_types import Kind, LinkQuality, VideoState
 from kernel.taskset import TaskSet
 from media.adaptation import Adaptation, AdaptationConfig, RateMeter
-from media.aiortc_internals import (
-    OutboundRtp,
-    ReceiveHook,
-    find_transceiver,
-    now_ms,
-    wrap_negotiation,
-)
+from media.aiortc_internals import ReceiveHook, find_transceiver, now_ms, wrap_negotiation
 from media.allocation import VideoTrack
 from media.audio_tap import OpusAudioTap
 from media.codecs import RoomCodecs, apply_room_codecs, same_codec
@@ -52,6 +46,7 @@ from media.errors import MediaError
 from media.forwarding import LinkState, PacketListener, Publication
 from media.keyframes import DEFAULT_MIN_INTERVAL, KeyframeRequester, is_keyframe_start
 from media.layers import PACKET_OVERHEAD, LayerSelector, LayerTracker
+from media.outbound_rtp import OutboundRtp
 from media.rtp_header import RtpView, abs_send_time_of, ntp_of
 from media.simulcast import offer_simulcast
 

@@ -1,4 +1,4 @@
-"""The synchronous forwarding path (aiortc_internals.DatagramPath) with real aiortc peers.
+"""The synchronous forwarding path (datagram_path.DatagramPath) with real aiortc peers.
 
 Every packet reaches every subscriber, in order and renumbered without gaps;
 the path is the one actually used (no packet falls back to aiortc's queue once
@@ -21,7 +21,8 @@ import sfu_loopback
 from aiortc import RTCPeerConnection
 
 from kernel.taskset import TaskSet
-from media.aiortc_internals import DatagramPath, ReceiveHook
+from media.aiortc_internals import ReceiveHook
+from media.datagram_path import DatagramPath
 from media.rtp_forwarder import RtpForwarder
 from media.rtp_header import RtpView
 

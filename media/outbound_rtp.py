@@ -1,0 +1,400 @@
+"""Forwarded RTP packets written through an aiortc ``RTCRtpSender``, and their NACKs.
+
+aiortc's sender only sends what its own encoder produced. ``OutboundRtp`` puts
+already-packetized packets on the wire with the sender's SSRC, payload type and
+header extensions, advances its RTCP sender-report counters as if aiortc had
+sent them, keeps their history so that aiortc's own ``_retransmit`` can answer
+the subscriber's NACKs within the resend rules below (answered every time, on a
+full link they were 2-7 Mbit/s into 300 kbit/s), counts the packets NACKed for
+the first time, and sends probe padding over RTX as libwebrtc does. All of that
+is the sender's private state, which ``media.aiortc_internals`` lists for its
+audit (``_SENDER_ATTRS``, ``_TRANSCEIVER_ATTRS``); importing this module runs
+that module's version gate.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from struct import pack
+from typing import Any, Final
+
+from aiortc import RTCRtpSender, RTCRtpTransceiver
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_RTPFB_NACK,
+    RTP_HISTORY_SIZE,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpRtpfbPacket,
+    RtcpSrPacket,
+    RtpPacket,
+    unpack_remb_fci,
+)
+
+from kernel.taskset import TaskSet
+from media.aiortc_internals import _ParkedTrack, extension_ids
+from media.datagram_path import DatagramPath
+from media.rtp_header import HeaderWriter, RtpView, abs_send_time_of, ntp_of
+
+#: Called with a subscriber's REMB for one of our senders: (bit/s, the SSRCs it covers).
+RembListener = Callable[[int, "tuple[int, ...]"], None]
+#: Called with one report block for one of our senders: (fraction lost 0..1, RTT s or None).
+ReportListener = Callable[[float, "float | None"], None]
+#: Called with the number of packets one NACK of the subscriber asks for the first time
+#: (a browser repeats its NACKs for a missing packet every round trip: those are old news).
+NackListener = Callable[[int], None]
+
+#: What a sender keeps of each forwarded packet for NACKs: (sequence number, timestamp,
+#: packet, NTP time it was sent).
+_HistoryEntry = tuple[int, int, RtpView, int]
+#: A packet is resent at most once per round trip (at least this long, in seconds)...
+_RESEND_MIN_INTERVAL_S: Final = 0.05
+#: ... and not at all once older than this: the subscriber's jitter buffer gave up on it.
+_RESEND_MAX_AGE_S: Final = 1.0
+#: Retransmissions may use at most this share of the bytes the sender sends (token
+#: bucket, ``_RESEND_BURST`` bytes deep): on a full link every resent packet is lost
+#: again and asked for again, and unbounded answers were 2-7 Mbit/s into a 300 kbit/s
+#: link (mediasoup and libwebrtc bound them alike).
+_RESEND_SHARE: Final = 0.5
+#: Padding per padding-only probe packet: the most one RTP padding length byte can say.
+_PADDING_BYTES: Final = 255
+#: Probe padding copies the newest of this many packets, sent within this long.
+_PAD_RECENT_PACKETS: Final = 16
+_PAD_RECENT_S: Final = 0.5
+_RESEND_BURST: Final = 48_000
+#: ``_RESEND_MAX_AGE_S`` in NTP units (1/2**32 s), the unit of the history's send times.
+_RESEND_MAX_AGE_NTP: Final = int(_RESEND_MAX_AGE_S * (1 << 32))
+
+
+def _within_resend_age(sent_ntp: int, now_ntp: int) -> bool:
+    """Whether a packet sent at NTP time ``sent_ntp`` is at most ``_RESEND_MAX_AGE_S`` old.
+
+    The one age rule of both counting NACKs (``OutboundRtp._first_nacks``: a NACK for
+    an older packet is not news) and answering them (nor is it worth resending).
+    """
+    return now_ntp - sent_ntp <= _RESEND_MAX_AGE_NTP
+
+
+@dataclass
+class _SendState:
+    payload_type: int
+    codec: RTCRtpCodecParameters
+    mid: str | None
+    writer: HeaderWriter
+    transport: Any
+    path: DatagramPath
+    history: list[_HistoryEntry | None]
+
+
+class OutboundRtp:
+    """Writes forwarded RTP packets through one ``RTCRtpSender``.
+
+    SSRC, payload type and header extensions are the sender's; NACKs are
+    answered from this sender's history (over RTX when negotiated, by aiortc's
+    own ``_retransmit``), and the sender-report counters advance as if aiortc
+    had sent the packet.
+    """
+
+    def __init__(
+        self, sender: RTCRtpSender, transceiver: RTCRtpTransceiver, *, tasks: TaskSet
+    ) -> None:
+        self.sender = sender
+        self._transceiver = transceiver
+        self._tasks = tasks
+        self._state: _SendState | None = None
+        self._remb_listener: RembListener | None = None
+        self._report_listener: ReportListener | None = None
+        self._nack_listener: NackListener | None = None
+        #: Packets NACKed so far (sequence number -> when first), to count each once.
+        self._nacked: dict[int, float] = {}
+        #: The last sequence number sent, and how far back probe padding copies from.
+        self._last_seq = 0
+        self._pad_back = 0
+        self._feedback_installed = False
+        #: NACKed packets resent, and NACKs not answered (too soon, too old, over budget).
+        self.resent = 0
+        self.resends_refused = 0
+        if not isinstance(sender.track, _ParkedTrack):
+            sender.replaceTrack(_ParkedTrack(sender.kind))
+
+    @property
+    def ssrc(self) -> int:
+        return self.sender._ssrc
+
+    def negotiated_codec(self) -> RTCRtpCodecParameters | None:
+        """The sender's primary codec, once negotiation picked one."""
+        codecs: list[RTCRtpCodecParameters] = self._transceiver._codecs
+        return codecs[0] if codecs else None
+
+    def on_keyframe_request(self, callback: Callable[[], None] | None) -> None:
+        """Route the subscriber's PLI/FIR for this sender to ``callback``."""
+        s: Any = self.sender
+        s._send_keyframe = callback if callback is not None else (lambda: None)
+
+    def on_feedback(
+        self,
+        remb: RembListener | None,
+        report: ReportListener | None,
+        nack: NackListener | None = None,
+    ) -> None:
+        """Hand the subscriber's REMB, its report blocks and its NACKs for this sender to
+        listeners.
+
+        aiortc's own handling (RTT, statistics, NACK, PLI) runs first, except
+        that NACKs are counted before they are answered; the RTT passed on is
+        aiortc's smoothed one, from our sender reports.
+        """
+        self._remb_listener = remb
+        self._report_listener = report
+        self._nack_listener = nack
+        if self._feedback_installed:
+            return
+        self._feedback_installed = True
+        s: Any = self.sender
+        original = s._handle_rtcp_packet
+
+        async def _handle_rtcp_packet(packet: Any) -> None:
+            if (
+                isinstance(packet, RtcpRtpfbPacket)
+                and packet.fmt == RTCP_RTPFB_NACK
+                and packet.media_ssrc == s._ssrc
+                and self._nack_listener is not None
+            ):
+                fresh = self._first_nacks(packet.lost)
+                if fresh:
+                    self._nack_listener(fresh)
+            await original(packet)
+            if isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
+                on_report = self._report_listener
+                if on_report is not None:
+                    for block in packet.reports:
+                        if block.ssrc == s._ssrc:
+                            on_report(block.fraction_lost / 256, s._RTCRtpSender__rtt)
+            elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+                on_remb = self._remb_listener
+                if on_remb is not None:
+                    try:
+                        bitrate, ssrcs = unpack_remb_fci(packet.fci)
+                    except ValueError:
+                        return
+                    if s._ssrc in ssrcs:
+                        on_remb(bitrate, tuple(ssrcs))
+
+        s._handle_rtcp_packet = _handle_rtcp_packet
+
+    def _first_nacks(self, lost: list[int]) -> int:
+        """How many of ``lost`` are asked for the first time, of packets sent in the
+        last second."""
+        state = self._state
+        if state is None:
+            return 0
+        now = time.monotonic()
+        nacked = self._nacked
+        if len(nacked) > RTP_HISTORY_SIZE:
+            for seq in [k for k, t in nacked.items() if now - t > _RESEND_MAX_AGE_S]:
+                del nacked[seq]
+        now_ntp = ntp_of(time.time())
+        fresh = 0
+        for seq in lost:
+            entry = state.history[seq % RTP_HISTORY_SIZE]
+            if (
+                entry is None
+                or entry[0] != seq
+                or not _within_resend_age(entry[3], now_ntp)
+                or seq in nacked
+            ):
+                continue
+            nacked[seq] = now
+            fresh += 1
+        return fresh
+
+    def sent_counters(self) -> tuple[int, int]:
+        """Bytes and packets the sender's transport has sent so far (all its senders)."""
+        dtls: Any = self.sender.transport
+        if dtls is None:
+            return (0, 0)
+        return dtls._RTCDtlsTransport__tx_bytes, dtls._RTCDtlsTransport__tx_packets
+
+    def stream_counters(self) -> tuple[int, int, int]:
+        """(SSRC, payload octets, packets) this sender has sent (its sender-report counters)."""
+        s: Any = self.sender
+        return s._ssrc, s._RTCRtpSender__octet_count, s._RTCRtpSender__packet_count
+
+    def _ready(self) -> _SendState | None:
+        s: Any = self.sender
+        if not s._RTCRtpSender__started:
+            return None
+        codec = self.negotiated_codec()
+        if codec is None or codec.payloadType is None:
+            return None
+        mid: str | None = s._RTCRtpSender__mid
+        ids = extension_ids(s._RTCRtpSender__rtp_header_extensions_map)
+        transport = s.transport
+        history: list[_HistoryEntry | None] = [None] * RTP_HISTORY_SIZE
+        if self._state is None:
+            self._answer_nacks_from(history)
+        else:
+            history = self._state.history
+        self._state = _SendState(
+            payload_type=codec.payloadType,
+            codec=codec,
+            mid=mid,
+            writer=HeaderWriter(ids, mid, codec.payloadType, s._ssrc),
+            transport=transport,
+            path=DatagramPath.of(transport, self._tasks),
+            history=history,
+        )
+        return self._state
+
+    def _answer_nacks_from(self, history: list[_HistoryEntry | None]) -> None:
+        """Make aiortc's ``_retransmit`` find forwarded packets (built only when NACKed),
+        each at most once per round trip, none older than ``_RESEND_MAX_AGE_S``, within
+        ``_RESEND_SHARE`` of what this sender sends."""
+        s: Any = self.sender
+        aiortc_history: dict[int, RtpPacket] = s._RTCRtpSender__rtp_history
+        original = s._retransmit
+        resent_at: dict[int, float] = {}
+        budget = {"tokens": float(_RESEND_BURST), "octets": 0}
+
+        def allowed(entry: _HistoryEntry) -> bool:
+            seq, _ts, view, sent_ntp = entry
+            now = time.monotonic()
+            if not _within_resend_age(sent_ntp, ntp_of(time.time())):
+                return False
+            rtt: float | None = s._RTCRtpSender__rtt
+            last = resent_at.get(seq)
+            if last is not None and now - last < max(rtt or 0.0, _RESEND_MIN_INTERVAL_S):
+                return False
+            octets: int = s._RTCRtpSender__octet_count
+            tokens = budget["tokens"] + (octets - budget["octets"]) * _RESEND_SHARE
+            budget["octets"] = octets
+            size = len(view.payload)
+            if tokens < size:
+                budget["tokens"] = tokens
+                return False
+            budget["tokens"] = min(tokens - size, _RESEND_BURST)
+            if len(resent_at) > 2 * RTP_HISTORY_SIZE:
+                for old in [k for k, t in resent_at.items() if now - t > _RESEND_MAX_AGE_S]:
+                    del resent_at[old]
+            resent_at[seq] = now
+            return True
+
+        async def _retransmit(sequence_number: int) -> None:
+            entry = history[sequence_number % RTP_HISTORY_SIZE]
+            state = self._state
+            if entry is not None and entry[0] == sequence_number and state is not None:
+                if not allowed(entry):
+                    self.resends_refused += 1
+                    return
+                self.resent += 1
+                seq, ts, view, _sent = entry
+                packet = RtpPacket(
+                    payload_type=state.payload_type,
+                    marker=view.marker,
+                    sequence_number=seq,
+                    timestamp=ts,
+                    ssrc=s._ssrc,
+                    payload=view.payload,
+                )
+                packet.extensions.mid = state.mid
+                packet.extensions.abs_send_time = abs_send_time_of(ntp_of(time.time()))
+                packet.extensions.audio_level = view.audio_level
+                aiortc_history[seq % RTP_HISTORY_SIZE] = packet
+            await original(sequence_number)
+
+        s._retransmit = _retransmit
+
+    def send_padding(self, nbytes: int) -> int:
+        """About ``nbytes`` of probe padding over RTX; the bytes sent, 0 when RTX was not
+        negotiated or the sender cannot send yet.
+
+        As libwebrtc pads: copies of the packets sent in the last
+        ``_PAD_RECENT_S`` (the browser counts them in its bandwidth estimate and
+        drops them as duplicates, or repairs a loss with them; ~1,100 bytes a
+        packet where padding-only packets carry 255), padding-only packets when
+        there are none (a paused video).
+        """
+        state = self._state
+        s: Any = self.sender
+        if state is None or state.transport is not s.transport:
+            state = self._ready()
+            if state is None:
+                return 0
+        rtx_payload_type: int | None = s._RTCRtpSender__rtx_payload_type
+        if rtx_payload_type is None:
+            return 0
+        extensions = s._RTCRtpSender__rtp_header_extensions_map
+        history = state.history
+        recent_after = ntp_of(time.time()) - int(_PAD_RECENT_S * (1 << 32))
+        sent = 0
+        while sent < nbytes:
+            sequence_number: int = s._RTCRtpSender__rtx_sequence_number
+            entry = None
+            for _ in range(_PAD_RECENT_PACKETS):  # the next recent packet, newest first
+                back = self._pad_back
+                self._pad_back = (back + 1) % _PAD_RECENT_PACKETS
+                seq = (self._last_seq - back) & 0xFFFF
+                candidate = history[seq % RTP_HISTORY_SIZE]
+                if candidate is not None and candidate[0] == seq and candidate[3] >= recent_after:
+                    entry = candidate
+                    break
+                self._pad_back = 0
+            if entry is not None:
+                seq, ts, view, _sent = entry
+                packet = RtpPacket(
+                    payload_type=rtx_payload_type,
+                    marker=view.marker,
+                    sequence_number=sequence_number,
+                    timestamp=ts,
+                    ssrc=s._rtx_ssrc,
+                    payload=pack("!H", seq) + view.payload,
+                )
+            else:
+                packet = RtpPacket(
+                    payload_type=rtx_payload_type,
+                    sequence_number=sequence_number,
+                    timestamp=s._RTCRtpSender__rtp_timestamp,
+                    ssrc=s._rtx_ssrc,
+                )
+                packet.padding_size = _PADDING_BYTES
+            packet.extensions.mid = state.mid
+            packet.extensions.abs_send_time = abs_send_time_of(ntp_of(time.time()))
+            plain = packet.serialize(extensions)
+            if not state.path.send_rtp(plain):
+                break
+            s._RTCRtpSender__rtx_sequence_number = (sequence_number + 1) & 0xFFFF
+            sent += len(plain)
+        return sent
+
+    def send(
+        self, packet: RtpView, sequence_number: int, timestamp: int, abs_send_time: int, ntp: int
+    ) -> bool:
+        """Send ``packet``'s payload with this sender's header; False if it cannot send yet.
+
+        ``abs_send_time`` and ``ntp`` are the send time, read once per received
+        packet for all its subscribers.
+        """
+        state = self._state
+        s: Any = self.sender
+        if state is None or state.transport is not s.transport:
+            state = self._ready()
+            if state is None:
+                return False
+        data = state.writer.write(
+            packet.marker, sequence_number, timestamp, abs_send_time, packet.audio_level,
+            packet.payload,
+        )  # fmt: skip
+        if not state.path.send_rtp(data):
+            return False
+        self._last_seq = sequence_number
+        state.history[sequence_number % RTP_HISTORY_SIZE] = (
+            sequence_number, timestamp, packet, ntp
+        )  # fmt: skip
+        s._RTCRtpSender__ntp_timestamp = ntp
+        s._RTCRtpSender__rtp_timestamp = timestamp
+        s._RTCRtpSender__octet_count += len(packet.payload)
+        s._RTCRtpSender__packet_count += 1
+        return True
