@@ -19,7 +19,9 @@ gets a place on its *ladder* — the lowest encoding's temporal layers
   took at the last congestion with loss: a browser's REMB climbs to 1.5x what
   it receives whether or not the link got better (we measured 700 kbit/s REMBs
   on a 500 kbit/s link), so beyond that only a probe tells (resuming a paused
-  video included). Because Chrome's
+  video included); with padding, a step past that total is always a probe,
+  whenever it comes (at 300 kbit/s the estimate crept to 536 kbit/s while the
+  wait ran, and the direct step it allowed lost 10 %). Because Chrome's
   REMB recovers slowly once it has dropped, a step *beyond* the estimate is
   also allowed — a probe — when the
   link has been clean for ``probe_wait`` and the step is at most
@@ -665,9 +667,13 @@ class SubscriberAllocator:
         if (
             within
             and capacity is not None
-            and link.since_congestion() < wait
+            and (self.can_pad or link.since_congestion() < wait)
             and new_need > capacity * c.capacity_share
         ):
+            # Past what the link took at its last congestion (or a probe proved): the
+            # estimate alone does not tell, since a browser's REMB and the loss-based
+            # figure both climb to 1.5x what is sent on a full link. Where padding can
+            # try it first, it always does.
             within = False
         if not within:
             # After a step a padding probe proved, the next probe need not wait for the
