@@ -26,6 +26,7 @@ from kernel.taskset import TaskSet, raise_if_cancelling
 from media.allocation import AllocationConfig, SubscriberAllocator, VideoTrack
 from media.bandwidth import BandwidthConfig, LinkEstimator
 from media.layers import LayerTracker
+from media.pacer import LinkPacer, PacerConfig
 
 logger = logging.getLogger(__name__)
 #: One line per subscriber and tick (DEBUG): what the estimate and the allocation were
@@ -57,6 +58,10 @@ class AdaptationConfig:
     #: (seconds of it: a loop that was late sends no burst).
     pace_s: float = 0.01
     pace_burst_s: float = 0.03
+    #: Video to a subscriber whose link has a known capacity is paced (``media.pacer``):
+    #: a keyframe's burst into a limited link's queue was lost, voices among it.
+    pacing: bool = True
+    pacer: PacerConfig = field(default_factory=PacerConfig)
     #: A connection shown weak or poor is shown better only after this long.
     improve_after_s: float = 3.0
     #: Smoothed loss above which a connection is weak, and poor.
@@ -90,11 +95,14 @@ class SubscriberLink:
         config: AdaptationConfig,
         clock: Callable[[], float],
         counters: SentCounters | None,
+        wake: Callable[[], None] = lambda: None,
     ) -> None:
         self.name = name
         self._config = config
         self._clock = clock
         self._counters = counters
+        #: Every sender of this subscriber sends through it (``OutboundRtp.pacer``).
+        self.pacer = LinkPacer(config.pacer, wake=wake, clock=clock)
         self.estimator = LinkEstimator(config.bandwidth, clock)
         self.allocator = SubscriberAllocator(name, config.allocation, clock)
         self.videos: dict[Hashable, VideoTrack] = {}
@@ -118,6 +126,8 @@ class SubscriberLink:
             audio = sum(meter.rate_bps for meter in self.audios.values())
             self.allocator.can_pad = self._config.padding_probes and bool(self.padders)
             self.allocator.allocate(self.estimator, list(self.videos.values()), audio)
+            if self._config.pacing:
+                self.pacer.set_capacity(self.estimator.capacity_bps, self.allocator.need_bps)
         self._update_quality()
         if trace.isEnabledFor(logging.DEBUG):
             self._trace()
@@ -134,8 +144,8 @@ class SubscriberLink:
         if probe is None or not self.allocator.watch(probe, self.estimator, now):
             return False  # over, or failed: the next tick says which
         owed = probe.due(now, self._config.pace_burst_s)
-        if owed <= 0:
-            return True
+        if owed <= 0 or self.pacer.waiting:
+            return True  # (media waiting for the link: no padding on top of it)
         for padder in self.padders.values():
             sent = padder(owed)
             if sent:
@@ -165,7 +175,7 @@ class SubscriberLink:
         videos = " ".join(parts)
         trace.debug(
             "%s: estimate %s (delay %s, loss cap %s) remb %s sent %s need %s capacity %s "
-            "loss %.1f%% congestions %d videos %s",
+            "loss %.1f%% congestions %d videos %s paced %s (held %d, late %d, waited <= %.0f ms)",
             self.name,
             kbps(e.estimate_bps),
             kbps(e.delay_bps),
@@ -177,6 +187,10 @@ class SubscriberLink:
             e.loss * 100,
             e.congestions,
             videos,
+            kbps(self.pacer.rate_bps),
+            self.pacer.held,
+            self.pacer.overdue,
+            self.pacer.waited_max_s * 1000,
         )
 
     def measured_quality(self) -> LinkQuality:
@@ -234,7 +248,9 @@ class Adaptation:
     def link(self, key: Hashable, name: str, counters: SentCounters | None) -> SubscriberLink:
         link = self._links.get(key)
         if link is None:
-            link = self._links[key] = SubscriberLink(name, self.config, self._clock, counters)
+            link = self._links[key] = SubscriberLink(
+                name, self.config, self._clock, counters, wake=self._start_pacer
+            )
             self._start()
         return link
 
@@ -244,6 +260,7 @@ class Adaptation:
     def forget(self, key: Hashable) -> None:
         link = self._links.pop(key, None)
         if link is not None:
+            link.pacer.clear()
             for sender in [*link.videos, *link.audios, *link.streams, *link.padders]:
                 self._owner.pop(sender, None)
 
@@ -265,6 +282,11 @@ class Adaptation:
             link.audios.pop(sender, None)
             link.streams.pop(sender, None)
             link.padders.pop(sender, None)
+
+    def link_of(self, sender: Hashable) -> SubscriberLink | None:
+        """The link a sender sends on."""
+        key = self._owner.get(sender)
+        return self._links.get(key) if key is not None else None
 
     def video_track(self, sender: Hashable) -> VideoTrack | None:
         key = self._owner.get(sender)
@@ -307,7 +329,7 @@ class Adaptation:
             self._task = self._tasks.spawn(self._run(), name="adaptation")
 
     def _start_pacer(self) -> None:
-        if self._tasks.closed:
+        if self._pacer is not None or self._tasks.closed:
             return
         try:
             asyncio.get_running_loop()
@@ -316,7 +338,8 @@ class Adaptation:
         self._pacer = self._tasks.spawn(self._pace(), name="adaptation pacer")
 
     async def _pace(self) -> None:
-        """Padding for the probes under way, every ``pace_s``, until none is left."""
+        """Every ``pace_s``: the video waiting in the links' pacers, and padding for the
+        probes under way; until none of either is left."""
         try:
             while True:
                 await asyncio.sleep(self.config.pace_s)
@@ -325,9 +348,10 @@ class Adaptation:
                 going = False
                 for link in list(self._links.values()):
                     try:
+                        going = link.pacer.drain() or going
                         going = link.pace(now) or going
                     except Exception:
-                        logger.exception("%s: padding failed", link.name)
+                        logger.exception("%s: pacing failed", link.name)
                 if not going:
                     return
         finally:

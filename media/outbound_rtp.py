@@ -37,6 +37,7 @@ from aiortc.rtp import (
 from kernel.taskset import TaskSet
 from media.aiortc_internals import _ParkedTrack, extension_ids
 from media.datagram_path import DatagramPath
+from media.pacer import LinkPacer
 from media.rtp_header import HeaderWriter, RtpView, abs_send_time_of, ntp_of
 
 #: Called with a subscriber's REMB for one of our senders: (bit/s, the SSRCs it covers).
@@ -117,6 +118,9 @@ class OutboundRtp:
         #: NACKed packets resent, and NACKs not answered (too soon, too old, over budget).
         self.resent = 0
         self.resends_refused = 0
+        #: The subscriber link's pacer (``media.pacer``), when it paces; audio only counts.
+        self.pacer: LinkPacer | None = None
+        self._audio = sender.kind == "audio"
         if not isinstance(sender.track, _ParkedTrack):
             sender.replaceTrack(_ParkedTrack(sender.kind))
 
@@ -375,7 +379,9 @@ class OutboundRtp:
         """Send ``packet``'s payload with this sender's header; False if it cannot send yet.
 
         ``abs_send_time`` and ``ntp`` are the send time, read once per received
-        packet for all its subscribers.
+        packet for all its subscribers. With a ``pacer``, a video packet the link's
+        bucket has no room for waits in its queue (True all the same: it is on its
+        way, in order) and is stamped with the time it leaves.
         """
         state = self._state
         s: Any = self.sender
@@ -383,6 +389,37 @@ class OutboundRtp:
             state = self._ready()
             if state is None:
                 return False
+        pacer = self.pacer
+        if pacer is not None:
+            size = len(packet.payload)
+            if self._audio:
+                pacer.spend(size)
+            elif not pacer.admit(size):
+                pacer.hold(lambda: self._send_late(packet, sequence_number, timestamp), size)
+                return True
+        return self._write(state, packet, sequence_number, timestamp, abs_send_time, ntp)
+
+    def _send_late(self, packet: RtpView, sequence_number: int, timestamp: int) -> None:
+        """A packet the pacer held, now: stamped with this moment's send time."""
+        state = self._state
+        s: Any = self.sender
+        if state is None or state.transport is not s.transport:
+            state = self._ready()
+            if state is None:
+                return
+        ntp = ntp_of(time.time())
+        self._write(state, packet, sequence_number, timestamp, abs_send_time_of(ntp), ntp)
+
+    def _write(
+        self,
+        state: _SendState,
+        packet: RtpView,
+        sequence_number: int,
+        timestamp: int,
+        abs_send_time: int,
+        ntp: int,
+    ) -> bool:
+        s: Any = self.sender
         data = state.writer.write(
             packet.marker, sequence_number, timestamp, abs_send_time, packet.audio_level,
             packet.payload,

@@ -479,6 +479,7 @@ class RtpForwarder:
         link = self._adaptation.link(pc, name, out.sent_counters)
         estimator = link.estimator
         out.on_feedback(estimator.on_remb, estimator.on_report, estimator.on_nack)
+        out.pacer = link.pacer
         if subscription.selector is not None and subscription.source.layers is not None:
             track = VideoTrack(
                 f"{publication.id} -> {out.ssrc}",

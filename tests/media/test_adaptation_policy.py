@@ -792,3 +792,28 @@ def test_with_padding_a_step_past_what_the_link_took_is_padded_first() -> None:
                 direct.append((round(need), round(link.allocator.need_bps), round(capacity)))
     assert steps >= 1
     assert not direct, f"steps past the capacity unpadded (need, new, capacity): {direct}"
+
+
+def test_a_small_step_is_padded_to_its_total_with_the_headroom_on_top() -> None:
+    """Padding only a small step's own extra (x 1.25) fills no queue within the probe:
+    263 -> 329 kbit/s went through on a 300 kbit/s link and the step lost packets two
+    seconds later (measured). A probe tries at least the new total / headroom, which is
+    what the steps after it count on."""
+    clock = Clock()
+    link, _tracks = make_link(clock)
+    all_in_full(link, clock, sending=1_400_000)
+    congest(link, 250_000)
+    link.tick()
+    link.padders["camera 0"] = lambda nbytes: nbytes
+    for _ in range(40):
+        link.estimator.sent_bps = link.allocator.need_bps
+        link.estimator.on_report(0.0)
+        clock.t += 0.5
+        link.tick()
+        if link.allocator.probe is not None:
+            break
+    probe = link.allocator.probe
+    assert probe is not None
+    assert probe.step_bps - probe.base_bps < 0.5 * probe.base_bps  # a small step
+    headroom = AllocationConfig().headroom
+    assert probe.target_bps >= probe.step_bps / headroom - 1

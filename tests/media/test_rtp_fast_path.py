@@ -21,10 +21,12 @@ import sfu_loopback
 from aiortc import RTCPeerConnection
 
 from kernel.taskset import TaskSet
+from media.adaptation import AdaptationConfig
 from media.aiortc_internals import ReceiveHook
 from media.datagram_path import DatagramPath
+from media.pacer import PacerConfig
 from media.rtp_forwarder import RtpForwarder
-from media.rtp_header import RtpView
+from media.rtp_header import RtpView, abs_send_time_of, ntp_of
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -118,9 +120,11 @@ class _Subscribed:
 
 
 @contextlib.asynccontextmanager
-async def _one_video_subscriber(packets: int) -> AsyncIterator[_Subscribed]:
+async def _one_video_subscriber(
+    packets: int, adaptation: AdaptationConfig | None = None
+) -> AsyncIterator[_Subscribed]:
     """Alice's synthetic video forwarded to one subscriber, ``packets`` received so far."""
-    forwarder = RtpForwarder(keyframe_min_interval=0.2)
+    forwarder = RtpForwarder(keyframe_min_interval=0.2, adaptation=adaptation)
     room = sfu_loopback.Room(forwarder)
     tasks = TaskSet("test clients")
     try:
@@ -280,3 +284,37 @@ async def test_a_packet_asked_for_again_and_again_counts_once_for_the_estimate()
         await receiver._send_rtcp_nack(ssrc, fresh)
         await asyncio.sleep(0.3)
         assert sum(counted) == 1 + len(set(fresh))
+
+
+async def test_paced_video_arrives_in_order_stamped_with_the_time_it_left() -> None:
+    """Video held by the subscriber link's pacer goes out later, in order, with no gap,
+    and with the abs-send-time of when it left (a browser's delay-based estimate reads
+    it: stamped on arrival, every held packet would look like queueing on the link).
+    The pacer here runs at a third of what is sent, so that most packets wait."""
+    slow = AdaptationConfig(pacer=PacerConfig(factor=0.3, max_wait_s=0.3))
+    async with _one_video_subscriber(30, slow) as sub:
+        out: Any = sub.forwarder._outbound[sub.sender]
+        pacer = out.pacer
+        assert pacer is not None
+        link = sub.forwarder.adaptation.link_of(sub.sender)
+        assert link is not None
+        link.estimator.capacity_bps = 50_000  # a capacity is known: the link is paced
+        stamps: list[tuple[int, int]] = []
+        write = out._write
+
+        def recording_write(state: Any, packet: Any, seq: int, ts: int, ast: int, ntp: int) -> bool:
+            stamps.append((ast, abs_send_time_of(ntp_of(time.time()))))
+            return bool(write(state, packet, seq, ts, ast, ntp))
+
+        out._write = recording_write
+        count0 = len(sub.recorder.packets)
+        await _wait_for(lambda: pacer.held >= 40, 15)
+        await asyncio.sleep(0.5)
+        new = [p.sequence_number for p in sub.recorder.packets[count0:]]
+        assert len(new) >= 40
+        assert all(b == (a + 1) & 0xFFFF for a, b in itertools.pairwise(new)), "out of order"
+        # Every packet carries the time it was written, within a few milliseconds
+        # (abs-send-time is 1/262144 s and wraps every 64 s).
+        late = [((now - ast) & 0xFFFFFF) / 262144 for ast, now in stamps]
+        assert max(late) < 0.02, max(late)
+        assert pacer.waited_max_s > 0.05  # (and they did wait)
