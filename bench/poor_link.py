@@ -1,14 +1,15 @@
 """A resident on a poor link: what they receive, with adaptation on and off.
 
-    .venv/bin/python bench/poor_link.py [--modes on,off,pad] [--rates 1000,500,300]
+    .venv/bin/python bench/poor_link.py [--modes on,off,nopad] [--rates 1000,500,300]
         [--settle 10] [--window 20]          # root: it makes a network namespace
 
 Three Chromium pages with fake devices in a call; the resident's browser runs in a
 network namespace whose veth to the server is limited with ``tc tbf`` both ways
 (``tests/support/poor_link.py``). For each mode (``on``: this server; ``off``: the
 same server with ``SEOULBRIDGE_ADAPTATION=false SEOULBRIDGE_SIMULCAST=false``, which
-forwards every publisher's full stream as before; ``pad``: this server with
-``SEOULBRIDGE_PADDING_PROBES=true``) and each rate, first unlimited:
+forwards every publisher's full stream as before; ``nopad``: this server with
+``SEOULBRIDGE_PADDING_PROBES=false``, steps up without padding first) and each rate,
+first unlimited:
 
 * apply the limit; **adapt**: seconds until the server tells the resident's page
   that both cameras are reduced or paused for them (``link_quality``);
@@ -54,7 +55,7 @@ from tests.support.poor_link import (  # noqa: E402
 MODE_ENV = {
     "on": {},
     "off": {"SEOULBRIDGE_ADAPTATION": "false", "SEOULBRIDGE_SIMULCAST": "false"},
-    "pad": {"SEOULBRIDGE_PADDING_PROBES": "true"},
+    "nopad": {"SEOULBRIDGE_PADDING_PROBES": "false"},
 }
 STREAMS = 12  # three people, each sending audio and video to two others
 

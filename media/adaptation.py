@@ -48,12 +48,11 @@ class AdaptationConfig:
     #: Off: every subscriber gets the best encoding and all layers (no estimate is used).
     enabled: bool = True
     tick_s: float = 0.5
-    #: Probes are padding first (``media.allocation.PaddingProbe``). Off by default: in
-    #: the namespace test the unconstrained counselor on loopback, on a saturated 2-core
-    #: machine, stayed on the low encoding while its padding probes failed on REMB dips
-    #: (the one fresh-clone run with them, and 2 of 7 runs alone); the benchmark's
-    #: resident at 500 kbit/s gains from it.
-    padding_probes: bool = False
+    #: Probes are padding first (``media.allocation.PaddingProbe``). Off in one round
+    #: (the namespace test's unconstrained counselor stayed on the low encoding while
+    #: its probes failed on CPU-stall REMB dips); on since such dips no longer back off
+    #: (6 of 6 namespace runs, 2026-12-02).
+    padding_probes: bool = True
     #: How often the pacer sends a probe's padding, and the most it sends at once
     #: (seconds of it: a loop that was late sends no burst).
     pace_s: float = 0.01

@@ -157,7 +157,7 @@ class Settings(BaseSettings):
         description="Adapt each subscriber's video to its link (layers, pause); off: forward all",
     )
     padding_probes: bool = Field(
-        default=False,
+        default=True,
         description="Try a step up in a subscriber's video with padding first (RTX), "
         "switching only if it went through",
     )

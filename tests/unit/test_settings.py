@@ -129,11 +129,11 @@ def test_padding_probes_setting_reaches_each_rooms_forwarder(
 
     codecs = RoomCodecs(video="VP8")
     default = rtp_forwarder(Settings(data_dir=tmp_path), codecs)
-    assert default.adaptation.config.padding_probes is False
-    monkeypatch.setenv("SEOULBRIDGE_PADDING_PROBES", "true")
+    assert default.adaptation.config.padding_probes is True
+    monkeypatch.setenv("SEOULBRIDGE_PADDING_PROBES", "false")
     monkeypatch.setenv("SEOULBRIDGE_ADAPTATION", "true")
     forwarder = rtp_forwarder(Settings(data_dir=tmp_path), codecs)
-    assert forwarder.adaptation.config.padding_probes is True
+    assert forwarder.adaptation.config.padding_probes is False
     assert forwarder.adaptation.config.enabled is True
     monkeypatch.setenv("SEOULBRIDGE_PADDING_PROBES", "sometimes")
     with pytest.raises(ValueError, match="padding_probes"):
