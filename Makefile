@@ -56,8 +56,8 @@ $(AXE): | system-deps
 	cd .cache/npm && npm install --no-save --no-audit --no-fund --prefix . axe-core@4
 
 test: $(STAMP) system-deps $(AXE) lint typecheck
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m 'not solo'
-	$(BIN)/python -m pytest -q -m solo
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m 'not solo' --durations=15
+	$(BIN)/python -m pytest -q -m solo --durations=10
 
 bench: $(STAMP)
 	$(BIN)/python bench/sfu_load.py
