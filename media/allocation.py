@@ -39,11 +39,15 @@ gets a place on its *ladder* — the lowest encoding's temporal layers
   queue of 12 kB on a 500 kbit/s link: lost packets, voices among them) and,
   when it fails, a keyframe of the encoding gone back to. With a padder (RTX
   negotiated), a probe sends padding instead — ramped over ``pad_ramp_s`` up
-  to the step's extra bit/s, held ``pad_hold_s`` — and switches only if that
-  went through: no REMB decrease, fewer than ``pad_nacks`` packets asked for
-  again, no loss reported (LiveKit's prober; libwebrtc's probe padding). A
-  failed padding probe moves no video; the padding stops at once (the pacer
-  in ``media.adaptation`` watches the NACKs between ticks).
+  to the step's extra bit/s and at least the new total / headroom, held
+  (``pad_strength``) — and switches only if that went through: no REMB below
+  what the media needs, fewer than ``pad_nacks`` packets asked for again, no
+  loss reported (LiveKit's prober; libwebrtc's probe padding). A failed padding
+  probe moves no video; the padding stops at once (the pacer in
+  ``media.adaptation`` watches the NACKs between ticks). A probe that went
+  through and whose step congested anyway was too weak for that link's queue:
+  the next ones are stronger (a higher total, held longer) until the link has
+  been clean for a while.
 * **A paused video is probed for often.** Resuming one (its lowest rung) is
   tried every ``resume_wait_s`` at most (``pad_resume_wait_s`` with padding),
   whatever the back-off: the link's recovery shows nowhere else, and a camera
@@ -114,11 +118,17 @@ class AllocationConfig:
     #: and the switch starts with a keyframe): measured at 500 kbit/s, a probe of the
     #: measured extra went through and the switch it allowed lost 29 % of its packets.
     pad_overshoot: float = 1.25
-    #: It ramps up over this long, holds the tried total this long (long enough to fill
-    #: a rate-limited link's queue), and is judged this long after (the reports and
-    #: NACKs about its last packets)...
+    #: It ramps up over this long, then holds the tried total (``pad_strength``: long
+    #: enough to fill a rate-limited link's queue), and is judged ``pad_grace_s`` after
+    #: (the reports and NACKs about its last packets)...
     pad_ramp_s: float = 0.6
-    pad_hold_s: float = 0.6
+    #: A padding probe that went through and whose step then congested within the blame
+    #: period did not fill the link's queue (at 300 kbit/s, 8 % over the link for 1.2 s
+    #: fits its 7.5 kB queue): each such miss makes the next probes stronger, up to the
+    #: last of these (the new total / headroom, and the hold), until the link has been
+    #: clean for ``stable_s``. The longest still resumes a camera within 5 s: a 2 s wait,
+    #: the ramp, a 1.8 s hold, the grace.
+    pad_strength: tuple[tuple[float, float], ...] = ((0.85, 0.6), (0.75, 1.2), (0.7, 1.8))
     pad_grace_s: float = 0.3
     #: With padding, resuming a paused video is tried this often (a failed padding
     #: probe costs a few packets, not a keyframe each way): 3 s between tries and 2 s
@@ -333,6 +343,10 @@ class SubscriberAllocator:
         #: Since when the lowest rungs did not fit an estimate from REMB alone.
         self._short_since: float | None = None
         self._upgrade_resumed = False
+        #: Whether the step up under blame was one a padding probe proved, and how strong
+        #: padding probes are now (an index into ``pad_strength``).
+        self._upgrade_padded = False
+        self.pad_level = 0
         #: Whether probes may be padding (someone sends it: ``media.adaptation``).
         self.can_pad = False
         self.probe: PaddingProbe | None = None
@@ -377,6 +391,8 @@ class SubscriberAllocator:
                 estimate = link.estimate_bps
                 assert estimate is not None
             probed = self._probed_at
+            if link.since_congestion() >= c.stable_s:
+                self.pad_level = 0
             if link.since_congestion() >= c.stable_s or (
                 probed is not None and now - probed > c.probe_blame_s and not congested
             ):
@@ -438,6 +454,13 @@ class SubscriberAllocator:
                 wait,
             )
             self._probe_wait = min(self._probe_wait * 2, c.probe_wait_max_s)
+            if self._upgrade_padded and self.pad_level < len(c.pad_strength) - 1:
+                self.pad_level += 1
+                logger.info(
+                    "%s: the padding probe before it went through: probes stronger now (%d)",
+                    self._name,
+                    self.pad_level,
+                )
             if before is not None:
                 committed, rungs = before
                 for j, saved in enumerate(rungs):
@@ -467,8 +490,9 @@ class SubscriberAllocator:
         # (263 -> 329 kbit/s "went through" on a 300 kbit/s link, and the step lost
         # packets two seconds later), and what it proves is what the next steps count
         # on (``proven``).
-        target = max(need + (new_need - need) * c.pad_overshoot, new_need / c.headroom)
-        ends = now + c.pad_ramp_s + c.pad_hold_s
+        headroom, hold = c.pad_strength[min(self.pad_level, len(c.pad_strength) - 1)]
+        target = max(need + (new_need - need) * c.pad_overshoot, new_need / headroom)
+        ends = now + c.pad_ramp_s + hold
         self.probe = PaddingProbe(
             steps=steps,
             resuming=resuming,
@@ -580,6 +604,7 @@ class SubscriberAllocator:
             return need, False
         self._before_upgrade = (need, before)
         self._upgrade_resumed = probe.resuming
+        self._upgrade_padded = probe.padded >= probe.expected_bytes() / 2
         self._upgrade_at = now
         self._upgrade_need = new_need
         self._probed_at = now
@@ -714,6 +739,7 @@ class SubscriberAllocator:
             self._rungs_of(pos, ladders),
         )
         self._upgrade_resumed = p < 0
+        self._upgrade_padded = False
         pos[j] = p + 1
         self._upgrade_at = now
         self._upgrade_need = new_need

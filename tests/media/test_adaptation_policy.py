@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
+
 from kernel.media_types import LinkQuality, VideoState
 from media.adaptation import AdaptationConfig, RateMeter, SubscriberLink
 from media.allocation import AllocationConfig, SubscriberAllocator, VideoTrack, ladder
@@ -817,3 +819,41 @@ def test_a_small_step_is_padded_to_its_total_with_the_headroom_on_top() -> None:
     assert probe.step_bps - probe.base_bps < 0.5 * probe.base_bps  # a small step
     headroom = AllocationConfig().headroom
     assert probe.target_bps >= probe.step_bps / headroom - 1
+
+
+def test_a_probe_that_went_through_before_a_congested_step_makes_the_next_stronger() -> None:
+    """At 300 kbit/s, 8 % over the link for 1.2 s fits its 7.5 kB queue: resume probes
+    went through and the resumed camera congested seconds later, over and over (5 fps
+    on average). After such a miss the next probes try a higher total for longer; a
+    link clean for ``stable_s`` goes back to the first strength."""
+    clock = Clock()
+    link, tracks, _padder = padding_probe_started(clock)
+    c = AllocationConfig()
+    first = link.allocator.probe
+    assert first is not None and link.allocator.pad_level == 0
+    assert first.ends - first.started == pytest.approx(c.pad_ramp_s + c.pad_strength[0][1])
+    pace(link, clock, first.judged_at - clock.t + 0.05)
+    assert tracks[0].index == 3  # it went through: the camera stepped up
+    clock.t += 1.0
+    congest(link, 500_000)  # ... and the step congested within the blame period
+    link.tick()
+    assert [t.index for t in tracks] == [2, 2]
+    assert link.allocator.pad_level == 1
+    second = None
+    for _ in range(60):
+        link.estimator.sent_bps = link.allocator.need_bps
+        link.estimator.on_report(0.0)
+        clock.t += 0.5
+        link.tick()
+        if link.allocator.probe is not None:
+            second = link.allocator.probe
+            break
+    assert second is not None
+    headroom, hold = c.pad_strength[1]
+    assert second.target_bps >= second.step_bps / headroom - 1
+    assert second.ends - second.started == pytest.approx(c.pad_ramp_s + hold)
+    link.allocator.probe = None  # (not judged here)
+    clock.t += c.stable_s + 0.5  # no congestion for stable_s: back to the first strength
+    link.estimator.on_report(0.0)
+    link.tick()
+    assert link.allocator.pad_level == 0
