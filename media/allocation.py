@@ -331,6 +331,9 @@ class SubscriberAllocator:
         self._config = config or AllocationConfig()
         self._clock = clock
         self._seen_congestion: float | None = None
+        #: One padding probe may come ``hold_s`` after a congestion that ended a clean
+        #: spell of ``stable_s`` (the probe wait is for links that keep congesting).
+        self._quick_probe = False
         self._upgrade_at: float | None = None
         self._upgrade_need = 0.0
         self._probe_wait = self._config.probe_wait_s
@@ -374,6 +377,10 @@ class SubscriberAllocator:
         else:
             congested = link.congested_since(self._seen_congestion)
             if congested:
+                previous = self._seen_congestion
+                # The first congestion after a long clean spell may be a blip (a CPU stall
+                # on a free link loses packets too): one probe back comes sooner.
+                self._quick_probe = previous is None or now - previous >= c.stable_s
                 self._seen_congestion = link.congested_at
                 self._blame(now, link, pos, ladders)
             estimate = link.estimate_bps
@@ -485,6 +492,7 @@ class SubscriberAllocator:
         c = self._config
         now = self._clock()
         self.padding_probes += 1
+        self._quick_probe = False
         # At least the new total with the step-up headroom on top: a small step padded
         # only by its own extra does not fill a limited link's queue within the probe
         # (263 -> 329 kbit/s "went through" on a 300 kbit/s link, and the step lost
@@ -692,6 +700,8 @@ class SubscriberAllocator:
         assert p is not None
         new_need = need - cost(j) + ladders[j][p + 1].bps
         wait = self._wait(resuming=p < 0)
+        if self._quick_probe and self.can_pad:
+            wait = min(wait, c.hold_s)
         within = new_need <= estimate * c.headroom
         capacity = link.capacity_bps
         if (

@@ -857,3 +857,49 @@ def test_a_probe_that_went_through_before_a_congested_step_makes_the_next_strong
     link.estimator.on_report(0.0)
     link.tick()
     assert link.allocator.pad_level == 0
+
+
+def _first_probe_after(link: SubscriberLink, clock: Clock, since: float) -> float:
+    for _ in range(40):
+        link.estimator.sent_bps = link.allocator.need_bps
+        link.estimator.on_report(0.0)
+        clock.t += 0.25
+        link.tick()
+        if link.allocator.probe is not None:
+            return clock.t - since
+    raise AssertionError("no probe in 10 s")
+
+
+def test_a_congestion_after_a_long_clean_spell_is_probed_back_sooner() -> None:
+    """A CPU stall on a free link loses packets too: the namespace test's unconstrained
+    counselor on loopback, cut by one, spent 3.5 s on the low encoding before its first
+    probe (the 4 s probe wait) and its view was measured there. The first congestion
+    after ``stable_s`` clean gets one probe after ``hold_s``; a link that congests again
+    soon waits as before."""
+    clock = Clock()
+    link, _tracks = make_link(clock)
+    link.padders["camera 0"] = lambda nbytes: nbytes
+    all_in_full(link, clock, sending=1_400_000)
+    c = AllocationConfig()
+    for _ in range(int(c.stable_s / 0.5) + 1):  # a long clean spell at full quality
+        link.estimator.on_remb(3_000_000)
+        link.estimator.on_report(0.0)
+        clock.t += 0.5
+        link.tick()
+    link.estimator.sent_bps = 1_400_000
+    congest(link, 900_000)
+    link.tick()
+    cut_at = clock.t
+    assert link.allocator.need_bps < 1_000_000
+    first = _first_probe_after(link, clock, cut_at)
+    assert first <= c.hold_s + 0.5
+    link.estimator.on_nack(10)  # that one fails
+    clock.t += 0.01
+    link.pace(clock.t)
+    link.tick()
+    assert link.allocator.probe is None
+    clock.t += 1.0
+    congest(link, 900_000)  # and the link congests again soon: the usual wait
+    link.tick()
+    again_at = clock.t
+    assert _first_probe_after(link, clock, again_at) >= c.probe_wait_s - 0.25
