@@ -127,8 +127,9 @@ class AllocationConfig:
     #: fits its 7.5 kB queue): each such miss makes the next probes stronger, up to the
     #: last of these (the new total / headroom, and the hold), until the link has been
     #: clean for ``stable_s``. The longest still resumes a camera within 5 s: a 2 s wait,
-    #: the ramp, a 1.8 s hold, the grace.
-    pad_strength: tuple[tuple[float, float], ...] = ((0.85, 0.6), (0.75, 1.2), (0.7, 1.8))
+    #: the ramp, a 1.2 s hold, the grace (with 1.8 s a camera resumed 6.2 s after a
+    #: 300 kbit/s limit was lifted).
+    pad_strength: tuple[tuple[float, float], ...] = ((0.85, 0.6), (0.75, 0.9), (0.7, 1.2))
     pad_grace_s: float = 0.3
     #: With padding, resuming a paused video is tried this often (a failed padding
     #: probe costs a few packets, not a keyframe each way): 3 s between tries and 2 s

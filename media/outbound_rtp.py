@@ -6,7 +6,8 @@ header extensions, advances its RTCP sender-report counters as if aiortc had
 sent them, keeps their history so that aiortc's own ``_retransmit`` can answer
 the subscriber's NACKs within the resend rules below (answered every time, on a
 full link they were 2-7 Mbit/s into 300 kbit/s), counts the packets NACKed for
-the first time, and sends probe padding over RTX as libwebrtc does. All of that
+the first time, takes the publisher's own losses out of the subscriber's loss
+figure (``UpstreamGaps``), and sends probe padding over RTX as libwebrtc does. All of that
 is the sender's private state, which ``media.aiortc_internals`` lists for its
 audit (``_SENDER_ATTRS``, ``_TRANSCEIVER_ATTRS``); importing this module runs
 that module's version gate.
@@ -79,6 +80,77 @@ def _within_resend_age(sent_ntp: int, now_ntp: int) -> bool:
     return now_ntp - sent_ntp <= _RESEND_MAX_AGE_NTP
 
 
+class UpstreamGaps:
+    """Sequence numbers this sender skipped (packets lost before they reached us), so
+    that a subscriber's loss figure is about their own link.
+
+    A packet the publisher's uplink lost is a gap in what we forward, and the
+    subscriber's receiver report counts it as lost like any other: when a resident's
+    uplink was limited to 500 kbit/s, the counselor and the interpreter on loopback
+    reported the resident's losses, and their own video was cut to 320x240 for it.
+    ``downlink_loss`` takes the report's cumulative figures (packets lost, highest
+    sequence number) and removes the gaps we sent within the same interval.
+    """
+
+    __slots__ = ("_events", "_ext", "_gaps", "_last", "_prev")
+
+    def __init__(self) -> None:
+        self._last: int | None = None
+        self._ext = 0  # extended highest sequence number sent
+        self._gaps = 0
+        #: (extended sequence number after a gap, gaps sent up to and including it).
+        self._events: list[tuple[int, int]] = []
+        #: The last report's (extended highest, cumulative lost, gaps up to it).
+        self._prev: tuple[int, int, int] | None = None
+
+    def sent(self, seq: int) -> None:
+        last = self._last
+        if last is None:
+            self._last, self._ext = seq, seq
+            if self._prev is None:  # the first report counts from here
+                self._prev = (seq - 1, 0, 0)
+            return
+        delta = (seq - last) & 0xFFFF
+        if delta == 0:
+            return  # a repeat
+        if delta >= 0x8000:  # a late packet (the publisher's resend): a gap filled
+            if self._gaps > 0:
+                self._gaps -= 1
+                self._events.append((self._ext, self._gaps))
+            return
+        self._last = seq
+        self._ext += delta
+        if delta > 1:
+            self._gaps += delta - 1
+            self._events.append((self._ext, self._gaps))
+            if len(self._events) > 512:
+                del self._events[:256]
+
+    def _gaps_upto(self, ext: int) -> int:
+        gaps = 0
+        for at, total in self._events:
+            if at > ext:
+                break
+            gaps = total
+        return gaps
+
+    def downlink_loss(self, fraction_lost: float, packets_lost: int, highest: int) -> float:
+        """The share of packets lost since the last report on the subscriber's side."""
+        gaps = self._gaps_upto(highest)
+        prev = self._prev
+        self._prev = (highest, packets_lost, gaps)
+        if prev is None:
+            return fraction_lost  # a report before anything was sent
+        expected = highest - prev[0]
+        if expected <= 0 or expected > 0x8000:
+            return fraction_lost  # no packets since, or a restart: as reported
+        skipped = gaps - prev[2]
+        if skipped <= 0:
+            return fraction_lost
+        lost = packets_lost - prev[1] - skipped
+        return max(0.0, lost) / max(1, expected - skipped)
+
+
 @dataclass
 class _SendState:
     payload_type: int
@@ -121,6 +193,7 @@ class OutboundRtp:
         #: The subscriber link's pacer (``media.pacer``), when it paces; audio only counts.
         self.pacer: LinkPacer | None = None
         self._audio = sender.kind == "audio"
+        self.upstream_gaps = UpstreamGaps()
         if not isinstance(sender.track, _ParkedTrack):
             sender.replaceTrack(_ParkedTrack(sender.kind))
 
@@ -176,7 +249,12 @@ class OutboundRtp:
                 if on_report is not None:
                     for block in packet.reports:
                         if block.ssrc == s._ssrc:
-                            on_report(block.fraction_lost / 256, s._RTCRtpSender__rtt)
+                            lost = self.upstream_gaps.downlink_loss(
+                                block.fraction_lost / 256,
+                                block.packets_lost,
+                                block.highest_sequence,
+                            )
+                            on_report(lost, s._RTCRtpSender__rtt)
             elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
                 on_remb = self._remb_listener
                 if on_remb is not None:
@@ -427,6 +505,7 @@ class OutboundRtp:
         if not state.path.send_rtp(data):
             return False
         self._last_seq = sequence_number
+        self.upstream_gaps.sent(sequence_number)
         state.history[sequence_number % RTP_HISTORY_SIZE] = (
             sequence_number, timestamp, packet, ntp
         )  # fmt: skip
