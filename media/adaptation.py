@@ -320,8 +320,10 @@ class Adaptation:
             except Exception:
                 logger.exception("%s: adaptation failed", link.name)
         self.ticks += 1
-        if self._pacer is None and any(link.padding for link in self._links.values()):
-            self._start_pacer()
+        if self._pacer is None and any(
+            link.padding or link.pacer.waiting for link in self._links.values()
+        ):
+            self._start_pacer()  # (also if an error ended it with packets waiting)
 
     def _start(self) -> None:
         if self._task is None and not self._tasks.closed:

@@ -720,12 +720,16 @@ class SubscriberAllocator:
             # After a step a padding probe proved, the next probe need not wait for the
             # blame period: the step itself was no probe.
             gap = c.pad_after_step_s if self.can_pad else c.probe_blame_s
+            # A probe tries at most ``probe_ratio`` times what is sent, or what the link
+            # is known to take (a muted peer sends next to nothing: a camera paused there
+            # would never be tried again, now that a step past the capacity is a probe).
+            bound = c.probe_ratio * max(link.sent_bps, need, capacity or 0.0)
             probe = (
                 link.clean
                 and not self._blocked(new_need, now)
                 and link.since_congestion() >= wait
                 and (self._upgrade_at is None or now - self._upgrade_at >= gap)
-                and new_need <= c.probe_ratio * max(link.sent_bps, need)
+                and new_need <= bound
             )
             if not probe:
                 return need
@@ -736,11 +740,7 @@ class SubscriberAllocator:
                 if p < 0:  # every paused video at once, unless that total failed lately
                     paused = [k for k, q in enumerate(pos) if q is not None and q < 0]
                     together = need + sum(ladders[k][0].bps for k in paused)
-                    if (
-                        len(paused) > 1
-                        and not self._blocked(together, now)
-                        and together <= c.probe_ratio * max(link.sent_bps, need)
-                    ):
+                    if len(paused) > 1 and not self._blocked(together, now) and together <= bound:
                         steps = [(tracks[k], ladders[k][0]) for k in paused]
                         new_need = together
                 self._start_padding(link, steps, p < 0, need, new_need)

@@ -15,6 +15,7 @@ that module's version gate.
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,7 +93,7 @@ class UpstreamGaps:
     sequence number) and removes the gaps we sent within the same interval.
     """
 
-    __slots__ = ("_events", "_ext", "_gaps", "_last", "_prev")
+    __slots__ = ("_events", "_ext", "_gaps", "_last", "_prev", "_trimmed")
 
     def __init__(self) -> None:
         self._last: int | None = None
@@ -100,6 +101,8 @@ class UpstreamGaps:
         self._gaps = 0
         #: (extended sequence number after a gap, gaps sent up to and including it).
         self._events: list[tuple[int, int]] = []
+        #: Gaps up to the last event trimmed from ``_events`` (the base for older ones).
+        self._trimmed = 0
         #: The last report's (extended highest, cumulative lost, gaps up to it).
         self._prev: tuple[int, int, int] | None = None
 
@@ -123,22 +126,26 @@ class UpstreamGaps:
         if delta > 1:
             self._gaps += delta - 1
             self._events.append((self._ext, self._gaps))
-            if len(self._events) > 512:
-                del self._events[:256]
+            if len(self._events) > 4096:  # no reports for a long while: keep the newest
+                self._trimmed = self._events[2047][1]
+                del self._events[:2048]
 
     def _gaps_upto(self, ext: int) -> int:
-        gaps = 0
-        for at, total in self._events:
-            if at > ext:
-                break
-            gaps = total
-        return gaps
+        events = self._events
+        i = bisect.bisect_right(events, (ext, 1 << 62))
+        return events[i - 1][1] if i else self._trimmed
 
     def downlink_loss(self, fraction_lost: float, packets_lost: int, highest: int) -> float:
         """The share of packets lost since the last report on the subscriber's side."""
         gaps = self._gaps_upto(highest)
         prev = self._prev
         self._prev = (highest, packets_lost, gaps)
+        # Reports only move forward: what is up to this one is a base from now on.
+        events = self._events
+        i = bisect.bisect_right(events, (highest, 1 << 62))
+        if i:
+            self._trimmed = events[i - 1][1]
+            del events[:i]
         if prev is None:
             return fraction_lost  # a report before anything was sent
         expected = highest - prev[0]
@@ -468,17 +475,21 @@ class OutboundRtp:
             if state is None:
                 return False
         pacer = self.pacer
-        if pacer is not None:
+        if pacer is not None and pacer.rate_bps is not None:
             size = len(packet.payload)
             if self._audio:
                 pacer.spend(size)
             elif not pacer.admit(size):
-                pacer.hold(lambda: self._send_late(packet, sequence_number, timestamp), size)
+                pacer.hold(lambda: self._send_late(packet, sequence_number, timestamp, ntp), size)
                 return True
         return self._write(state, packet, sequence_number, timestamp, abs_send_time, ntp)
 
-    def _send_late(self, packet: RtpView, sequence_number: int, timestamp: int) -> None:
-        """A packet the pacer held, now: stamped with this moment's send time."""
+    def _send_late(
+        self, packet: RtpView, sequence_number: int, timestamp: int, forwarded_ntp: int
+    ) -> None:
+        """A packet the pacer held, now: stamped with this moment's send time; the sender
+        report keeps pairing its RTP timestamp with when it was forwarded (as audio's,
+        which never waits: lip sync)."""
         state = self._state
         s: Any = self.sender
         if state is None or state.transport is not s.transport:
@@ -486,7 +497,9 @@ class OutboundRtp:
             if state is None:
                 return
         ntp = ntp_of(time.time())
-        self._write(state, packet, sequence_number, timestamp, abs_send_time_of(ntp), ntp)
+        self._write(
+            state, packet, sequence_number, timestamp, abs_send_time_of(ntp), ntp, forwarded_ntp
+        )
 
     def _write(
         self,
@@ -496,6 +509,7 @@ class OutboundRtp:
         timestamp: int,
         abs_send_time: int,
         ntp: int,
+        report_ntp: int | None = None,
     ) -> bool:
         s: Any = self.sender
         data = state.writer.write(
@@ -509,7 +523,7 @@ class OutboundRtp:
         state.history[sequence_number % RTP_HISTORY_SIZE] = (
             sequence_number, timestamp, packet, ntp
         )  # fmt: skip
-        s._RTCRtpSender__ntp_timestamp = ntp
+        s._RTCRtpSender__ntp_timestamp = ntp if report_ntp is None else report_ntp
         s._RTCRtpSender__rtp_timestamp = timestamp
         s._RTCRtpSender__octet_count += len(packet.payload)
         s._RTCRtpSender__packet_count += 1

@@ -73,7 +73,7 @@ class LinkPacer:
         self._config = config or PacerConfig()
         self._clock = clock
         self._wake = wake
-        #: Bytes per second the bucket fills at; None: not pacing (no capacity known).
+        #: Bit/s the bucket fills at; None: not pacing (no capacity known).
         self.rate_bps: float | None = None
         self._tokens = 0.0
         self._at = clock()
@@ -107,10 +107,17 @@ class LinkPacer:
             self._tokens = min(self._tokens + rate / 8 * max(0.0, now - self._at), most)
         self._at = now
 
+    def _charge(self, size: int) -> None:
+        # A debt of at most ``max_wait_s`` of the rate: an overload (what is sent above
+        # the rate for a while) must not leave every later packet waiting the bound.
+        rate = self.rate_bps
+        floor = -(rate or 0.0) / 8 * self._config.max_wait_s
+        self._tokens = max(self._tokens - size, floor)
+
     def spend(self, size: int) -> None:
         """A packet that does not wait (audio) went: its bytes count all the same."""
         if self.rate_bps is not None:
-            self._tokens -= size + PACKET_OVERHEAD
+            self._charge(size + PACKET_OVERHEAD)
 
     def admit(self, size: int) -> bool:
         """Whether a video packet of ``size`` payload bytes may go now (then it is
@@ -122,7 +129,7 @@ class LinkPacer:
         self._refill(self._clock())
         if self._tokens < 0:
             return False
-        self._tokens -= size + PACKET_OVERHEAD
+        self._charge(size + PACKET_OVERHEAD)
         return True
 
     def hold(self, emit: Emit, size: int) -> None:
@@ -149,7 +156,7 @@ class LinkPacer:
             if waited >= max_wait:
                 self.overdue += 1
             self.waited_max_s = max(self.waited_max_s, waited)
-            self._tokens -= size
+            self._charge(size)
             emit()
         return bool(queue)
 

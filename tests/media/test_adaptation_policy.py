@@ -743,6 +743,7 @@ def test_resuming_together_stays_within_the_probe_ratio() -> None:
     congest(link, 60_000)
     link.tick()
     link.estimator.sent_bps = 45_000
+    link.estimator.capacity_bps = 45_000  # the bound: 2.5x what is sent or known to fit
     link.padders["camera 0"] = lambda nbytes: nbytes
     link.estimator.on_remb(60_000)
     for _ in range(20):
@@ -755,6 +756,32 @@ def test_resuming_together_stays_within_the_probe_ratio() -> None:
             assert probe.step_bps <= 2.5 * 45_000
             return
     raise AssertionError("no probe")
+
+
+def test_a_camera_paused_beside_a_muted_peer_is_still_tried_again() -> None:
+    """With padding, a step past the capacity is always a probe, and a probe is at
+    most 2.5x what is sent: with next to nothing sent (the other side muted) a paused
+    camera was never tried again (found in review: still paused after 120 s). The bound
+    counts what the link is known to take too."""
+    clock = Clock()
+    link, tracks = make_link(clock, cameras=1)
+    link.audios["audio"].rate_bps = 5_000  # a muted peer: comfort noise
+    all_in_full(link, clock, sending=1_000_000)
+    congest(link, 30_000)
+    link.tick()
+    assert tracks[0].state is VideoState.PAUSED
+    link.padders["camera 0"] = lambda nbytes: nbytes
+    probes = 0
+    for _ in range(60):
+        link.estimator.sent_bps = 6_000
+        link.estimator.on_remb(800_000)
+        link.estimator.on_report(0.0)
+        pace(link, clock, 0.5)
+        probes = link.allocator.padding_probes
+        if tracks[0].state is not VideoState.PAUSED:
+            break
+    assert probes >= 1
+    assert tracks[0].state is not VideoState.PAUSED
 
 
 def test_with_padding_a_step_past_what_the_link_took_is_padded_first() -> None:

@@ -109,3 +109,51 @@ def test_stopping_pacing_sends_what_waits_and_a_gone_link_forgets_it() -> None:
     pacer.clear()
     clock.t += 1
     assert not pacer.drain() and [n for _, n in log] == [1]
+
+
+def test_an_overload_leaves_no_debt_longer_than_the_bound() -> None:
+    """Overdue packets still count: unbounded, an overload left a debt of megabytes and
+    every later packet waited the whole bound (found in review)."""
+    clock = Clock()
+    pacer = LinkPacer(PacerConfig(max_wait_s=0.4), clock=clock)
+    pacer.set_capacity(100_000)  # 150 kbit/s
+    log: list[tuple[float, int]] = []
+    pacer.admit(1200)
+    for n in range(300):  # 360 kB at once: far more than the rate
+        pacer.hold(_sent(log, clock, n), 1200)
+    for _ in range(60):
+        clock.t += 0.01
+        pacer.drain()
+    assert pacer.waiting == 0
+    clock.t += 0.45  # the bound's worth of the rate later, the debt is paid
+    assert pacer.admit(200)
+
+
+async def test_packets_left_waiting_get_a_pacer_again_at_the_next_tick() -> None:
+    """If the pacer task ended with packets waiting (an error in a send), nothing woke it
+    again: the queue only wakes it when it goes from empty to one (found in review)."""
+    import asyncio
+
+    from kernel.taskset import TaskSet
+    from media.adaptation import Adaptation
+
+    tasks = TaskSet("test")
+    adaptation = Adaptation(tasks=tasks, now_ms=lambda: 0)
+    try:
+        link = adaptation.link("pc", "subscriber", None)
+        link.estimator.capacity_bps = 100_000  # (the tick keeps pacing)
+        link.pacer.set_capacity(100_000)
+        link.pacer._wake = lambda: None  # as if the task had died after the wake
+        sent: list[int] = []
+        link.pacer.admit(1200)
+        link.pacer.hold(lambda: sent.append(1), 1200)
+        await asyncio.sleep(0.05)
+        assert not sent
+        adaptation.tick()
+        for _ in range(50):
+            if sent:
+                break
+            await asyncio.sleep(0.01)
+        assert sent == [1]
+    finally:
+        await tasks.aclose()

@@ -300,11 +300,16 @@ async def test_paced_video_arrives_in_order_stamped_with_the_time_it_left() -> N
         assert link is not None
         link.estimator.capacity_bps = 50_000  # a capacity is known: the link is paced
         stamps: list[tuple[int, int]] = []
+        reported: list[tuple[int, int]] = []  # held packets: (sender-report NTP, leave NTP)
         write = out._write
 
-        def recording_write(state: Any, packet: Any, seq: int, ts: int, ast: int, ntp: int) -> bool:
+        def recording_write(
+            state: Any, packet: Any, seq: int, ts: int, ast: int, ntp: int, report: Any = None
+        ) -> bool:
             stamps.append((ast, abs_send_time_of(ntp_of(time.time()))))
-            return bool(write(state, packet, seq, ts, ast, ntp))
+            if report is not None:
+                reported.append((report, ntp))
+            return bool(write(state, packet, seq, ts, ast, ntp, report))
 
         out._write = recording_write
         count0 = len(sub.recorder.packets)
@@ -318,3 +323,7 @@ async def test_paced_video_arrives_in_order_stamped_with_the_time_it_left() -> N
         late = [((now - ast) & 0xFFFFFF) / 262144 for ast, now in stamps]
         assert max(late) < 0.02, max(late)
         assert pacer.waited_max_s > 0.05  # (and they did wait)
+        # The sender report pairs a held packet's RTP timestamp with when it was
+        # forwarded, not when it left (audio never waits: lip sync would drift).
+        assert len(reported) >= 30
+        assert max(leave - forwarded for forwarded, leave in reported) > 0.05 * (1 << 32)

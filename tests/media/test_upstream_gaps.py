@@ -41,3 +41,26 @@ def test_a_late_packet_fills_its_gap_and_a_repeat_makes_none() -> None:
     _send(gaps, [1, 2, 3, 5, 4, 5, 6, 7, 8, 9, 10])  # 4 came late (the publisher's resend)
     # One of the ten lost on the subscriber's side: all of it theirs.
     assert gaps.downlink_loss(0.1, 1, 10) == pytest.approx(0.1)
+
+
+def test_a_long_history_of_gaps_is_still_counted_once() -> None:
+    """Trimming the list of gaps made a report older than every kept gap count none, and
+    the next report then took out every gap since the start (found in review). What a
+    report covered becomes the base; the list keeps only what is newer."""
+    gaps = UpstreamGaps()
+    seq = 0
+    for _ in range(300):  # 300 gaps, one every other packet
+        gaps.sent(seq)
+        seq += 2
+    assert gaps.downlink_loss(0.5, 150, 300) == 0.0  # (reported late: up to seq 300)
+    for _ in range(600):  # 600 more gaps before the next report
+        gaps.sent(seq & 0xFFFF)
+        seq += 2
+    highest = seq - 2
+    assert gaps.downlink_loss(0.5, 899, highest) == 0.0
+    for _ in range(100):  # then 100 packets in a row, half lost on the way down
+        gaps.sent(seq & 0xFFFF)
+        seq += 1
+    # (the first of them skipped one more upstream: 101 expected, 1 of the 50 upstream)
+    assert gaps.downlink_loss(0.5, 899 + 50, seq - 1) == pytest.approx(49 / 100)
+    assert len(gaps._events) <= 1
