@@ -143,6 +143,11 @@ class AllocationConfig:
     probe_blame_s: float = 4.0
     #: After going back from a failed step up, how long the loss reports are the probe's.
     settle_s: float = 1.5
+    #: ... and after a padding probe that failed on NACKs or loss: the link's queue then
+    #: drains behind the resends it asked for, and the report 2 s after such a probe
+    #: (at 500 kbit/s, about packets sent after it) cut the estimate to 190 kbit/s and
+    #: paused both cameras, 5 % of the resident's audio concealed in that window.
+    pad_settle_s: float = 2.5
     #: A REMB below what is sent, with no loss, steps down only after this long, and
     #: pauses a camera only after ``pause_after_s`` (with loss: both at once).
     remb_patience_s: float = 1.0
@@ -576,7 +581,9 @@ class SubscriberAllocator:
                 self._probe_wait = min(self._probe_wait * 2, c.probe_wait_max_s)
             self._probed_at = None
             # What the padding queued or lost is the probe's, not the link's news.
-            link.settle(probe.base_bps / c.drain, c.settle_s)
+            link.settle(
+                probe.base_bps / c.drain, c.settle_s if probe.inconclusive else c.pad_settle_s
+            )
             logger.info(
                 "%s: padding probe to %.0f kbit/s for %s failed after %.1f s (%s); "
                 "no probe there for %.0f s",

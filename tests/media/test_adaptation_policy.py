@@ -930,3 +930,28 @@ def test_a_congestion_after_a_long_clean_spell_is_probed_back_sooner() -> None:
     link.tick()
     again_at = clock.t
     assert _first_probe_after(link, clock, again_at) >= c.probe_wait_s - 0.25
+
+
+def test_the_reports_two_seconds_after_a_failed_padding_probe_are_still_the_probes() -> None:
+    """At 500 kbit/s a probe into the high encoding failed on NACKs; the report 2 s later
+    (the queue draining behind the resends) cut the estimate to 190 kbit/s and paused
+    both cameras. Reports within ``pad_settle_s`` of such a failure cut nothing."""
+    clock = Clock()
+    link, tracks, _padder = padding_probe_started(clock)
+    committed = link.allocator.need_bps
+    pace(link, clock, 0.4)
+    link.estimator.on_nack(6)
+    clock.t += 0.01
+    link.pace(clock.t)
+    link.tick()
+    assert link.allocator.probe is None and [t.index for t in tracks] == [2, 2]
+    clock.t += 2.0
+    link.estimator.on_report(0.25)  # about packets sent after the probe, as the queue drained
+    link.tick()
+    assert [t.index for t in tracks] == [2, 2]
+    assert link.estimator.estimate_bps is not None
+    assert link.estimator.estimate_bps >= committed
+    clock.t += 1.0
+    link.estimator.on_report(0.25)  # later loss is the link's again
+    link.tick()
+    assert link.allocator.need_bps < committed
