@@ -137,8 +137,12 @@ class AllocationConfig:
     pad_resume_wait_s: float = 2.0
     #: After a step a padding probe proved, the next probe may start this soon.
     pad_after_step_s: float = 1.0
-    #: ... failing at this many packets asked for again (a few: links lose some).
+    #: ... failing at this many packets asked for again (a few: links lose some), or at
+    #: loss in the reports that came this long after it started or later (a report is
+    #: about the second before it: one at once failed the probe that resumed a camera
+    #: after a 300 kbit/s limit was lifted, on the limit's own losses, 5 s lost).
     pad_nacks: int = 4
+    pad_reports_after_s: float = 0.5
     probe_ratio: float = 2.5
     probe_blame_s: float = 4.0
     #: After going back from a failed step up, how long the loss reports are the probe's.
@@ -178,8 +182,11 @@ class PaddingProbe:
     ends: float
     judged_at: float
     ramp_s: float
-    #: The estimator's NACK count when it started.
+    #: The estimator's NACK count when it started, and its report count half a second
+    #: in (``pad_reports_after_s``; None before): a report is about the second before
+    #: it, and one that came at once spoke of a limit lifted just before.
     nacks: int
+    reports: int | None = None
     failed: str | None = None
     #: A failure from the REMB alone while it still had room for what the media sends
     #: (no NACKs, no loss): a browser whose CPU stalls dips its REMB on a free link too.
@@ -533,6 +540,8 @@ class SubscriberAllocator:
         decrease or NACKs fail it at once."""
         if probe.failed is not None:
             return False
+        if probe.reports is None and now - probe.started >= self._config.pad_reports_after_s:
+            probe.reports = link.reports
         if link.congested_at is not None and link.congested_at > probe.started:
             self._remb_fell(probe, link)
         elif link.nacks - probe.nacks >= self._config.pad_nacks:
@@ -564,7 +573,9 @@ class SubscriberAllocator:
         """A tick during a padding probe: go on, fail it, or take the step it tried
         (then True: nothing else moves this tick)."""
         c = self._config
-        if not link.clean:
+        if probe.reports is None and now - probe.started >= c.pad_reports_after_s:
+            probe.reports = link.reports
+        if probe.reports is not None and link.lossy_since(probe.reports):
             probe.failed = probe.failed or "loss reported"
             probe.inconclusive = False
         elif congested and probe.failed is None:

@@ -44,6 +44,7 @@ sent); the clock is injectable; no task, no I/O.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -123,6 +124,11 @@ class LinkEstimator:
         #: Packets the subscriber asked for again (NACKs), counted as they come: the
         #: quickest sign that a padding probe overfilled the link.
         self.nacks = 0
+        #: Report blocks seen, and the worst loss of the latest ones (count, fraction):
+        #: a padding probe is judged by the reports that came while it ran, not by the
+        #: smoothed loss, which remembers a limit lifted seconds ago.
+        self.reports = 0
+        self._recent_reports: deque[tuple[int, float]] = deque(maxlen=32)
 
     # -- inputs ------------------------------------------------------------------------
     def on_remb(self, bitrate: int, ssrcs: tuple[int, ...] = ()) -> None:
@@ -179,6 +185,8 @@ class LinkEstimator:
         c = self._config
         if rtt_s is not None:
             self.rtt_s = rtt_s
+        self.reports += 1
+        self._recent_reports.append((self.reports, fraction_lost))
         if self._settling(now):
             return
         if self._settle_until is not None:
@@ -245,6 +253,13 @@ class LinkEstimator:
         bound = self._config.loss_cap_vs_sent * self.sent_bps
         if cap < bound:
             self.loss_cap_bps = min(cap * growth**dt, bound)
+
+    def loss_since(self, reports: int) -> float:
+        """The worst fraction lost in the report blocks after the ``reports``-th."""
+        return max((f for n, f in self._recent_reports if n > reports), default=0.0)
+
+    def lossy_since(self, reports: int) -> bool:
+        return self.loss_since(reports) >= self._config.loss_clean
 
     def on_nack(self, lost: int) -> None:
         """The subscriber asked for ``lost`` packets again (any of our streams)."""

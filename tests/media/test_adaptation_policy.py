@@ -955,3 +955,24 @@ def test_the_reports_two_seconds_after_a_failed_padding_probe_are_still_the_prob
     link.estimator.on_report(0.25)  # later loss is the link's again
     link.tick()
     assert link.allocator.need_bps < committed
+
+
+def test_a_padding_probe_is_failed_by_loss_reported_while_it_ran_not_just_before() -> None:
+    """A report is about the second before it: the one that came as the probe to resume a
+    camera started (after a 300 kbit/s limit was lifted) carried the limit's losses and
+    failed it, and the camera came back 8.6 s after the lift instead of 3.6."""
+    clock = Clock()
+    link, _tracks, _padder = padding_probe_started(clock)
+    probe = link.allocator.probe
+    assert probe is not None
+    clock.t += 0.1
+    for _ in range(3):  # a report's blocks, about the time before the probe
+        link.estimator.on_report(0.05)
+    assert not link.estimator.clean  # (the smoothed loss remembers it)
+    link.pace(clock.t)
+    link.tick()
+    assert link.allocator.probe is probe and probe.failed is None
+    pace(link, clock, 0.5)
+    link.estimator.on_report(0.05)  # about the probe's own packets
+    link.tick()
+    assert link.allocator.probe is None and probe.failed == "loss reported"
