@@ -288,8 +288,7 @@ class Adaptation:
         return self._links.get(key) if key is not None else None
 
     def video_track(self, sender: Hashable) -> VideoTrack | None:
-        key = self._owner.get(sender)
-        link = self._links.get(key) if key is not None else None
+        link = self.link_of(sender)
         return link.videos.get(sender) if link is not None else None
 
     def watch(self, source: LayerTracker | RateMeter) -> None:

@@ -197,6 +197,12 @@ class PaddingProbe:
     padded: int = 0
     paced_at: float | None = None
 
+    def count_reports_from(self, now: float, reports: int, after_s: float) -> None:
+        """Mark the report count ``after_s`` into the probe (once): the reports after it
+        are about the probe's own packets."""
+        if self.reports is None and now - self.started >= after_s:
+            self.reports = reports
+
     def rate_bps(self, now: float) -> float:
         """The padding's bit/s now: ramped up to the step's extra bit/s, 0 once over."""
         if self.failed is not None or now >= self.ends:
@@ -540,8 +546,7 @@ class SubscriberAllocator:
         decrease or NACKs fail it at once."""
         if probe.failed is not None:
             return False
-        if probe.reports is None and now - probe.started >= self._config.pad_reports_after_s:
-            probe.reports = link.reports
+        probe.count_reports_from(now, link.reports, self._config.pad_reports_after_s)
         if link.congested_at is not None and link.congested_at > probe.started:
             self._remb_fell(probe, link)
         elif link.nacks - probe.nacks >= self._config.pad_nacks:
@@ -573,8 +578,7 @@ class SubscriberAllocator:
         """A tick during a padding probe: go on, fail it, or take the step it tried
         (then True: nothing else moves this tick)."""
         c = self._config
-        if probe.reports is None and now - probe.started >= c.pad_reports_after_s:
-            probe.reports = link.reports
+        probe.count_reports_from(now, link.reports, c.pad_reports_after_s)
         if probe.reports is not None and link.lossy_since(probe.reports):
             probe.failed = probe.failed or "loss reported"
             probe.inconclusive = False
@@ -609,7 +613,8 @@ class SubscriberAllocator:
         if now < probe.judged_at:
             return need, False
         self.probe = None
-        if probe.padded < probe.expected_bytes() / 2:
+        padded = probe.padded >= probe.expected_bytes() / 2
+        if not padded:
             logger.info("%s: padding probe could not pad; stepping up as a probe", self._name)
         else:
             link.proven(probe.target_bps)
@@ -631,7 +636,7 @@ class SubscriberAllocator:
             return need, False
         self._before_upgrade = (need, before)
         self._upgrade_resumed = probe.resuming
-        self._upgrade_padded = probe.padded >= probe.expected_bytes() / 2
+        self._upgrade_padded = padded
         self._upgrade_at = now
         self._upgrade_need = new_need
         self._probed_at = now

@@ -124,7 +124,7 @@ class LinkEstimator:
         #: Packets the subscriber asked for again (NACKs), counted as they come: the
         #: quickest sign that a padding probe overfilled the link.
         self.nacks = 0
-        #: Report blocks seen, and the worst loss of the latest ones (count, fraction):
+        #: Report blocks seen, and the latest ones (count, fraction lost):
         #: a padding probe is judged by the reports that came while it ran, not by the
         #: smoothed loss, which remembers a limit lifted seconds ago.
         self.reports = 0
@@ -254,12 +254,10 @@ class LinkEstimator:
         if cap < bound:
             self.loss_cap_bps = min(cap * growth**dt, bound)
 
-    def loss_since(self, reports: int) -> float:
-        """The worst fraction lost in the report blocks after the ``reports``-th."""
-        return max((f for n, f in self._recent_reports if n > reports), default=0.0)
-
     def lossy_since(self, reports: int) -> bool:
-        return self.loss_since(reports) >= self._config.loss_clean
+        """Whether a report block after the ``reports``-th lost more than a clean link."""
+        clean = self._config.loss_clean
+        return any(f >= clean for n, f in self._recent_reports if n > reports)
 
     def on_nack(self, lost: int) -> None:
         """The subscriber asked for ``lost`` packets again (any of our streams)."""
