@@ -174,7 +174,8 @@ class SubscriberLink:
         videos = " ".join(parts)
         trace.debug(
             "%s: estimate %s (delay %s, loss cap %s) remb %s sent %s need %s capacity %s "
-            "loss %.1f%% congestions %d videos %s paced %s (held %d, late %d, waited <= %.0f ms)",
+            "loss %.1f%% congestions %d videos %s paced %s (held %d, late %d, waited <= %.0f ms) "
+            "padding feedback %d (%d arrivals, %d lost)",
             self.name,
             kbps(e.estimate_bps),
             kbps(e.delay_bps),
@@ -190,6 +191,9 @@ class SubscriberLink:
             self.pacer.held,
             self.pacer.overdue,
             self.pacer.waited_max_s * 1000,
+            e.queue_delay.messages,
+            len(e.queue_delay.samples),
+            e.queue_delay.lost,
         )
 
     def measured_quality(self) -> LinkQuality:

@@ -123,6 +123,7 @@ _DTLS_ATTRS: Final = (
     "_state",
     "_rtp_router",
     "_rtp_header_extensions_map",
+    "_handle_rtcp_data",
     "_RTCDtlsTransport__rx_bytes",
     "_RTCDtlsTransport__rx_packets",
     "_RTCDtlsTransport__tx_bytes",

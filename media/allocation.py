@@ -42,7 +42,12 @@ gets a place on its *ladder* — the lowest encoding's temporal layers
   to the step's extra bit/s and at least the new total / headroom, held
   (``pad_strength``) — and switches only if that went through: no REMB below
   what the media needs, fewer than ``pad_nacks`` packets asked for again, no
-  loss reported (LiveKit's prober; libwebrtc's probe padding). A failed padding
+  loss reported (LiveKit's prober; libwebrtc's probe padding) and, where the
+  browser sends transport-wide feedback about the padding
+  (``media.transport_cc``), a one-way delay that did not grow by ``pad_queue_s``:
+  that fails a probe while the link's queue fills, before a rate-limited link
+  drops anything, so such probes start stronger (``pad_level_seen``). A
+  congestion while a probe pads is the probe's, not the step before it. A failed padding
   probe moves no video; the padding stops at once (the pacer in
   ``media.adaptation`` watches the NACKs between ticks). A probe that went
   through and whose step congested anyway was too weak for that link's queue:
@@ -130,6 +135,12 @@ class AllocationConfig:
     #: the ramp, a 1.2 s hold, the grace (with 1.8 s a camera resumed 6.2 s after a
     #: 300 kbit/s limit was lifted).
     pad_strength: tuple[tuple[float, float], ...] = ((0.85, 0.6), (0.75, 0.9), (0.7, 1.2))
+    #: Where the padding's queue delay is seen (transport-wide feedback), probes start at
+    #: this strength: one that fails stops before anything is lost, and a weaker one
+    #: cannot tell 5 % over a rate-limited link from fitting (its token bucket hides
+    #: it): at 300 kbit/s a probe to 314 kbit/s went through, and the 267 kbit/s it
+    #: allowed lost packets three seconds later, every time.
+    pad_level_seen: int = 1
     pad_grace_s: float = 0.3
     #: With padding, resuming a paused video is tried this often (a failed padding
     #: probe costs a few packets, not a keyframe each way): 3 s between tries and 2 s
@@ -143,6 +154,13 @@ class AllocationConfig:
     #: after a 300 kbit/s limit was lifted, on the limit's own losses, 5 s lost).
     pad_nacks: int = 4
     pad_reports_after_s: float = 0.5
+    #: ... or, where the browser sends transport-wide feedback about the padding
+    #: (``media.transport_cc``), at once when the padding's one-way delay grew this much
+    #: (the link's queue is filling: a rate-limited link drops only once it is full,
+    #: at 300 kbit/s a second of packets after the probe started) or this many padding
+    #: packets were reported missing.
+    pad_queue_s: float = 0.05
+    pad_lost: int = 2
     probe_ratio: float = 2.5
     probe_blame_s: float = 4.0
     #: After going back from a failed step up, how long the loss reports are the probe's.
@@ -401,7 +419,13 @@ class SubscriberAllocator:
                 # on a free link loses packets too): one probe back comes sooner.
                 self._quick_probe = previous is None or now - previous >= c.stable_s
                 self._seen_congestion = link.congested_at
-                self._blame(now, link, pos, ladders)
+                probe = self.probe
+                if probe is None or self._upgrade_at is None or probe.started < self._upgrade_at:
+                    self._blame(now, link, pos, ladders)
+                # else: a padding probe started after the last step up, and the congestion
+                # is its own (its failure holds the estimate at what was sent before it);
+                # at 500 kbit/s, blaming the step too sent both cameras back to 10 fps
+                # and doubled the wait twice.
             estimate = link.estimate_bps
             assert estimate is not None
             need = audio_bps + sum(cost(j) for j in range(len(tracks)))
@@ -517,7 +541,10 @@ class SubscriberAllocator:
         # (263 -> 329 kbit/s "went through" on a 300 kbit/s link, and the step lost
         # packets two seconds later), and what it proves is what the next steps count
         # on (``proven``).
-        headroom, hold = c.pad_strength[min(self.pad_level, len(c.pad_strength) - 1)]
+        level = self.pad_level
+        if link.queue_delay.messages:
+            level = max(level, c.pad_level_seen)
+        headroom, hold = c.pad_strength[min(level, len(c.pad_strength) - 1)]
         target = max(need + (new_need - need) * c.pad_overshoot, new_need / headroom)
         ends = now + c.pad_ramp_s + hold
         self.probe = PaddingProbe(
@@ -547,10 +574,17 @@ class SubscriberAllocator:
         if probe.failed is not None:
             return False
         probe.count_reports_from(now, link.reports, self._config.pad_reports_after_s)
+        c = self._config
+        queue = link.queue_delay
+        growth = queue.growth_s(probe.started)
         if link.congested_at is not None and link.congested_at > probe.started:
             self._remb_fell(probe, link)
-        elif link.nacks - probe.nacks >= self._config.pad_nacks:
+        elif link.nacks - probe.nacks >= c.pad_nacks:
             probe.failed = f"{link.nacks - probe.nacks} packets asked for again"
+        elif growth is not None and growth >= c.pad_queue_s:
+            probe.failed = f"the queue grew by {growth * 1000:.0f} ms"
+        elif queue.lost_since(probe.started) >= c.pad_lost:
+            probe.failed = f"{queue.lost_since(probe.started)} padding packets lost"
         return probe.failed is None and now < probe.judged_at
 
     @staticmethod

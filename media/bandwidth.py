@@ -49,6 +49,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from media.transport_cc import QueueDelay
+
 __all__ = ["BandwidthConfig", "LinkEstimator"]
 
 #: Bytes per sent packet the transport counters do not include: UDP and IPv4 headers.
@@ -118,6 +120,8 @@ class LinkEstimator:
         #: The latest REMB per set of SSRCs it covers, with when it came.
         self._rembs: dict[frozenset[int], tuple[int, float]] = {}
         self._clean_since: float | None = None
+        #: Probe padding's arrivals (transport-wide feedback): the queue a probe builds.
+        self.queue_delay = QueueDelay()
         self._clean_min_bps = 0.0
         #: After a failed probe: until when reports describe the probe (``settle``).
         self._settle_until: float | None = None

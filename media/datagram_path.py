@@ -16,6 +16,7 @@ module's version gate.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, Final
 
 import pylibsrtp
@@ -27,6 +28,13 @@ from aiortc.rtp import RtpPacket
 from kernel.taskset import TaskSet
 from media.aiortc_internals import PacketSink, now_ms
 from media.rtp_header import RtpView, parse_rtp
+from media.transport_cc import (
+    FeedbackError,
+    TransportFeedback,
+    TransportSequencer,
+    feedback_messages,
+    parse_feedback,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +77,12 @@ class DatagramPath:
         self._patch_protocols()
         #: RTP packets that took aiortc's path because their receiver has no sink.
         self.fallbacks = 0
+        #: Transport-wide numbers of the probe padding sent here (``media.transport_cc``),
+        #: and who hears the browser's feedback about them.
+        self.transport_cc = TransportSequencer()
+        self.feedback_listener: Callable[[TransportFeedback], None] | None = None
+        self._original_handle_rtcp = dtls._handle_rtcp_data
+        dtls._handle_rtcp_data = self._handle_rtcp_data
 
     @classmethod
     def of(cls, dtls: Any, tasks: TaskSet) -> DatagramPath:
@@ -159,6 +173,23 @@ class DatagramPath:
                 receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_ms), name="rtp"
             )
         return None
+
+    async def _handle_rtcp_data(self, data: bytes) -> None:
+        """aiortc's RTCP handling, after the transport-wide feedback in ``data`` (aiortc
+        reads no FMT 15) went to ``feedback_listener``."""
+        listener = self.feedback_listener
+        if listener is not None:
+            for payload in feedback_messages(data):
+                try:
+                    feedback = parse_feedback(payload)
+                except FeedbackError as exc:
+                    logger.debug("transport-wide feedback ignored: %s", exc)
+                    continue
+                try:
+                    listener(feedback)
+                except Exception:  # the rest of the RTCP (REMB, NACK, reports) must go on
+                    logger.exception("transport-wide feedback handling failed")
+        await self._original_handle_rtcp(data)
 
     # -- send ------------------------------------------------------------------------
 

@@ -142,3 +142,6 @@ class OfferShaper(Protocol):
 
     def shape_offer(self, sdp: str, publish: Mapping[Kind, str]) -> str:
         """The offer to send, given aiortc's and the publish mids by kind."""
+
+    def read_answer(self, pc: RTCPeerConnection, sdp: str) -> None:
+        """What the page's answer kept of what ``shape_offer`` added (aiortc ignores it)."""

@@ -23,11 +23,16 @@ from struct import pack
 from typing import Any, Final
 
 from aiortc import RTCRtpSender, RTCRtpTransceiver
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpparameters import (
+    RTCRtpCodecParameters,
+    RTCRtpHeaderExtensionParameters,
+    RTCRtpParameters,
+)
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     RTCP_RTPFB_NACK,
     RTP_HISTORY_SIZE,
+    HeaderExtensionsMap,
     RtcpPsfbPacket,
     RtcpRrPacket,
     RtcpRtpfbPacket,
@@ -41,6 +46,7 @@ from media.aiortc_internals import _ParkedTrack, extension_ids
 from media.datagram_path import DatagramPath
 from media.pacer import LinkPacer
 from media.rtp_header import HeaderWriter, RtpView, abs_send_time_of, ntp_of
+from media.transport_cc import TRANSPORT_CC_URI, QueueDelay
 
 #: Called with a subscriber's REMB for one of our senders: (bit/s, the SSRCs it covers).
 RembListener = Callable[[int, "tuple[int, ...]"], None]
@@ -201,6 +207,12 @@ class OutboundRtp:
         self.pacer: LinkPacer | None = None
         self._audio = sender.kind == "audio"
         self.upstream_gaps = UpstreamGaps()
+        #: The transport-wide sequence number's extension id when the subscriber's answer
+        #: took it (``media.transport_cc``): probe padding then carries one, and the
+        #: browser's feedback about it goes to ``queue_delay``.
+        self.transport_cc_id: int | None = None
+        self.queue_delay: QueueDelay | None = None
+        self._padding_map: tuple[int, HeaderExtensionsMap] | None = None
         if not isinstance(sender.track, _ParkedTrack):
             sender.replaceTrack(_ParkedTrack(sender.kind))
 
@@ -416,6 +428,10 @@ class OutboundRtp:
         if rtx_payload_type is None:
             return 0
         extensions = s._RTCRtpSender__rtp_header_extensions_map
+        numbered = self._numbered_extensions(state)
+        if numbered is not None:
+            extensions = numbered
+        sequencer = state.path.transport_cc
         history = state.history
         recent_after = ntp_of(time.time()) - int(_PAD_RECENT_S * (1 << 32))
         sent = 0
@@ -451,12 +467,43 @@ class OutboundRtp:
                 packet.padding_size = _PADDING_BYTES
             packet.extensions.mid = state.mid
             packet.extensions.abs_send_time = abs_send_time_of(ntp_of(time.time()))
+            if numbered is not None:
+                packet.extensions.transport_sequence_number = sequencer.next()
             plain = packet.serialize(extensions)
             if not state.path.send_rtp(plain):
                 break
+            if numbered is not None:
+                sequencer.sent(sequencer.next(), time.monotonic(), len(plain))
             s._RTCRtpSender__rtx_sequence_number = (sequence_number + 1) & 0xFFFF
             sent += len(plain)
         return sent
+
+    def _numbered_extensions(self, state: _SendState) -> HeaderExtensionsMap | None:
+        """The header extensions of padding with a transport-wide sequence number, when
+        the answer took it; the browser's feedback then goes to ``queue_delay``."""
+        ext_id = self.transport_cc_id
+        queue = self.queue_delay
+        if ext_id is None or queue is None:
+            return None
+        path = state.path
+        if path.feedback_listener is None:
+            lookup = path.transport_cc.lookup
+            path.feedback_listener = lambda feedback: queue.on_feedback(feedback, lookup)
+        cached = self._padding_map
+        if cached is not None and cached[0] == ext_id:
+            return cached[1]
+        negotiated: list[RTCRtpHeaderExtensionParameters] = self._transceiver._headerExtensions
+        numbered = HeaderExtensionsMap()
+        numbered.configure(
+            RTCRtpParameters(
+                headerExtensions=[
+                    *(e for e in negotiated if e.uri != TRANSPORT_CC_URI),
+                    RTCRtpHeaderExtensionParameters(id=ext_id, uri=TRANSPORT_CC_URI),
+                ]
+            )
+        )
+        self._padding_map = (ext_id, numbered)
+        return numbered
 
     def send(
         self, packet: RtpView, sequence_number: int, timestamp: int, abs_send_time: int, ntp: int

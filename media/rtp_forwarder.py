@@ -49,6 +49,7 @@ from media.layers import PACKET_OVERHEAD, LayerSelector, LayerTracker
 from media.outbound_rtp import OutboundRtp
 from media.rtp_header import RtpView, abs_send_time_of, ntp_of
 from media.simulcast import offer_simulcast
+from media.transport_cc import answered_transport_cc, offer_transport_cc
 
 logger = logging.getLogger(__name__)
 
@@ -342,6 +343,10 @@ class RtpForwarder:
         self._taps: list[OpusAudioTap] = []
         self._tasks = TaskSet("rtp forwarder")
         self._adaptation = Adaptation(adaptation, tasks=self._tasks, now_ms=now_ms)
+        #: Ask subscribers for transport-wide feedback on probe padding
+        #: (``media.transport_cc``): only padding probes use it.
+        config = self._adaptation.config
+        self._transport_cc = config.enabled and config.padding_probes
 
     @property
     def codecs(self) -> RoomCodecs:
@@ -378,11 +383,24 @@ class RtpForwarder:
         self._pcs.discard(pc)
 
     def shape_offer(self, sdp: str, publish: Mapping[Kind, str]) -> str:
-        """The offer a page gets: with simulcast asked for on its camera (``media.simulcast``)."""
+        """The offer a page gets: with simulcast asked for on its camera (``media.simulcast``)
+        and transport-wide feedback on the video it receives (``media.transport_cc``)."""
+        if self._transport_cc:
+            sdp = offer_transport_cc(sdp, skip_mids=publish.values())
         mid = publish.get("video")
         if not self._simulcast or mid is None:
             return sdp
         return offer_simulcast(sdp, mid)
+
+    def read_answer(self, pc: RTCPeerConnection, sdp: str) -> None:
+        """Which of the page's received videos took transport-wide feedback."""
+        if not self._transport_cc:
+            return
+        answered = answered_transport_cc(sdp)
+        for transceiver in pc.getTransceivers():
+            out = self._outbound.get(transceiver.sender)
+            if out is not None and transceiver.mid is not None:
+                out.transport_cc_id = answered.get(transceiver.mid)
 
     def _hook(self, receiver: RTCRtpReceiver) -> ReceiveHook:
         hook = self._hooks.get(receiver)
@@ -479,6 +497,7 @@ class RtpForwarder:
         link = self._adaptation.link(pc, name, out.sent_counters)
         estimator = link.estimator
         out.on_feedback(estimator.on_remb, estimator.on_report, estimator.on_nack)
+        out.queue_delay = estimator.queue_delay
         out.pacer = link.pacer
         if subscription.selector is not None and subscription.source.layers is not None:
             track = VideoTrack(

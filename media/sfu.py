@@ -258,6 +258,8 @@ class MediaRoom:
         except NegotiationBroken as exc:
             await self._fail(peer, str(exc))
             raise
+        if isinstance(self._forwarder, OfferShaper):
+            self._forwarder.read_answer(peer.pc, sdp)
         if peer.state is PeerState.NEW:
             peer.set_state(PeerState.CONNECTING)
 

@@ -12,6 +12,7 @@ import pytest
 from kernel.media_types import VideoState
 from media.adaptation import SubscriberLink
 from media.allocation import AllocationConfig
+from media.transport_cc import TransportFeedback, TransportSequencer
 from tests.media.adaptation_links import (
     Clock,
     Padder,
@@ -432,3 +433,122 @@ def test_a_padding_probe_is_failed_by_loss_reported_while_it_ran_not_just_before
     link.estimator.on_report(0.05)  # about the probe's own packets
     link.tick()
     assert link.allocator.probe is None and probe.failed == "loss reported"
+
+
+def _padding_feedback(
+    link: SubscriberLink, padder: Padder, growth_per_packet_s: float, late: int | None = None
+) -> None:
+    """The browser's transport-wide feedback about every padding packet sent so far: each
+    one delayed ``growth_per_packet_s`` more than the one before (a queue filling), and
+    packet ``late`` read 80 ms late (a busy receiver)."""
+    sequencer = TransportSequencer()
+    arrivals: list[tuple[int, float | None]] = []
+    for i, (at, nbytes) in enumerate(padder.sent):
+        seq = sequencer.next()
+        sequencer.sent(seq, at, nbytes)
+        arrival = at + 7.0 + 0.02 + i * growth_per_packet_s + (0.08 if i == late else 0.0)
+        arrivals.append((seq, arrival))
+    link.estimator.queue_delay.on_feedback(
+        TransportFeedback(media_ssrc=1, feedback_count=0, arrivals=arrivals), sequencer.lookup
+    )
+
+
+def test_a_padding_probe_stops_when_its_queue_grows_before_anything_is_lost() -> None:
+    """A rate-limited link drops only once its queue is full: at 300 kbit/s a probe 20 %
+    over the link lost a second of packets (voices among them) before a NACK, a report
+    or the REMB said so. The padding's own arrival times show the queue filling first."""
+    clock = Clock()
+    link, tracks, padder = padding_probe_started(clock)
+    probe = link.allocator.probe
+    assert probe is not None
+    pace(link, clock, 0.3)
+    assert link.pace(clock.t + 0.001)
+    _padding_feedback(link, padder, growth_per_packet_s=0.002)
+    padded = sum(n for _, n in padder.sent)
+    clock.t += 0.01
+    assert not link.pace(clock.t)  # stopped before the next packet
+    assert sum(n for _, n in padder.sent) == padded
+    assert probe.failed is not None and "queue grew by" in probe.failed
+    assert link.estimator.nacks == probe.nacks  # nothing asked for again yet
+    link.tick()
+    assert link.allocator.probe is None and link.allocator.padding_probes_failed == 1
+    assert [t.index for t in tracks] == [2, 2]  # no video moved
+
+
+def test_padding_whose_delay_stays_flat_goes_through_despite_one_late_packet() -> None:
+    clock = Clock()
+    link, tracks, padder = padding_probe_started(clock)
+    probe = link.allocator.probe
+    assert probe is not None
+    for _ in range(4):
+        pace(link, clock, 0.25)
+        _padding_feedback(link, padder, growth_per_packet_s=0.0, late=len(padder.sent) - 2)
+        if link.allocator.probe is None:
+            break
+    pace(link, clock, probe.judged_at - clock.t + 0.05)
+    assert probe.failed is None
+    assert tracks[0].index == 3  # it went through: the camera steps up
+
+
+def test_congestion_during_a_probe_after_a_step_is_the_probes_not_the_steps() -> None:
+    """A padding probe proved a step, the step was taken, and the next probe started a
+    second later (``pad_after_step_s``). The REMB falls while that probe pads: the probe
+    fails, and the step it followed stays (measured at 500 kbit/s: both were blamed,
+    both cameras went back to 10 fps and the probe wait doubled twice)."""
+    clock = Clock()
+    link, tracks, _padder = padding_probe_started(clock)
+    first = link.allocator.probe
+    assert first is not None
+    pace(link, clock, first.judged_at - clock.t + 0.05)
+    assert link.allocator.probe is None and tracks[0].index == 3  # the step was taken
+    stepped = [t.index for t in tracks]
+    link.estimator.sent_bps = link.allocator.need_bps
+    for _ in range(10):
+        pace(link, clock, 0.5)
+        link.estimator.sent_bps = link.allocator.need_bps
+        link.estimator.on_remb(int(1.3 * link.allocator.need_bps))
+        link.estimator.on_report(0.0)
+        if link.allocator.probe is not None:
+            break
+    second = link.allocator.probe
+    assert second is not None and second.started - first.judged_at < 2.0
+    pace(link, clock, 0.3)
+    link.estimator.sent_bps = second.base_bps * 1.2
+    link.estimator.on_remb(int(second.base_bps * 0.9))  # below what the media sends
+    clock.t += 0.01
+    link.pace(clock.t)
+    link.tick()
+    assert second.failed is not None and link.allocator.probe is None
+    assert [t.index for t in tracks] == stepped  # the step stays
+
+
+def test_where_the_queue_is_seen_probes_start_stronger() -> None:
+    """A probe 5 % over a rate-limited link fits its token bucket: it "goes through" and
+    the step it allowed loses packets later (measured at 300 kbit/s: 314 kbit/s tried for
+    267). Where the padding's queue delay is seen, a failing probe costs nothing, so
+    probes start at the next strength (the new total / 0.75, held longer)."""
+    config = AllocationConfig()
+    blind_link, _t, _p = padding_probe_started(Clock())
+    blind = blind_link.allocator.probe
+    seeing_clock = Clock()
+    link, _tracks = make_link(seeing_clock)
+    link.estimator.queue_delay.messages = 1  # the browser sends transport-wide feedback
+    all_in_full(link, seeing_clock, sending=1_400_000)
+    congest(link, 500_000)
+    link.tick()
+    link.estimator.sent_bps = link.allocator.need_bps
+    link.padders["camera 0"] = Padder()
+    for _ in range(20):
+        seeing_clock.t += 0.5
+        link.tick()
+        if link.allocator.probe is not None:
+            break
+    seeing = link.allocator.probe
+    assert blind is not None and seeing is not None
+    assert blind.step_bps == seeing.step_bps
+    weak, _ = config.pad_strength[0]
+    strong, hold = config.pad_strength[config.pad_level_seen]
+    assert blind.target_bps == pytest.approx(max(blind.step_bps / weak, blind.target_bps))
+    assert seeing.target_bps >= seeing.step_bps / strong - 1
+    assert seeing.target_bps > blind.target_bps
+    assert seeing.ends - seeing.started == pytest.approx(config.pad_ramp_s + hold)

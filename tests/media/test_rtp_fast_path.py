@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import struct
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from typing import Any
 import pytest
 import sfu_loopback
 from aiortc import RTCPeerConnection
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 from kernel.taskset import TaskSet
 from media.adaptation import AdaptationConfig
@@ -27,6 +30,7 @@ from media.datagram_path import DatagramPath
 from media.pacer import PacerConfig
 from media.rtp_forwarder import RtpForwarder
 from media.rtp_header import RtpView, abs_send_time_of, ntp_of
+from media.transport_cc import TRANSPORT_CC_ID, TRANSPORT_CC_URI
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -327,3 +331,64 @@ async def test_paced_video_arrives_in_order_stamped_with_the_time_it_left() -> N
         # forwarded, not when it left (audio never waits: lip sync would drift).
         assert len(reported) >= 30
         assert max(leave - forwarded for forwarded, leave in reported) > 0.05 * (1 << 32)
+
+
+def _transport_feedback(base: int, count: int, reference: int) -> bytes:
+    """An RTPFB FMT 15 message: ``count`` packets from ``base`` received 1 ms apart."""
+    fci = struct.pack("!HHI", base, count, (reference << 8) | 1)
+    fci += struct.pack("!H", (1 << 13) | count)  # one run of "received, small delta"
+    fci += bytes([4] * count)  # 4 x 250 us each
+    fci += bytes(-len(fci) % 4)
+    body = struct.pack("!II", 1, 0) + fci
+    return struct.pack("!BBH", 0x80 | 15, 205, len(body) // 4) + body
+
+
+async def test_probe_padding_is_numbered_and_the_browsers_feedback_reaches_the_estimate() -> None:
+    """Where the answer took transport-wide feedback, every padding packet carries the
+    next transport-wide sequence number (none is skipped: the browser reports gaps as
+    lost), and the browser's feedback about them reaches the subscriber's estimate."""
+    async with _one_video_subscriber(30) as sub:
+        out: Any = sub.forwarder._outbound[sub.sender]
+        out.transport_cc_id = TRANSPORT_CC_ID
+        assert out.queue_delay is not None
+        path = out._state.path
+        wire: list[bytes] = []
+        original = path.send_rtp
+
+        def capture(plain: bytes) -> bool:
+            wire.append(plain)
+            return bool(original(plain))
+
+        path.send_rtp = capture
+        out.send_padding(6000)
+        out.send_padding(3000)
+        path.send_rtp = original
+        ids = HeaderExtensionsMap()
+        ids.configure(
+            RTCRtpParameters(
+                headerExtensions=[
+                    RTCRtpHeaderExtensionParameters(id=TRANSPORT_CC_ID, uri=TRANSPORT_CC_URI)
+                ]
+            )
+        )
+        numbers = [RtpPacket.parse(p, ids).extensions.transport_sequence_number for p in wire]
+        assert len(numbers) >= 6 and numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+        await sub.receiver.transport._send_rtp(_transport_feedback(numbers[0], len(numbers), 1000))
+        queue = out.queue_delay
+        await _wait_for(lambda: len(queue.samples) >= len(numbers), 5)
+        assert queue.messages == 1 and queue.lost == 0
+        delays = [s.delay_s for s in queue.samples]
+        sent_at = [s.sent_at for s in queue.samples]
+        # Arrivals 1 ms apart against the send times: the delay moves with the sends only.
+        for k in range(1, len(delays)):
+            expected = 0.001 - (sent_at[k] - sent_at[k - 1])
+            assert abs((delays[k] - delays[k - 1]) - expected) < 1e-6
+        # Media packets stay unnumbered: a browser builds its REMB from those.
+        wire.clear()
+        path.send_rtp = capture
+        count = len(sub.recorder.packets)
+        await _wait_for(lambda: len(sub.recorder.packets) > count + 5, 5)
+        path.send_rtp = original
+        media = [RtpPacket.parse(p, ids) for p in wire]
+        assert len(media) >= 5
+        assert all(p.extensions.transport_sequence_number is None for p in media)
