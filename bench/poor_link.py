@@ -166,6 +166,10 @@ async def run_mode(
                 await _measure(call, f"{rate} kbit/s", window_s)
                 print(f"    adapted in {'-' if adapt is None else f'{adapt:.1f} s'}")
                 ns.unlimit()
+                if trace:  # to find the moment in the server log
+                    now = time.time()
+                    stamp = time.strftime("%H:%M:%S", time.localtime(now))
+                    print(f"    limit lifted at {stamp},{int(now % 1 * 1000):03d}")
 
                 async def recovered() -> bool:
                     got = await window(call.pages["resident"], 1.0)
