@@ -65,15 +65,16 @@
 
   /**
    * Whether the media path went silent: nothing at all received on the transport (RTP,
-   * RTCP or STUN: its bytesReceived) for `silentMs`, right after media had been arriving
-   * steadily (inbound RTP packets in `steadyShare` of the polls of `historyMs` before).
+   * RTCP or STUN: its bytesReceived) for `silentMs`, right after media was arriving
+   * (inbound RTP packets in `steadyShare` of the polls of the `historyMs` before: one
+   * poll by default, for a connection only a second old may be the one that dies).
    * Browsers call a connection "disconnected" only ~6 s without answers to their ICE
    * checks, and after a new address (Wi-Fi to mobile) nothing else says so: media came
-   * back 12.4 s after one. A page that receives no media (alone in the call) is never
-   * "steady", so it never looks silent; `reset()` when the tracks change (an offer).
+   * back 12.4 s after one. A page that receives no media (alone in the call) never looks
+   * silent; `reset()` when the tracks change (an offer: the media of whoever left stops).
    */
   class SilenceWatch {
-    constructor({ silentMs = 2500, historyMs = 2000, pollMs = 500, steadyShare = 0.75 } = {}) {
+    constructor({ silentMs = 2500, historyMs = 1000, pollMs = 500, steadyShare = 0.5 } = {}) {
       this.silentMs = silentMs;
       this.historyMs = historyMs;
       this.needed = Math.max(1, Math.floor((historyMs / pollMs) * steadyShare));
