@@ -262,6 +262,9 @@ class QueueDelay:
         self.lost = 0
         self.messages = 0
         self._lost_at: deque[float] = deque(maxlen=kept)
+        #: The last answer of ``growth_s`` (the pacer asks every 10 ms; feedback comes
+        #: every 50-250 ms): (since, messages then, growth).
+        self._growth: tuple[float, int, float | None] | None = None
 
     def on_feedback(
         self, feedback: TransportFeedback, lookup: Callable[[int], tuple[float, int] | None]
@@ -280,10 +283,15 @@ class QueueDelay:
 
     def growth_s(self, since: float) -> float | None:
         """How far the delay of packets sent since ``since`` grew (None: too few yet)."""
+        cached = self._growth
+        if cached is not None and cached[0] == since and cached[1] == self.messages:
+            return cached[2]
         probe = [s.delay_s for s in self.samples if s.sent_at >= since]
-        if len(probe) < self._recent + 2:
-            return None
-        return min(probe[-self._recent :]) - min(probe)
+        growth = None
+        if len(probe) >= self._recent + 2:
+            growth = min(probe[-self._recent :]) - min(probe)
+        self._growth = (since, self.messages, growth)
+        return growth
 
     def lost_since(self, since: float) -> int:
         """Padding packets sent since ``since`` that the browser reported missing."""
