@@ -11,7 +11,9 @@ gets a place on its *ladder* — the lowest encoding's temporal layers
   too, on links that are fine): the video on the
   highest rung steps down first, until the total fits 90 % of the estimate;
   when every video is on its lowest rung the last one (in subscription order)
-  is paused, then the next.
+  is paused, then the next. Two or more left on their lowest rungs at over
+  ``headroom`` of what the link took are at its edge: where a padding probe whose
+  queue is seen can resume it, the last one is paused (``_at_edge``).
 * **Up** one rung per tick, the lowest video first, no sooner than
   ``hold_s`` after a congestion, and only if the new total fits 85 % of the
   estimate (the 15 % band is the hysteresis that keeps a REMB sawtooth from
@@ -46,7 +48,8 @@ gets a place on its *ladder* — the lowest encoding's temporal layers
   browser sends transport-wide feedback about the padding
   (``media.transport_cc``), a one-way delay that did not grow by ``pad_queue_s``:
   that fails a probe while the link's queue fills, before a rate-limited link
-  drops anything, so such probes start stronger (``pad_level_seen``). A
+  drops anything, so probes to resume a camera start stronger there
+  (``pad_level_seen``). A
   congestion while a probe pads is the probe's, not the step before it. A failed padding
   probe moves no video; the padding stops at once (the pacer in
   ``media.adaptation`` watches the NACKs between ticks). A probe that went
@@ -135,11 +138,14 @@ class AllocationConfig:
     #: the ramp, a 1.2 s hold, the grace (with 1.8 s a camera resumed 6.2 s after a
     #: 300 kbit/s limit was lifted).
     pad_strength: tuple[tuple[float, float], ...] = ((0.85, 0.6), (0.75, 0.9), (0.7, 1.2))
-    #: Where the padding's queue delay is seen (transport-wide feedback), probes start at
-    #: this strength: one that fails stops before anything is lost, and a weaker one
-    #: cannot tell 5 % over a rate-limited link from fitting (its token bucket hides
-    #: it): at 300 kbit/s a probe to 314 kbit/s went through, and the 267 kbit/s it
-    #: allowed lost packets three seconds later, every time.
+    #: Where the padding's queue delay is seen (transport-wide feedback), probes to
+    #: *resume* a paused camera start at this strength: one that fails stops before
+    #: anything is lost, and a weaker one cannot tell 5 % over a rate-limited link from
+    #: fitting (its token bucket hides it): at 300 kbit/s a probe to 314 kbit/s went
+    #: through for a resume to 267 kbit/s, which lost packets three seconds later, every
+    #: time. Steps up keep the usual strength: at 500 kbit/s the stronger probe (538
+    #: kbit/s for a step to 403, which that link carries well) failed twice in a row and
+    #: kept a camera at 10 fps for 28 s.
     pad_level_seen: int = 1
     pad_grace_s: float = 0.3
     #: With padding, resuming a paused video is tried this often (a failed padding
@@ -161,6 +167,8 @@ class AllocationConfig:
     #: packets were reported missing.
     pad_queue_s: float = 0.05
     pad_lost: int = 2
+    #: After a probe to resume that failed on its queue alone, the next comes this soon.
+    pad_queue_retry_s: float = 1.0
     probe_ratio: float = 2.5
     probe_blame_s: float = 4.0
     #: After going back from a failed step up, how long the loss reports are the probe's.
@@ -206,6 +214,8 @@ class PaddingProbe:
     nacks: int
     reports: int | None = None
     failed: str | None = None
+    #: Failed by its own queue delay alone (nothing lost, nothing asked for again).
+    queued: bool = False
     #: A failure from the REMB alone while it still had room for what the media sends
     #: (no NACKs, no loss): a browser whose CPU stalls dips its REMB on a free link too.
     #: The probe stops all the same (the queue drains), but the wait does not double.
@@ -468,7 +478,25 @@ class SubscriberAllocator:
                 need = self._step_down(pos, ladders, need, estimate * c.drain, cost, may_pause)
                 self._upgrade_at = None
             elif link.since_congestion() >= c.hold_s:
-                need = self._step_up(link, tracks, pos, ladders, need, estimate, cost, now)
+                edge = self._at_edge(link, pos, need)
+                if edge is not None:
+                    logger.info(
+                        "%s: %.0f kbit/s on the lowest rungs, over %.0f %% of the %.0f kbit/s "
+                        "the link took: pausing %s",
+                        self._name,
+                        need / 1000,
+                        c.headroom * 100,
+                        (link.capacity_bps or 0) / 1000,
+                        tracks[edge].name,
+                    )
+                    # Resuming it is a padding probe (its queue seen), not the next tick.
+                    self._ceiling = need
+                    self._ceiling_until = now + self._wait(resuming=True)
+                    need -= cost(edge)
+                    pos[edge] = -1
+                    self._upgrade_at = None
+                else:
+                    need = self._step_up(link, tracks, pos, ladders, need, estimate, cost, now)
             self.need_bps = need
         self._apply(tracks, ladders, pos)
 
@@ -542,7 +570,7 @@ class SubscriberAllocator:
         # packets two seconds later), and what it proves is what the next steps count
         # on (``proven``).
         level = self.pad_level
-        if link.queue_delay.messages:
+        if resuming and link.queue_delay.messages:
             level = max(level, c.pad_level_seen)
         headroom, hold = c.pad_strength[min(level, len(c.pad_strength) - 1)]
         target = max(need + (new_need - need) * c.pad_overshoot, new_need / headroom)
@@ -583,6 +611,7 @@ class SubscriberAllocator:
             probe.failed = f"{link.nacks - probe.nacks} packets asked for again"
         elif growth is not None and growth >= c.pad_queue_s:
             probe.failed = f"the queue grew by {growth * 1000:.0f} ms"
+            probe.queued = True
         elif queue.lost_since(probe.started) >= c.pad_lost:
             probe.failed = f"{queue.lost_since(probe.started)} padding packets lost"
         return probe.failed is None and now < probe.judged_at
@@ -624,6 +653,12 @@ class SubscriberAllocator:
             self.probe = None
             self.padding_probes_failed += 1
             wait = self._wait(resuming=probe.resuming)
+            counted = probe.reports if probe.reports is not None else link.reports
+            if probe.queued and probe.resuming and not link.lossy_since(counted):
+                # It cost no packet and its queue drains in a fraction of a second: the
+                # next try to resume comes sooner (a camera resumed 6.1 s after a
+                # 300 kbit/s limit was lifted, waiting 2 s behind such a failure).
+                wait = min(wait, c.pad_queue_retry_s)
             self._ceiling = probe.step_bps
             self._ceiling_until = now + wait
             if not probe.inconclusive:
@@ -715,6 +750,28 @@ class SubscriberAllocator:
         if self._short_since is None:
             self._short_since = now
         return now - self._short_since
+
+    def _at_edge(self, link: LinkEstimator, pos: list[int | None], need: float) -> int | None:
+        """The video to pause when two or more are on their lowest rungs at over
+        ``headroom`` of what the link took at its last congestion, else None.
+
+        A step up must fit that headroom; a step *down* stops as soon as the total fits
+        the estimate, and with every camera on its lowest rung it can stop at the link's
+        edge: at 300 kbit/s two cameras at 10 fps and two voices (277 kbit/s) lost
+        packets ten seconds later, the loss cut paused both, and the camera that was
+        resumed first averaged 7 fps over the window. One camera paused instead keeps
+        the other smooth, and resuming the second is a probe. Only where that probe's
+        verdict holds (padding whose queue delay is seen): elsewhere a probe that "went
+        through" on the edge would resume it, and this would pause it again."""
+        if not (self.can_pad and link.queue_delay.messages):
+            return None
+        capacity = link.capacity_bps
+        on = [j for j, p in enumerate(pos) if p is not None and p >= 0]
+        if capacity is None or len(on) < 2 or any(pos[j] != 0 for j in on):
+            return None
+        if need <= capacity * self._config.headroom:
+            return None
+        return max(on)
 
     @staticmethod
     def _step_down(

@@ -11,7 +11,7 @@ import pytest
 
 from kernel.media_types import VideoState
 from media.adaptation import SubscriberLink
-from media.allocation import AllocationConfig
+from media.allocation import AllocationConfig, PaddingProbe
 from media.transport_cc import TransportFeedback, TransportSequencer
 from tests.media.adaptation_links import (
     Clock,
@@ -22,6 +22,7 @@ from tests.media.adaptation_links import (
     pace,
     padding_probe_started,
     paused_camera,
+    settled_on_low_rungs,
 )
 
 
@@ -522,33 +523,81 @@ def test_congestion_during_a_probe_after_a_step_is_the_probes_not_the_steps() ->
     assert [t.index for t in tracks] == stepped  # the step stays
 
 
-def test_where_the_queue_is_seen_probes_start_stronger() -> None:
-    """A probe 5 % over a rate-limited link fits its token bucket: it "goes through" and
-    the step it allowed loses packets later (measured at 300 kbit/s: 314 kbit/s tried for
-    267). Where the padding's queue delay is seen, a failing probe costs nothing, so
-    probes start at the next strength (the new total / 0.75, held longer)."""
-    config = AllocationConfig()
-    blind_link, _t, _p = padding_probe_started(Clock())
-    blind = blind_link.allocator.probe
-    seeing_clock = Clock()
-    link, _tracks = make_link(seeing_clock)
-    link.estimator.queue_delay.messages = 1  # the browser sends transport-wide feedback
-    all_in_full(link, seeing_clock, sending=1_400_000)
-    congest(link, 500_000)
-    link.tick()
-    link.estimator.sent_bps = link.allocator.need_bps
+def _first_probe(link: SubscriberLink, clock: Clock) -> PaddingProbe:
     link.padders["camera 0"] = Padder()
     for _ in range(20):
-        seeing_clock.t += 0.5
+        clock.t += 0.5
         link.tick()
         if link.allocator.probe is not None:
-            break
-    seeing = link.allocator.probe
-    assert blind is not None and seeing is not None
-    assert blind.step_bps == seeing.step_bps
+            return link.allocator.probe
+    raise AssertionError("no padding probe")
+
+
+def test_where_the_queue_is_seen_probes_to_resume_start_stronger() -> None:
+    """A probe 5 % over a rate-limited link fits its token bucket: it "goes through" and
+    the resume it allowed loses packets later (measured at 300 kbit/s: 314 kbit/s tried
+    for 267). Where the padding's queue delay is seen, a failing probe costs nothing, so
+    probes to resume a camera start at the next strength (new total / 0.75, held
+    longer). Steps up keep theirs: at 500 kbit/s the stronger one (538 kbit/s for a step
+    to 403, which that link carries) failed twice and held a camera at 10 fps for 28 s."""
+    config = AllocationConfig()
     weak, _ = config.pad_strength[0]
     strong, hold = config.pad_strength[config.pad_level_seen]
-    assert blind.target_bps == pytest.approx(max(blind.step_bps / weak, blind.target_bps))
+    probes = {}
+    for seen in (False, True):
+        clock = Clock()
+        link, _tracks = paused_camera(clock)
+        link.estimator.queue_delay.messages = int(seen)
+        probes[seen] = _first_probe(link, clock)
+    blind, seeing = probes[False], probes[True]
+    assert blind.resuming and seeing.resuming and blind.step_bps == seeing.step_bps
     assert seeing.target_bps >= seeing.step_bps / strong - 1
     assert seeing.target_bps > blind.target_bps
     assert seeing.ends - seeing.started == pytest.approx(config.pad_ramp_s + hold)
+    # A step up: the same probe with and without the feedback.
+    steps = {}
+    for seen in (False, True):
+        clock = Clock()
+        link, _tracks = settled_on_low_rungs(clock)
+        link.estimator.queue_delay.messages = int(seen)
+        steps[seen] = _first_probe(link, clock)
+    assert not steps[True].resuming
+    assert steps[True].target_bps == pytest.approx(steps[False].target_bps)
+    assert steps[True].target_bps >= steps[True].step_bps / weak - 1
+
+
+def test_a_resume_that_failed_on_its_queue_alone_is_tried_again_sooner() -> None:
+    """Such a failure cost no packet and its queue drains in a fraction of a second; two
+    seconds behind it, a camera resumed 6.1 s after a 300 kbit/s limit was lifted."""
+    config = AllocationConfig()
+    gaps = {}
+    for how in ("queue", "nacks"):
+        clock = Clock()
+        link, _tracks = paused_camera(clock)
+        link.estimator.queue_delay.messages = 1
+        padder = Padder()
+        padder.clock = clock
+        link.padders["camera 0"] = padder
+        probe = None
+        for _ in range(40):
+            pace(link, clock, 0.25)
+            probe = link.allocator.probe
+            if probe is not None:
+                break
+        assert probe is not None and probe.resuming
+        pace(link, clock, 0.3)
+        if how == "queue":
+            _padding_feedback(link, padder, growth_per_packet_s=0.01)
+        else:
+            link.estimator.on_nack(5)
+        pace(link, clock, 0.05)
+        assert probe.failed is not None and link.allocator.probe is None
+        failed_at = clock.t
+        for _ in range(100):
+            pace(link, clock, 0.05)
+            if link.allocator.probe is not None:
+                break
+        assert link.allocator.probe is not None, how
+        gaps[how] = clock.t - failed_at
+    assert gaps["queue"] <= config.pad_queue_retry_s + 0.6, gaps
+    assert gaps["nacks"] >= config.pad_resume_wait_s - 0.1
