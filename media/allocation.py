@@ -11,9 +11,7 @@ gets a place on its *ladder* — the lowest encoding's temporal layers
   too, on links that are fine): the video on the
   highest rung steps down first, until the total fits 90 % of the estimate;
   when every video is on its lowest rung the last one (in subscription order)
-  is paused, then the next. Two or more left on their lowest rungs at over
-  ``headroom`` of what the link took are at its edge: where a padding probe whose
-  queue is seen can resume it, the last one is paused (``_at_edge``).
+  is paused, then the next.
 * **Up** one rung per tick, the lowest video first, no sooner than
   ``hold_s`` after a congestion, and only if the new total fits 85 % of the
   estimate (the 15 % band is the hysteresis that keeps a REMB sawtooth from
@@ -160,6 +158,10 @@ class AllocationConfig:
     #: after a 300 kbit/s limit was lifted, on the limit's own losses, 5 s lost).
     pad_nacks: int = 4
     pad_reports_after_s: float = 0.5
+    #: ... from this long in where the queue is seen (the queue fails such a probe
+    #: first; a report 0.5-1 s in still spoke of packets lost before it, and failed the
+    #: probe that would have resumed a camera just after a 300 kbit/s limit was lifted).
+    pad_reports_after_seen_s: float = 1.0
     #: ... or, where the browser sends transport-wide feedback about the padding
     #: (``media.transport_cc``), at once when the padding's one-way delay grew this much
     #: (the link's queue is filling: a rate-limited link drops only once it is full,
@@ -478,25 +480,7 @@ class SubscriberAllocator:
                 need = self._step_down(pos, ladders, need, estimate * c.drain, cost, may_pause)
                 self._upgrade_at = None
             elif link.since_congestion() >= c.hold_s:
-                edge = self._at_edge(link, pos, need)
-                if edge is not None:
-                    logger.info(
-                        "%s: %.0f kbit/s on the lowest rungs, over %.0f %% of the %.0f kbit/s "
-                        "the link took: pausing %s",
-                        self._name,
-                        need / 1000,
-                        c.headroom * 100,
-                        (link.capacity_bps or 0) / 1000,
-                        tracks[edge].name,
-                    )
-                    # Resuming it is a padding probe (its queue seen), not the next tick.
-                    self._ceiling = need
-                    self._ceiling_until = now + self._wait(resuming=True)
-                    need -= cost(edge)
-                    pos[edge] = -1
-                    self._upgrade_at = None
-                else:
-                    need = self._step_up(link, tracks, pos, ladders, need, estimate, cost, now)
+                need = self._step_up(link, tracks, pos, ladders, need, estimate, cost, now)
             self.need_bps = need
         self._apply(tracks, ladders, pos)
 
@@ -601,7 +585,7 @@ class SubscriberAllocator:
         decrease or NACKs fail it at once."""
         if probe.failed is not None:
             return False
-        probe.count_reports_from(now, link.reports, self._config.pad_reports_after_s)
+        probe.count_reports_from(now, link.reports, self._reports_after(link))
         c = self._config
         queue = link.queue_delay
         growth = queue.growth_s(probe.started)
@@ -615,6 +599,11 @@ class SubscriberAllocator:
         elif queue.lost_since(probe.started) >= c.pad_lost:
             probe.failed = f"{queue.lost_since(probe.started)} padding packets lost"
         return probe.failed is None and now < probe.judged_at
+
+    def _reports_after(self, link: LinkEstimator) -> float:
+        """How far into a probe the loss reports start to count against it."""
+        c = self._config
+        return c.pad_reports_after_seen_s if link.queue_delay.messages else c.pad_reports_after_s
 
     @staticmethod
     def _remb_fell(probe: PaddingProbe, link: LinkEstimator) -> None:
@@ -641,7 +630,7 @@ class SubscriberAllocator:
         """A tick during a padding probe: go on, fail it, or take the step it tried
         (then True: nothing else moves this tick)."""
         c = self._config
-        probe.count_reports_from(now, link.reports, c.pad_reports_after_s)
+        probe.count_reports_from(now, link.reports, self._reports_after(link))
         if probe.reports is not None and link.lossy_since(probe.reports):
             probe.failed = probe.failed or "loss reported"
             probe.inconclusive = False
@@ -750,28 +739,6 @@ class SubscriberAllocator:
         if self._short_since is None:
             self._short_since = now
         return now - self._short_since
-
-    def _at_edge(self, link: LinkEstimator, pos: list[int | None], need: float) -> int | None:
-        """The video to pause when two or more are on their lowest rungs at over
-        ``headroom`` of what the link took at its last congestion, else None.
-
-        A step up must fit that headroom; a step *down* stops as soon as the total fits
-        the estimate, and with every camera on its lowest rung it can stop at the link's
-        edge: at 300 kbit/s two cameras at 10 fps and two voices (277 kbit/s) lost
-        packets ten seconds later, the loss cut paused both, and the camera that was
-        resumed first averaged 7 fps over the window. One camera paused instead keeps
-        the other smooth, and resuming the second is a probe. Only where that probe's
-        verdict holds (padding whose queue delay is seen): elsewhere a probe that "went
-        through" on the edge would resume it, and this would pause it again."""
-        if not (self.can_pad and link.queue_delay.messages):
-            return None
-        capacity = link.capacity_bps
-        on = [j for j, p in enumerate(pos) if p is not None and p >= 0]
-        if capacity is None or len(on) < 2 or any(pos[j] != 0 for j in on):
-            return None
-        if need <= capacity * self._config.headroom:
-            return None
-        return max(on)
 
     @staticmethod
     def _step_down(

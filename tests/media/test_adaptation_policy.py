@@ -7,18 +7,15 @@ from __future__ import annotations
 import itertools
 
 from kernel.media_types import LinkQuality, VideoState
-from media.adaptation import SubscriberLink
-from media.allocation import AllocationConfig, SubscriberAllocator, VideoTrack, ladder
+from media.allocation import SubscriberAllocator, VideoTrack, ladder
 from media.bandwidth import LinkEstimator
 from media.layers import ALL_TEMPORAL
 from tests.media.adaptation_links import (
     Clock,
-    Padder,
     all_in_full,
     camera,
     congest,
     make_link,
-    pace,
     paused_camera,
     remb_stays,
     settled_on_low_rungs,
@@ -443,62 +440,3 @@ def test_quality_turns_worse_at_once_and_better_only_after_a_while() -> None:
     clock.t += 1.0
     link.tick()
     assert link.quality is LinkQuality.GOOD
-
-
-def _on_the_edge(remb: int, feedback: bool) -> tuple[SubscriberLink, list[VideoTrack], Clock]:
-    clock = Clock()
-    link, tracks = make_link(clock)
-    link.estimator.queue_delay.messages = int(feedback)  # transport-wide feedback seen
-    link.padders["camera 0"] = Padder()
-    all_in_full(link, clock, sending=1_400_000)
-    congest(link, remb)
-    link.tick()
-    link.estimator.sent_bps = link.allocator.need_bps
-    return link, tracks, clock
-
-
-def test_two_cameras_on_their_lowest_rungs_at_the_links_edge_keep_one() -> None:
-    """A step down stops as soon as the total fits the estimate; with both cameras on
-    their lowest rungs it stopped at 277 kbit/s on a 300 kbit/s link, lost packets ten
-    seconds later, and the loss cut paused both (the first resumed averaged 7 fps over
-    the window). Over the headroom of what the link took, one is paused, and resuming
-    it is a padding probe, not the next tick."""
-    link, tracks, clock = _on_the_edge(130_000, feedback=True)
-    capacity = link.estimator.capacity_bps
-    assert capacity is not None
-    assert [t.index for t in tracks] == [0, 0]
-    assert link.allocator.need_bps > capacity * AllocationConfig().headroom
-    padder = link.padders["camera 0"]
-    assert isinstance(padder, Padder)
-    padder.clock = clock
-    states = []
-    for _ in range(16):
-        link.estimator.on_report(0.0)
-        pace(link, clock, 0.5)
-        states.append(([t.index for t in tracks], len(padder.sent)))
-    places = [p for p, _ in states]
-    assert [0, -1] in places, places  # the second camera paused, the first kept
-    assert all(p[0] == 0 for p in places)
-    paused_at = places.index([0, -1])
-    padded_then = states[paused_at][1]
-    # Resumed (here the padder takes anything) only after a padding probe tried it.
-    resumed = next(i for i in range(paused_at, len(places)) if places[i] == [0, 0])
-    assert resumed - paused_at >= 3 and states[resumed][1] > padded_then, states
-
-
-def test_on_the_edge_rule_needs_room_below_headroom_and_the_queue_seen() -> None:
-    # Within the headroom: both kept.
-    link, tracks, clock = _on_the_edge(150_000, feedback=True)
-    for _ in range(8):
-        clock.t += 0.5
-        link.estimator.on_report(0.0)
-        pace(link, clock, 0.0)
-        assert all(t.index is not None and t.index >= 0 for t in tracks)
-    # Without the padding's queue delay a probe's verdict at the edge does not hold:
-    # no pause that a probe would undo (and this redo) every few seconds.
-    link, tracks, clock = _on_the_edge(130_000, feedback=False)
-    for _ in range(8):
-        clock.t += 0.5
-        link.estimator.on_report(0.0)
-        pace(link, clock, 0.0)
-        assert all(t.index is not None and t.index >= 0 for t in tracks)

@@ -601,3 +601,23 @@ def test_a_resume_that_failed_on_its_queue_alone_is_tried_again_sooner() -> None
         gaps[how] = clock.t - failed_at
     assert gaps["queue"] <= config.pad_queue_retry_s + 0.6, gaps
     assert gaps["nacks"] >= config.pad_resume_wait_s - 0.1
+
+
+def test_where_the_queue_is_seen_a_report_half_a_second_in_is_not_the_probes() -> None:
+    """The queue fails such a probe first. A report 0.5-1 s into it still spoke of
+    packets lost before it (a limit lifted: its queue dropped), and failed the probe
+    that would have resumed a camera; it came back 6.1 s after the lift."""
+    config = AllocationConfig()
+    outcomes = {}
+    for seen in (False, True):
+        clock = Clock()
+        link, _tracks, _padder = padding_probe_started(clock)
+        link.estimator.queue_delay.messages = int(seen)
+        probe = link.allocator.probe
+        assert probe is not None
+        pace(link, clock, (config.pad_reports_after_s + config.pad_reports_after_seen_s) / 2)
+        link.estimator.on_report(0.05)  # about the second before it
+        link.tick()
+        outcomes[seen] = probe.failed
+    assert outcomes[False] == "loss reported"
+    assert outcomes[True] is None
