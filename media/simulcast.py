@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from media.sdp_text import add_extmap, joined, sections
+
 __all__ = ["RID_EXTENSION_ID", "SIMULCAST_RIDS", "START_KBPS", "offer_simulcast"]
 
 #: Lowest to highest: quarter, half and full resolution.
@@ -57,20 +59,13 @@ def offer_simulcast(
     encodings start at once instead of after ~20 s of ramping (a publisher whose
     uplink cannot take it backs off within a second or two, from REMB and loss).
     """
-    lines = sdp.split("\r\n")
-    sections: list[list[str]] = [[]]
-    for line in lines:
-        if line.startswith("m="):
-            sections.append([])
-        sections[-1].append(line)
-    for section in sections[1:]:
+    parts = sections(sdp)
+    for section in parts[1:]:
         if f"a=mid:{mid}" not in section or not section[0].startswith("m=video"):
             continue
         if any(line.startswith("a=simulcast:") for line in section):
             break
-        extmaps = [i for i, line in enumerate(section) if line.startswith("a=extmap:")]
-        at = (extmaps[-1] + 1) if extmaps else len(section)
-        section.insert(at, f"a=extmap:{RID_EXTENSION_ID} {RID_EXTENSION_URI}")
+        add_extmap(section, RID_EXTENSION_ID, RID_EXTENSION_URI)
         end = len(section)
         while end > 0 and section[end - 1] == "":
             end -= 1
@@ -80,4 +75,4 @@ def offer_simulcast(
         if start_kbps:
             _start_bitrate(section, start_kbps)
         break
-    return "\r\n".join(line for section in sections for line in section)
+    return joined(parts)

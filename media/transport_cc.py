@@ -36,6 +36,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from media.sdp_text import add_extmap, joined, sections
+
 __all__ = [
     "TRANSPORT_CC_ID",
     "TRANSPORT_CC_URI",
@@ -71,15 +73,6 @@ class FeedbackError(ValueError):
 # -- SDP -----------------------------------------------------------------------------
 
 
-def _sections(sdp: str) -> list[list[str]]:
-    sections: list[list[str]] = [[]]
-    for line in sdp.split("\r\n"):
-        if line.startswith("m="):
-            sections.append([])
-        sections[-1].append(line)
-    return sections
-
-
 def _media_payload_types(section: list[str]) -> list[str]:
     """The payload types of an m-section's codecs other than RTX."""
     types = []
@@ -95,20 +88,18 @@ def offer_transport_cc(sdp: str, skip_mids: Iterable[str] = ()) -> str:
     """``sdp`` with transport-wide feedback asked for on every sendonly video m-section
     (not those of ``skip_mids``: the publish ones), unchanged elsewhere."""
     skip = {f"a=mid:{mid}" for mid in skip_mids}
-    sections = _sections(sdp)
-    for section in sections[1:]:
+    parts = sections(sdp)
+    for section in parts[1:]:
         if not section[0].startswith("m=video") or "a=sendonly" not in section:
             continue
         if skip.intersection(section) or any(TRANSPORT_CC_URI in line for line in section):
             continue
-        extmaps = [i for i, line in enumerate(section) if line.startswith("a=extmap:")]
-        at = (extmaps[-1] + 1) if extmaps else len(section)
-        section.insert(at, f"a=extmap:{TRANSPORT_CC_ID} {TRANSPORT_CC_URI}")
+        add_extmap(section, TRANSPORT_CC_ID, TRANSPORT_CC_URI)
         for pt in _media_payload_types(section):
             fbs = [i for i, line in enumerate(section) if line.startswith(f"a=rtcp-fb:{pt} ")]
             if fbs:
                 section.insert(fbs[-1] + 1, f"a=rtcp-fb:{pt} transport-cc")
-    return "\r\n".join(line for section in sections for line in section)
+    return joined(parts)
 
 
 _EXTMAP = re.compile(r"^a=extmap:(\d+)(?:/\w+)? (\S+)")
@@ -118,7 +109,7 @@ def answered_transport_cc(sdp: str) -> dict[str, int]:
     """The mids (with the extension id) of the video m-sections whose answer kept
     transport-wide feedback: its header extension and ``transport-cc`` on a codec."""
     answered: dict[str, int] = {}
-    for section in _sections(sdp)[1:]:
+    for section in sections(sdp)[1:]:
         if not section[0].startswith("m=video"):
             continue
         mid = next((line[len("a=mid:") :] for line in section if line.startswith("a=mid:")), None)

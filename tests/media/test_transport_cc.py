@@ -21,16 +21,7 @@ from media.transport_cc import (
     offer_transport_cc,
     parse_feedback,
 )
-
-
-def _sections(sdp: str) -> list[list[str]]:
-    out: list[list[str]] = []
-    for line in sdp.split("\r\n"):
-        if line.startswith("m="):
-            out.append([])
-        if out:
-            out[-1].append(line)
-    return out
+from tests.media.test_simulcast_offer import _sections
 
 
 async def _aiortc_offer() -> str:
