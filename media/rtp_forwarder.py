@@ -39,7 +39,7 @@ from kernel.media_types import Kind, LinkQuality, VideoState
 from kernel.taskset import TaskSet
 from media.adaptation import Adaptation, AdaptationConfig, RateMeter
 from media.aiortc_internals import ReceiveHook, find_transceiver, now_ms, wrap_negotiation
-from media.allocation import VideoTrack
+from media.video_ladder import VideoTrack
 from media.audio_tap import OpusAudioTap
 from media.codecs import RoomCodecs, apply_room_codecs, same_codec
 from media.errors import MediaError

@@ -7,7 +7,8 @@ from __future__ import annotations
 import itertools
 
 from kernel.media_types import LinkQuality, VideoState
-from media.allocation import SubscriberAllocator, VideoTrack, ladder
+from media.allocation import SubscriberAllocator
+from media.video_ladder import VideoTrack, ladder
 from media.bandwidth import LinkEstimator
 from media.layers import ALL_TEMPORAL
 from tests.media.adaptation_links import (
