@@ -39,7 +39,6 @@ from kernel.media_types import Kind, LinkQuality, VideoState
 from kernel.taskset import TaskSet
 from media.adaptation import Adaptation, AdaptationConfig, RateMeter
 from media.aiortc_internals import ReceiveHook, find_transceiver, now_ms, wrap_negotiation
-from media.video_ladder import VideoTrack
 from media.audio_tap import OpusAudioTap
 from media.codecs import RoomCodecs, apply_room_codecs, same_codec
 from media.errors import MediaError
@@ -50,6 +49,7 @@ from media.outbound_rtp import OutboundRtp
 from media.rtp_header import RtpView, abs_send_time_of, ntp_of
 from media.simulcast import offer_simulcast
 from media.transport_cc import answered_transport_cc, offer_transport_cc
+from media.video_ladder import VideoTrack
 
 logger = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from kernel.media_types import VideoState
 from media.adaptation import AdaptationConfig, RateMeter, SubscriberLink
-from media.video_ladder import VideoTrack
 from media.layers import LayerSelector, LayerTracker
+from media.video_ladder import VideoTrack
 from tests.media.test_layers import Numbering
 from tests.media.vp8_packets import Vp8Stream
 

@@ -8,9 +8,9 @@ import itertools
 
 from kernel.media_types import LinkQuality, VideoState
 from media.allocation import SubscriberAllocator
-from media.video_ladder import VideoTrack, ladder
 from media.bandwidth import LinkEstimator
 from media.layers import ALL_TEMPORAL
+from media.video_ladder import VideoTrack, ladder
 from tests.media.adaptation_links import (
     Clock,
     all_in_full,
