@@ -97,6 +97,11 @@ class RoomRecording:
         self._introduce(session, participant)
         await self._after(room, session, await session.join(participant.id))
         await self._messenger.send(participant, self._indicator(session, ""))
+        failure = self._stopped_by(session)
+        if participant.role.can_moderate and failure is not None:
+            # Told again to staff who come (back) in: a page that reconnected may have
+            # missed it on the socket it left, and it is what the counselor can act on.
+            await self._messenger.send(participant, self._failure_error(failure))
         if participant.id in session.consent.pending:
             await self._ask(room, session, [participant.id])
 
@@ -238,16 +243,7 @@ class RoomRecording:
         logger.error("room %s: recording stopped after a failed write: %s", room_id, error)
         for participant in room.in_room():
             if participant.role.can_moderate:
-                await self._messenger.send(
-                    participant,
-                    Error(
-                        code=ErrorCode.MEDIA_UNAVAILABLE,
-                        message=(
-                            "Recording stopped: the server could not write its files "
-                            f"({error}). What was written up to now is kept."
-                        ),
-                    ),
-                )
+                await self._messenger.send(participant, self._failure_error(error))
         reason = transition.reason if transition is not None else FAILED_REASON
         await self._messenger.broadcast(room, self._indicator(session, reason))
 
@@ -278,8 +274,25 @@ class RoomRecording:
         await self._messenger.broadcast(room, self._indicator(session, reason))
 
     @staticmethod
-    def _indicator(session: RecordingSession, reason: str) -> RecordIndicator:
-        failed = session.failure is not None and session.state is RecordingState.STOPPED
+    def _stopped_by(session: RecordingSession) -> RecordingWriteError | None:
+        """The failed write that stopped the session, if that is why it is stopped."""
+        if session.state is RecordingState.STOPPED:
+            return session.failure
+        return None
+
+    @staticmethod
+    def _failure_error(error: RecordingWriteError) -> Error:
+        return Error(
+            code=ErrorCode.MEDIA_UNAVAILABLE,
+            message=(
+                "Recording stopped: the server could not write its files "
+                f"({error}). What was written up to now is kept."
+            ),
+        )
+
+    @classmethod
+    def _indicator(cls, session: RecordingSession, reason: str) -> RecordIndicator:
+        failed = cls._stopped_by(session) is not None
         return RecordIndicator(
             state=session.state.value,
             requested_by=session.consent.requested_by,

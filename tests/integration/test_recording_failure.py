@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from media.recorder import FAILED_REASON, session_directory
 from tests.integration.rec_helpers import enter, indicator, manifest
 from tests.support.failing_storage import FailingStorage
+from tests.support.rtc_client import RtcParticipant
 from tests.support.server import running_server
 from web.appkeys import RECORDING
 from web.recording_store import recording_key
@@ -28,7 +29,7 @@ async def test_a_failed_disk_write_stops_the_recording_on_every_page(
             track_bytes=8_000, track_kind="video", keys=server.app[RECORDING].storage.keys
         )
         room_id, counselor, interpreter, resident = await server.consultation()
-        people = (counselor, interpreter, resident)
+        people: tuple[RtcParticipant, ...] = (counselor, interpreter, resident)
         try:
             ids = await enter(counselor, interpreter, resident)
             await resident.wait_frames(ids[counselor], "video", 5, timeout=30)
@@ -57,9 +58,27 @@ async def test_a_failed_disk_write_stops_the_recording_on_every_page(
                 ids[resident],
             ]
 
+            # A page that connects again (a new network, or a page that missed the
+            # message while it reconnected) is told again: the counselor why, everyone
+            # that the recording stopped.
+            again = {
+                who: RtcParticipant(who.base_url, room_id, who.token, publish=False)
+                for who in (counselor, resident)
+            }
+            people = (*people, *again.values())
+            await enter(again[counselor], again[resident])
+            error = await again[counselor].wait_for("error", code="media_unavailable")
+            assert "could not write" in error["message"]
+            for p in again.values():
+                stopped = await indicator(p, "stopped")
+                assert stopped["error_code"] == "media_unavailable"
+            await asyncio.sleep(0.5)
+            assert not again[resident].received("error")
+            counselor = again[counselor]
+
             # The consultation ends: the live recording state goes with it.
             await counselor.send({"type": "end"})
-            await resident.wait_for("ended")
+            await again[resident].wait_for("ended")
             for _ in range(100):
                 if await redis.get(recording_key(room_id)) is None:
                     break
