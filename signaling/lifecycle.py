@@ -66,6 +66,8 @@ class LiveRooms:
         self._sweep_interval_s = sweep_interval_s
         self._clock = clock
         self._live: dict[str, LiveRoom] = {}
+        #: room id -> set when its close on this node is done (present while it runs)
+        self._closing: dict[str, asyncio.Event] = {}
         self._open_lock = asyncio.Lock()
         self._tasks = TaskSet("live rooms")
         if placement is not None:
@@ -92,40 +94,62 @@ class LiveRooms:
         await self._tasks.aclose()
 
     async def open(self, room_id: str) -> LiveRoom:
-        """The room open on this node, opening (and claiming) it if needed."""
-        async with self._open_lock:
-            room = self._live.get(room_id)
-            if room is not None:
-                return room
-            if self._placement is not None:
-                claim = await self._placement.claim(room_id)
-                if claim.node_id != self._placement.node_id:
-                    raise RequestError(
-                        ErrorCode.ROOM_ELSEWHERE,
-                        f"This consultation is hosted on another server ({claim.node_id}). "
-                        "Connect through the join step; if it keeps happening, tell the "
-                        "service center.",
-                    )
-            try:
-                record = await self._rooms.require(room_id)
-            except UnknownRoomError:
-                if self._placement is not None:
-                    await self._placement.release(room_id)
-                raise
-            room = LiveRoom(
-                record=record, media=self._media_factory(room_id, self._events_for(room_id))
-            )
-            self._live[room_id] = room
-            await self._redis.hdel(_ORPHANED, room_id)
-            await self._hooks.room_opened(room)
-            logger.info("room %s: opened on this node", room_id)
+        """The room open on this node, opening (and claiming) it if needed.
+
+        A room still closing here is waited for first: its close releases the claim and
+        lets extensions drop what they keep by room id, which must not happen to the
+        room opened in its place.
+        """
+        while True:
+            closing = self._closing.get(room_id)
+            if closing is not None:
+                await closing.wait()
+            async with self._open_lock:
+                if room_id in self._closing:
+                    continue  # closed again while this one waited for the lock
+                return await self._open_locked(room_id)
+
+    async def _open_locked(self, room_id: str) -> LiveRoom:
+        room = self._live.get(room_id)
+        if room is not None:
             return room
+        if self._placement is not None:
+            claim = await self._placement.claim(room_id)
+            if claim.node_id != self._placement.node_id:
+                raise RequestError(
+                    ErrorCode.ROOM_ELSEWHERE,
+                    f"This consultation is hosted on another server ({claim.node_id}). "
+                    "Connect through the join step; if it keeps happening, tell the "
+                    "service center.",
+                )
+        try:
+            record = await self._rooms.require(room_id)
+        except UnknownRoomError:
+            if self._placement is not None:
+                await self._placement.release(room_id)
+            raise
+        room = LiveRoom(
+            record=record, media=self._media_factory(room_id, self._events_for(room_id))
+        )
+        self._live[room_id] = room
+        await self._redis.hdel(_ORPHANED, room_id)
+        await self._hooks.room_opened(room)
+        logger.info("room %s: opened on this node", room_id)
+        return room
 
     async def close(self, room: LiveRoom, *, final: bool) -> None:
         """Close the room on this node; ``final`` when the consultation itself ended."""
         if self._live.get(room.id) is not room:
             return
         del self._live[room.id]
+        done = self._closing[room.id] = asyncio.Event()
+        try:
+            await self._close(room, final=final)
+        finally:
+            del self._closing[room.id]
+            done.set()
+
+    async def _close(self, room: LiveRoom, *, final: bool) -> None:
         timer, room.idle_timer = room.idle_timer, None
         if timer is not None and timer is not asyncio.current_task():
             await self._tasks.cancel(timer)

@@ -74,6 +74,8 @@ _BAD_INPUT_LOG = RateLimitedLog(logger, interval_s=10.0)
 #: A participant whose media connection fails is given a new one at most this often.
 PEER_RESTARTS_ALLOWED = 3
 PEER_RESTART_WINDOW_S = 60.0
+#: times a connect opens its room again when it closed under it before giving up
+_OPEN_ATTEMPTS = 3
 
 
 def _refused(code: ErrorCode, message: str) -> socketio.exceptions.ConnectionRefusedError:
@@ -252,13 +254,31 @@ class SignalingServer:
             raise RequestError(
                 ErrorCode.REMOVED, "You were removed from this consultation by the counselor."
             )
-        room = await self._live.open(record.id)
         participant = Participant(claims=claims, sid=sid)
-        # Everything that can fail is done before the participant is registered.
-        welcome = Welcome(
-            you=participant.info(), room=room.record.info(), ice_servers=self._ice_servers
-        )
+        for _ in range(_OPEN_ATTEMPTS):
+            room = await self._live.open(record.id)
+            # Everything that can fail is done before the participant is registered.
+            welcome = Welcome(
+                you=participant.info(), room=room.record.info(), ice_servers=self._ice_servers
+            )
+            if await self._seat(room, participant):
+                break
+            # The room closed while this connection waited for it (its last participant's
+            # disconnect came first): a seat there would answer nothing. Open it again.
+            logger.info("room %s: closed while %s connected; opening it again", room.id, sid)
+        else:
+            raise RequestError(
+                ErrorCode.SERVER_ERROR,
+                "The consultation kept closing as you connected. Try again in a moment.",
+            )
+        await self.messenger.send_to(sid, welcome)
+
+    async def _seat(self, room: LiveRoom, participant: Participant) -> bool:
+        """Register a new connection in the room; False when the room closed meanwhile."""
+        claims, sid = participant.claims, participant.sid
         async with room.lock:
+            if self._live.get(room.id) is not room:
+                return False
             old = room.participants.get(claims.participant_id)
             if old is not None:
                 # The same link connected again (a reload or a new network): the new one wins.
@@ -271,7 +291,7 @@ class SignalingServer:
             room.participants[participant.id] = participant
             self.messenger.bind(sid, Session(room.id, participant.id))
             self._live.cancel_idle(room)
-        await self.messenger.send_to(sid, welcome)
+        return True
 
     async def _on_disconnect(self, sid: str, reason: object = None) -> None:
         session = self.messenger.forget(sid)

@@ -13,6 +13,7 @@ import socketio
 
 from signaling.protocol import Role
 from tests.support.server import RunningServer, running_server
+from web.appkeys import PLACEMENT
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -186,6 +187,88 @@ async def test_every_malformed_message_gets_an_error_and_floods_log_once(
             assert await first.connect()
             assert await second.connect()
             await first.wait(lambda: not first.sio.connected or "replaced" in first.errors())
+        finally:
+            await first.close()
+            await second.close()
+
+
+async def _until(predicate: Any, what: str, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"never happened: {what}")
+        await asyncio.sleep(0.01)
+
+
+async def test_a_reconnect_queued_behind_the_last_disconnect_gets_a_seat_in_a_live_room(
+    data_dir: Path, redis_url: str, redis: object
+) -> None:
+    """A page leaves its socket and connects again while the server is busy (measured: a
+    5 s stall as a recording write failed). The old socket's disconnect empties the room,
+    which closes; the new connection, which had found the room open, must not take a seat
+    in the closed room (its ``join`` was answered ``not_in_room`` and the page gave up)."""
+    async with running_server(data_dir, redis_url) as server:
+        room_id, (token,) = await server.room_with((Role.COUNSELOR, "Kim", "ko"))
+        messenger = server.signaling.messenger
+        first, second = Client(server, room_id, token), Client(server, room_id, token)
+        try:
+            assert await first.connect()
+            (old_sid,) = messenger.sids()
+            room = server.signaling.live_rooms[room_id]
+            async with room.lock:  # the server is busy in the room
+                await first.sio.disconnect()
+                await _until(lambda: messenger.session(old_sid) is None, "the disconnect")
+                connecting = asyncio.create_task(second.connect())
+                await _until(lambda: bool(messenger._connecting), "the new connect")
+                await asyncio.sleep(0.5)  # it found the room open and waits for its lock
+            assert await connecting, second.refusal
+            await second.sio.emit("message", {"type": "join"})
+            await second.wait(
+                lambda: any(m["type"] in ("joined", "error") for m in second.messages)
+            )
+            assert second.errors() == [], second.messages
+            live = server.signaling.live_rooms[room_id]
+            assert list(live.participants) == [second.messages[0]["you"]["id"]]
+        finally:
+            await first.close()
+            await second.close()
+
+
+async def test_a_room_opened_again_while_it_closes_keeps_its_claim(
+    data_dir: Path, redis_url: str, redis: object
+) -> None:
+    """The last person leaves and comes straight back while the room's close is still
+    letting go of its media: the close must not release the claim the reopened room holds
+    (the join step would then place the consultation on another node, splitting it)."""
+    async with running_server(data_dir, redis_url) as server:
+        room_id, (token,) = await server.room_with((Role.COUNSELOR, "Kim", "ko"))
+        placement = server.app[PLACEMENT]
+        first, second = Client(server, room_id, token), Client(server, room_id, token)
+        try:
+            assert await first.connect()
+            room = server.signaling.live_rooms[room_id]
+            media_closed = room.media.aclose
+            released = asyncio.Event()
+
+            async def slow_media_close() -> None:
+                await asyncio.sleep(0.5)
+                await media_closed()
+                released.set()
+
+            room.media.aclose = slow_media_close  # type: ignore[method-assign]
+            await first.close()
+            await _until(lambda: room_id not in server.signaling.live_rooms, "the close")
+            assert await second.connect(), second.refusal
+            await asyncio.wait_for(released.wait(), 5.0)
+            await asyncio.sleep(0.2)  # the old close's last step, the release, is done
+            holder = await placement.holder(room_id)
+            assert holder is not None and holder.claim.node_id == placement.node_id, holder
+            assert room_id in placement.claims
+            await second.sio.emit("message", {"type": "join"})
+            await second.wait(
+                lambda: any(m["type"] in ("joined", "error") for m in second.messages)
+            )
+            assert second.errors() == [], second.messages
         finally:
             await first.close()
             await second.close()
