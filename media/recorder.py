@@ -291,6 +291,8 @@ class RecordingSession:
         self._people = dict(snapshot.people) | self._people
         self._last_recording = max(self._last_recording, snapshot.last_recording)
         self._last_segment = max(self._last_segment, snapshot.last_segment)
+        if snapshot.failure is not None and self.consent.state is RecordingState.STOPPED:
+            self.failure = RecordingWriteError(snapshot.failure)
         if continuing:
             try:
                 self._recording = self.manifest.recording(continuing)
@@ -324,6 +326,11 @@ class RecordingSession:
                 await self._end_segment(
                     "paused" if new is RecordingState.PAUSED else transition.reason
                 )
+            if new is RecordingState.ASKING and old in (
+                RecordingState.IDLE,
+                RecordingState.STOPPED,
+            ):
+                self.failure = None  # a new request: the last one's failure is history
             if new is RecordingState.RECORDING:
                 if old is RecordingState.ASKING:
                     recording = self._begin_recording()
@@ -403,6 +410,7 @@ class RecordingSession:
             answers=dict(self.consent.answers),
             agreed_before_leaving=sorted(self.consent.agreed_before_leaving),
             stop_reason=self.consent.stop_reason,
+            failure=str(self.failure) if self.failure is not None else None,
             consents=self._consents,
             people=self._people,
             recording=recording.number if recording is not None else 0,

@@ -130,6 +130,8 @@ class RecordingSnapshot(_Model):
     answers: dict[str, Answer] = Field(default_factory=dict)
     agreed_before_leaving: list[str] = Field(default_factory=list)
     stop_reason: str | None = None
+    #: the failed write that stopped the recording (its message), until the next one starts
+    failure: str | None = None
     #: the open request's log (bounded)
     consents: list[ConsentEntry] = Field(default_factory=list)
     people: dict[str, Person] = Field(default_factory=dict)

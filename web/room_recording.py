@@ -84,8 +84,10 @@ class RoomRecording:
         if self._store is None:
             return
         snapshot = await self._store.load(room.id)
-        if snapshot is None or snapshot.state not in _ACTIVE:
+        if snapshot is None:
             return
+        if snapshot.state not in _ACTIVE and snapshot.failure is None:
+            return  # over: nothing to go on with, nothing staff must still be told
         session = self._new_session(room)
         await session.load()
         logger.info("room %s: recording restored (%s)", room.id, session.state.value)
@@ -93,15 +95,19 @@ class RoomRecording:
     async def participant_entered(self, room: LiveRoom, participant: Participant) -> None:
         session = self._sessions.get(room.id)
         if session is None or session.state is RecordingState.IDLE:
+            # Said all the same: a page that comes back must not go on showing what it
+            # saw before (a recording that stopped while the room closed on its node).
+            await self._messenger.send(participant, RecordIndicator(state="idle"))
             return
         self._introduce(session, participant)
         await self._after(room, session, await session.join(participant.id))
-        await self._messenger.send(participant, self._indicator(session, ""))
         failure = self._stopped_by(session)
         if participant.role.can_moderate and failure is not None:
             # Told again to staff who come (back) in: a page that reconnected may have
             # missed it on the socket it left, and it is what the counselor can act on.
+            # Before the indicator, in the order the failure itself sends them.
             await self._messenger.send(participant, self._failure_error(failure))
+        await self._messenger.send(participant, self._indicator(session, ""))
         if participant.id in session.consent.pending:
             await self._ask(room, session, [participant.id])
 
