@@ -63,7 +63,54 @@
     });
   }
 
-  /** inbound-rtp counters summed per transceiver mid. */
+  /**
+   * Whether the media path went silent: nothing at all received on the transport (RTP,
+   * RTCP or STUN: its bytesReceived) for `silentMs`, right after media was arriving
+   * (inbound RTP packets in `steadyShare` of the polls of the `historyMs` before: one
+   * poll by default, for a connection only a second old may be the one that dies).
+   * Browsers call a connection "disconnected" only ~6 s without answers to their ICE
+   * checks, and after a new address (Wi-Fi to mobile) nothing else says so: media came
+   * back 12.4 s after one. A page that receives no media (alone in the call) never looks
+   * silent; `reset()` when the tracks change (an offer: the media of whoever left stops).
+   */
+  class SilenceWatch {
+    constructor({ silentMs = 2500, historyMs = 1000, pollMs = 500, steadyShare = 0.5 } = {}) {
+      this.silentMs = silentMs;
+      this.historyMs = historyMs;
+      this.needed = Math.max(1, Math.floor((historyMs / pollMs) * steadyShare));
+      this.reset();
+    }
+
+    reset() {
+      this.lastBytes = null;
+      this.lastChange = null;
+      this.lastPackets = null;
+      this.mediaPolls = [];
+    }
+
+    /**
+     * One poll at `now` (ms): the transport's bytesReceived and the inbound RTP packets
+     * received so far (either null: not reported). True when the path went silent.
+     */
+    observe(now, bytes, packets) {
+      if (packets !== null && packets !== undefined) {
+        if (this.lastPackets !== null && packets > this.lastPackets) this.mediaPolls.push(now);
+        this.lastPackets = packets;
+      }
+      if (bytes === null || bytes === undefined) return false;
+      if (this.lastBytes === null || bytes !== this.lastBytes) {
+        this.lastBytes = bytes;
+        this.lastChange = now;
+        const from = now - this.historyMs;
+        while (this.mediaPolls.length && this.mediaPolls[0] < from) this.mediaPolls.shift();
+        return false;
+      }
+      const steady = this.mediaPolls.filter((t) => t >= this.lastChange - this.historyMs).length;
+      return steady >= this.needed && now - this.lastChange >= this.silentMs;
+    }
+  }
+
+  /** inbound-rtp counters summed per transceiver mid, and the transport's bytesReceived. */
   async function inboundByMid(pc) {
     const trackToMid = {};
     for (const tr of pc.getTransceivers()) {
@@ -71,7 +118,11 @@
     }
     const out = {};
     const report = await pc.getStats();
+    let transportBytes = null;
     report.forEach((r) => {
+      if (r.type === "transport" && typeof r.bytesReceived === "number") {
+        transportBytes = (transportBytes || 0) + r.bytesReceived;
+      }
       if (r.type !== "inbound-rtp") return;
       const mid = r.mid !== undefined ? r.mid : trackToMid[r.trackIdentifier];
       if (mid === undefined) return;
@@ -103,7 +154,7 @@
       c.jitter = Math.max(c.jitter, r.jitter || 0);
       c.framesPerSecond = r.framesPerSecond || c.framesPerSecond;
     });
-    return out;
+    return { byMid: out, transportBytes };
   }
 
   /**
@@ -241,7 +292,11 @@
     async stats() {
       const out = {};
       if (!this.pc) return out;
-      const byMid = await inboundByMid(this.pc);
+      const { byMid, transportBytes } = await inboundByMid(this.pc);
+      /** Everything the transport received so far (bytes; null when not reported), and
+       * the inbound RTP packets of every mid. */
+      this.transportBytesReceived = transportBytes;
+      this.mediaPacketsReceived = Object.values(byMid).reduce((n, c) => n + c.packetsReceived, 0);
       for (const [mid, c] of Object.entries(byMid)) {
         const info = this.trackMap[mid];
         if (!info) continue; // mids not listed in the latest offer carry nothing
@@ -408,10 +463,11 @@
         if (old && old !== tr.participant_id) changed.push(tr.mid);
       }
       if (!changed.length || !pc.remoteDescription) return;
-      const byMid = await inboundByMid(pc);
+      const { byMid } = await inboundByMid(pc);
       for (const mid of changed) this._baseline[mid] = byMid[mid] || null;
     }
   }
 
+  CallPeer.SilenceWatch = SilenceWatch;
   window.SB_CallPeer = CallPeer;
 })();

@@ -34,7 +34,9 @@
   const EVENT = "message";
   const STATS_INTERVAL_MS = 500;
   // Media "disconnected" this long (no ICE answers): a new peer connection, by the join step.
-  const DISCONNECTED_WAIT_MS = 5000;
+  // (A browser says "disconnected" 2.5-6 s into a dead path already; a short cut closes the
+  // socket and goes through the join step anyway. With 5 s a new address took 12.4 s.)
+  const DISCONNECTED_WAIT_MS = 2000;
   const LANG_KEY = "seoulbridge.lang";
 
   const $ = (id) => document.getElementById(id);
@@ -579,6 +581,7 @@
         if (interp) interp.handle(msg);
         break;
       case "offer":
+        silence.reset(); // the tracks change: media that stops may just have left
         ensurePeer().offer(msg);
         break;
       case "link_quality":
@@ -701,15 +704,22 @@
    * the way to a fresh peer connection is to connect the socket again: the server
    * replaces the old connection and, after "join", sends a new offer.
    */
-  function recoverMedia(pc, waitMs) {
+  const recovering = new WeakSet();
+
+  function recoverMedia(pc, waitMs, why) {
     if (S.screen !== "call" || !S.socket) return;
     setTimeout(() => {
       const state = pc.connectionState;
-      if (pc !== S.pc || S.screen !== "call" || (state !== "failed" && state !== "disconnected")) return;
-      const now = performance.now();
-      if (now - (recoverMedia.last || -1e9) < 15000) return;
-      recoverMedia.last = now;
-      log(`media ${state} for ${waitMs / 1000} s: connecting again (join step) for a new peer connection`);
+      const broken = why === "silent" || state === "failed" || state === "disconnected";
+      if (pc !== S.pc || S.screen !== "call" || !broken || state === "closed") return;
+      // Once per peer connection: the join step gives the next one. (A pause of 15 s
+      // between any two left a new address right after a short cut to the browser's own
+      // "failed", 19.6 s.)
+      if (recovering.has(pc)) return;
+      recovering.add(pc);
+      const what = why === "silent" ? `silent for ${silence.silentMs / 1000} s (${state})` : `${state} for ${waitMs / 1000} s`;
+      log(`media ${what}: connecting again (join step) for a new peer connection`);
+      reconnectLater.attempt = 0; // a new cause: retried from the shortest pause
       dropSocket();
       S.socketState = "reconnecting";
       renderConn();
@@ -737,6 +747,8 @@
     return out;
   }
 
+  const silence = new window.SB_CallPeer.SilenceWatch({ pollMs: STATS_INTERVAL_MS });
+
   function startStatsLoop() {
     if (statsTimer) return;
     const tick = async () => {
@@ -750,6 +762,16 @@
       }
       S.lastStats = st;
       tiles.showStats(st);
+      // A path gone silent (a new address, a dead link) is a new connection at once, not
+      // after the browser's ~6 s to "disconnected" and DISCONNECTED_WAIT_MS on top.
+      if (silence.pc !== S.pc) {
+        silence.reset();
+        silence.pc = S.pc;
+      }
+      const { transportBytesReceived, mediaPacketsReceived } = peer || {};
+      if (peer && silence.observe(performance.now(), transportBytesReceived, mediaPacketsReceived)) {
+        recoverMedia(S.pc, 0, "silent");
+      }
     };
     statsTimer = setTimeout(tick, STATS_INTERVAL_MS);
   }
