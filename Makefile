@@ -22,11 +22,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 # Debian packages the tests use: chromium (browser tests), espeak-ng (speech), ffmpeg (ffprobe),
-# npm (axe-core for the accessibility checks), fonts-noto-cjk (Korean, Japanese and Chinese
+# npm (axe-core for the accessibility checks), redis-server (the multi-node, outage and
+# restart tests run a real one they stop and start), fonts-noto-cjk (Korean, Japanese and Chinese
 # text in screenshots: without it a minimal machine draws boxes).
 system-deps:
 	@missing=""; \
-	for pair in chromium:chromium espeak-ng:espeak-ng ffprobe:ffmpeg sox:sox npm:npm; do \
+	for pair in chromium:chromium espeak-ng:espeak-ng ffprobe:ffmpeg sox:sox npm:npm redis-server:redis-server; do \
 	  cmd=$${pair%%:*}; pkg=$${pair##*:}; \
 	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
