@@ -12,6 +12,7 @@ crosses the veth, where ``Netns.limit`` puts a token bucket each way. Used by
 from __future__ import annotations
 
 import asyncio
+import bisect
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -162,6 +163,30 @@ class Received:
             f"(received {self.received_fps:.1f} fps, {self.lost} of {self.packets} packets "
             f"lost, {self.nacks} NACKs, {self.plis} PLIs)"
         )
+
+
+def first_moving(
+    series: list[Snapshot], pid: str, fps: float, size: tuple[int, int] | None = None
+) -> float | None:
+    """When ``pid``'s video first moved in a second at >= ``fps`` (and at ``size``), in
+    seconds after the first snapshot: the snapshot that saw that second's first new
+    frame. None when no such second is in ``series``."""
+    times = [snap.t for snap in series]
+
+    def frames(k: int) -> float:
+        return series[k].by.get(pid, {}).get("frames", 0)
+
+    for k in range(1, len(series)):
+        if frames(k) <= frames(k - 1):
+            continue  # no new frame: not a moment video moved
+        j = bisect.bisect_left(times, times[k - 1] + 1)
+        if j == len(series):
+            return None
+        seen = series[k].by.get(pid, {})
+        at_size = size is None or (seen.get("width"), seen.get("height")) == size
+        if at_size and (frames(j) - frames(k - 1)) / (times[j] - times[k - 1]) >= fps:
+            return times[k] - times[0]
+    return None
 
 
 async def snapshot(page: Any) -> Snapshot:
