@@ -152,6 +152,17 @@ class SubscriberLink:
                 break
         return True
 
+    def pace_and_judge(self, now: float) -> bool:
+        """``pace``, and a tick as soon as a probe is over or failed: it is judged (a
+        camera steps up, or the next try is timed) then, not up to a tick later (a
+        camera resumed 4.4 s after a 300 kbit/s limit was lifted, 0.2 s of it waiting
+        for the tick after a probe that had gone through)."""
+        probing = self.allocator.probe is not None
+        going = self.pace(now)
+        if probing and not going and self.allocator.probe is not None:
+            self.tick()
+        return going
+
     def _trace(self) -> None:
         e = self.estimator
 
@@ -353,7 +364,7 @@ class Adaptation:
                 for link in list(self._links.values()):
                     try:
                         going = link.pacer.drain() or going
-                        going = link.pace(now) or going
+                        going = link.pace_and_judge(now) or going
                     except Exception:
                         logger.exception("%s: pacing failed", link.name)
                 if not going:

@@ -162,7 +162,7 @@ class AllocationConfig:
     #: packets were reported missing.
     pad_queue_s: float = 0.05
     pad_lost: int = 2
-    #: After a probe to resume that failed on its queue alone, the next comes this soon.
+    #: After a probe to resume that failed on its padding alone, the next comes this soon.
     pad_queue_retry_s: float = 1.0
     probe_ratio: float = 2.5
     probe_blame_s: float = 4.0
@@ -209,8 +209,10 @@ class PaddingProbe:
     nacks: int
     reports: int | None = None
     failed: str | None = None
-    #: Failed by its own queue delay alone (nothing lost, nothing asked for again).
-    queued: bool = False
+    #: Failed on its own padding alone: its queue delay, or padding packets lost while
+    #: no media packet was asked for again (the padding is the tail of the queue; a
+    #: limit lifted under a probe dropped the queue's last packets, padding only).
+    padding_only: bool = False
     #: A failure from the REMB alone while it still had room for what the media sends
     #: (no NACKs, no loss): a browser whose CPU stalls dips its REMB on a free link too.
     #: The probe stops all the same (the queue drains), but the wait does not double.
@@ -479,9 +481,10 @@ class SubscriberAllocator:
             probe.failed = f"{link.nacks - probe.nacks} packets asked for again"
         elif growth is not None and growth >= c.pad_queue_s:
             probe.failed = f"the queue grew by {growth * 1000:.0f} ms"
-            probe.queued = True
+            probe.padding_only = True
         elif queue.lost_since(probe.started) >= c.pad_lost:
             probe.failed = f"{queue.lost_since(probe.started)} padding packets lost"
+            probe.padding_only = link.nacks == probe.nacks
         return probe.failed is None and now < probe.judged_at
 
     def _reports_after(self, link: LinkEstimator) -> float:
@@ -527,10 +530,11 @@ class SubscriberAllocator:
             self.padding_probes_failed += 1
             wait = self._wait(resuming=probe.resuming)
             counted = probe.reports if probe.reports is not None else link.reports
-            if probe.queued and probe.resuming and not link.lossy_since(counted):
-                # It cost no packet and its queue drains in a fraction of a second: the
-                # next try to resume comes sooner (a camera resumed 6.1 s after a
-                # 300 kbit/s limit was lifted, waiting 2 s behind such a failure).
+            if probe.padding_only and probe.resuming and not link.lossy_since(counted):
+                # It cost no media packet and its queue drains in a fraction of a second:
+                # the next try to resume comes sooner (a camera resumed 6.1 s after a
+                # 300 kbit/s limit was lifted, waiting 2 s behind such a failure; and
+                # 4.4 s behind one that lost two padding packets as the limit went).
                 wait = min(wait, c.pad_queue_retry_s)
             self._ceiling = probe.step_bps
             self._ceiling_until = now + wait

@@ -437,18 +437,23 @@ def test_a_padding_probe_is_failed_by_loss_reported_while_it_ran_not_just_before
 
 
 def _padding_feedback(
-    link: SubscriberLink, padder: Padder, growth_per_packet_s: float, late: int | None = None
+    link: SubscriberLink,
+    padder: Padder,
+    growth_per_packet_s: float,
+    late: int | None = None,
+    lost_last: int = 0,
 ) -> None:
     """The browser's transport-wide feedback about every padding packet sent so far: each
-    one delayed ``growth_per_packet_s`` more than the one before (a queue filling), and
-    packet ``late`` read 80 ms late (a busy receiver)."""
+    one delayed ``growth_per_packet_s`` more than the one before (a queue filling),
+    packet ``late`` read 80 ms late (a busy receiver), the last ``lost_last`` missing."""
     sequencer = TransportSequencer()
     arrivals: list[tuple[int, float | None]] = []
     for i, (at, nbytes) in enumerate(padder.sent):
         seq = sequencer.next()
         sequencer.sent(seq, at, nbytes)
         arrival = at + 7.0 + 0.02 + i * growth_per_packet_s + (0.08 if i == late else 0.0)
-        arrivals.append((seq, arrival))
+        lost = i >= len(padder.sent) - lost_last
+        arrivals.append((seq, None if lost else arrival))
     link.estimator.queue_delay.on_feedback(
         TransportFeedback(media_ssrc=1, feedback_count=0, arrivals=arrivals), sequencer.lookup
     )
@@ -566,12 +571,13 @@ def test_where_the_queue_is_seen_probes_to_resume_start_stronger() -> None:
     assert steps[True].target_bps >= steps[True].step_bps / weak - 1
 
 
-def test_a_resume_that_failed_on_its_queue_alone_is_tried_again_sooner() -> None:
-    """Such a failure cost no packet and its queue drains in a fraction of a second; two
-    seconds behind it, a camera resumed 6.1 s after a 300 kbit/s limit was lifted."""
+def test_a_resume_that_failed_on_its_padding_alone_is_tried_again_sooner() -> None:
+    """Such a failure cost no media packet and its queue drains in a fraction of a
+    second; two seconds behind it, a camera resumed 6.1 s after a 300 kbit/s limit was
+    lifted (its queue delay) and 4.4 s after (two padding packets the lift dropped)."""
     config = AllocationConfig()
     gaps = {}
-    for how in ("queue", "nacks"):
+    for how in ("queue", "padding lost", "nacks"):
         clock = Clock()
         link, _tracks = paused_camera(clock)
         link.estimator.queue_delay.messages = 1
@@ -588,6 +594,8 @@ def test_a_resume_that_failed_on_its_queue_alone_is_tried_again_sooner() -> None
         pace(link, clock, 0.3)
         if how == "queue":
             _padding_feedback(link, padder, growth_per_packet_s=0.01)
+        elif how == "padding lost":
+            _padding_feedback(link, padder, growth_per_packet_s=0.0, lost_last=2)
         else:
             link.estimator.on_nack(5)
         pace(link, clock, 0.05)
@@ -600,7 +608,8 @@ def test_a_resume_that_failed_on_its_queue_alone_is_tried_again_sooner() -> None
         assert link.allocator.probe is not None, how
         gaps[how] = clock.t - failed_at
     assert gaps["queue"] <= config.pad_queue_retry_s + 0.6, gaps
-    assert gaps["nacks"] >= config.pad_resume_wait_s - 0.1
+    assert gaps["padding lost"] <= config.pad_queue_retry_s + 0.6, gaps
+    assert gaps["nacks"] >= config.pad_resume_wait_s - 0.1, gaps
 
 
 def test_where_the_queue_is_seen_a_report_half_a_second_in_is_not_the_probes() -> None:
@@ -621,3 +630,29 @@ def test_where_the_queue_is_seen_a_report_half_a_second_in_is_not_the_probes() -
         outcomes[seen] = probe.failed
     assert outcomes[False] == "loss reported"
     assert outcomes[True] is None
+
+
+def test_a_probe_is_judged_when_it_is_over_not_at_the_next_tick() -> None:
+    """The pacer that sees a probe end (or fail) has it judged at once: the camera steps
+    up then, and a failed probe's wait starts then (each was up to a tick, 0.5 s, late)."""
+    clock = Clock()
+    link, tracks, _ = padding_probe_started(clock)
+    probe = link.allocator.probe
+    assert probe is not None
+    while clock.t < probe.judged_at + 0.015:  # the pacer only, no tick
+        clock.t += 0.01
+        link.pace_and_judge(clock.t)
+    assert link.allocator.probe is None
+    assert tracks[0].index == 3  # it went through: the camera stepped up already
+
+    clock = Clock()
+    link, tracks, _ = padding_probe_started(clock)
+    for _ in range(20):
+        clock.t += 0.01
+        link.pace_and_judge(clock.t)
+    link.estimator.on_nack(5)
+    clock.t += 0.01
+    assert not link.pace_and_judge(clock.t)
+    assert link.allocator.probe is None  # failed, and judged: no video moved
+    assert link.allocator.padding_probes_failed == 1
+    assert [t.index for t in tracks] == [2, 2]
