@@ -26,7 +26,8 @@ gets a place on its *ladder* — the lowest encoding's temporal layers
   also allowed — a probe — when the
   link has been clean for ``probe_wait`` and the step is at most
   ``probe_ratio`` times what is being sent; if congestion follows within
-  ``probe_blame_s`` that total becomes a ceiling for a while and the wait
+  ``probe_blame_s`` that total (and that step, however its bit/s wobble) becomes a
+  ceiling for a while and the wait
   doubles (4 s up to 20 s), like LiveKit's probe back-off.
 * **A failed step up goes back, not further down.** The congestion that
   follows a step up is that step's: every video returns to where it was
@@ -275,6 +276,9 @@ class SubscriberAllocator:
         self._probed_at: float | None = None
         self._ceiling: float | None = None
         self._ceiling_until = 0.0
+        #: The places (by video name: a rung, or -1 paused) of the step the ceiling is
+        #: from: that step, or one above it, stays blocked however its bit/s wobble.
+        self._ceiling_places: dict[str, Option | int] = {}
         #: Before the last step up: its total and every video's rung (None: no ladder,
         #: -1: paused), to go back to if it congests; and whether it resumed a video.
         self._before_upgrade: tuple[float, list[Option | int | None]] | None = None
@@ -319,7 +323,7 @@ class SubscriberAllocator:
                 self._seen_congestion = link.congested_at
                 probe = self.probe
                 if probe is None or self._upgrade_at is None or probe.started < self._upgrade_at:
-                    self._blame(now, link, pos, ladders)
+                    self._blame(now, link, tracks, pos, ladders)
                 # else: a padding probe started after the last step up, and the congestion
                 # is its own (its failure holds the estimate at what was sent before it);
                 # at 500 kbit/s, blaming the step too sent both cameras back to 10 fps
@@ -382,6 +386,7 @@ class SubscriberAllocator:
         self,
         now: float,
         link: LinkEstimator,
+        tracks: list[VideoTrack],
         pos: list[int | None],
         ladders: list[list[Option]],
     ) -> None:
@@ -393,6 +398,7 @@ class SubscriberAllocator:
             wait = self._wait(resuming=self._upgrade_resumed)
             self._ceiling = self._upgrade_need
             self._ceiling_until = now + wait
+            self._ceiling_places = self._places(tracks, pos, ladders)
             logger.info(
                 "%s: congestion after stepping up to %.0f kbit/s; back to %s kbit/s, "
                 "no probe there for %.0f s",
@@ -538,6 +544,12 @@ class SubscriberAllocator:
                 wait = min(wait, c.pad_queue_retry_s)
             self._ceiling = probe.step_bps
             self._ceiling_until = now + wait
+            tried = list(pos)
+            for video, rung in probe.steps:
+                j = tracks.index(video) if video in tracks else -1
+                if j >= 0 and tried[j] is not None and ladders[j]:
+                    tried[j] = rung_for(ladders[j], rung)
+            self._ceiling_places = self._places(tracks, tried, ladders)
             if not probe.inconclusive:
                 self._probe_wait = min(self._probe_wait * 2, c.probe_wait_max_s)
             self._probed_at = None
@@ -599,10 +611,50 @@ class SubscriberAllocator:
         """Every video's place, to go back to: its rung (None: no ladder, -1: paused)."""
         return [None if q is None else q if q < 0 else ladders[k][q] for k, q in enumerate(pos)]
 
-    def _blocked(self, total: float, now: float) -> bool:
-        """Whether a probe to ``total`` failed lately (a ceiling for a while)."""
+    @staticmethod
+    def _places(
+        tracks: list[VideoTrack], pos: list[int | None], ladders: list[list[Option]]
+    ) -> dict[str, Option | int]:
+        """Every video's place by name: its rung, or -1 paused (none without a ladder)."""
+        return {
+            track.name: q if q < 0 else ladders[k][q]
+            for k, (track, q) in enumerate(zip(tracks, pos, strict=True))
+            if q is not None and ladders[k]
+        }
+
+    def _blocked(
+        self,
+        total: float,
+        now: float,
+        tracks: list[VideoTrack],
+        pos: list[int | None],
+        ladders: list[list[Option]],
+    ) -> bool:
+        """Whether a probe to ``total`` (every video at ``pos``) failed lately: a
+        ceiling for a while, in bit/s and as the places of the step that failed.
+
+        The places hold however the bit/s wobble: at 300 kbit/s a probe to resume
+        failed on its queue, and one of the same step started in the same tick because
+        the other camera's rate had dipped 4 % below the failed total; it ran into the
+        still-full queue and the camera waited 2 s more. A step with any video lower
+        than it was (a camera stepped down since) is the bit/s's to judge."""
+        if now >= self._ceiling_until:
+            return False
         ceiling = self._ceiling
-        return ceiling is not None and now < self._ceiling_until and total >= ceiling * 0.97
+        if ceiling is not None and total >= ceiling * 0.97:
+            return True
+        failed = self._ceiling_places
+        if not failed:
+            return False
+        where = {track.name: k for k, track in enumerate(tracks)}
+        for name, place in failed.items():
+            k = where.get(name)
+            q = None if k is None else pos[k]
+            if k is None or q is None or not ladders[k]:
+                return False
+            if q < (place if isinstance(place, int) else rung_for(ladders[k], place)):
+                return False
+        return True
 
     def _wait(self, *, resuming: bool) -> float:
         """How long the link must be clean before a probe (shorter to resume a video)."""
@@ -693,9 +745,11 @@ class SubscriberAllocator:
             # is known to take (a muted peer sends next to nothing: a camera paused there
             # would never be tried again, now that a step past the capacity is a probe).
             bound = c.probe_ratio * max(link.sent_bps, need, capacity or 0.0)
+            stepped = list(pos)
+            stepped[j] = p + 1
             probe = (
                 link.clean
-                and not self._blocked(new_need, now)
+                and not self._blocked(new_need, now, tracks, stepped, ladders)
                 and link.since_congestion() >= wait
                 and (self._upgrade_at is None or now - self._upgrade_at >= gap)
                 and new_need <= bound
@@ -709,7 +763,12 @@ class SubscriberAllocator:
                 if p < 0:  # every paused video at once, unless that total failed lately
                     paused = [k for k, q in enumerate(pos) if q is not None and q < 0]
                     together = need + sum(ladders[k][0].bps for k in paused)
-                    if len(paused) > 1 and not self._blocked(together, now) and together <= bound:
+                    resumed = [0 if k in paused else q for k, q in enumerate(pos)]
+                    if (
+                        len(paused) > 1
+                        and not self._blocked(together, now, tracks, resumed, ladders)
+                        and together <= bound
+                    ):
                         steps = [(tracks[k], ladders[k][0]) for k in paused]
                         new_need = together
                 self._start_padding(link, steps, p < 0, need, new_need)

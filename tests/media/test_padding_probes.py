@@ -612,6 +612,45 @@ def test_a_resume_that_failed_on_its_padding_alone_is_tried_again_sooner() -> No
     assert gaps["nacks"] >= config.pad_resume_wait_s - 0.1, gaps
 
 
+def test_a_failed_resume_holds_for_its_step_though_the_total_wobbles_down() -> None:
+    """The ceiling a failed probe leaves is its step (the same videos, no higher),
+    not only its bit/s: measured at 300 kbit/s, a probe to resume failed on its queue
+    and, in the same tick, one of the same step started because the voice's rate had
+    dipped 4 % (below 97 % of the failed total); it ran into the still-full queue, lost
+    padding with media, and the camera waited 2 s more (resumed 4.1 s after the lift)."""
+    config = AllocationConfig()
+    clock = Clock()
+    link, _tracks = paused_camera(clock)
+    link.estimator.queue_delay.messages = 1
+    padder = Padder()
+    padder.clock = clock
+    link.padders["camera 0"] = padder
+    probe = None
+    for _ in range(40):
+        pace(link, clock, 0.25)
+        probe = link.allocator.probe
+        if probe is not None:
+            break
+    assert probe is not None and probe.resuming
+    pace(link, clock, 0.3)
+    _padding_feedback(link, padder, growth_per_packet_s=0.01)
+    # The voice dips so that the same step costs 5 % less than the one that failed.
+    audio = link.audios["audio"]
+    audio.rate_bps -= probe.step_bps * 0.05
+    pace(link, clock, 0.05)
+    assert probe.failed is not None
+    failed_at = clock.t
+    for _ in range(100):
+        if link.allocator.probe is not None:
+            break
+        pace(link, clock, 0.05)
+    again = link.allocator.probe
+    assert again is not None
+    assert clock.t - failed_at >= config.pad_queue_retry_s - 0.05, (
+        f"the same step was tried again {clock.t - failed_at:.2f} s after it failed"
+    )
+
+
 def test_where_the_queue_is_seen_a_report_half_a_second_in_is_not_the_probes() -> None:
     """The queue fails such a probe first. A report 0.5-1 s into it still spoke of
     packets lost before it (a limit lifted: its queue dropped), and failed the probe
