@@ -616,10 +616,11 @@ class SubscriberAllocator:
         tracks: list[VideoTrack], pos: list[int | None], ladders: list[list[Option]]
     ) -> dict[str, Option | int]:
         """Every video's place by name: its rung, or -1 paused (none without a ladder)."""
+        rungs = SubscriberAllocator._rungs_of(pos, ladders)
         return {
-            track.name: q if q < 0 else ladders[k][q]
-            for k, (track, q) in enumerate(zip(tracks, pos, strict=True))
-            if q is not None and ladders[k]
+            track.name: rung
+            for track, rung, steps in zip(tracks, rungs, ladders, strict=True)
+            if rung is not None and steps
         }
 
     def _blocked(

@@ -571,6 +571,23 @@ def test_where_the_queue_is_seen_probes_to_resume_start_stronger() -> None:
     assert steps[True].target_bps >= steps[True].step_bps / weak - 1
 
 
+def _resume_probe_started(clock: Clock) -> tuple[SubscriberLink, Padder, PaddingProbe]:
+    """A paused camera where the queue is seen, paced until a probe to resume it pads."""
+    link, _tracks = paused_camera(clock)
+    link.estimator.queue_delay.messages = 1
+    padder = Padder()
+    padder.clock = clock
+    link.padders["camera 0"] = padder
+    probe = None
+    for _ in range(40):
+        pace(link, clock, 0.25)
+        probe = link.allocator.probe
+        if probe is not None:
+            break
+    assert probe is not None and probe.resuming
+    return link, padder, probe
+
+
 def test_a_resume_that_failed_on_its_padding_alone_is_tried_again_sooner() -> None:
     """Such a failure cost no media packet and its queue drains in a fraction of a
     second; two seconds behind it, a camera resumed 6.1 s after a 300 kbit/s limit was
@@ -579,18 +596,7 @@ def test_a_resume_that_failed_on_its_padding_alone_is_tried_again_sooner() -> No
     gaps = {}
     for how in ("queue", "padding lost", "nacks"):
         clock = Clock()
-        link, _tracks = paused_camera(clock)
-        link.estimator.queue_delay.messages = 1
-        padder = Padder()
-        padder.clock = clock
-        link.padders["camera 0"] = padder
-        probe = None
-        for _ in range(40):
-            pace(link, clock, 0.25)
-            probe = link.allocator.probe
-            if probe is not None:
-                break
-        assert probe is not None and probe.resuming
+        link, padder, probe = _resume_probe_started(clock)
         pace(link, clock, 0.3)
         if how == "queue":
             _padding_feedback(link, padder, growth_per_packet_s=0.01)
@@ -620,18 +626,7 @@ def test_a_failed_resume_holds_for_its_step_though_the_total_wobbles_down() -> N
     padding with media, and the camera waited 2 s more (resumed 4.1 s after the lift)."""
     config = AllocationConfig()
     clock = Clock()
-    link, _tracks = paused_camera(clock)
-    link.estimator.queue_delay.messages = 1
-    padder = Padder()
-    padder.clock = clock
-    link.padders["camera 0"] = padder
-    probe = None
-    for _ in range(40):
-        pace(link, clock, 0.25)
-        probe = link.allocator.probe
-        if probe is not None:
-            break
-    assert probe is not None and probe.resuming
+    link, padder, probe = _resume_probe_started(clock)
     pace(link, clock, 0.3)
     _padding_feedback(link, padder, growth_per_packet_s=0.01)
     # The voice dips so that the same step costs 5 % less than the one that failed.
