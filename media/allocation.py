@@ -545,10 +545,8 @@ class SubscriberAllocator:
             self._ceiling = probe.step_bps
             self._ceiling_until = now + wait
             tried = list(pos)
-            for video, rung in probe.steps:
-                j = tracks.index(video) if video in tracks else -1
-                if j >= 0 and tried[j] is not None and ladders[j]:
-                    tried[j] = rung_for(ladders[j], rung)
+            for j, index in self._steps_at(probe, tracks, pos, ladders):
+                tried[j] = index
             self._ceiling_places = self._places(tracks, tried, ladders)
             if not probe.inconclusive:
                 self._probe_wait = min(self._probe_wait * 2, c.probe_wait_max_s)
@@ -579,17 +577,14 @@ class SubscriberAllocator:
         before = self._rungs_of(pos, ladders)
         new_need = need
         moved = []
-        for video, rung in probe.steps:
-            j = tracks.index(video) if video in tracks else -1
-            p = pos[j] if j >= 0 else None
-            if p is None or not ladders[j]:
-                continue
-            index = rung_for(ladders[j], rung)
+        for j, index in self._steps_at(probe, tracks, pos, ladders):
+            p = pos[j]
+            assert p is not None
             if index <= p:
                 continue
             new_need += ladders[j][index].bps - cost(j)
             pos[j] = index
-            moved.append(video.name)
+            moved.append(tracks[j].name)
         if not moved:
             return need, False
         self._before_upgrade = (need, before)
@@ -605,6 +600,21 @@ class SubscriberAllocator:
             ", ".join(moved),
         )
         return new_need, True
+
+    @staticmethod
+    def _steps_at(
+        probe: PaddingProbe,
+        tracks: list[VideoTrack],
+        pos: list[int | None],
+        ladders: list[list[Option]],
+    ) -> list[tuple[int, int]]:
+        """Where each of a probe's steps puts its video: (index in ``tracks``, rung on
+        its current ladder), for the videos still there with a place and a ladder."""
+        return [
+            (j, rung_for(ladders[j], rung))
+            for video, rung in probe.steps
+            if video in tracks and pos[j := tracks.index(video)] is not None and ladders[j]
+        ]
 
     @staticmethod
     def _rungs_of(pos: list[int | None], ladders: list[list[Option]]) -> list[Option | int | None]:
