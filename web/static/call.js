@@ -37,6 +37,14 @@
   // (A browser says "disconnected" 2.5-6 s into a dead path already; a short cut closes the
   // socket and goes through the join step anyway. With 5 s a new address took 12.4 s.)
   const DISCONNECTED_WAIT_MS = 2000;
+  // After a network change a browser can leave a request or a socket hanging on the old
+  // path: no error, no answer. A join step is given up after this long (and tried again),
+  // and a socket that said "joined" but brought no offer in this long is replaced (the
+  // server offers right after "joined"; socket.io itself notices a dead socket only after
+  // its ping timeout, 45 s). Measured: an answer takes < 1 s at 300 kbit/s on a loaded
+  // 2-core machine; tests/browser/test_signaling_stalls.py makes both stalls.
+  const JOIN_STEP_TIMEOUT_MS = 8000;
+  const OFFER_WAIT_MS = 8000;
   const LANG_KEY = "seoulbridge.lang";
 
   const $ = (id) => document.getElementById(id);
@@ -313,17 +321,19 @@
     let failed = { ok: false, code: "network", message: "", passing: true };
     for (const base of bases) {
       let res;
-      try {
-        res = await fetch(`${base}/api/join-info?${q}`, { cache: "no-store", credentials: "omit", mode: base ? "cors" : "same-origin" });
-      } catch (e) {
-        failed = { ok: false, code: "network", message: String(e), passing: true };
-        continue; // that node is gone too: try the next
-      }
       let body = null;
       try {
-        body = await res.json();
-      } catch {
-        body = null;
+        // The timeout covers the body too: a fetch on a dead path may never settle.
+        const signal = AbortSignal.timeout(JOIN_STEP_TIMEOUT_MS);
+        res = await fetch(`${base}/api/join-info?${q}`, { cache: "no-store", credentials: "omit", mode: base ? "cors" : "same-origin", signal });
+        body = await res.json().catch((e) => {
+          if (e && e.name === "TimeoutError") throw e;
+          return null; // not JSON: judged by the status below
+        });
+      } catch (e) {
+        if (e && e.name === "TimeoutError") log("join step timed out after", JOIN_STEP_TIMEOUT_MS, "ms:", base || "this node");
+        failed = { ok: false, code: "network", message: String(e), passing: true };
+        continue; // that node is gone too: try the next
       }
       if (res.ok && body && body.you && body.node) {
         if (Array.isArray(body.nodes) && body.nodes.length) S.joinNodes = body.nodes;
@@ -479,6 +489,7 @@
   }
 
   function dropSocket() {
+    clearTimeout(expectOffer.timer);
     const old = S.socket;
     S.socket = null;
     if (old) {
@@ -581,6 +592,7 @@
         if (interp) interp.handle(msg);
         break;
       case "offer":
+        clearTimeout(expectOffer.timer);
         silence.reset(); // the tracks change: media that stops may just have left
         ensurePeer().offer(msg);
         break;
@@ -670,6 +682,26 @@
       }
     }
     participantsChanged();
+    expectOffer();
+  }
+
+  /**
+   * The server offers a new peer connection right after "joined". A socket that said
+   * "joined" and then brought nothing (a path left hanging by a network change: not even
+   * engine.io's pings get through) is replaced through the join step, instead of waiting
+   * for socket.io's ping timeout while the server offers into the silence.
+   */
+  function expectOffer() {
+    clearTimeout(expectOffer.timer);
+    const socket = S.socket;
+    expectOffer.timer = setTimeout(() => {
+      if (socket !== S.socket || S.screen !== "call") return;
+      log(`no offer ${OFFER_WAIT_MS / 1000} s after joining: the server's messages are not getting through; connecting again`);
+      dropSocket();
+      S.socketState = "reconnecting";
+      renderConn();
+      reconnectLater();
+    }, OFFER_WAIT_MS);
   }
 
   // ------------------------------------------------------ peer connection
