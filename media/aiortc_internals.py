@@ -28,6 +28,7 @@ again.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from importlib.metadata import version
@@ -54,6 +55,10 @@ from kernel.taskset import TaskSet
 from media.errors import MediaError
 from media.remb_feed import GroupedRembFeed
 from media.rtp_header import ExtensionIds, RtpView
+
+#: The support trace of media.adaptation (``media.linktrace=DEBUG``): here, the REMB the
+#: server sends a publisher, when it falls (a browser lowers what it encodes to it).
+_trace = logging.getLogger("media.linktrace")
 
 if TYPE_CHECKING:
     from media.datagram_path import DatagramPath
@@ -246,6 +251,12 @@ class ReceiveHook:
         if last is None or now - last[0] >= REMB_INTERVAL_MS or bitrate < last[1] * 0.97:
             if last is not None and bitrate < last[1] * 0.9:
                 self.remb_decreased_ms = now  # the estimator saw the publisher's queues grow
+                _trace.debug(
+                    "publisher ssrc %s: REMB to it fell %.0f -> %.0f kbit/s",
+                    self.media_ssrc,
+                    last[1] / 1000,
+                    bitrate / 1000,
+                )
             self._remb_last = (now, bitrate)
             return True
         return False

@@ -44,6 +44,10 @@
   // its ping timeout, 45 s). Measured: an answer takes < 1 s at 300 kbit/s on a loaded
   // 2-core machine; tests/browser/test_signaling_stalls.py makes both stalls.
   const JOIN_STEP_TIMEOUT_MS = 8000;
+  // A join step not answered in this long is asked again beside the first, which a
+  // browser has to send on a new connection: the first may sit on a kept-alive one
+  // that the network change left dead (a new address took 21.6 s, two timeouts).
+  const JOIN_STEP_AGAIN_MS = 2000;
   const OFFER_WAIT_MS = 8000;
   const LANG_KEY = "seoulbridge.lang";
 
@@ -323,13 +327,7 @@
       let res;
       let body = null;
       try {
-        // The timeout covers the body too: a fetch on a dead path may never settle.
-        const signal = AbortSignal.timeout(JOIN_STEP_TIMEOUT_MS);
-        res = await fetch(`${base}/api/join-info?${q}`, { cache: "no-store", credentials: "omit", mode: base ? "cors" : "same-origin", signal });
-        body = await res.json().catch((e) => {
-          if (e && e.name === "TimeoutError") throw e;
-          return null; // not JSON: judged by the status below
-        });
+        [res, body] = await askJoinInfo(`${base}/api/join-info?${q}`, base ? "cors" : "same-origin");
       } catch (e) {
         if (e && e.name === "TimeoutError") log("join step timed out after", JOIN_STEP_TIMEOUT_MS, "ms:", base || "this node");
         failed = { ok: false, code: "network", message: String(e), passing: true };
@@ -343,6 +341,57 @@
       return { ok: false, code: err.code || `http_${res.status}`, message: err.message || `HTTP ${res.status}`, passing: res.status >= 500 };
     }
     return failed;
+  }
+
+  /**
+   * [response, JSON body or null] of one join-info request. When it has no answer after
+   * JOIN_STEP_AGAIN_MS it is asked a second time beside the first; the first answer
+   * wins and the other is aborted. Each ask is bounded by JOIN_STEP_TIMEOUT_MS, its body
+   * too (a fetch on a dead path may never settle). Rejects when every ask made failed
+   * and no other is coming (a quick real failure, like a refused connection, at once).
+   */
+  function askJoinInfo(href, mode) {
+    return new Promise((resolve, reject) => {
+      const controllers = [];
+      let pending = 0;
+      let done = false;
+      let again = null;
+      const finish = (settle, value) => {
+        if (done) return;
+        done = true;
+        clearTimeout(again);
+        for (const c of controllers) c.abort();
+        settle(value);
+      };
+      const ask = () => {
+        const controller = new AbortController();
+        controllers.push(controller);
+        pending += 1;
+        const bound = setTimeout(() => controller.abort(new DOMException("no answer", "TimeoutError")), JOIN_STEP_TIMEOUT_MS);
+        fetch(href, { cache: "no-store", credentials: "omit", mode, signal: controller.signal })
+          .then(async (res) => {
+            const body = await res.json().catch((e) => {
+              if (controller.signal.aborted) throw e;
+              return null; // not JSON: judged by the status
+            });
+            return [res, body];
+          })
+          .then(
+            (answer) => finish(resolve, answer),
+            (e) => {
+              pending -= 1;
+              if (pending === 0) finish(reject, e);
+            },
+          )
+          .finally(() => clearTimeout(bound));
+      };
+      ask();
+      again = setTimeout(() => {
+        if (done) return;
+        log("join step: no answer in", JOIN_STEP_AGAIN_MS, "ms, asking again on a new connection");
+        ask();
+      }, JOIN_STEP_AGAIN_MS);
+    });
   }
 
   async function loadJoinInfo() {
