@@ -26,6 +26,7 @@ from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtp import RtpPacket
 
 from kernel.taskset import TaskSet
+from media import arrival
 from media.aiortc_internals import PacketSink, now_ms
 from media.rtp_header import RtpView, parse_rtp
 from media.transport_cc import (
@@ -111,31 +112,39 @@ class DatagramPath:
             self._patched.add(id(protocol))
             original = protocol.datagram_received
             component: int = protocol.local_candidate.component
+            fd = _stamped_fd(protocol)
 
             def datagram_received(
-                data: bytes, addr: Any, original: Any = original, component: int = component
+                data: bytes,
+                addr: Any,
+                original: Any = original,
+                component: int = component,
+                fd: int | None = fd,
             ) -> None:
                 if 127 < data[0] < 192:
-                    self._data_received(data, component)
+                    # When the kernel got it, read before anything else is: media.arrival.
+                    now = now_ms()
+                    self._data_received(
+                        data, component, now if fd is None else arrival.arrival_ms(fd, now)
+                    )
                 else:
                     original(data, addr)
 
             patched: Any = protocol
             patched.datagram_received = datagram_received
 
-    def _data_received(self, data: bytes, component: int) -> None:
+    def _data_received(self, data: bytes, component: int, arrival_ms: int | None = None) -> None:
         # While aiortc's task still has datagrams queued, queue behind them: in order.
         if 127 < data[0] < 192 and not 191 < data[1] < 224 and not self._queued:  # SRTP
             srtp = self._dtls._rx_srtp
             if srtp is not None:
-                self._receive_rtp(srtp, data)
+                self._receive_rtp(srtp, data, now_ms() if arrival_ms is None else arrival_ms)
                 return
         if len(self._patched) != len(self._connection._protocols):
             self._patch_protocols()
         self._original_data_received(data, component)
 
-    def _receive_rtp(self, srtp: Any, data: bytes) -> None:
-        arrival_ms = now_ms()
+    def _receive_rtp(self, srtp: Any, data: bytes, arrival_ms: int) -> None:
         try:
             plain = srtp.unprotect(data)
         except pylibsrtp.Error:
@@ -223,3 +232,17 @@ class DatagramPath:
         dtls._RTCDtlsTransport__tx_bytes += len(data)
         dtls._RTCDtlsTransport__tx_packets += 1
         return True
+
+
+def _stamped_fd(protocol: Any) -> int | None:
+    """The socket of an aioice UDP protocol, with the kernel's receive stamps switched on
+    (``media.arrival``); None when there is none or it has no stamps."""
+    transport = getattr(protocol, "transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return None
+    try:
+        fd: int = sock.fileno()
+    except (OSError, ValueError):
+        return None
+    return fd if fd >= 0 and arrival.enable(fd) else None

@@ -25,7 +25,7 @@ from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 from kernel.taskset import TaskSet
 from media.adaptation import AdaptationConfig
-from media.aiortc_internals import ReceiveHook
+from media.aiortc_internals import ReceiveHook, now_ms
 from media.datagram_path import DatagramPath
 from media.pacer import PacerConfig
 from media.rtp_forwarder import RtpForwarder
@@ -392,3 +392,41 @@ async def test_probe_padding_is_numbered_and_the_browsers_feedback_reaches_the_e
         media = [RtpPacket.parse(p, ids) for p in wire]
         assert len(media) >= 5
         assert all(p.extensions.transport_sequence_number is None for p in media)
+
+
+async def test_rtp_on_the_fast_path_is_stamped_with_the_kernels_arrival(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The arrival a receiver's hook (REMB, statistics) gets is media.arrival's."""
+    from media import arrival
+
+    asked: list[int] = []
+
+    def kernel_arrival(fd: int, now: int) -> int:
+        asked.append(fd)
+        return now - 5_000  # unmistakable: no loop time is 5 s old
+
+    monkeypatch.setattr(arrival, "arrival_ms", kernel_arrival)
+    arrivals: list[tuple[int, int]] = []
+
+    class Stamps(Recorder):
+        def __call__(self, packet: RtpView, arrival_ms: int) -> None:
+            super().__call__(packet, arrival_ms)
+            arrivals.append((arrival_ms, now_ms()))
+
+    forwarder = RtpForwarder(keyframe_min_interval=0.2)
+    room = sfu_loopback.Room(forwarder)
+    tasks = TaskSet("test clients")
+    try:
+        await room.add_publisher("alice", sfu_loopback.SyntheticVideo())
+        await asyncio.wait_for(room.published.wait(), 5)
+        client, _tracks, _senders = await room.add_subscriber(["alice/video"])
+        _hook_client(client, tasks, "video", Stamps())
+        await _wait_for(lambda: len(arrivals) > 60, 10)
+    finally:
+        await room.aclose()
+        await tasks.aclose()
+    assert asked and all(fd >= 0 for fd in asked)
+    # The first packets may take aiortc's queue before the hook's path is known.
+    late = arrivals[20:]
+    assert all(4_900 < now - stamp < 5_500 for stamp, now in late), late[:5]
