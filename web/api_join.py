@@ -152,9 +152,19 @@ async def join_info(request: web.Request) -> JoinInfo:
 
 
 async def cors_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: pages of the deployment's other nodes may read the join step."""
+    """``on_response_prepare``: pages of the deployment's other nodes may read the join step,
+    and the join step's connection is not kept alive.
+
+    The join step is the page's way back after a network change, and a kept-alive
+    connection from before the change is dead: a request sent on it from the address the
+    device just lost reaches the server, and the answer never reaches the device (seen in
+    a traced address change: the page's join step hung, the server's answer unacknowledged
+    in its socket). Closed after each answer, every join step starts a new connection.
+    """
     if request.path != PATH:
         return
+    response.force_close()  # the server closes it after this answer
+    response.headers["Connection"] = "close"  # and says so (the prepare hook runs late)
     origin = request.headers.get("Origin")
     if origin and origin in request.app[SETTINGS].deployment_origins:
         response.headers["Access-Control-Allow-Origin"] = origin

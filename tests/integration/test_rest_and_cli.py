@@ -77,6 +77,9 @@ async def test_staff_sign_in_create_room_and_check_links(
                 and info["you"]["role"] == "resident"
                 and info["you"]["language"] == "ja"
             )
+            # Never kept alive: after a network change the page's way back must not ride
+            # a connection from before it (web/api_join.py).
+            assert r.headers.get("Connection", "").lower() == "close", dict(r.headers)
         async with http.get(
             url + "/api/join-info", params={"room": "r-other", "t": resident_token}
         ) as r:
