@@ -38,7 +38,8 @@ pytestmark = pytest.mark.browser
 BACK_WITHIN_S = 30.0
 
 
-async def _call(server: Server, browser: Any) -> AsyncIterator[dict[str, Any]]:
+@pytest.fixture
+async def call(server: Server, browser: Any) -> AsyncIterator[dict[str, Any]]:
     _, links = _room(server)
     pages = {role: await _open(browser, links[role]) for role in ("counselor", "resident")}
     try:
@@ -46,12 +47,6 @@ async def _call(server: Server, browser: Any) -> AsyncIterator[dict[str, Any]]:
     finally:
         for page in pages.values():
             await page.context.close()
-
-
-@pytest.fixture
-async def call(server: Server, browser: Any) -> AsyncIterator[dict[str, Any]]:
-    async for pages in _call(server, browser):
-        yield pages
 
 
 async def _in_call(pages: dict[str, Any]) -> dict[str, str]:

@@ -125,9 +125,10 @@ class _Subscribed:
 
 @contextlib.asynccontextmanager
 async def _one_video_subscriber(
-    packets: int, adaptation: AdaptationConfig | None = None
+    packets: int, adaptation: AdaptationConfig | None = None, recorder: Recorder | None = None
 ) -> AsyncIterator[_Subscribed]:
-    """Alice's synthetic video forwarded to one subscriber, ``packets`` received so far."""
+    """Alice's synthetic video forwarded to one subscriber, ``packets`` received so far
+    (by ``recorder``, a new ``Recorder`` by default)."""
     forwarder = RtpForwarder(keyframe_min_interval=0.2, adaptation=adaptation)
     room = sfu_loopback.Room(forwarder)
     tasks = TaskSet("test clients")
@@ -135,7 +136,7 @@ async def _one_video_subscriber(
         await room.add_publisher("alice", sfu_loopback.SyntheticVideo())
         await asyncio.wait_for(room.published.wait(), 5)
         client, _tracks, senders = await room.add_subscriber(["alice/video"])
-        recorder = _hook_client(client, tasks, "video")
+        recorder = _hook_client(client, tasks, "video", recorder)
         await _wait_for(lambda: len(recorder.packets) > packets, 10)
         yield _Subscribed(forwarder, senders[0], client.getTransceivers()[0].receiver, recorder)
     finally:
@@ -414,18 +415,8 @@ async def test_rtp_on_the_fast_path_is_stamped_with_the_kernels_arrival(
             super().__call__(packet, arrival_ms)
             arrivals.append((arrival_ms, now_ms()))
 
-    forwarder = RtpForwarder(keyframe_min_interval=0.2)
-    room = sfu_loopback.Room(forwarder)
-    tasks = TaskSet("test clients")
-    try:
-        await room.add_publisher("alice", sfu_loopback.SyntheticVideo())
-        await asyncio.wait_for(room.published.wait(), 5)
-        client, _tracks, _senders = await room.add_subscriber(["alice/video"])
-        _hook_client(client, tasks, "video", Stamps())
-        await _wait_for(lambda: len(arrivals) > 60, 10)
-    finally:
-        await room.aclose()
-        await tasks.aclose()
+    async with _one_video_subscriber(60, recorder=Stamps()):
+        pass
     assert asked and all(fd >= 0 for fd in asked)
     # The first packets may take aiortc's queue before the hook's path is known.
     late = arrivals[20:]
