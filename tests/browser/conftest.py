@@ -26,7 +26,8 @@ from typing import Any
 
 import pytest
 
-CHROMIUM = os.environ.get("SEOULBRIDGE_CHROMIUM", "/usr/bin/chromium")
+from tests.support.chromium import CHROMIUM
+
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

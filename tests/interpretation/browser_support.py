@@ -7,7 +7,6 @@ Each page can speak: ``fake_audio`` is a WAV that Chromium plays as its micropho
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -19,12 +18,12 @@ from aiohttp import web
 
 from interpretation.packages import PackageStore
 from signaling.protocol import Role
+from tests.support.chromium import CHROMIUM
 from tests.support.node_process import free_port
 from web.app import build_app
 from web.appkeys import CAPTIONS, TOKENS
 from web.settings import Settings
 
-CHROMIUM = os.environ.get("SEOULBRIDGE_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
     "--no-sandbox",
     "--disable-gpu",

@@ -13,9 +13,9 @@ from sched_helpers import SECRET, add_staff
 
 from kernel.roles import Role
 from scheduler.staff import StaffStore
+from tests.support.chromium import CHROMIUM, REAL_CHROMIUM
 
 pytestmark = [pytest.mark.timeout(45), pytest.mark.browser]
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ async def base_url(redis_url: str, redis: aioredis.Redis) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs /usr/bin/chromium")
+@pytest.mark.skipif(not os.path.exists(REAL_CHROMIUM), reason=f"needs {REAL_CHROMIUM}")
 async def test_resident_books_in_japanese(base_url: str, redis: aioredis.Redis) -> None:
     from playwright.async_api import async_playwright
 

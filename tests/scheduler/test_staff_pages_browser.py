@@ -11,11 +11,11 @@ import redis.asyncio as aioredis
 from sched_helpers import add_staff
 
 from kernel.roles import Role
+from tests.support.chromium import CHROMIUM, REAL_CHROMIUM
 from tests.support.server import running_server
 from web.appkeys import STAFF
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.browser]
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ async def base_url(data_dir: Path, redis_url: str, redis: aioredis.Redis) -> Asy
         yield server.base_url
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs /usr/bin/chromium")
+@pytest.mark.skipif(not os.path.exists(REAL_CHROMIUM), reason=f"needs {REAL_CHROMIUM}")
 @pytest.mark.parametrize(
     ("path", "username", "board_text"),
     [("/dashboard", "park", "#board"), ("/admin", "boss", "#staff li")],

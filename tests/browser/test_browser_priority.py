@@ -1,0 +1,99 @@
+"""The browsers of the tests run at a user's priority, not above the server they test.
+
+As root, Chromium sets its browser and GPU processes to nice -8 (and audio threads to
+real time). On a 2-core CI machine that gave the three pages of a call about six times
+the server's CPU share: join steps unanswered for 8 s, the server's Redis heartbeat
+failing, recognition behind (see tests/support/chromium_as_a_user.sh).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import CHROMIUM_ARGS
+from tests.support.chromium import CHROMIUM, REAL_CHROMIUM
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(REAL_CHROMIUM).exists(), reason=f"no Chromium at {REAL_CHROMIUM}"),
+    pytest.mark.skipif(
+        os.geteuid() != 0, reason="only root's Chromium can raise its priority: nothing to check"
+    ),
+]
+
+SCHED_FIFO, SCHED_RR = 1, 2
+
+
+def _children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        kids.setdefault(ppid, []).append(int(entry))
+    return kids
+
+
+def _tree(root: int) -> list[int]:
+    kids, out, todo = _children(), [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo += kids.get(pid, [])
+    return out
+
+
+def _threads(pid: int) -> list[tuple[str, int, int]]:
+    """(name, nice, scheduling policy) of each thread of ``pid``."""
+    found = []
+    with_tasks = Path(f"/proc/{pid}/task")
+    for task in with_tasks.iterdir() if with_tasks.exists() else []:
+        try:
+            name, rest = (task / "stat").read_text().split("(", 1)[1].rsplit(")", 1)
+        except (OSError, ValueError):
+            continue
+        fields = rest.split()
+        found.append((name, int(fields[16]), int(fields[38])))
+    return found
+
+
+def _with_mark(mark: str) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if mark in Path(f"/proc/{entry}/cmdline").read_text(errors="replace"):
+                    pids.append(int(entry))
+            except OSError:
+                continue
+    return pids
+
+
+@pytest.mark.timeout(60)
+async def test_the_test_browser_does_not_raise_its_priority(playwright: Any) -> None:
+    mark = f"--seoulbridge-test-mark={uuid.uuid4().hex}"
+    browser = await playwright.chromium.launch(
+        executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, mark]
+    )
+    try:
+        page = await browser.new_page()
+        await page.goto("about:blank")
+        await asyncio.sleep(1.0)  # the GPU process and the renderer are up
+        roots = _with_mark(mark)
+        assert roots, "the browser's process was not found by its command line"
+        threads = [t for root in roots for pid in _tree(root) for t in _threads(pid)]
+        assert len(threads) > 10, threads
+        boosted = [t for t in threads if t[1] < 0 or t[2] in (SCHED_FIFO, SCHED_RR)]
+        assert not boosted, f"threads above a user's priority (name, nice, policy): {boosted}"
+    finally:
+        await browser.close()
