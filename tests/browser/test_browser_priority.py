@@ -1,9 +1,11 @@
-"""The browsers of the tests run at a user's priority, not above the server they test.
+"""The browsers of the tests run below the server they test, never above it.
 
 As root, Chromium sets its browser and GPU processes to nice -8 (and audio threads to
 real time). On a 2-core CI machine that gave the three pages of a call about six times
 the server's CPU share: join steps unanswered for 8 s, the server's Redis heartbeat
-failing, recognition behind (see tests/support/chromium_as_a_user.sh).
+failing, recognition behind. In production the server has its own CPU; here the
+browsers run at nice 10 without the capability to undo it
+(tests/support/chromium_as_a_user.sh).
 """
 
 from __future__ import annotations
@@ -22,12 +24,11 @@ from tests.support.chromium import CHROMIUM, REAL_CHROMIUM
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not Path(REAL_CHROMIUM).exists(), reason=f"no Chromium at {REAL_CHROMIUM}"),
-    pytest.mark.skipif(
-        os.geteuid() != 0, reason="only root's Chromium can raise its priority: nothing to check"
-    ),
 ]
 
 SCHED_FIFO, SCHED_RR = 1, 2
+#: the test browsers' niceness (the server under test runs at 0)
+BROWSER_NICE = 10
 
 
 def _children() -> dict[int, list[int]]:
@@ -80,7 +81,7 @@ def _with_mark(mark: str) -> list[int]:
 
 
 @pytest.mark.timeout(60)
-async def test_the_test_browser_does_not_raise_its_priority(playwright: Any) -> None:
+async def test_the_test_browser_runs_below_the_server(playwright: Any) -> None:
     mark = f"--seoulbridge-test-mark={uuid.uuid4().hex}"
     browser = await playwright.chromium.launch(
         executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, mark]
@@ -93,7 +94,7 @@ async def test_the_test_browser_does_not_raise_its_priority(playwright: Any) -> 
         assert roots, "the browser's process was not found by its command line"
         threads = [t for root in roots for pid in _tree(root) for t in _threads(pid)]
         assert len(threads) > 10, threads
-        boosted = [t for t in threads if t[1] < 0 or t[2] in (SCHED_FIFO, SCHED_RR)]
-        assert not boosted, f"threads above a user's priority (name, nice, policy): {boosted}"
+        boosted = [t for t in threads if t[1] < BROWSER_NICE or t[2] in (SCHED_FIFO, SCHED_RR)]
+        assert not boosted, f"threads above nice {BROWSER_NICE} (name, nice, policy): {boosted}"
     finally:
         await browser.close()
