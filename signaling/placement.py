@@ -157,10 +157,24 @@ class NodePlacement:
     async def place(self, room_id: str, *, fenced: str | None = None) -> Placement:
         """The room's node for the join step: its live holder, else the least-loaded
         live node under its limit, claimed for it. ``fenced``: a holder known to be
-        unreachable; the room moves off it. Raises ``NoCapacity``."""
-        result = await self._place(
-            keys=self._place_keys(room_id), args=self._place_args(room_id, "", fenced or "")
-        )
+        unreachable; the room moves off it. Raises ``NoCapacity``.
+
+        This node is alive (it is answering), so when no live node is found and it takes
+        rooms, it registers again and asks once more: a loop held past the node's TTL (a
+        starved machine) lapses its entry between heartbeats, and the join step would
+        otherwise tell a resident that every server is full, of a node with room."""
+        keys, args = self._place_keys(room_id), self._place_args(room_id, "", fenced or "")
+        result = await self._place(keys=keys, args=args)
+        no_node = result[0] is None and result[1] is not None and text(result[1]) == "no_capacity"
+        if no_node and self._accepting:
+            logger.warning(
+                "node %s: no live node with room for room %s; registering this node again "
+                "in case its entry lapsed (a late heartbeat) and asking once more",
+                self.node_id,
+                room_id,
+            )
+            await self.heartbeat_now()
+            result = await self._place(keys=keys, args=args)
         value, info = result[0], result[1]
         if value is None:
             if info is not None and text(info) == "unsettled":

@@ -125,7 +125,8 @@ async def join_info(request: web.Request) -> JoinInfo:
             "The service is coming back. The page tries again by itself.",
             1,
         )
-    except NoCapacity:
+    except NoCapacity as exc:
+        logger.warning("join step for room %s: %s", claims.room_id, exc)
         _unavailable(
             "no_capacity",
             "Every server is full right now. Try again in a few minutes.",

@@ -194,6 +194,26 @@ async def test_a_lapsed_claim_goes_back_to_its_node_when_that_node_is_still_aliv
     assert await a.heartbeat_now() == []
 
 
+async def test_a_node_whose_own_entry_lapsed_still_places_its_room_on_itself(
+    make: Make, redis: aioredis.Redis
+) -> None:
+    """One node, its loop held past the TTL between two heartbeats (a starved machine):
+    the join step it answers must not say that every server is full."""
+    a = make("node-a")
+    await a.start()
+    await a.claim("r-8")
+    await _lapse(redis, "node-a")
+    placed = await a.place("r-8")
+    assert placed.claim == Claim("node-a", 1)  # the room stays where its media is
+    assert placed.node.node_id == "node-a"
+    await _lapse(redis, "node-a")
+    assert (await a.place("r-9")).claim.node_id == "node-a"  # and a new room goes there too
+    await a.drain()
+    await _lapse(redis, "node-a")
+    with pytest.raises(NoCapacity):  # a draining node does not take it back
+        await a.place("r-10")
+
+
 async def test_placement_is_atomic_under_concurrent_joins(make: Make) -> None:
     nodes = [make(f"node-{i}", room_limit=4) for i in range(3)]
     for node in nodes:
