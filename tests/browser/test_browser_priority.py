@@ -31,22 +31,23 @@ SCHED_FIFO, SCHED_RR = 1, 2
 BROWSER_NICE = 10
 
 
-def _children() -> dict[int, list[int]]:
+def _tree_of_marked(mark: str) -> list[int]:
+    """Every process whose command line holds ``mark``, with all its descendants
+    (one scan of ``/proc``)."""
     kids: dict[int, list[int]] = {}
+    todo: list[int] = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             stat = Path(f"/proc/{entry}/stat").read_text()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_text(errors="replace")
         except OSError:
             continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        kids.setdefault(ppid, []).append(int(entry))
-    return kids
-
-
-def _tree(root: int) -> list[int]:
-    kids, out, todo = _children(), [], [root]
+        kids.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+        if mark in cmdline:
+            todo.append(int(entry))
+    out: list[int] = []
     while todo:
         pid = todo.pop()
         out.append(pid)
@@ -68,18 +69,6 @@ def _threads(pid: int) -> list[tuple[str, int, int]]:
     return found
 
 
-def _with_mark(mark: str) -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if mark in Path(f"/proc/{entry}/cmdline").read_text(errors="replace"):
-                    pids.append(int(entry))
-            except OSError:
-                continue
-    return pids
-
-
 @pytest.mark.timeout(60)
 async def test_the_test_browser_runs_below_the_server(playwright: Any) -> None:
     mark = f"--seoulbridge-test-mark={uuid.uuid4().hex}"
@@ -90,9 +79,9 @@ async def test_the_test_browser_runs_below_the_server(playwright: Any) -> None:
         page = await browser.new_page()
         await page.goto("about:blank")
         await asyncio.sleep(1.0)  # the GPU process and the renderer are up
-        roots = _with_mark(mark)
-        assert roots, "the browser's process was not found by its command line"
-        threads = [t for root in roots for pid in _tree(root) for t in _threads(pid)]
+        pids = _tree_of_marked(mark)
+        assert pids, "the browser's process was not found by its command line"
+        threads = [t for pid in pids for t in _threads(pid)]
         assert len(threads) > 10, threads
         boosted = [t for t in threads if t[1] < BROWSER_NICE or t[2] in (SCHED_FIFO, SCHED_RR)]
         assert not boosted, f"threads above nice {BROWSER_NICE} (name, nice, policy): {boosted}"

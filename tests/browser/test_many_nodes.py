@@ -99,9 +99,10 @@ async def test_pages_of_two_nodes_meet_and_survive_the_media_nodes_death(
         assert now_on["resident"] == now_on["counselor"], now_on
         assert now_on["resident"]["id"] != holder["id"]
         assert now_on["resident"]["epoch"] > holder["epoch"]
+        logs: dict[str, list[str]] = {}  # each page's log since the kill
         for role, page in pages.items():
             assert await _state(page, "s.screen") == "call", role
-            since = await _state(page, f"s.log.slice({marks[role]})")
+            since = logs[role] = await _state(page, f"s.log.slice({marks[role]})")
             assert any("join step: room on" in line for line in since), since
             if role == "resident":
                 assert not any(line.endswith("<- lobby") for line in since), since
@@ -109,22 +110,16 @@ async def test_pages_of_two_nodes_meet_and_survive_the_media_nodes_death(
         expected = ("Failed to load resource", "ERR_CONNECTION_REFUSED", "WebSocket connection")
         errors = [e for e in PAGE_ERRORS if not any(x in e for x in expected)]
         assert not errors, errors
+        each = ", ".join(f"{r} {t:.1f} s" for r, t in back.items())
         with capsys.disabled():
             print(
                 f"\nbrowser pages of node-0 and node-1 on {holder['id']}; SIGKILL: back on "
-                f"{now_on['resident']['id']} with media after "
-                + ", ".join(f"{r} {t:.1f} s" for r, t in back.items())
+                f"{now_on['resident']['id']} with media after {each}"
             )
-        if took >= RECOVERY_LIMIT_S:  # where the time went: each page's log since the kill
-            logs = [
-                f"--- {role}:\n" + "\n".join(await _state(p, f"s.log.slice({marks[role]})"))
-                for role, p in pages.items()
-            ]
+        if took >= RECOVERY_LIMIT_S:  # where the time went
             pytest.fail(
-                f"recovery took {took:.1f} s ("
-                + ", ".join(f"{r} {t:.1f} s" for r, t in back.items())
-                + ")\n"
-                + "\n".join(logs)
+                f"recovery took {took:.1f} s ({each})\n"
+                + "\n".join(f"--- {role}:\n" + "\n".join(log) for role, log in logs.items())
             )
     finally:
         for page in pages.values():
