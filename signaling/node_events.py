@@ -132,7 +132,7 @@ class RedisPubSub:
                     data = message["data"]
                     yield data if isinstance(data, bytes) else str(data).encode()
         finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis 8.2
 
 
 class Subscription:
