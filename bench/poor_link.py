@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 from tests.support.netns import Netns, unavailable_reason  # noqa: E402
 from tests.support.node_process import NodeProcess  # noqa: E402
 from tests.support.poor_link import (  # noqa: E402
+    TRACE_ENV,
     PoorLinkCall,
     Snapshot,
     first_moving,
@@ -175,7 +176,7 @@ async def run_mode(
         env = dict(MODE_ENV[mode])
         env["SEOULBRIDGE_METRICS_TOKEN"] = METRICS_TOKEN
         if trace:
-            env["SEOULBRIDGE_LOG_LEVEL"] = "INFO,media.linktrace=DEBUG"
+            env |= TRACE_ENV
             print(f"server log (with each subscriber's estimate per tick): {data / 'server.log'}")
         async with poor_link_call(pw, ns, data, server_env=env) as call:
             await call.wait_media()

@@ -173,10 +173,13 @@ class SubscriberLink:
         dt = max(now - self._traced_at, 1e-3) if self._traced_at is not None else None
         self._traced_at = now
         parts = []
-        for track in self.videos.values():
+        for key, track in self.videos.items():
             part = track.state.value[0]
             if track.option is not None:
                 part += f"@{track.option.bps / 1000:.0f}"
+            counters = self.streams.get(key)
+            if counters is not None:  # what was sent on it (the rung is what it should be)
+                part += f">{e.stream_bps(counters()[0]) / 1000:.0f}"
             frames = track.selector.frames
             if dt is not None:
                 part += f"/{(frames - track.traced_frames) / dt:.0f}fps"
@@ -184,7 +187,7 @@ class SubscriberLink:
             parts.append(part)
         videos = " ".join(parts)
         trace.debug(
-            "%s: estimate %s (delay %s, loss cap %s) remb %s sent %s need %s capacity %s "
+            "%s: estimate %s (delay %s, loss cap %s) remb %s sent %s media %s need %s capacity %s "
             "loss %.1f%% congestions %d videos %s paced %s (held %d, late %d, waited <= %.0f ms) "
             "padding feedback %d (%d arrivals, %d lost)",
             self.name,
@@ -193,6 +196,7 @@ class SubscriberLink:
             kbps(e.loss_cap_bps),
             kbps(e.remb_bps),
             kbps(e.sent_bps),
+            kbps(e.media_bps),
             kbps(self.allocator.need_bps),
             kbps(e.capacity_bps),
             e.loss * 100,

@@ -207,7 +207,7 @@ class LinkEstimator:
                 # media we chose to send (the streams' own counters): retransmissions
                 # asked for on a full link inflate the transport's total (1.5-2 Mbit/s
                 # measured into 500 kbit/s), and a cut sized by them cuts nothing.
-                media = sum(self._stream_bps.values())
+                media = self.media_bps
                 sent = min(self.sent_bps, media) if media > 0 else self.sent_bps
                 cut = sent * (1 - self.loss) * c.loss_margin
                 cap = self.loss_cap_bps
@@ -292,6 +292,16 @@ class LinkEstimator:
         return self._settle_until is not None and now < self._settle_until
 
     # -- state -------------------------------------------------------------------------
+    @property
+    def media_bps(self) -> float:
+        """Bit/s of the media streams sent (their own counters, with per-packet overhead):
+        ``sent_bps`` less retransmissions, padding and RTCP."""
+        return sum(self._stream_bps.values())
+
+    def stream_bps(self, ssrc: int) -> float:
+        """Bit/s sent on one of our streams (0 when unknown)."""
+        return self._stream_bps.get(ssrc, 0.0)
+
     @property
     def delay_bps(self) -> float | None:
         """The delay-based part (from REMB and verified rates); None before a congestion."""

@@ -25,6 +25,7 @@ import pytest
 
 from tests.support.netns import Netns, NetnsUnavailable, unavailable_reason
 from tests.support.poor_link import (
+    TRACE_ENV,
     PoorLinkCall,
     first_moving,
     poor_link_call,
@@ -61,7 +62,7 @@ async def _until_state(call: PoorLinkCall, check: Any, timeout_s: float, what: s
                 f"{what}: not within {timeout_s} s; last link_quality {snap.link}\n"
                 + "\n".join(log)
                 + "\n"
-                + call.node.log_tail(30)
+                + call.server_story(timeout_s)
             )
         await asyncio.sleep(0.5)
 
@@ -83,7 +84,7 @@ async def _media_again(call: PoorLinkCall, what: str) -> float:
             )
             got = series[-1].since(series[-11])
             raise AssertionError(
-                f"no media after the {what}: {got}\n" + "\n".join(log) + call.node.log_tail(25)
+                f"no media after the {what}: {got}\n" + "\n".join(log) + call.server_story(10, 25)
             )
 
 
@@ -97,7 +98,9 @@ async def test_a_resident_on_a_poor_link_keeps_audio_and_gets_the_video_it_can_t
     except NetnsUnavailable as exc:
         pytest.skip(str(exc))
     try:
-        async with poor_link_call(playwright, ns, tmp_path) as call:
+        # The server traces the resident's estimate per tick: a failure shows why it
+        # did (or did not) step down.
+        async with poor_link_call(playwright, ns, tmp_path, server_env=TRACE_ENV) as call:
             await call.wait_media()
             resident = call.pages["resident"]
             counselor = call.pages["counselor"]
@@ -132,7 +135,7 @@ async def test_a_resident_on_a_poor_link_keeps_audio_and_gets_the_video_it_can_t
                 raise AssertionError(
                     f"the counselor's view of the interpreter: {interp.describe()}, before the "
                     f"limit {before.describe()}; the interpreter encodes {encoded}\n"
-                    + call.node.log_tail(40)
+                    + call.server_story()
                 )
 
             # 300 kbit/s: the resident's page is told their link is weak or poor.

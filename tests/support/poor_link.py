@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, Server
 from tests.interpretation.browser_support import admit_all, join, open_page, until
@@ -201,6 +201,12 @@ async def window(page: Any, seconds: float) -> dict[str, Received]:
     return (await snapshot(page)).since(before)
 
 
+#: The server's per-tick trace of every subscriber's estimate and allocation
+#: (``media.adaptation``), and how often it writes one.
+TRACE_ENV: Final = {"SEOULBRIDGE_LOG_LEVEL": "INFO,media.linktrace=DEBUG"}
+TICK_S: Final = 0.5
+
+
 @dataclass
 class PoorLinkCall:
     ns: Netns
@@ -211,6 +217,21 @@ class PoorLinkCall:
     def others(self, role: str) -> dict[str, str]:
         """role -> participant id of everyone but ``role``."""
         return {r: pid for r, pid in self.ids.items() if r != role}
+
+    def server_story(self, seconds: float = 20.0, lines: int = 30) -> str:
+        """For a failure message: the server log's last ``lines`` lines of INFO and up,
+        and, when the server runs with ``TRACE_ENV``, its estimate and allocation for the
+        resident (one line per tick) over the last ``seconds``."""
+        text = self.node.log_path.read_text(errors="replace") if self.node.log_path.exists() else ""
+        info, traced = [], []
+        for line in text.splitlines():
+            (traced if "media.linktrace" in line else info).append(line)
+        who = f"subscriber {self.ids.get('resident', '?')}:"
+        mine = [line for line in traced if who in line][-int(seconds / TICK_S) :]
+        story = "\n".join(info[-lines:])
+        if mine:
+            story += "\n-- the resident's link, per tick --\n" + "\n".join(mine)
+        return story
 
     async def wait_media(self, timeout_s: float = 40.0) -> None:
         """Until every page decodes video and hears audio of both others."""
