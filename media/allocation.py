@@ -446,7 +446,7 @@ class SubscriberAllocator:
         # packets two seconds later), and what it proves is what the next steps count
         # on (``proven``).
         level = self.pad_level
-        if resuming and link.queue_delay.messages:
+        if resuming and link.queue_delay.seen:
             level = max(level, c.pad_level_seen)
         headroom, hold = c.pad_strength[min(level, len(c.pad_strength) - 1)]
         target = max(need + (new_need - need) * c.pad_overshoot, new_need / headroom)
@@ -496,7 +496,7 @@ class SubscriberAllocator:
     def _reports_after(self, link: LinkEstimator) -> float:
         """How far into a probe the loss reports start to count against it."""
         c = self._config
-        return c.pad_reports_after_seen_s if link.queue_delay.messages else c.pad_reports_after_s
+        return c.pad_reports_after_seen_s if link.queue_delay.seen else c.pad_reports_after_s
 
     @staticmethod
     def _remb_fell(probe: PaddingProbe, link: LinkEstimator) -> None:

@@ -49,15 +49,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from media.rtp_header import WIRE_OVERHEAD
 from media.transport_cc import QueueDelay
 
 __all__ = ["BandwidthConfig", "LinkEstimator"]
 
 #: Bytes per sent packet the transport counters do not include: UDP and IPv4 headers.
 _UDP_IP_OVERHEAD: Final = 28
-#: Bytes per packet beyond the payload a stream's counters give: RTP header and
-#: extensions, SRTP tag, UDP and IPv4.
-_PACKET_OVERHEAD: Final = 50
 #: A REMB older than this no longer counts (its receiver stopped sending them).
 _REMB_FRESH_S: Final = 3.0
 
@@ -237,7 +235,7 @@ class LinkEstimator:
             before = last_streams.get(ssrc)
             if before is None:
                 continue
-            bits = ((octets - before[0]) + (packets - before[1]) * _PACKET_OVERHEAD) * 8
+            bits = ((octets - before[0]) + (packets - before[1]) * WIRE_OVERHEAD) * 8
             old = self._stream_bps.get(ssrc, 0.0)
             rates[ssrc] = old + alpha * (max(0.0, bits / dt) - old)
         self._stream_bps = rates

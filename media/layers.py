@@ -20,16 +20,13 @@ from collections.abc import Callable
 from typing import Final, Protocol
 
 from media.keyframes import is_keyframe_start
-from media.rtp_header import RtpView
+from media.rtp_header import WIRE_OVERHEAD, RtpView
 from media.vp8 import Vp8Descriptor, parse_vp8, rewrite_vp8
 
 __all__ = ["ALL_TEMPORAL", "Encoding", "LayerSelector", "LayerTracker", "SeqMap"]
 
 #: A temporal target that admits every layer.
 ALL_TEMPORAL: Final = 3
-#: Bytes a packet costs on the wire beyond its payload: RTP header and extensions, SRTP tag,
-#: UDP and IPv4 (what a link's rate limit counts, roughly).
-PACKET_OVERHEAD: Final = 50
 #: An encoding with no packet for this long is gone (the publisher turned it off).
 INACTIVE_MS: Final = 2000
 _TS_MASK: Final = 0xFFFFFFFF
@@ -166,7 +163,7 @@ class LayerTracker:
             encoding = self._encodings[packet.ssrc] = Encoding(packet.ssrc)
         encoding.last_ms = arrival_ms
         codec = self._codec_name() or ""
-        size = len(packet.payload) + PACKET_OVERHEAD
+        size = len(packet.payload) + WIRE_OVERHEAD
         if codec.upper() == "VP8":
             info = parse_vp8(packet.payload)
             self.info = info

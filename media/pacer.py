@@ -27,11 +27,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
 
-#: Bytes on the wire per packet besides the payload (RTP header with extensions,
-#: SRTP tag, UDP, IP): what the tokens count, as the estimate does.
-PACKET_OVERHEAD: Final = 60
+from media.rtp_header import WIRE_OVERHEAD
 
 #: Sends one held packet (its send time stamped as it leaves).
 Emit = Callable[[], None]
@@ -117,7 +114,7 @@ class LinkPacer:
     def spend(self, size: int) -> None:
         """A packet that does not wait (audio) went: its bytes count all the same."""
         if self.rate_bps is not None:
-            self._charge(size + PACKET_OVERHEAD)
+            self._charge(size + WIRE_OVERHEAD)
 
     def admit(self, size: int) -> bool:
         """Whether a video packet of ``size`` payload bytes may go now (then it is
@@ -129,12 +126,12 @@ class LinkPacer:
         self._refill(self._clock())
         if self._tokens < 0:
             return False
-        self._charge(size + PACKET_OVERHEAD)
+        self._charge(size + WIRE_OVERHEAD)
         return True
 
     def hold(self, emit: Emit, size: int) -> None:
         """Queue a packet that was not admitted; the owner's task sends it (``drain``)."""
-        self._queue.append((emit, size + PACKET_OVERHEAD, self._clock()))
+        self._queue.append((emit, size + WIRE_OVERHEAD, self._clock()))
         self.held += 1
         if len(self._queue) == 1:
             self._wake()

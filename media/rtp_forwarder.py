@@ -44,9 +44,9 @@ from media.codecs import RoomCodecs, apply_room_codecs, same_codec
 from media.errors import MediaError
 from media.forwarding import LinkState, PacketListener, Publication
 from media.keyframes import DEFAULT_MIN_INTERVAL, KeyframeRequester, is_keyframe_start
-from media.layers import PACKET_OVERHEAD, LayerSelector, LayerTracker
+from media.layers import LayerSelector, LayerTracker
 from media.outbound_rtp import OutboundRtp
-from media.rtp_header import RtpView, abs_send_time_of, ntp_of
+from media.rtp_header import WIRE_OVERHEAD, RtpView, abs_send_time_of, ntp_of
 from media.simulcast import offer_simulcast
 from media.transport_cc import answered_transport_cc, offer_transport_cc
 from media.video_ladder import VideoTrack
@@ -145,7 +145,7 @@ class _Source:
         if self.layers is not None:
             self.layers.observe(packet, arrival_time_ms)
         elif self.meter is not None:
-            self.meter.bytes += len(packet.payload) + PACKET_OVERHEAD
+            self.meter.bytes += len(packet.payload) + WIRE_OVERHEAD
         if self.subscriptions:
             now = time.time()  # one clock read for every subscriber of this packet
             ntp = ntp_of(now)
@@ -401,6 +401,8 @@ class RtpForwarder:
             out = self._outbound.get(transceiver.sender)
             if out is not None and transceiver.mid is not None:
                 out.transport_cc_id = answered.get(transceiver.mid)
+                if out.transport_cc_id is not None and out.queue_delay is not None:
+                    out.queue_delay.negotiated = True
 
     def _hook(self, receiver: RTCRtpReceiver) -> ReceiveHook:
         hook = self._hooks.get(receiver)
@@ -498,6 +500,8 @@ class RtpForwarder:
         estimator = link.estimator
         out.on_feedback(estimator.on_remb, estimator.on_report, estimator.on_nack)
         out.queue_delay = estimator.queue_delay
+        if out.transport_cc_id is not None:
+            estimator.queue_delay.negotiated = True
         out.pacer = link.pacer
         if subscription.selector is not None and subscription.source.layers is not None:
             track = VideoTrack(

@@ -18,7 +18,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["ExtensionIds", "HeaderWriter", "RtpView", "abs_send_time_of", "ntp_of", "parse_rtp"]
+__all__ = [
+    "WIRE_OVERHEAD",
+    "ExtensionIds",
+    "HeaderWriter",
+    "RtpView",
+    "abs_send_time_of",
+    "ntp_of",
+    "parse_rtp",
+]
+
+#: Bytes a forwarded packet costs on the wire beyond its payload, what a link's rate
+#: limit counts: the header ``HeaderWriter`` writes (12, and 12 of one-byte extensions:
+#: mid, abs-send-time, audio level, padded to a word), the SRTP tag (16 with
+#: AEAD_AES_256_GCM, which aiortc prefers and Chrome takes; 10 with AES_CM_SHA1_80),
+#: UDP (8) and IPv4 (20). Counting 50 left 18 bytes of every packet out of every figure:
+#: at 300 kbit/s the transport sent 20-40 kbit/s more than the allocation believed, on a
+#: link that had none to spare.
+WIRE_OVERHEAD: Final = 68
 
 _FIXED: Final = struct.Struct("!BBHII")
 _SEQ_TS_SSRC: Final = struct.Struct("!HII")

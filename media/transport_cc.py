@@ -252,6 +252,9 @@ class QueueDelay:
         #: Padding packets the browser reported as not received, and feedback messages.
         self.lost = 0
         self.messages = 0
+        #: Whether the subscriber's answer took transport-wide feedback on a video it
+        #: receives: its feedback about probe padding will come (``seen``).
+        self.negotiated = False
         self._lost_at: deque[float] = deque(maxlen=kept)
         #: The last answer of ``growth_s`` (the pacer asks every 10 ms; feedback comes
         #: every 50-250 ms): (since, messages then, growth).
@@ -271,6 +274,12 @@ class QueueDelay:
                 self._lost_at.append(at)
             else:
                 self.samples.append(DelaySample(at, arrival - at, size))
+
+    @property
+    def seen(self) -> bool:
+        """Whether the queue a probe builds shows here: feedback came, or will (it was
+        negotiated; none comes before the first padding)."""
+        return self.negotiated or self.messages > 0
 
     def growth_s(self, since: float) -> float | None:
         """How far the delay of packets sent since ``since`` grew (None: too few yet)."""

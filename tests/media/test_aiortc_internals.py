@@ -154,3 +154,43 @@ def test_parse_rtp_refuses_what_is_not_rtp() -> None:
     assert parse_rtp(bytes(20), ids) is None  # version 0
     assert parse_rtp(b"\x90\x60" + bytes(10) + b"\xbe\xde\x00\x09", ids) is None  # ext overruns
     assert parse_rtp(b"\xa0\x60" + bytes(10) + b"\x00\x00\x40", ids) is None  # padding overruns
+
+
+def test_the_wire_overhead_is_what_a_forwarded_packet_costs_after_srtp() -> None:
+    """Every rate the adaptation compares (layer rates, what each stream sent, the pacer's
+    tokens) counts ``WIRE_OVERHEAD`` per packet: it must be what a packet
+    ``HeaderWriter`` wrote costs once SRTP protected it (aiortc's preferred profile) and
+    UDP/IPv4 carry it, for video and for audio with its level."""
+    import itertools
+    import os
+
+    from aiortc.rtcdtlstransport import SRTP_PROFILES
+    from pylibsrtp import Policy, Session
+
+    from media.rtp_header import WIRE_OVERHEAD, ExtensionIds, HeaderWriter
+
+    key_bytes = {
+        Policy.SRTP_PROFILE_AEAD_AES_256_GCM: 32 + 12,
+        Policy.SRTP_PROFILE_AEAD_AES_128_GCM: 16 + 12,
+        Policy.SRTP_PROFILE_AES128_CM_SHA1_80: 16 + 14,
+    }
+    udp_ipv4 = 28
+    payload = bytes(900)
+    seq = itertools.count(1)
+    costs: dict[bytes, set[int]] = {}
+    for profile in SRTP_PROFILES:
+        session = Session(
+            Policy(
+                key=os.urandom(key_bytes[profile.libsrtp_profile]),
+                ssrc_type=Policy.SSRC_ANY_OUTBOUND,
+                srtp_profile=profile.libsrtp_profile,
+            )
+        )
+        for mid in ("0", "1", "2", "3"):
+            writer = HeaderWriter(ExtensionIds(mid=1, abs_send_time=2, audio_level=3), mid, 96, 7)
+            for level in (None, (True, 30)):
+                rtp = writer.write(0, next(seq), 3000, 5, level, payload)
+                wire = len(session.protect(rtp)) + udp_ipv4
+                costs.setdefault(profile.openssl_profile, set()).add(wire - len(payload))
+    assert costs[SRTP_PROFILES[0].openssl_profile] == {WIRE_OVERHEAD}, costs
+    assert all(WIRE_OVERHEAD - 6 <= c <= WIRE_OVERHEAD for cs in costs.values() for c in cs)

@@ -3,7 +3,8 @@ known to take, audio never waiting, order kept, nothing waiting too long."""
 
 from __future__ import annotations
 
-from media.pacer import PACKET_OVERHEAD, LinkPacer, PacerConfig
+from media.pacer import LinkPacer, PacerConfig
+from media.rtp_header import WIRE_OVERHEAD
 
 
 class Clock:
@@ -47,7 +48,7 @@ def test_a_keyframe_burst_leaves_at_the_paced_rate_and_audio_does_not_wait() -> 
         pacer.drain()
     assert [n for _, n in log] == list(range(10))  # in order
     took = log[-1][0] - log[0][0]
-    paced = (9 * (1200 + PACKET_OVERHEAD) + voices * (100 + PACKET_OVERHEAD)) * 8 / 450_000
+    paced = (9 * (1200 + WIRE_OVERHEAD) + voices * (100 + WIRE_OVERHEAD)) * 8 / 450_000
     assert 0.8 * paced <= took <= paced + 0.02, (took, paced)
     assert pacer.overdue == 0 and pacer.held == 9
 

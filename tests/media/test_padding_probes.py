@@ -571,6 +571,23 @@ def test_where_the_queue_is_seen_probes_to_resume_start_stronger() -> None:
     assert steps[True].target_bps >= steps[True].step_bps / weak - 1
 
 
+def test_the_first_probe_to_resume_is_strong_where_feedback_was_negotiated() -> None:
+    """Transport-wide feedback comes only about padding, so before a call's first probe
+    none has come: that probe was judged by its queue all the same, but started at the
+    weak strength. At 300 kbit/s it tried 311 kbit/s to resume a camera for 266, 11
+    kbit/s over the link for 0.8 s grew the queue 30 ms (below ``pad_queue_s``), it went
+    through, and both cameras paused 4 s later. Negotiated is enough to start strong."""
+    config = AllocationConfig()
+    strong, _ = config.pad_strength[config.pad_level_seen]
+    clock = Clock()
+    link, _tracks = paused_camera(clock)
+    link.estimator.queue_delay.negotiated = True
+    assert link.estimator.queue_delay.messages == 0
+    probe = _first_probe(link, clock)
+    assert probe.resuming
+    assert probe.target_bps >= probe.step_bps / strong - 1
+
+
 def _resume_probe_started(clock: Clock) -> tuple[SubscriberLink, Padder, PaddingProbe]:
     """A paused camera where the queue is seen, paced until a probe to resume it pads."""
     link, _tracks = paused_camera(clock)
