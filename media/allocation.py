@@ -737,11 +737,15 @@ class SubscriberAllocator:
             wait = min(wait, c.hold_s)
         within = new_need <= estimate * c.headroom
         capacity = link.capacity_bps
+        # What the link took at its last congestion with loss, or else at its last one
+        # from the REMB alone (at 300 kbit/s the REMB then climbed back to 1.5x what was
+        # sent, a direct step to 399 kbit/s followed, and lost packets for 3 s).
+        took = capacity if capacity is not None else link.congested_bps
         if (
             within
-            and capacity is not None
+            and took is not None
             and (self.can_pad or link.since_congestion() < wait)
-            and new_need > capacity * c.capacity_share
+            and new_need > took * c.capacity_share
         ):
             # Past what the link took at its last congestion (or a probe proved): the
             # estimate alone does not tell, since a browser's REMB and the loss-based

@@ -105,6 +105,9 @@ class LinkEstimator:
         self.sent_bps = 0.0
         #: The estimate right after the last congestion with loss: what the link took then.
         self.capacity_bps: float | None = None
+        #: The estimate right after the last congestion of any kind (a REMB that fell
+        #: alone included), or what a probe proved since: steps past it are probes.
+        self.congested_bps: float | None = None
         #: When the last congestion was seen (monotonic seconds), and how many.
         self.congested_at: float | None = None
         #: When the last congestion with loss was seen.
@@ -285,6 +288,8 @@ class LinkEstimator:
             self.loss_cap_bps = bps
         if self.capacity_bps is not None and self.capacity_bps < bps:
             self.capacity_bps = bps
+        if self.congested_bps is not None and self.congested_bps < bps:
+            self.congested_bps = bps
 
     def _settling(self, now: float) -> bool:
         return self._settle_until is not None and now < self._settle_until
@@ -338,6 +343,7 @@ class LinkEstimator:
         if confirmed:
             self.capacity_bps = self.estimate_bps
             self.confirmed_at = now
+        self.congested_bps = self.estimate_bps
         self.congested_at = now
         self.congestions += 1
         self._clean_since = None

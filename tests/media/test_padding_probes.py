@@ -11,7 +11,7 @@ import pytest
 
 from kernel.media_types import VideoState
 from media.adaptation import SubscriberLink
-from media.allocation import AllocationConfig, PaddingProbe
+from media.allocation import AllocationConfig, PaddingProbe, VideoTrack
 from media.transport_cc import TransportFeedback, TransportSequencer
 from tests.media.adaptation_links import (
     Clock,
@@ -22,6 +22,7 @@ from tests.media.adaptation_links import (
     pace,
     padding_probe_started,
     paused_camera,
+    remb_stays,
     settled_on_low_rungs,
 )
 
@@ -242,18 +243,10 @@ def test_a_camera_paused_beside_a_muted_peer_is_still_tried_again() -> None:
     assert tracks[0].state is not VideoState.PAUSED
 
 
-def test_with_padding_a_step_past_what_the_link_took_is_padded_first() -> None:
-    """A browser's REMB and the loss-based figure both climb to 1.5x what is sent on a
-    full link: at 300 kbit/s (measured) the estimate crept from 309 to 536 kbit/s with
-    300 sent and no loss while a doubled probe wait ran, and the direct step up it then
-    allowed (to 404 kbit/s) lost 10 %. With a padder, a total past what the link took
-    at its last congestion, or what a probe proved, is tried with padding first,
-    however high the estimate."""
-    clock = Clock()
-    link, tracks = make_link(clock)
-    all_in_full(link, clock, sending=1_400_000)
-    congest(link, 250_000)
-    link.tick()
+def _steps_past(link: SubscriberLink, tracks: list[VideoTrack], clock: Clock, took: float) -> int:
+    """Thirty seconds with no loss in which the browser's REMB climbs to 1.5x what is
+    sent; every step up past ``capacity_share`` of ``took`` must have been padded first.
+    Returns how many steps up there were."""
     link.allocator._probe_wait = 8.0  # as after a failed probe
     padder = Padder()
     padder.clock = clock
@@ -268,17 +261,52 @@ def test_with_padding_a_step_past_what_the_link_took_is_padded_first() -> None:
         link.estimator.sample(octets, octets // 1200)  # what is sent: the loss cap grows
         link.estimator.on_remb(int(1.5 * link.estimator.sent_bps))
         link.estimator.on_report(0.0)
-        capacity = link.estimator.capacity_bps
-        assert capacity is not None
         probing = link.allocator.probe is not None
         places = [t.index for t in tracks]
         pace(link, clock, 0.5)
         if [t.index for t in tracks] != places and link.allocator.need_bps > need:
             steps += 1
-            if not probing and link.allocator.need_bps > capacity * share:
-                direct.append((round(need), round(link.allocator.need_bps), round(capacity)))
-    assert steps >= 1
-    assert not direct, f"steps past the capacity unpadded (need, new, capacity): {direct}"
+            if not probing and link.allocator.need_bps > took * share:
+                direct.append((round(need), round(link.allocator.need_bps), round(took)))
+        # What a probe proved counts from then on.
+        took = max(took, link.estimator.congested_bps or 0.0)
+    assert not direct, f"steps past what the link took unpadded (need, new, took): {direct}"
+    return steps
+
+
+def test_with_padding_a_step_past_what_the_link_took_is_padded_first() -> None:
+    """A browser's REMB and the loss-based figure both climb to 1.5x what is sent on a
+    full link: at 300 kbit/s (measured) the estimate crept from 309 to 536 kbit/s with
+    300 sent and no loss while a doubled probe wait ran, and the direct step up it then
+    allowed (to 404 kbit/s) lost 10 %. With a padder, a total past what the link took
+    at its last congestion, or what a probe proved, is tried with padding first,
+    however high the estimate."""
+    clock = Clock()
+    link, tracks = make_link(clock)
+    all_in_full(link, clock, sending=1_400_000)
+    congest(link, 250_000)
+    link.tick()
+    capacity = link.estimator.capacity_bps
+    assert capacity is not None
+    assert _steps_past(link, tracks, clock, capacity) >= 1
+
+
+def test_after_a_congestion_from_the_remb_alone_steps_past_it_are_padded_too() -> None:
+    """At 300 kbit/s the first congestion was the REMB's alone (it fell to 334 kbit/s
+    before any loss report said so), so no capacity was known; the REMB climbed back to
+    1.5x what was sent, a direct step to 399 kbit/s followed, and the resident lost
+    packets and saw a frozen camera for 3 s. The estimate that congestion left is what
+    the link took, as a capacity is."""
+    clock = Clock()
+    link, tracks = make_link(clock)
+    all_in_full(link, clock, sending=1_400_000)
+    remb_stays(link, clock, 1_400_000, 1.0)
+    remb_stays(link, clock, 400_000, 2.5)  # no loss reported: a REMB that fell, alone
+    assert link.estimator.capacity_bps is None
+    assert link.allocator.need_bps <= 400_000
+    took = link.estimator.congested_bps
+    assert took is not None
+    assert _steps_past(link, tracks, clock, took) >= 1
 
 
 def test_a_small_step_is_padded_to_its_total_with_the_headroom_on_top() -> None:
