@@ -110,6 +110,34 @@ def test_a_loss_cut_is_sized_by_the_media_sent_not_by_retransmissions() -> None:
     assert e.estimate_bps is not None and e.estimate_bps < 800_000
 
 
+def test_a_second_loss_cut_is_sized_by_the_latest_report_not_the_memory_of_the_first() -> None:
+    """A limit applied under full video overflows the link's queue: reports of 40 % cut
+    the estimate once. A second later the link drains (the latest report says 8 %) while
+    the smoothed loss still remembers the overflow: a cut sized by that memory took a
+    300 kbit/s link's estimate to 152 kbit/s and paused both cameras for 5 s."""
+    clock = Clock()
+    e = LinkEstimator(clock=clock)
+    sent = 0
+    e.sample(0, 0)
+    for _ in range(8):  # 600 kbit/s
+        clock.t += 0.25
+        sent += 600_000 // 8 // 4
+        e.sample(sent, 0)
+    for _ in range(3):
+        e.on_report(0.4)
+    first = e.estimate_bps
+    assert first is not None and e.congestions >= 1
+    for _ in range(5):  # what the allocation now sends: under the first cut
+        clock.t += 0.25
+        sent += int(first * 0.9) // 8 // 4
+        e.sample(sent, 0)
+    assert e.loss > 0.2  # the memory of the overflow
+    e.on_report(0.08)
+    second = e.estimate_bps
+    assert second is not None and second < first
+    assert second >= e.sent_bps * (1 - 0.08) * 0.92 - 1
+
+
 def test_a_rising_remb_does_not_lift_the_rate_while_a_full_queue_drops_packets() -> None:
     """A tail-drop queue kept full holds the delay constant: the browser's REMB climbs
     while a quarter of the packets are dropped. The loss-based figure holds the rate."""
