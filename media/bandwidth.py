@@ -82,6 +82,12 @@ class BandwidthConfig:
     loss_weight: float = 0.3
     #: The loss-based figure grows to at most this multiple of what is being sent.
     loss_cap_vs_sent: float = 1.5
+    #: A congestion with loss this soon after one from the REMB is the same overflow:
+    #: what the link took is the lower of their estimates. The loss cut is sized by what
+    #: was sent over the last second (before the step down) and the REMB climbs back at
+    #: once: at 300 kbit/s the REMB fell to 257 kbit/s, half a second later the loss made
+    #: 412 the capacity, and direct steps up to 364 kbit/s lost packets for 4 s.
+    episode_s: float = 2.0
 
 
 class LinkEstimator:
@@ -103,7 +109,8 @@ class LinkEstimator:
         self.rtt_s: float | None = None
         #: Bit/s sent to this subscriber (everything on its transport), smoothed.
         self.sent_bps = 0.0
-        #: The estimate right after the last congestion with loss: what the link took then.
+        #: The estimate right after the last congestion with loss (or the REMB's just
+        #: before it, if lower: ``episode_s``): what the link took then.
         self.capacity_bps: float | None = None
         #: The estimate right after the last congestion of any kind (a REMB that fell
         #: alone included), or what a probe proved since: steps past it are probes.
@@ -344,10 +351,20 @@ class LinkEstimator:
         """A congestion; ``confirmed`` when packets were lost (the link itself is full):
         only then is the rate a capacity to stay under. A REMB drop alone may be the
         browser's overuse detector seeing its own CPU stall."""
+        estimate = self.estimate_bps
         if confirmed:
-            self.capacity_bps = self.estimate_bps
+            took = estimate
+            earlier, at = self.congested_bps, self.congested_at
+            if (
+                earlier is not None
+                and at is not None
+                and now - at <= self._config.episode_s
+                and (took is None or earlier < took)
+            ):
+                took = earlier
+            self.capacity_bps = took
             self.confirmed_at = now
-        self.congested_bps = self.estimate_bps
+        self.congested_bps = estimate
         self.congested_at = now
         self.congestions += 1
         self._clean_since = None

@@ -138,6 +138,36 @@ def test_a_second_loss_cut_is_sized_by_the_latest_report_not_the_memory_of_the_f
     assert second >= e.sent_bps * (1 - 0.08) * 0.92 - 1
 
 
+def test_what_the_link_took_is_the_lower_estimate_of_one_overflow() -> None:
+    """A limit applied under full video: the REMB falls first (to 257 kbit/s on a 300
+    kbit/s link), then climbs back at once while the loss reports of the overflow come.
+    The loss cut is sized by what was sent over the last second, before the step down,
+    and made 412 kbit/s the capacity: direct steps up to 364 kbit/s followed and lost
+    packets for 4 s. The capacity is the lower estimate of the one overflow."""
+    clock = Clock()
+    e = LinkEstimator(clock=clock)
+    sent = 0
+    e.sample(0, 0)
+    for _ in range(8):  # 1.1 Mbit/s, full video
+        clock.t += 0.25
+        sent += 1_100_000 // 8 // 4
+        e.sample(sent, 0)
+    e.on_remb(1_100_000)
+    e.on_remb(257_000)  # the overuse detector: a congestion, no loss yet
+    assert e.capacity_bps is None and e.estimate_bps == 257_000
+    clock.t += 0.5
+    e.on_remb(563_000)  # climbing back already
+    for _ in range(3):
+        e.on_report(0.4)  # the overflow's losses
+    assert e.capacity_bps is not None and e.capacity_bps <= 257_000
+    # Long after, a congestion with loss sets what it took on its own.
+    clock.t += 30
+    e.on_report(0.0)
+    e.on_report(0.5)
+    e.on_report(0.5)
+    assert e.capacity_bps == e.estimate_bps
+
+
 def test_a_rising_remb_does_not_lift_the_rate_while_a_full_queue_drops_packets() -> None:
     """A tail-drop queue kept full holds the delay constant: the browser's REMB climbs
     while a quarter of the packets are dropped. The loss-based figure holds the rate."""
