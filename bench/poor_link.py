@@ -51,6 +51,7 @@ from tests.support.poor_link import (  # noqa: E402
     Snapshot,
     first_moving,
     poor_link_call,
+    seconds_by_kind,
     sending,
     snapshot,
 )
@@ -142,8 +143,13 @@ async def _measure(call: PoorLinkCall, label: str, window_s: float) -> dict[str,
     lag0 = await asyncio.to_thread(_loop_lag, call.node)
     before_r, before_c = await snapshot(resident), await snapshot(counselor)
     keyframes = {role: (await sending(page))[1] for role, page in call.pages.items()}
-    await asyncio.sleep(window_s)
-    after_r, after_c = await snapshot(resident), await snapshot(counselor)
+    # The resident's page every second: which seconds moved, were shown paused, or neither.
+    series = [before_r]
+    started = time.monotonic()
+    while time.monotonic() - started < window_s:
+        await asyncio.sleep(min(1.0, window_s - (time.monotonic() - started)))
+        series.append(await snapshot(resident))
+    after_r, after_c = series[-1], await snapshot(counselor)
     cpu = (_cpu_s(call.node.proc.pid) - cpu0) / (time.monotonic() - t0)
     lag1 = await asyncio.to_thread(_loop_lag, call.node)
     got = after_r.since(before_r)
@@ -159,6 +165,11 @@ async def _measure(call: PoorLinkCall, label: str, window_s: float) -> dict[str,
         r = got.get(pid)
         said = after_r.video_state(pid)
         print(f"    resident <- {role:<11} {r.describe() if r else 'nothing'}  server: {said}")
+        kinds = seconds_by_kind(series, pid)
+        print(
+            f"      seconds at >= 8 fps {kinds['moving']}, shown paused {kinds['paused']}, "
+            f"neither (stalled, shown as live) {kinds['stalled']}"
+        )
     if interp:
         print(f"    counselor <- interpreter {interp.describe()}")
     for role, page in call.pages.items():

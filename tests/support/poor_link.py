@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import itertools
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -187,6 +188,25 @@ def first_moving(
         if at_size and (frames(j) - frames(k - 1)) / (times[j] - times[k - 1]) >= fps:
             return times[k] - times[0]
     return None
+
+
+def seconds_by_kind(series: list[Snapshot], pid: str, fps: float = 8.0) -> dict[str, int]:
+    """The issue's 300 kbit/s target, second by second: each interval between
+    consecutive snapshots (about a second apart) in which ``pid``'s video moved at >=
+    ``fps`` ("moving"), or did not while the page showed it paused for the connection at
+    either end ("paused"), or neither: a slow or frozen picture shown as live ("stalled").
+    A camera paused for part of a window and moving for the rest has an average below
+    ``fps`` and no stalled second."""
+    counts = {"moving": 0, "paused": 0, "stalled": 0}
+    for before, after in itertools.pairwise(series):
+        got = after.since(before).get(pid)
+        if got is not None and got.fps >= fps:
+            counts["moving"] += 1
+        elif "paused" in (before.video_state(pid), after.video_state(pid)):
+            counts["paused"] += 1
+        else:
+            counts["stalled"] += 1
+    return counts
 
 
 async def snapshot(page: Any) -> Snapshot:

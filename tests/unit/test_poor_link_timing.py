@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.poor_link import Snapshot, first_moving
+from tests.support.poor_link import Snapshot, first_moving, seconds_by_kind
 
 
 def _series(frames_at: list[tuple[float, int, int]]) -> list[Snapshot]:
@@ -46,3 +46,28 @@ def test_the_size_counts_from_the_moment_it_is_reached() -> None:
 def test_no_such_second_is_none() -> None:
     assert first_moving(_series([(0, 5, 240)]), "p", 8) is None
     assert first_moving(_series([(0, 0, 240), (5.5, 20, 240)]), "p", 8) is None
+
+
+def _seconds(spans: list[tuple[float, int, str | None]]) -> list[Snapshot]:
+    """Snapshots every second for 10 s of one camera: ``(from_s, fps, state)`` spans,
+    the state being what the server told the page (``link_quality``)."""
+    out, frames = [], 0.0
+    for t in range(11):
+        fps, state = 0, None
+        for start, f, said in spans:
+            if t >= start:
+                fps, state = f, said
+        link = {"participants": [{"participant_id": "p", "video": state}]}
+        out.append(Snapshot(100.0 + t, {"p": {"frames": int(frames)}}, link))
+        frames += fps
+    return out
+
+
+def test_a_camera_paused_then_moving_has_no_stalled_second() -> None:
+    series = _seconds([(0, 0, "paused"), (4, 10, "reduced")])
+    assert seconds_by_kind(series, "p") == {"moving": 6, "paused": 4, "stalled": 0}
+
+
+def test_a_slow_picture_shown_as_live_is_stalled() -> None:
+    series = _seconds([(0, 10, "reduced"), (3, 4, "reduced"), (6, 0, "reduced")])
+    assert seconds_by_kind(series, "p") == {"moving": 3, "paused": 0, "stalled": 7}
