@@ -569,11 +569,30 @@ class SubscriberAllocator:
         if now < probe.judged_at:
             return need, False
         self.probe = None
-        padded = probe.padded >= probe.expected_bytes() / 2
+        expected = probe.expected_bytes()
+        share = min(1.0, probe.padded / expected) if expected > 0 else 1.0
+        padded = share >= 0.5
         if not padded:
             logger.info("%s: padding probe could not pad; stepping up as a probe", self._name)
         else:
-            link.proven(probe.target_bps)
+            # What it carried, not what it meant to: a loop running late sends less (the
+            # pacer sends no burst), and at load 13 a probe that padded half its extra
+            # "went through" a 300 kbit/s link below it; the step it allowed and the
+            # ones its proven total allowed next lost packets for seconds.
+            reached = probe.base_bps + (probe.target_bps - probe.base_bps) * share
+            if reached < probe.step_bps:
+                self.padding_probes_failed += 1
+                logger.info(
+                    "%s: padding probe to %.0f kbit/s reached %.0f (%.0f %% of its padding "
+                    "sent), below the step's %.0f: no step",
+                    self._name,
+                    probe.target_bps / 1000,
+                    reached / 1000,
+                    share * 100,
+                    probe.step_bps / 1000,
+                )
+                return need, False
+            link.proven(reached)
         before = self._rungs_of(pos, ladders)
         new_need = need
         moved = []
