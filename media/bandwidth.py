@@ -82,11 +82,11 @@ class BandwidthConfig:
     loss_weight: float = 0.3
     #: The loss-based figure grows to at most this multiple of what is being sent.
     loss_cap_vs_sent: float = 1.5
-    #: A congestion with loss this soon after one from the REMB is the same overflow:
-    #: what the link took is the lower of their estimates. The loss cut is sized by what
-    #: was sent over the last second (before the step down) and the REMB climbs back at
-    #: once: at 300 kbit/s the REMB fell to 257 kbit/s, half a second later the loss made
-    #: 412 the capacity, and direct steps up to 364 kbit/s lost packets for 4 s.
+    #: Congestions this close together are one overflow: what the link took is the
+    #: lowest of their estimates. The loss cut is sized by what was sent over the last
+    #: second (before the step down) and the REMB climbs back at once, dipping again on
+    #: the way: at 300 kbit/s the REMB fell to 257 kbit/s, then 412 and 495 became the
+    #: capacity, and direct steps up to 364 kbit/s lost packets for seconds.
     episode_s: float = 2.0
 
 
@@ -351,20 +351,20 @@ class LinkEstimator:
         """A congestion; ``confirmed`` when packets were lost (the link itself is full):
         only then is the rate a capacity to stay under. A REMB drop alone may be the
         browser's overuse detector seeing its own CPU stall."""
-        estimate = self.estimate_bps
+        # The lowest estimate of one overflow: congestions this close together are one.
+        took = self.estimate_bps
+        earlier, at = self.congested_bps, self.congested_at
+        if (
+            earlier is not None
+            and at is not None
+            and now - at <= self._config.episode_s
+            and (took is None or earlier < took)
+        ):
+            took = earlier
         if confirmed:
-            took = estimate
-            earlier, at = self.congested_bps, self.congested_at
-            if (
-                earlier is not None
-                and at is not None
-                and now - at <= self._config.episode_s
-                and (took is None or earlier < took)
-            ):
-                took = earlier
             self.capacity_bps = took
             self.confirmed_at = now
-        self.congested_bps = estimate
+        self.congested_bps = took
         self.congested_at = now
         self.congestions += 1
         self._clean_since = None

@@ -156,7 +156,10 @@ def test_what_the_link_took_is_the_lower_estimate_of_one_overflow() -> None:
     e.on_remb(257_000)  # the overuse detector: a congestion, no loss yet
     assert e.capacity_bps is None and e.estimate_bps == 257_000
     clock.t += 0.5
-    e.on_remb(563_000)  # climbing back already
+    e.on_remb(563_000)  # climbing back already, and dipping again on the way
+    e.on_remb(500_000)
+    assert e.congestions == 2 and e.capacity_bps is None
+    clock.t += 0.5
     for _ in range(3):
         e.on_report(0.4)  # the overflow's losses
     assert e.capacity_bps is not None and e.capacity_bps <= 257_000
