@@ -129,8 +129,12 @@ def _new_id() -> str:
     return f"{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(4)}"
 
 
-def _write_file(path: Path, stored: _KeyringFile) -> None:
-    """Replace ``path`` atomically with a file only its owner can read (0600 from creation)."""
+def _write_file(path: Path, stored: _KeyringFile, *, replace: bool = True) -> bool:
+    """Write ``path`` atomically as a file only its owner can read (0600 from creation).
+
+    ``replace=False`` creates it only if it does not exist yet, and says whether it did:
+    nodes sharing a data directory start at once, and a keyring each wrote over the
+    other's left one node sealing recordings under a key the file no longer held."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -139,7 +143,22 @@ def _write_file(path: Path, stored: _KeyringFile) -> None:
             handle.write(stored.model_dump_json(indent=2))
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+            return True
+        try:
+            os.link(tmp, path)  # fails if another node made it first: theirs stands
+        except FileExistsError:
+            return False
+        except OSError:  # no hard links on this file system: the best it allows
+            if path.exists():
+                return False
+            os.replace(tmp, path)
+            return True
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        return True
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -164,7 +183,7 @@ def load_keyring(source: KeySource) -> KeyRing:
     if not source.path.exists():
         if not source.managed:
             raise RecordingKeyError(f"the recording keyring {source.path} does not exist")
-        _write_file(source.path, _fresh(None))
+        _write_file(source.path, _fresh(None), replace=False)
     if source.managed and source.path.stat().st_mode & 0o077:
         source.path.chmod(0o600)
     return _read_file(source.path)
