@@ -28,6 +28,18 @@ pytestmark = [
 ]
 
 
+async def _asked(interpreter: Any, counselor: Any) -> None:
+    """The interpreter's page is asked to consent. A failure shows the counselor's page log
+    too: under load the ask once never came, and only the interpreter's side was shown."""
+    try:
+        await _until(interpreter, "s.consentAsked === true")
+    except AssertionError as exc:
+        log = await counselor.evaluate(
+            "() => window.seoulbridge ? window.seoulbridge.log.slice(-30) : []"
+        )
+        raise AssertionError(f"{exc}\n-- the counselor's page log --\n" + "\n".join(log)) from None
+
+
 async def test_every_page_shows_that_the_recording_failed(
     data_dir: Path, redis_url: str, redis: object, browser: Any
 ) -> None:
@@ -53,7 +65,7 @@ async def test_every_page_shows_that_the_recording_failed(
                     page, "Object.keys(s.participants).length === 1 && s.pcState === 'connected'"
                 )
             await counselor.locator("#btn-record").click()
-            await _until(interpreter, "s.consentAsked === true")
+            await _asked(interpreter, counselor)
             await interpreter.locator("#rec-agree").click()
             for role, page in pages.items():
                 await _until(page, "s.recordState === 'stopped'")
@@ -110,7 +122,7 @@ async def test_a_server_that_stalls_as_the_recording_fails_still_tells_the_couns
                     page, "Object.keys(s.participants).length === 1 && s.pcState === 'connected'"
                 )
             await counselor.locator("#btn-record").click()
-            await _until(interpreter, "s.consentAsked === true")
+            await _asked(interpreter, counselor)
             await interpreter.locator("#rec-agree").click()
             for page in pages.values():
                 await _until(page, "s.recordState === 'stopped'")
