@@ -57,6 +57,13 @@ DISPATCH = """(msg) => {
 }"""
 
 
+async def _live(page: Any) -> None:
+    """Until the page has a connected socket: messages are handed to its listeners. A page
+    whose media went silent on a loaded machine replaces its connection, and for a moment
+    has no socket (a fresh-clone run failed reading the listeners of none)."""
+    await _until(page, "s.socket !== null && s.socket.connected && s.screen === 'call'", 20)
+
+
 async def _open(browser: Any, url: str, errors: list[str], *, locale: str) -> Any:
     context = await browser.new_context(locale=locale, viewport=DESKTOP)
     page = await context.new_page()
@@ -152,6 +159,7 @@ async def test_resident_sees_poor_link_and_staff_see_details(
 
         # A poor link, in Japanese.
         c, i = ids["counselor"], ids["interpreter"]
+        await _live(resident)
         shown = await resident.evaluate(SHOWN, [_poor(ids), c, i])
         assert shown["lq"] == _poor(ids)
         assert shown["pausedC"] == JA_PAUSED
@@ -167,6 +175,7 @@ async def test_resident_sees_poor_link_and_staff_see_details(
         assert shown["details"] is True  # the resident has no connection details
 
         # The same message again changes nothing in the live region: nothing is said twice.
+        await _live(resident)
         changes = await resident.evaluate(
             """([msg]) => {
                 const status = document.getElementById("link-status");
@@ -190,6 +199,7 @@ async def test_resident_sees_poor_link_and_staff_see_details(
         # axe-core on the page in that state, loaded without going around the page's CSP.
         # The server's own link reports are held back meanwhile (on a loaded machine the
         # real quality changes every few seconds and would replace the state checked).
+        await _live(resident)
         await resident.evaluate(HOLD_LINK_REPORTS, _poor(ids))
         await resident.evaluate(axe_source())
         found = await violations(resident)
@@ -200,6 +210,7 @@ async def test_resident_sees_poor_link_and_staff_see_details(
         # At phone width the notices fit: no sideways scrolling, the cover clear of the name.
         await resident.set_viewport_size(PHONE)
         await asyncio.sleep(0.3)
+        await _live(resident)
         fit = await resident.evaluate(
             """([msg, c]) => {
                 for (const fn of window.seoulbridge.socket.listeners("message")) fn(msg);
@@ -224,6 +235,7 @@ async def test_resident_sees_poor_link_and_staff_see_details(
         await resident.set_viewport_size(DESKTOP)
 
         # Back to good: every notice goes, the polite region says so once.
+        await _live(resident)
         shown = await resident.evaluate(SHOWN, [_good(ids), c, i])
         assert shown["pausedC"] == "" and shown["linkI"] == "" and shown["noteI"] == ""
         assert shown["banner"] == "" and shown["self"] == ""
