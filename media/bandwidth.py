@@ -354,13 +354,8 @@ class LinkEstimator:
         # The lowest estimate of one overflow: congestions this close together are one.
         took = self.estimate_bps
         earlier, at = self.congested_bps, self.congested_at
-        if (
-            earlier is not None
-            and at is not None
-            and now - at <= self._config.episode_s
-            and (took is None or earlier < took)
-        ):
-            took = earlier
+        if earlier is not None and at is not None and now - at <= self._config.episode_s:
+            took = earlier if took is None else min(took, earlier)
         if confirmed:
             self.capacity_bps = took
             self.confirmed_at = now

@@ -308,6 +308,13 @@ class _NumberingState:
         self.last_time = 0.0
 
 
+def _mark_feedback_negotiated(out: OutboundRtp) -> None:
+    """Tell the subscriber's queue-delay view that transport-wide feedback will come, once
+    both the answer (which took it) and the view are known, whichever came first."""
+    if out.transport_cc_id is not None and out.queue_delay is not None:
+        out.queue_delay.negotiated = True
+
+
 class RtpForwarder:
     """A ``media.forwarding.Forwarder`` that forwards RTP packets without transcoding."""
 
@@ -401,8 +408,7 @@ class RtpForwarder:
             out = self._outbound.get(transceiver.sender)
             if out is not None and transceiver.mid is not None:
                 out.transport_cc_id = answered.get(transceiver.mid)
-                if out.transport_cc_id is not None and out.queue_delay is not None:
-                    out.queue_delay.negotiated = True
+                _mark_feedback_negotiated(out)
 
     def _hook(self, receiver: RTCRtpReceiver) -> ReceiveHook:
         hook = self._hooks.get(receiver)
@@ -500,8 +506,7 @@ class RtpForwarder:
         estimator = link.estimator
         out.on_feedback(estimator.on_remb, estimator.on_report, estimator.on_nack)
         out.queue_delay = estimator.queue_delay
-        if out.transport_cc_id is not None:
-            estimator.queue_delay.negotiated = True
+        _mark_feedback_negotiated(out)  # the answer may have come first
         out.pacer = link.pacer
         if subscription.selector is not None and subscription.source.layers is not None:
             track = VideoTrack(

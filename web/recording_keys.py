@@ -129,12 +129,10 @@ def _new_id() -> str:
     return f"{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(4)}"
 
 
-def _write_file(path: Path, stored: _KeyringFile, *, replace: bool = True) -> bool:
-    """Write ``path`` atomically as a file only its owner can read (0600 from creation).
-
-    ``replace=False`` creates it only if it does not exist yet, and says whether it did:
-    nodes sharing a data directory start at once, and a keyring each wrote over the
-    other's left one node sealing recordings under a key the file no longer held."""
+@contextlib.contextmanager
+def _written(path: Path, stored: _KeyringFile) -> Iterator[str]:
+    """``stored`` in a temporary file beside ``path``, only its owner can read it (0600
+    from creation), written to disk; removed on the way out unless it was moved."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -143,26 +141,30 @@ def _write_file(path: Path, stored: _KeyringFile, *, replace: bool = True) -> bo
             handle.write(stored.model_dump_json(indent=2))
             handle.flush()
             os.fsync(handle.fileno())
-        if replace:
-            os.replace(tmp, path)
-            return True
+        yield tmp
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _write_file(path: Path, stored: _KeyringFile) -> None:
+    """Replace ``path`` atomically with ``stored``."""
+    with _written(path, stored) as tmp:
+        os.replace(tmp, path)
+
+
+def _create_file(path: Path, stored: _KeyringFile) -> None:
+    """Write ``path`` atomically only if it does not exist yet: nodes sharing a data
+    directory start at once, and a keyring each wrote over the other's left one node
+    sealing recordings under a key the file no longer held."""
+    with _written(path, stored) as tmp:
         try:
             os.link(tmp, path)  # fails if another node made it first: theirs stands
         except FileExistsError:
-            return False
+            pass
         except OSError:  # no hard links on this file system: the best it allows
-            if path.exists():
-                return False
-            os.replace(tmp, path)
-            return True
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-        return True
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+            if not path.exists():
+                os.replace(tmp, path)
 
 
 def _fresh(previous: _KeyringFile | None) -> _KeyringFile:
@@ -183,7 +185,7 @@ def load_keyring(source: KeySource) -> KeyRing:
     if not source.path.exists():
         if not source.managed:
             raise RecordingKeyError(f"the recording keyring {source.path} does not exist")
-        _write_file(source.path, _fresh(None), replace=False)
+        _create_file(source.path, _fresh(None))
     if source.managed and source.path.stat().st_mode & 0o077:
         source.path.chmod(0o600)
     return _read_file(source.path)
