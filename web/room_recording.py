@@ -107,7 +107,7 @@ class RoomRecording:
             # missed it on the socket it left, and it is what the counselor can act on.
             # Before the indicator, in the order the failure itself sends them.
             await self._messenger.send(participant, self._failure_error(failure))
-        await self._messenger.send(participant, self._indicator(session, ""))
+        await self._messenger.send(participant, self._indicator(session))
         if participant.id in session.consent.pending:
             await self._ask(room, session, [participant.id])
 
@@ -268,7 +268,7 @@ class RoomRecording:
         self, room: LiveRoom, session: RecordingSession, transition: Transition | None
     ) -> None:
         """Everyone's indicator follows every transition; pending answers change it too."""
-        reason = transition.reason if transition is not None else ""
+        reason = transition.reason if transition is not None else None
         if transition is not None:
             logger.info(
                 "room %s: recording %s -> %s (%s)",
@@ -297,7 +297,16 @@ class RoomRecording:
         )
 
     @classmethod
-    def _indicator(cls, session: RecordingSession, reason: str) -> RecordIndicator:
+    def _indicator(cls, session: RecordingSession, reason: str | None = None) -> RecordIndicator:
+        """The state as everyone should show it; ``reason`` is the transition's, if one.
+
+        Without a transition (someone joined, a page came back) a stopped recording goes on
+        saying who or what stopped it: a page must not lose "stopped by …" because another
+        page reconnected.
+        """
+        if reason is None:
+            stopped = session.state is RecordingState.STOPPED
+            reason = (session.consent.stop_reason or "") if stopped else ""
         failed = cls._stopped_by(session) is not None
         return RecordIndicator(
             state=session.state.value,

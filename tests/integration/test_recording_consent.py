@@ -10,6 +10,7 @@ import pytest
 
 from media.errors import MediaError
 from media.recorder import session_directory
+from signaling.protocol import Role
 from tests.integration import rec_helpers
 from tests.support.rtc_client import RtcParticipant
 from tests.support.server import running_server
@@ -128,3 +129,44 @@ def _track_lengths(directory: Path) -> dict[str, float]:
 
 def _duration(path: Path) -> float:
     return rec_helpers.duration(path)
+
+
+async def test_who_stopped_a_recording_is_still_said_to_a_page_that_comes_back(
+    data_dir: Path, redis_url: str, redis: object
+) -> None:
+    """A reconnecting page (a new socket, the same token) is told why the recording stopped,
+    and its join does not blank the reason on the pages already in the room."""
+    async with running_server(data_dir, redis_url) as server:
+        room_id, (t_cou, t_res) = await server.room_with(
+            (Role.COUNSELOR, "Counselor Kim", "ko"), (Role.RESIDENT, "Kim Yui", "ja")
+        )
+        counselor = RtcParticipant(server.base_url, room_id, t_cou, publish=False)
+        resident = RtcParticipant(server.base_url, room_id, t_res, publish=False)
+        back: RtcParticipant | None = None
+        try:
+            ids = await rec_helpers.enter(counselor, resident)
+            await counselor.send({"type": "record_start"})
+            await resident.wait_for("record_consent_request")
+            await resident.send({"type": "record_consent"})
+            await rec_helpers.indicator(counselor, "recording")
+            await counselor.send({"type": "record_stop"})
+            stopped = f"stopped by {ids[counselor]}"
+            assert (await rec_helpers.indicator(resident, "stopped"))["reason"] == stopped
+
+            await resident.close()
+            seen = len(counselor.received("record_indicator"))
+            back = RtcParticipant(server.base_url, room_id, t_res, publish=False)
+            await back.connect()
+            await back.wait_for("welcome")
+            await back.send({"type": "join"})
+            await back.wait_for("joined")  # still admitted: no lobby on the way back
+            shown = await rec_helpers.indicator(back, "stopped")
+            assert shown["reason"] == stopped, back.received("record_indicator")
+            # The join's broadcast reaches the counselor too: it must say the same.
+            await rec_helpers.indicator(counselor, "stopped", after=seen)
+            after = counselor.received("record_indicator")[seen:]
+            assert after and all(m["reason"] == stopped for m in after), after
+        finally:
+            for p in (counselor, resident, back):
+                if p is not None:
+                    await p._leave()
