@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import os
 import shutil
@@ -20,6 +21,7 @@ from typing import Any, Final
 import psutil
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -141,7 +143,26 @@ def connection_pool(
         # not retried: the command may have run.
         health_check_interval=HEALTH_CHECK_S,
         retry=AsyncRetry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+        **_NO_SETINFO,
     )
+
+
+def _no_setinfo() -> dict[str, None]:
+    """The keyword that keeps redis-py from sending ``CLIENT SETINFO`` on connect.
+
+    redis-py pipelines two SETINFOs after ``CLIENT SETNAME`` and checks health before the
+    second: when the loop stalls past the interval between them, the PING reads the
+    first one's reply, which on Redis before 7.2 (the embedded 6.2, Debian's 7.0) is an
+    error, and the command the connection was opened for fails with it. The name is
+    enough to tell our connections apart. redis-py 8 calls it ``driver_info``, 5-7
+    ``lib_name``/``lib_version``.
+    """
+    if "driver_info" in inspect.signature(AbstractConnection.__init__).parameters:
+        return {"driver_info": None}
+    return {"lib_name": None, "lib_version": None}
+
+
+_NO_SETINFO: Final = _no_setinfo()
 
 
 async def open_redis(
