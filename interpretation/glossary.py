@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import threading
 from importlib import resources
@@ -23,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from interpretation.errors import GlossaryError
 from kernel.languages import LANGUAGES
+from kernel.private_files import replace_file
 
 log = logging.getLogger(__name__)
 
@@ -140,12 +140,9 @@ class GlossaryStore:
             return self._glossary
 
     def replace(self, glossary: Glossary) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(
-            json.dumps(glossary.model_dump(mode="json"), ensure_ascii=False, indent=1), "utf-8"
-        )
-        os.replace(tmp, self.path)
+        text = json.dumps(glossary.model_dump(mode="json"), ensure_ascii=False, indent=1)
+        # A temporary file of its own: two nodes saving at once each move a whole file.
+        replace_file(self.path, text.encode("utf-8"), mode=0o644)
         with self._lock:
             self._glossary = glossary
         log.info("glossary replaced: %d entries in %s", len(glossary.entries), self.path)

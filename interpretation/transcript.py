@@ -10,7 +10,6 @@ File methods block; call them off the event loop.
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from pathlib import Path
@@ -19,6 +18,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from interpretation.errors import TranscriptError
+from kernel.private_files import create_once
 
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
@@ -45,17 +45,12 @@ class TranscriptEntry(BaseModel):
 
 
 def load_or_create_key(path: Path) -> bytes:
-    """The transcript encryption key at ``path``, created (0600) on first use."""
-    if path.exists():
-        return path.read_bytes().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = Fernet.generate_key()
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key)
-    os.replace(tmp, path)
-    return key
+    """The transcript encryption key at ``path``, created (0600) on first use; when
+    several nodes on one data directory create it at once, the first one written stands
+    and every node reads that one."""
+    if not path.exists():
+        create_once(path, Fernet.generate_key())
+    return path.read_bytes().strip()
 
 
 class TranscriptStore:

@@ -25,13 +25,13 @@ import contextlib
 import logging
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final, cast
 
 import av
 
+from kernel.private_files import replace_file
 from media.errors import MediaError
 from media.recording_crypto import (
     MAGIC,
@@ -133,18 +133,7 @@ class RecordingStorage:
         data = text.encode("utf-8")
         if self.keys is not None:
             data = seal_bytes(data, self.keys)
-        path = directory / MANIFEST
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{MANIFEST}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        replace_file(directory / MANIFEST, data)
 
     def manifest_text(self, directory: Path) -> str | None:
         """The manifest as JSON text (decrypted), or None when there is none."""

@@ -24,10 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
-import os
 import secrets
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +33,7 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from kernel.private_files import create_once, replace_file
 from media.recording_crypto import (
     KEY_BYTES,
     DecryptionError,
@@ -129,42 +127,16 @@ def _new_id() -> str:
     return f"{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(4)}"
 
 
-@contextlib.contextmanager
-def _written(path: Path, stored: _KeyringFile) -> Iterator[str]:
-    """``stored`` in a temporary file beside ``path``, only its owner can read it (0600
-    from creation), written to disk; removed on the way out unless it was moved."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(stored.model_dump_json(indent=2))
-            handle.flush()
-            os.fsync(handle.fileno())
-        yield tmp
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
 def _write_file(path: Path, stored: _KeyringFile) -> None:
     """Replace ``path`` atomically with ``stored``."""
-    with _written(path, stored) as tmp:
-        os.replace(tmp, path)
+    replace_file(path, stored.model_dump_json(indent=2).encode("utf-8"))
 
 
 def _create_file(path: Path, stored: _KeyringFile) -> None:
     """Write ``path`` atomically only if it does not exist yet: nodes sharing a data
     directory start at once, and a keyring each wrote over the other's left one node
     sealing recordings under a key the file no longer held."""
-    with _written(path, stored) as tmp:
-        try:
-            os.link(tmp, path)  # fails if another node made it first: theirs stands
-        except FileExistsError:
-            pass
-        except OSError:  # no hard links on this file system: the best it allows
-            if not path.exists():
-                os.replace(tmp, path)
+    create_once(path, stored.model_dump_json(indent=2).encode("utf-8"))
 
 
 def _fresh(previous: _KeyringFile | None) -> _KeyringFile:

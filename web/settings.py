@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from kernel.private_files import create_once, replace_file
 from signaling.protocol import IceServerInfo
 
 TOKEN_SECRET_FILE = "token-secret"
@@ -403,12 +404,14 @@ class Settings(BaseSettings):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         path = self.data_dir / TOKEN_SECRET_FILE
         if path.exists():
-            secret = path.read_text().strip()
-            if secret:
-                return secret
+            stored = path.read_text().strip()
+            if stored:
+                return stored
         secret = secrets.token_urlsafe(48)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(secret)
-        tmp.chmod(0o600)
-        tmp.replace(path)
+        if path.exists():  # empty: replaced
+            replace_file(path, secret.encode("ascii"))
+        elif not create_once(path, secret.encode("ascii")):
+            # Another node on this data directory made it first: theirs, or the tokens
+            # and the audit chain of one node would not be the other's.
+            return path.read_text().strip()
         return secret

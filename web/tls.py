@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import logging
-import os
 import socket
 import ssl
 from dataclasses import dataclass
@@ -23,6 +22,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from kernel.private_files import replace_file
 
 logger = logging.getLogger(__name__)
 
@@ -106,18 +107,13 @@ def self_signed(
         )
         .sign(key, hashes.SHA256())
     )
-    tmp_key = key_path.with_suffix(".tmp")
-    fd = os.open(tmp_key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-    tmp_key.replace(key_path)
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pem_key = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    replace_file(key_path, pem_key)
+    replace_file(cert_path, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
     logger.info("made a self-signed certificate for %s", ", ".join(_all(names)))
     return cert_path, key_path
 

@@ -1,0 +1,103 @@
+"""Keys and secrets made once per data directory, by nodes that start together.
+
+``make test`` started two nodes on one data directory at once: both found no transcript
+key, both wrote ``transcript.tmp``, one renamed it into place and the other's rename
+failed (``FileNotFoundError``: the node did not start). Had the two renames not met, each
+node would have kept a key of its own, one of them sealing transcripts under a key the file
+no longer held. The token secret had the same shape (and with it the audit chain's key).
+"""
+
+from __future__ import annotations
+
+import stat
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+from interpretation.glossary import Glossary, GlossaryStore, starter_glossary
+from interpretation.transcript import load_or_create_key
+from kernel.private_files import create_once, replace_file
+from web.settings import TOKEN_SECRET_FILE, Settings
+
+T = TypeVar("T")
+NODES = 4
+
+
+def _at_once(make: Callable[[], T]) -> list[T]:
+    """``make()`` in ``NODES`` threads released together; their results (raises the
+    first error any of them met)."""
+    start = threading.Barrier(NODES)
+    results: list[T] = []
+    errors: list[BaseException] = []
+
+    def node() -> None:
+        start.wait()
+        try:
+            results.append(make())
+        except BaseException as exc:  # handed to the test below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=node) for _ in range(NODES)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+def test_nodes_starting_together_share_one_transcript_key(tmp_path: Path) -> None:
+    for attempt in range(10):
+        path = tmp_path / str(attempt) / "transcript.key"
+        keys = _at_once(lambda path=path: load_or_create_key(path))
+        assert keys == [path.read_bytes().strip()] * NODES, attempt
+        assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_nodes_starting_together_share_one_token_secret(tmp_path: Path) -> None:
+    for attempt in range(10):
+        data_dir = tmp_path / str(attempt)
+        secrets = _at_once(lambda d=data_dir: Settings(data_dir=d).resolved_secret())
+        path = data_dir / TOKEN_SECRET_FILE
+        assert secrets == [path.read_text().strip()] * NODES, attempt
+        assert [p.name for p in data_dir.iterdir()] == [TOKEN_SECRET_FILE]
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_an_empty_token_secret_file_is_replaced(tmp_path: Path) -> None:
+    (tmp_path / TOKEN_SECRET_FILE).write_text("\n")
+    secret = Settings(data_dir=tmp_path).resolved_secret()
+    assert len(secret) >= 32 and (tmp_path / TOKEN_SECRET_FILE).read_text() == secret
+    assert Settings(data_dir=tmp_path).resolved_secret() == secret
+
+
+def test_two_nodes_saving_the_glossary_at_once_each_write_a_whole_file(tmp_path: Path) -> None:
+    path = tmp_path / "glossary.json"
+    stores = [GlossaryStore(path) for _ in range(NODES)]
+    glossary = starter_glossary()
+    shorter = Glossary(entries=glossary.entries[:1])
+    lock = threading.Lock()
+    for _ in range(10):
+        turn = iter(stores)
+
+        def save(turn: Iterator[GlossaryStore] = turn) -> None:
+            with lock:
+                store = next(turn)
+            store.replace(shorter if store is stores[0] else glossary)
+
+        _at_once(save)
+        assert GlossaryStore(path).get() in (glossary, shorter)  # a whole file, either one
+        assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_create_once_keeps_the_first_and_replace_file_replaces(tmp_path: Path) -> None:
+    path = tmp_path / "k"
+    assert create_once(path, b"first") is True
+    assert create_once(path, b"second") is False
+    assert path.read_bytes() == b"first" and stat.S_IMODE(path.stat().st_mode) == 0o600
+    replace_file(path, b"third", mode=0o644)
+    assert path.read_bytes() == b"third" and stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["k"]
