@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from pydantic import ValidationError
 
+from kernel.private_files import replace_file
 from kernel.roles import STAFF_ROLES
 from scheduler.errors import SchedulerError
 from scheduler.join_links import join_url
@@ -97,9 +98,7 @@ def _read_text(path: Path) -> str:
 
 
 def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    path.chmod(0o600)
+    replace_file(path, text.encode("utf-8"))  # 0600 from the start, whole or not at all
 
 
 async def _ensure_demo_staff(staff: StaffStore, redis: aioredis.Redis, data_dir: Path) -> str:

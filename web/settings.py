@@ -377,10 +377,8 @@ class Settings(BaseSettings):
 
     def write_serving_url(self) -> None:
         """``serve``: tell the other commands (``token``, ``room create``) where links go."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.data_dir / (SERVING_URL_FILE + ".tmp")
-        tmp.write_text(self.base_url + "\n")
-        tmp.replace(self.data_dir / SERVING_URL_FILE)
+        # A temporary of its own: nodes on one data directory start at once.
+        replace_file(self.data_dir / SERVING_URL_FILE, (self.base_url + "\n").encode(), mode=0o644)
 
     @property
     def deployment_origins(self) -> list[str]:

@@ -18,7 +18,7 @@ from typing import TypeVar
 from interpretation.glossary import Glossary, GlossaryStore, starter_glossary
 from interpretation.transcript import load_or_create_key
 from kernel.private_files import create_once, replace_file
-from web.settings import TOKEN_SECRET_FILE, Settings
+from web.settings import SERVING_URL_FILE, TOKEN_SECRET_FILE, Settings
 
 T = TypeVar("T")
 NODES = 4
@@ -101,3 +101,13 @@ def test_create_once_keeps_the_first_and_replace_file_replaces(tmp_path: Path) -
     replace_file(path, b"third", mode=0o644)
     assert path.read_bytes() == b"third" and stat.S_IMODE(path.stat().st_mode) == 0o644
     assert [p.name for p in tmp_path.iterdir()] == ["k"]
+
+
+def test_nodes_starting_together_each_tell_the_commands_where_links_go(tmp_path: Path) -> None:
+    """``serve`` writes the serving URL at start: the rename of a shared temporary name
+    failed when two nodes started at once (one of them did not start)."""
+    for attempt in range(10):
+        data_dir = tmp_path / str(attempt)
+        _at_once(lambda d=data_dir: Settings(data_dir=d).write_serving_url())
+        assert Settings(data_dir=data_dir).links_base_url().startswith("http"), attempt
+        assert [p.name for p in data_dir.iterdir()] == [SERVING_URL_FILE]
