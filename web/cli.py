@@ -167,6 +167,14 @@ def _demo_ctx(settings: Settings) -> Callable[[web.Application], AsyncIterator[N
     return demo
 
 
+async def _freeze_startup(app: web.Application) -> None:
+    """What startup made stays for the process's life: out of every later collection
+    (``web.gc_watch``). Here, not in the app: a test process runs many apps."""
+    from web.gc_watch import freeze_startup
+
+    freeze_startup()
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from web.app import build_app
 
@@ -183,6 +191,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = build_app(settings)
     if args.demo:
         app.cleanup_ctx.append(_demo_ctx(settings))
+    app.on_startup.append(_freeze_startup)  # after every service is up (cleanup_ctx first)
     settings.write_serving_url()
     print(f"Seoulbridge serving on {settings.base_url} (data in {settings.data_dir})", flush=True)
     loop = _new_event_loop(args.event_loop)

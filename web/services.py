@@ -55,6 +55,7 @@ from web.appkeys import (
 from web.audit import AuditLog, chain_key
 from web.cluster import NodeProbe, load_of
 from web.diagnostics import StallWatchdog, install_dump_signal
+from web.gc_watch import CollectionWatch
 from web.login_limiter import LoginLimiter, LoginLimits
 from web.loop_lag import LoopLagMonitor
 from web.media_rooms import SfuRooms
@@ -165,6 +166,9 @@ def core_services(
             registry.register(SignalingCollector(signaling, placement.node_id))
             watchdog = StallWatchdog()
             lag = LoopLagMonitor(registry, on_tick=watchdog.beat)
+            collections = CollectionWatch(registry)
+            collections.install()
+            stack.callback(collections.remove)
             lag.start()
             watchdog.start()
             stack.push_async_callback(_timed, "loop lag monitor", lag.aclose)
