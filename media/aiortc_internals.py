@@ -53,7 +53,7 @@ from aiortc.rtp import (
 
 from kernel.taskset import TaskSet
 from media.errors import MediaError
-from media.remb_feed import GroupedRembFeed
+from media.remb_feed import GroupedRembFeed, feed_for
 from media.rtp_header import ExtensionIds, RtpView
 
 #: The support trace of media.adaptation (``media.linktrace=DEBUG``): here, the REMB the
@@ -218,7 +218,7 @@ class ReceiveHook:
         # REMB drives a browser publisher's bitrate; measurement clients skip it.
         estimator: Any = r._RTCRtpReceiver__remote_bitrate_estimator
         self._remb: GroupedRembFeed | None = (
-            GroupedRembFeed(estimator.add) if estimate_bandwidth and estimator else None
+            feed_for(estimator) if estimate_bandwidth and estimator else None
         )
         self._remb_last: tuple[int, int] | None = None
         #: When (aiortc ms) the REMB to the publisher last fell by 10 % or more.
