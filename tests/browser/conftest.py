@@ -26,19 +26,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.chromium import CHROMIUM
+from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-]
 TOKEN_SECRET = "browser-test-secret-" + "x" * 32
 REPO = Path(__file__).resolve().parents[2]
 

@@ -18,22 +18,14 @@ from aiohttp import web
 
 from interpretation.packages import PackageStore
 from signaling.protocol import Role
-from tests.support.chromium import CHROMIUM
+from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.support.node_process import free_port
 from web.app import build_app
 from web.appkeys import CAPTIONS, TOKENS
 from web.settings import Settings
 
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-]
+# A caption's speaker plays its utterance on a page nobody clicked.
+ARGS = [*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"]
 
 
 @dataclass

@@ -25,3 +25,17 @@ def _executable() -> str:
 
 #: what to give Playwright as ``executable_path``
 CHROMIUM = _executable()
+
+#: The flags every test browser starts with (headless in a container, fake camera and
+#: microphone, nothing fetched from the network at run time).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+]
