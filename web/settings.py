@@ -401,12 +401,15 @@ class Settings(BaseSettings):
             return self.token_secret
         self.data_dir.mkdir(parents=True, exist_ok=True)
         path = self.data_dir / TOKEN_SECRET_FILE
-        if path.exists():
+        empty = path.exists()
+        if empty:
             stored = path.read_text().strip()
             if stored:
                 return stored
         secret = secrets.token_urlsafe(48)
-        if path.exists():  # empty: replaced
+        # Decided on what was read, not on a second look: another node's secret may have
+        # appeared since, and it must not be taken for the empty file and replaced.
+        if empty:
             replace_file(path, secret.encode("ascii"))
         elif not create_once(path, secret.encode("ascii")):
             # Another node on this data directory made it first: theirs, or the tokens

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
+import pytest
+
 from interpretation.glossary import Glossary, GlossaryStore, starter_glossary
 from interpretation.transcript import load_or_create_key
 from kernel.private_files import create_once, replace_file
@@ -111,3 +113,25 @@ def test_nodes_starting_together_each_tell_the_commands_where_links_go(tmp_path:
         _at_once(lambda d=data_dir: Settings(data_dir=d).write_serving_url())
         assert Settings(data_dir=data_dir).links_base_url().startswith("http"), attempt
         assert [p.name for p in data_dir.iterdir()] == [SERVING_URL_FILE]
+
+
+def test_a_token_secret_another_node_writes_meanwhile_is_the_one_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The moment the race of the test above needs, made on purpose: another node's
+    secret appears after this one looked and found none. A second look then took it for
+    an empty file and replaced it (a fresh-clone run met it: two secrets, two audit
+    chains)."""
+    import web.settings as settings_module
+
+    path = tmp_path / TOKEN_SECRET_FILE
+    theirs = "t" * 64
+    made = settings_module.secrets.token_urlsafe
+
+    def meanwhile(n: int) -> str:
+        create_once(path, theirs.encode("ascii"))  # the other node, right now
+        return made(n)
+
+    monkeypatch.setattr(settings_module.secrets, "token_urlsafe", meanwhile)
+    assert Settings(data_dir=tmp_path).resolved_secret() == theirs
+    assert path.read_text() == theirs
