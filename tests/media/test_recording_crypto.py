@@ -225,27 +225,12 @@ def test_nodes_starting_together_on_one_data_directory_share_one_key(tmp_path: P
     found no keyring, each wrote a new one, the later file replaced the earlier, and one
     node sealed a recording under a key the keyring no longer held; the node that took
     over the room could not read its manifest. The first keyring written is everyone's."""
-    import threading
+    from tests.support.at_once import at_once
 
     for attempt in range(10):
         directory = tmp_path / str(attempt)
         source = KeySource(path=directory / KEYRING_FILE, managed=True)
-        start = threading.Barrier(4)
-        rings: list[KeyRing] = []
-
-        def node(
-            source: KeySource = source,
-            start: threading.Barrier = start,
-            rings: list[KeyRing] = rings,
-        ) -> None:
-            start.wait()
-            rings.append(load_keyring(source))
-
-        threads = [threading.Thread(target=node) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        rings: list[KeyRing] = at_once(lambda source=source: load_keyring(source), 4)
         on_disk = load_keyring(source)
         assert [ring.current for ring in rings] == [on_disk.current] * 4, attempt
         assert [p.name for p in directory.iterdir()] == [KEYRING_FILE]  # no temporary left

@@ -11,49 +11,24 @@ from __future__ import annotations
 
 import stat
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
 from interpretation.glossary import Glossary, GlossaryStore, starter_glossary
 from interpretation.transcript import load_or_create_key
 from kernel.private_files import create_once, replace_file
+from tests.support.at_once import at_once
 from web.settings import SERVING_URL_FILE, TOKEN_SECRET_FILE, Settings
 
-T = TypeVar("T")
-NODES = 4
-
-
-def _at_once(make: Callable[[], T]) -> list[T]:
-    """``make()`` in ``NODES`` threads released together; their results (raises the
-    first error any of them met)."""
-    start = threading.Barrier(NODES)
-    results: list[T] = []
-    errors: list[BaseException] = []
-
-    def node() -> None:
-        start.wait()
-        try:
-            results.append(make())
-        except BaseException as exc:  # handed to the test below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=node) for _ in range(NODES)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-    return results
+NODES = 4  # at_once's threads
 
 
 def test_nodes_starting_together_share_one_transcript_key(tmp_path: Path) -> None:
     for attempt in range(10):
         path = tmp_path / str(attempt) / "transcript.key"
-        keys = _at_once(lambda path=path: load_or_create_key(path))
+        keys = at_once(lambda path=path: load_or_create_key(path))
         assert keys == [path.read_bytes().strip()] * NODES, attempt
         assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -62,7 +37,7 @@ def test_nodes_starting_together_share_one_transcript_key(tmp_path: Path) -> Non
 def test_nodes_starting_together_share_one_token_secret(tmp_path: Path) -> None:
     for attempt in range(10):
         data_dir = tmp_path / str(attempt)
-        secrets = _at_once(lambda d=data_dir: Settings(data_dir=d).resolved_secret())
+        secrets = at_once(lambda d=data_dir: Settings(data_dir=d).resolved_secret())
         path = data_dir / TOKEN_SECRET_FILE
         assert secrets == [path.read_text().strip()] * NODES, attempt
         assert [p.name for p in data_dir.iterdir()] == [TOKEN_SECRET_FILE]
@@ -90,7 +65,7 @@ def test_two_nodes_saving_the_glossary_at_once_each_write_a_whole_file(tmp_path:
                 store = next(turn)
             store.replace(shorter if store is stores[0] else glossary)
 
-        _at_once(save)
+        at_once(save)
         assert GlossaryStore(path).get() in (glossary, shorter)  # a whole file, either one
         assert [p.name for p in tmp_path.iterdir()] == [path.name]
 
@@ -110,7 +85,7 @@ def test_nodes_starting_together_each_tell_the_commands_where_links_go(tmp_path:
     failed when two nodes started at once (one of them did not start)."""
     for attempt in range(10):
         data_dir = tmp_path / str(attempt)
-        _at_once(lambda d=data_dir: Settings(data_dir=d).write_serving_url())
+        at_once(lambda d=data_dir: Settings(data_dir=d).write_serving_url())
         assert Settings(data_dir=data_dir).links_base_url().startswith("http"), attempt
         assert [p.name for p in data_dir.iterdir()] == [SERVING_URL_FILE]
 
