@@ -35,7 +35,8 @@ _HALF: Final = 1 << 23
 
 #: ``add(arrival_time_ms, abs_send_time, payload_size, ssrc)`` of aiortc's estimator.
 EstimatorAdd = Callable[[int, int, int, int], "tuple[int, list[int]] | None"]
-#: aiortc's incoming-bitrate counter keeps 1 ms buckets over this window...
+#: The window of aiortc's incoming-bitrate counter (``RateCounter(1000)``: 1 ms buckets):
+#: after a silence this long every bucket is empty.
 RATE_WINDOW_MS: Final = 1000
 
 

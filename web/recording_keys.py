@@ -127,16 +127,20 @@ def _new_id() -> str:
     return f"{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(4)}"
 
 
+def _stored_bytes(stored: _KeyringFile) -> bytes:
+    return stored.model_dump_json(indent=2).encode("utf-8")
+
+
 def _write_file(path: Path, stored: _KeyringFile) -> None:
     """Replace ``path`` atomically with ``stored``."""
-    replace_file(path, stored.model_dump_json(indent=2).encode("utf-8"))
+    replace_file(path, _stored_bytes(stored))
 
 
 def _create_file(path: Path, stored: _KeyringFile) -> None:
     """Write ``path`` atomically only if it does not exist yet: nodes sharing a data
     directory start at once, and a keyring each wrote over the other's left one node
     sealing recordings under a key the file no longer held."""
-    create_once(path, stored.model_dump_json(indent=2).encode("utf-8"))
+    create_once(path, _stored_bytes(stored))
 
 
 def _fresh(previous: _KeyringFile | None) -> _KeyringFile:
